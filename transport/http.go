@@ -1,0 +1,132 @@
+// Package transport serves the gateway: the streamable-HTTP MCP endpoint and
+// the small HTTP routes beside it, and MCP over stdio.
+//
+// # Overview
+//
+// [NewHTTP] builds one http.ServeMux. Every MCP request passes, in order:
+// a request ID, the Origin check (403), the body limit (413) and batch
+// rejection, authentication (401), and the session binding (404 for a
+// session ID that is unknown, terminated, or belongs to another identity)
+// before mcp-go's streamable-HTTP server sees it.
+package transport
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/connectors-gateway/connectors/tenants"
+)
+
+// Authenticator turns a request's credentials into a verified identity.
+type Authenticator interface {
+	Authenticate(r *http.Request) (tenants.Identity, error)
+}
+
+// HTTPOptions configure the HTTP handler. MCP and Auth are required.
+type HTTPOptions struct {
+	MCP  *mcpserver.MCPServer
+	Auth Authenticator
+
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) allowed
+	// to call the MCP endpoint. Requests without Origin (non-browser clients)
+	// are always allowed; loopback origins are allowed unless StrictOrigins.
+	AllowedOrigins []string
+	StrictOrigins  bool
+
+	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+
+	// SessionIdleTTL ends MCP sessions idle this long; zero means 30 minutes.
+	SessionIdleTTL time.Duration
+
+	// Ready reports whether the gateway can serve (store and registry up),
+	// for GET /readyz; nil means always ready.
+	Ready func(context.Context) error
+
+	Logger *slog.Logger // nil: discard
+}
+
+// DefaultMaxBodyBytes bounds a request body when HTTPOptions sets none.
+const DefaultMaxBodyBytes = 4 << 20
+
+// HTTP is the gateway's HTTP handler.
+type HTTP struct {
+	opts     HTTPOptions
+	log      *slog.Logger
+	mux      *http.ServeMux
+	mcp      *mcpserver.StreamableHTTPServer
+	sessions *sessions
+}
+
+// NewHTTP returns the gateway's HTTP handler.
+func NewHTTP(opts HTTPOptions) *HTTP {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.SessionIdleTTL <= 0 {
+		opts.SessionIdleTTL = 30 * time.Minute
+	}
+	h := &HTTP{opts: opts, log: opts.Logger, mux: http.NewServeMux(), sessions: newSessions()}
+	if h.log == nil {
+		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h.mcp = mcpserver.NewStreamableHTTPServer(opts.MCP,
+		mcpserver.WithSessionIdManagerResolver(h.sessions),
+		mcpserver.WithSessionIdleTTL(opts.SessionIdleTTL),
+		// Without an event store mcp-go can drop notifications a tool
+		// handler sends while its response stream is being set up.
+		mcpserver.WithEventStore(mcpserver.NewInMemoryEventStore()),
+		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			// The identity was put on r's context by authenticate; keep it.
+			if id, ok := tenants.FromContext(r.Context()); ok {
+				return tenants.NewContext(ctx, id)
+			}
+			return ctx
+		}),
+		mcpserver.WithStreamableHTTPLogger(h.log),
+	)
+	h.routes()
+	return h
+}
+
+func (h *HTTP) routes() {
+	h.mux.HandleFunc("GET /healthz", h.handleHealthz)
+	h.mux.HandleFunc("GET /readyz", h.handleReadyz)
+
+	mcp := h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(h.mcp))))
+	h.mux.Handle("POST /mcp", mcp)
+	h.mux.Handle("GET /mcp", mcp)
+	h.mux.Handle("DELETE /mcp", mcp)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.withRequestID(h.mux).ServeHTTP(w, r)
+}
+
+// Close ends every MCP session.
+func (h *HTTP) Close(ctx context.Context) error {
+	return h.mcp.Shutdown(ctx)
+}
+
+// handleHealthz handles the "GET /healthz" route: the process is up.
+func (h *HTTP) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReadyz handles the "GET /readyz" route: the gateway can serve.
+func (h *HTTP) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Ready != nil {
+		if err := h.opts.Ready(r.Context()); err != nil {
+			h.log.WarnContext(r.Context(), "not_ready", "error", err)
+			writeError(w, r, http.StatusServiceUnavailable, "NotReady", "the gateway is not ready")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,126 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/connectors-gateway/connectors/tenants"
+)
+
+type requestIDKey struct{}
+
+// RequestID returns the ID transport gave the request in ctx, if any.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// withRequestID gives every request an ID, echoed in X-Request-Id.
+func (h *HTTP) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+// checkOrigin refuses browser requests from origins that are not allowed,
+// as the MCP transport specification requires against DNS rebinding.
+func (h *HTTP) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
+			h.log.WarnContext(r.Context(), "origin_rejected", "origin", origin, "request_id", RequestID(r.Context()))
+			writeError(w, r, http.StatusForbidden, "ForbiddenOrigin", "origin not allowed")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *HTTP) originAllowed(origin string) bool {
+	if slices.Contains(h.opts.AllowedOrigins, origin) {
+		return true
+	}
+	if h.opts.StrictOrigins {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Path != "" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// limitBody reads a POST body up to the limit (413 beyond it) and refuses
+// JSON-RPC batches, which MCP no longer allows, with a clear error.
+func (h *HTTP) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > h.opts.MaxBodyBytes {
+			writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+		if err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
+				return
+			}
+			writeError(w, r, http.StatusBadRequest, "BadRequest", "could not read request body")
+			return
+		}
+		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+			writeJSONRPCError(w, http.StatusBadRequest, -32600, "JSON-RPC batch requests are not supported: send one message per request")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticate puts the caller's verified identity on the request context
+// or answers 401. The credential the agent presented goes no further: the
+// Authorization header is removed before the MCP server sees the request.
+func (h *HTTP) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := h.opts.Auth.Authenticate(r)
+		if err != nil {
+			h.log.InfoContext(r.Context(), "authentication_failed", "error", err, "request_id", RequestID(r.Context()))
+			w.Header().Set("WWW-Authenticate", `Bearer realm="connectors"`)
+			writeError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
+			return
+		}
+		r.Header.Del("Authorization")
+		r.Header.Del("X-Api-Key")
+		next.ServeHTTP(w, r.WithContext(tenants.NewContext(r.Context(), id)))
+	})
+}
+
+// bearer returns the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}

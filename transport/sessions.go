@@ -1,0 +1,95 @@
+package transport
+
+import (
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"sync"
+
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/connectors-gateway/connectors/tenants"
+)
+
+// sessions tracks the MCP sessions (initialize era) this gateway created and
+// the identity each belongs to. A session ID that is made up, terminated, or
+// presented by another identity is answered 404, so it cannot be guessed,
+// revived, or borrowed.
+type sessions struct {
+	mu    sync.Mutex
+	owner map[string]owner // live session ID → who created it
+}
+
+type owner struct{ tenant, subject string }
+
+func newSessions() *sessions { return &sessions{owner: map[string]owner{}} }
+
+var errUnknownSession = errors.New("unknown session")
+
+// ResolveSessionIdManager implements mcpserver.SessionIdManagerResolver:
+// the manager it returns is bound to the identity of r.
+func (s *sessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdManager {
+	if r == nil { // mcp-go's idle sweeper
+		return &boundSessions{s: s}
+	}
+	id, _ := tenants.FromContext(r.Context())
+	return &boundSessions{s: s, who: owner{tenant: id.Tenant, subject: id.Subject}}
+}
+
+// ownedBy reports whether session is live and belongs to who.
+func (s *sessions) ownedBy(session string, who owner) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.owner[session]
+	return ok && o == who
+}
+
+// boundSessions is the session manager of one request's identity.
+type boundSessions struct {
+	s   *sessions
+	who owner
+}
+
+func (b *boundSessions) Generate() string {
+	id := rand.Text()
+	b.s.mu.Lock()
+	b.s.owner[id] = b.who
+	b.s.mu.Unlock()
+	return id
+}
+
+func (b *boundSessions) Validate(session string) (bool, error) {
+	if !b.s.ownedBy(session, b.who) {
+		return false, errUnknownSession
+	}
+	return false, nil
+}
+
+func (b *boundSessions) Terminate(session string) (bool, error) {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	// The idle sweeper terminates with no identity; a client only its own.
+	if o, ok := b.s.owner[session]; ok && (b.who == owner{} || o == b.who) {
+		delete(b.s.owner, session)
+	}
+	return false, nil
+}
+
+// bindSession answers 404 before mcp-go sees a request that names a session
+// this identity does not own. (mcp-go checks POSTs itself through Validate;
+// GET and DELETE it would otherwise serve or accept.)
+func (h *HTTP) bindSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		session := r.Header.Get(mcpserver.HeaderKeySessionID)
+		if session == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		id, _ := tenants.FromContext(r.Context())
+		if !h.sessions.ownedBy(session, owner{tenant: id.Tenant, subject: id.Subject}) {
+			writeError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -3,6 +3,7 @@ package vault
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // CredentialNotFoundError reports that a tenant has no credential for an
@@ -55,3 +56,41 @@ func IsNotFound(err error) bool {
 	var nf *CredentialNotFoundError
 	return errors.As(err, &nf)
 }
+
+// ErrInvalidIntegration is returned for an integration name outside the
+// grammar (see [ValidateIntegration]), before any storage is touched.
+var ErrInvalidIntegration = errors.New("invalid integration name: must match ^[a-z][a-z0-9-]{0,31}$")
+
+// ErrInvalidMasterKey is returned for a master key that is not 32 bytes.
+var ErrInvalidMasterKey = errors.New("invalid master key: must be 32 bytes (AES-256)")
+
+// ErrMasterKeyMismatch is returned when a store is opened with a master key
+// other than the one it was created with.
+var ErrMasterKeyMismatch = errors.New("master key does not match the key this store was created with")
+
+// ErrInsecureKeyFile is returned when the master key file can be read or
+// written by its group or by others.
+var ErrInsecureKeyFile = errors.New("master key file is accessible by group or others: run chmod 600 on it")
+
+// ErrAPIKeyNotFound is returned for an API key ID the store does not hold.
+// It wraps [fs.ErrNotExist], so a package that must not import vault can
+// recognise it with errors.Is(err, fs.ErrNotExist).
+var ErrAPIKeyNotFound error = &kindError{msg: "API key not found", kind: fs.ErrNotExist}
+
+// ErrAPIKeyExists is returned when storing an API key whose ID is taken. It
+// wraps [fs.ErrExist].
+var ErrAPIKeyExists error = &kindError{msg: "API key ID already exists", kind: fs.ErrExist}
+
+// ErrInvalidAPIKeyID is returned for an API key ID that is empty, longer than
+// 64 bytes, or not made of [A-Za-z0-9_-].
+var ErrInvalidAPIKeyID = errors.New("invalid API key ID")
+
+// kindError is a sentinel with its own message that also matches a
+// general-purpose sentinel such as fs.ErrNotExist.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// Config is everything the environment says about how to run. Each field
+// says what empty means.
+type Config struct {
+	// DataDir holds the embedded store and its key file
+	// (CONNECTORS_DATA_DIR; empty: ".connectors").
+	DataDir string
+	// MasterKey wraps the embedded store's data keys
+	// (CONNECTORS_MASTER_KEY, 32 bytes as base64 or 64 hex digits; empty: a key file in DataDir,
+	// created with mode 0600 on first start).
+	MasterKey []byte
+	// IntegrationsFile adds and overrides integrations
+	// (CONNECTORS_CONFIG or --config; empty: the built-in presets only).
+	IntegrationsFile string
+	// AllowedOrigins are browser origins allowed besides loopback
+	// (CONNECTORS_ALLOWED_ORIGINS, comma-separated).
+	AllowedOrigins []string
+	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
+	// the embedded store).
+	VaultAddr string
+	// LogFormat is "json" (default) or "text" (CONNECTORS_LOG_FORMAT).
+	LogFormat string
+}
+
+// configFromEnv reads Config through getenv.
+func configFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		DataDir:          getenv("CONNECTORS_DATA_DIR"),
+		IntegrationsFile: getenv("CONNECTORS_CONFIG"),
+		VaultAddr:        getenv("VAULT_ADDR"),
+		LogFormat:        getenv("CONNECTORS_LOG_FORMAT"),
+	}
+	if c.DataDir == "" {
+		c.DataDir = ".connectors"
+	}
+	if v := getenv("CONNECTORS_MASTER_KEY"); v != "" {
+		key, err := vault.ParseMasterKey(v)
+		if err != nil {
+			return c, fmt.Errorf("CONNECTORS_MASTER_KEY: %w", err)
+		}
+		c.MasterKey = key
+	}
+	for o := range strings.SplitSeq(getenv("CONNECTORS_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, o)
+		}
+	}
+	switch c.LogFormat {
+	case "", "json", "text":
+	default:
+		return c, fmt.Errorf("CONNECTORS_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	return c, nil
+}
+
+func (c Config) storePath() string   { return filepath.Join(c.DataDir, "connectors.db") }
+func (c Config) keyFilePath() string { return filepath.Join(c.DataDir, "master.key") }

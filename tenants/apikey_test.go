@@ -1,0 +1,329 @@
+package tenants
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// memKeyStore is a KeyStore in memory, following the contract's error
+// conventions (fs.ErrNotExist, fs.ErrExist).
+type memKeyStore struct {
+	mu      sync.Mutex
+	records map[string][]byte // guarded by mu
+	getErr  error             // returned by GetAPIKey when set
+	putErrs []error           // returned by successive PutAPIKey calls first
+}
+
+func newMemKeyStore() *memKeyStore { return &memKeyStore{records: map[string][]byte{}} }
+
+func (s *memKeyStore) PutAPIKey(_ context.Context, id string, record []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.putErrs) > 0 {
+		err := s.putErrs[0]
+		s.putErrs = s.putErrs[1:]
+		return err
+	}
+	if _, ok := s.records[id]; ok {
+		return fmt.Errorf("key %s: %w", id, fs.ErrExist)
+	}
+	s.records[id] = bytes.Clone(record)
+	return nil
+}
+
+func (s *memKeyStore) GetAPIKey(_ context.Context, id string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.getErr != nil {
+		return nil, s.getErr
+	}
+	rec, ok := s.records[id]
+	if !ok {
+		return nil, fmt.Errorf("key %s: %w", id, fs.ErrNotExist)
+	}
+	return bytes.Clone(rec), nil
+}
+
+func (s *memKeyStore) DeleteAPIKey(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.records[id]; !ok {
+		return fmt.Errorf("key %s: %w", id, fs.ErrNotExist)
+	}
+	delete(s.records, id)
+	return nil
+}
+
+func (s *memKeyStore) ListAPIKeys(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.records))
+	for id := range s.records {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+var apiKeyFormat = regexp.MustCompile(`^cgw_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$`)
+
+func TestAPIKeysCreateVerify(t *testing.T) {
+	tests := []struct {
+		tenant string
+		admin  bool
+	}{
+		{"tenant-1", false},
+		{"tenant-1", true},
+		{"acme_corp", false},
+		{strings.Repeat("a", 64), true},
+	}
+	ctx := t.Context()
+	keys := NewAPIKeys(newMemKeyStore())
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/admin=%t", tt.tenant, tt.admin), func(t *testing.T) {
+			key, id, err := keys.Create(ctx, tt.tenant, tt.admin)
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			m := apiKeyFormat.FindStringSubmatch(key)
+			if m == nil {
+				t.Fatalf("Create returned key %q, not of the form cgw_<16 hex>_<43 base64url>", key)
+			}
+			if m[1] != id {
+				t.Errorf("key's ID part = %q, returned id = %q", m[1], id)
+			}
+			got, err := keys.Verify(ctx, key)
+			if err != nil {
+				t.Fatalf("Verify(new key): %v", err)
+			}
+			want := Identity{Tenant: tt.tenant, Subject: "apikey:" + id, Admin: tt.admin}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Verify identity mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAPIKeysCreateUniqueKeys(t *testing.T) {
+	keys := NewAPIKeys(newMemKeyStore())
+	seen := map[string]bool{}
+	for range 50 {
+		key, id, err := keys.Create(t.Context(), "tenant-1", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[key] || seen[id] {
+			t.Fatalf("Create returned a repeated key or id %q", id)
+		}
+		seen[key], seen[id] = true, true
+	}
+}
+
+func TestAPIKeysCreateRejectsInvalidTenant(t *testing.T) {
+	store := newMemKeyStore()
+	keys := NewAPIKeys(store)
+	for _, tenant := range []string{"", "../x", "a/b", "%2F", "Tenant", "tеnant", strings.Repeat("a", 65)} {
+		_, _, err := keys.Create(t.Context(), tenant, true)
+		if !errors.Is(err, ErrInvalidID) {
+			t.Errorf("Create(%q) error = %v, want ErrInvalidID", tenant, err)
+		}
+	}
+	if len(store.records) != 0 {
+		t.Errorf("store holds %d records after refused creates, want 0", len(store.records))
+	}
+}
+
+func TestAPIKeysCreateRetriesTakenID(t *testing.T) {
+	store := newMemKeyStore()
+	store.putErrs = []error{fmt.Errorf("taken: %w", fs.ErrExist)}
+	keys := NewAPIKeys(store)
+	key, _, err := keys.Create(t.Context(), "tenant-1", false)
+	if err != nil {
+		t.Fatalf("Create after one ID collision: %v", err)
+	}
+	if _, err := keys.Verify(t.Context(), key); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}
+
+func TestAPIKeysVerifyRejects(t *testing.T) {
+	ctx := t.Context()
+	store := newMemKeyStore()
+	keys := NewAPIKeys(store)
+	key, id, err := keys.Create(ctx, "tenant-1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokedKey, revokedID, err := keys.Create(ctx, "tenant-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Revoke(ctx, revokedID); err != nil {
+		t.Fatal(err)
+	}
+	secret := key[len("cgw_")+16+1:]
+	otherSecret := strings.Repeat("A", 43)
+	unknownID := "0123456789abcdef"
+	if unknownID == id {
+		unknownID = "fedcba9876543210"
+	}
+
+	tests := []struct {
+		name string
+		key  string
+	}{
+		{"empty", ""},
+		{"prefix only", "cgw_"},
+		{"wrong prefix", "xyz_" + id + "_" + secret},
+		{"upper-case prefix", "CGW_" + id + "_" + secret},
+		{"upper-case id", "cgw_" + strings.ToUpper(id) + "_" + secret},
+		{"short id", "cgw_" + id[:15] + "_" + secret},
+		{"missing separator", "cgw_" + id + secret},
+		{"wrong separator", "cgw_" + id + "-" + secret},
+		{"truncated secret", key[:len(key)-1]},
+		{"extra character", key + "A"},
+		{"padded secret", key + "="},
+		{"secret with invalid character", key[:len(key)-1] + "*"},
+		{"trailing space", key + " "},
+		{"leading space", " " + key},
+		{"Bearer prefix kept", "Bearer " + key},
+		{"wrong secret", "cgw_" + id + "_" + otherSecret},
+		{"unknown id", "cgw_" + unknownID + "_" + secret},
+		{"revoked", revokedKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := keys.Verify(ctx, tt.key)
+			if err != ErrInvalidAPIKey { // the very same error, so callers can't tell which
+				t.Errorf("Verify(%q) error = %v, want ErrInvalidAPIKey", tt.key, err)
+			}
+			if got != (Identity{}) {
+				t.Errorf("Verify(%q) identity = %+v, want zero", tt.key, got)
+			}
+		})
+	}
+	if _, err := keys.Verify(ctx, key); err != nil {
+		t.Errorf("Verify(valid key) after the rejections: %v", err)
+	}
+}
+
+func TestAPIKeysVerifyStoreFailure(t *testing.T) {
+	ctx := t.Context()
+	store := newMemKeyStore()
+	keys := NewAPIKeys(store)
+	key, id, err := keys.Create(ctx, "tenant-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("store error", func(t *testing.T) {
+		storeErr := errors.New("disk on fire")
+		store.mu.Lock()
+		store.getErr = storeErr
+		store.mu.Unlock()
+		t.Cleanup(func() {
+			store.mu.Lock()
+			store.getErr = nil
+			store.mu.Unlock()
+		})
+		_, err := keys.Verify(ctx, key)
+		if errors.Is(err, ErrInvalidAPIKey) || !errors.Is(err, storeErr) {
+			t.Errorf("Verify with failing store: error = %v, want one wrapping the store's error", err)
+		}
+	})
+	t.Run("corrupt record", func(t *testing.T) {
+		store.mu.Lock()
+		good := store.records[id]
+		store.records[id] = []byte(`{"id":"` + id + `","tenant":"../x","hash":"AAAA"}`)
+		store.mu.Unlock()
+		t.Cleanup(func() {
+			store.mu.Lock()
+			store.records[id] = good
+			store.mu.Unlock()
+		})
+		_, err := keys.Verify(ctx, key)
+		if err == nil || errors.Is(err, ErrInvalidAPIKey) {
+			t.Errorf("Verify with corrupt record: error = %v, want a store error", err)
+		}
+	})
+}
+
+func TestAPIKeysRevoke(t *testing.T) {
+	ctx := t.Context()
+	keys := NewAPIKeys(newMemKeyStore())
+	key, id, err := keys.Create(ctx, "tenant-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Revoke(ctx, id); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if _, err := keys.Verify(ctx, key); err != ErrInvalidAPIKey {
+		t.Errorf("Verify(revoked) error = %v, want ErrInvalidAPIKey", err)
+	}
+	for _, bad := range []string{id, "", "../x", "0123456789ABCDEF"} {
+		if err := keys.Revoke(ctx, bad); !errors.Is(err, ErrKeyNotFound) {
+			t.Errorf("Revoke(%q) error = %v, want ErrKeyNotFound", bad, err)
+		}
+	}
+}
+
+func TestAPIKeysList(t *testing.T) {
+	ctx := t.Context()
+	store := newMemKeyStore()
+	keys := NewAPIKeys(store)
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	keys.now = func() time.Time { return now }
+
+	var want []APIKey
+	var secrets []string
+	for _, c := range []struct {
+		tenant string
+		admin  bool
+	}{{"tenant-a", false}, {"tenant-b", true}, {"tenant-a", true}} {
+		key, id, err := keys.Create(ctx, c.tenant, c.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, key[len("cgw_")+16+1:])
+		want = append(want, APIKey{ID: id, Tenant: c.tenant, Admin: c.admin, CreatedAt: now})
+	}
+	slices.SortFunc(want, func(a, b APIKey) int { return strings.Compare(a.ID, b.ID) })
+
+	got, err := keys.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("List mismatch (-want +got):\n%s", diff)
+	}
+
+	// The store keeps hashes only: no secret appears in any record.
+	for id, rec := range store.records {
+		for _, s := range secrets {
+			if bytes.Contains(rec, []byte(s)) {
+				t.Errorf("record %s contains a key's secret", id)
+			}
+		}
+	}
+}
+
+func TestParseAPIKeySecretWithSeparators(t *testing.T) {
+	// base64url secrets may contain '_' and '-'; the fixed layout still parses.
+	secret := "_-" + strings.Repeat("a", 40) + "A"
+	id, got, ok := parseAPIKey("cgw_0123456789abcdef_" + secret)
+	if !ok || id != "0123456789abcdef" || got != secret {
+		t.Errorf("parseAPIKey = %q, %q, %t; want 0123456789abcdef, %q, true", id, got, ok, secret)
+	}
+}

@@ -1,0 +1,398 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Buckets of the embedded store's file.
+var (
+	bucketMeta        = []byte("meta")        // formatKey, keyCheckKey
+	bucketDataKeys    = []byte("data_keys")   // tenant -> version (8 bytes, big endian) -> wrapped data key
+	bucketCredentials = []byte("credentials") // tenant -> integration -> record JSON
+	bucketAPIKeys     = []byte("api_keys")    // id -> record, as given
+)
+
+// Keys of the meta bucket.
+var (
+	formatKey   = []byte("format")
+	keyCheckKey = []byte("key_check")
+)
+
+const formatVersion = "1"
+
+// lockTimeout bounds the wait for another process's lock on the file.
+const lockTimeout = 2 * time.Second
+
+// EmbeddedOptions configures [OpenEmbedded]. A nil *EmbeddedOptions is the
+// zero value.
+type EmbeddedOptions struct {
+	// MasterKey is the 32-byte key that wraps the tenants' data keys (cmd
+	// reads it from CONNECTORS_MASTER_KEY; see ParseMasterKey). Nil: read it
+	// from KeyFile.
+	MasterKey []byte
+	// KeyFile holds the master key when MasterKey is nil. It is created with
+	// mode 0600 and a random key on first start, and refused if its group or
+	// others can access it. Empty: the store's path plus ".key".
+	KeyFile string
+	// Logger receives the store's few events; it never sees a secret.
+	// Nil: logs are discarded.
+	Logger *slog.Logger
+	// Now stamps CreatedAt and UpdatedAt. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Embedded is a [Store] in one local bbolt file, with envelope encryption:
+// each tenant's secrets are sealed (AES-256-GCM) under that tenant's random
+// data key, itself sealed under the master key. It is for development and
+// single-node use. It also keeps API-key records (see PutAPIKey).
+//
+// An Embedded is safe for concurrent use. Unwrapped data keys are cached in
+// memory only, so Get costs one read transaction and two AES-GCM opens.
+type Embedded struct {
+	db     *bolt.DB
+	master cipher.AEAD
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu       sync.RWMutex
+	dataKeys map[dataKeyRef]cipher.AEAD // unwrapped data keys; guarded by mu
+}
+
+// dataKeyRef names one version of one tenant's data key. Versions are never
+// reused within a file, so what a ref names never changes and a cached key
+// is never stale.
+type dataKeyRef struct {
+	tenant  string
+	version uint64
+}
+
+var _ Store = (*Embedded)(nil)
+
+// OpenEmbedded opens the embedded store at path, creating it (mode 0600) if
+// it does not exist. It fails with ErrMasterKeyMismatch if the store was
+// created under another master key.
+func OpenEmbedded(path string, opts *EmbeddedOptions) (*Embedded, error) {
+	var o EmbeddedOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MasterKey != nil && len(o.MasterKey) != keySize {
+		return nil, fmt.Errorf("opening embedded store %s: %w", path, ErrInvalidMasterKey)
+	}
+	if o.KeyFile == "" {
+		o.KeyFile = path + ".key"
+	}
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening embedded store %s: locked by another process: %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
+	}
+	e := &Embedded{db: db, log: o.Logger, now: o.Now, dataKeys: make(map[dataKeyRef]cipher.AEAD)}
+	if err := e.init(path, &o); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
+		e.log.Warn("vault_embedded_file_mode", "path", path, "mode", fmt.Sprintf("%04o", info.Mode().Perm()))
+	}
+	e.log.Warn("the embedded credential store is for development and single-node use; use HashiCorp Vault in production",
+		"event", "vault_embedded_open", "path", path)
+	return e, nil
+}
+
+// init sets the master key and, for a new file, creates the buckets and the
+// key-check value; for an existing one it verifies the master key.
+func (e *Embedded) init(path string, o *EmbeddedOptions) error {
+	var check []byte
+	err := e.db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			check = bytes.Clone(meta.Get(keyCheckKey)) // bbolt only lends values
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("opening embedded store %s: %w", path, err)
+	}
+
+	masterKey := o.MasterKey
+	if masterKey == nil {
+		var created bool
+		masterKey, created, err = loadOrCreateKeyFile(o.KeyFile, check == nil)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("opening embedded store %s: it was created under a master key but the key file %s is missing: %w",
+				path, o.KeyFile, ErrMasterKeyMismatch)
+		}
+		if err != nil {
+			return fmt.Errorf("opening embedded store %s: %w", path, err)
+		}
+		if created {
+			e.log.Info("vault_master_key_created", "key_file", o.KeyFile)
+		}
+	}
+	if e.master, err = newAEAD(masterKey); err != nil {
+		return fmt.Errorf("opening embedded store %s: %w", path, err)
+	}
+
+	if check != nil {
+		plain, err := e.master.Open(nil, nil, check, keyCheckAD)
+		if err != nil || subtle.ConstantTimeCompare(plain, []byte(keyCheckPlaintext)) != 1 {
+			return fmt.Errorf("opening embedded store %s: %w", path, ErrMasterKeyMismatch)
+		}
+	}
+	err = e.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketDataKeys, bucketCredentials, bucketAPIKeys} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get(keyCheckKey) != nil {
+			return nil
+		}
+		if err := meta.Put(formatKey, []byte(formatVersion)); err != nil {
+			return err
+		}
+		return meta.Put(keyCheckKey, e.master.Seal(nil, nil, []byte(keyCheckPlaintext), keyCheckAD))
+	})
+	if err != nil {
+		return fmt.Errorf("initialising embedded store %s: %w", path, err)
+	}
+	return nil
+}
+
+// Get implements [Store].
+func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credential, int64, error) {
+	if err := validateRecord(tenant, integration); err != nil {
+		return Credential{}, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Credential{}, 0, err
+	}
+	var (
+		cred    Credential
+		version int64
+	)
+	err := e.view(func(tx *bolt.Tx) error {
+		tb := tx.Bucket(bucketCredentials).Bucket([]byte(tenant))
+		if tb == nil {
+			return &CredentialNotFoundError{Tenant: tenant, Integration: integration}
+		}
+		raw := tb.Get([]byte(integration))
+		if raw == nil {
+			return &CredentialNotFoundError{Tenant: tenant, Integration: integration}
+		}
+		rec, err := decodeRecord(tenant, integration, raw)
+		if err != nil {
+			return err
+		}
+		aead, err := e.dataKey(tx, tenant, rec.KeyVersion)
+		if err != nil {
+			return err
+		}
+		cred, err = rec.open(aead, tenant, integration)
+		version = rec.Version
+		return err
+	})
+	if err != nil {
+		return Credential{}, 0, err
+	}
+	return cred, version, nil
+}
+
+// Put implements [Store]. A zero CreatedAt is stamped on the first write and
+// kept afterwards; a zero UpdatedAt is stamped on every write.
+func (e *Embedded) Put(ctx context.Context, tenant, integration string, cred Credential, version int64) (int64, error) {
+	if err := validateRecord(tenant, integration); err != nil {
+		return 0, err
+	}
+	if version < AnyVersion {
+		return 0, fmt.Errorf("vault: putting %s/%s: invalid expected version %d", tenant, integration, version)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now := e.now().UTC()
+	var written int64
+	err := e.update(func(tx *bolt.Tx) error {
+		tb, err := tx.Bucket(bucketCredentials).CreateBucketIfNotExists([]byte(tenant))
+		if err != nil {
+			return fmt.Errorf("creating bucket for tenant %s: %w", tenant, err)
+		}
+		var current int64
+		var createdAt time.Time
+		if raw := tb.Get([]byte(integration)); raw != nil {
+			old, err := decodeRecord(tenant, integration, raw)
+			if err != nil {
+				return err
+			}
+			current, createdAt = old.Version, old.CreatedAt
+		}
+		if version != AnyVersion && version != current {
+			return &ConflictError{Tenant: tenant, Integration: integration, Expected: version, Actual: current}
+		}
+		keyVersion, aead, err := e.currentDataKey(tx, tenant)
+		if err != nil {
+			return err
+		}
+		if cred.CreatedAt.IsZero() {
+			cred.CreatedAt = createdAt
+			if cred.CreatedAt.IsZero() {
+				cred.CreatedAt = now
+			}
+		}
+		if cred.UpdatedAt.IsZero() {
+			cred.UpdatedAt = now
+		}
+		rec := sealRecord(aead, keyVersion, tenant, integration, cred)
+		rec.Version = current + 1
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encoding credential record %s/%s: %w", tenant, integration, err)
+		}
+		if err := tb.Put([]byte(integration), raw); err != nil {
+			return fmt.Errorf("writing credential record %s/%s: %w", tenant, integration, err)
+		}
+		written = rec.Version
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return written, nil
+}
+
+// Delete implements [Store].
+func (e *Embedded) Delete(ctx context.Context, tenant, integration string) error {
+	if err := validateRecord(tenant, integration); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return e.update(func(tx *bolt.Tx) error {
+		creds := tx.Bucket(bucketCredentials)
+		tb := creds.Bucket([]byte(tenant))
+		if tb == nil || tb.Get([]byte(integration)) == nil {
+			return &CredentialNotFoundError{Tenant: tenant, Integration: integration}
+		}
+		if err := tb.Delete([]byte(integration)); err != nil {
+			return fmt.Errorf("deleting credential record %s/%s: %w", tenant, integration, err)
+		}
+		// The tenant's data keys stay: versions must never be reused.
+		if k, _ := tb.Cursor().First(); k == nil {
+			if err := creds.DeleteBucket([]byte(tenant)); err != nil {
+				return fmt.Errorf("deleting bucket for tenant %s: %w", tenant, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Integrations implements [Store].
+func (e *Embedded) Integrations(ctx context.Context, tenant string) ([]string, error) {
+	if err := validateTenant(tenant); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	names := []string{}
+	err := e.view(func(tx *bolt.Tx) error {
+		tb := tx.Bucket(bucketCredentials).Bucket([]byte(tenant))
+		if tb == nil {
+			return nil
+		}
+		return tb.ForEach(func(k, _ []byte) error {
+			names = append(names, string(k)) // bbolt's byte order is sorted order
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// Tenants implements [Store].
+func (e *Embedded) Tenants(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	err := e.view(func(tx *bolt.Tx) error {
+		creds := tx.Bucket(bucketCredentials)
+		return creds.ForEachBucket(func(k []byte) error {
+			if first, _ := creds.Bucket(k).Cursor().First(); first != nil {
+				ids = append(ids, string(k))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Close implements [Store]. It drops the cached data keys.
+func (e *Embedded) Close() error {
+	e.mu.Lock()
+	clear(e.dataKeys)
+	e.mu.Unlock()
+	if err := e.db.Close(); err != nil {
+		return &VaultError{Err: fmt.Errorf("closing embedded store: %w", err)}
+	}
+	return nil
+}
+
+// view runs fn in a read transaction. Errors fn returns are returned as they
+// are; a failure of the transaction itself is a *VaultError.
+func (e *Embedded) view(fn func(tx *bolt.Tx) error) error {
+	var fnErr error
+	err := e.db.View(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if err != nil && err != fnErr {
+		return &VaultError{Err: fmt.Errorf("embedded store: %w", err)}
+	}
+	return err
+}
+
+// update runs fn in a write transaction, which commits only if fn returns
+// nil. Errors fn returns are returned as they are; a failure of the
+// transaction itself (including its commit) is a *VaultError.
+func (e *Embedded) update(fn func(tx *bolt.Tx) error) error {
+	var fnErr error
+	err := e.db.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if err != nil && err != fnErr {
+		return &VaultError{Err: fmt.Errorf("embedded store: %w", err)}
+	}
+	return err
+}

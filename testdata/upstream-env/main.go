@@ -1,0 +1,84 @@
+// Command upstream-env is a stdio MCP server for the tools package's tests.
+// Its tools let a test see what the gateway gave the process and how it
+// treated a call:
+//
+//   - env: the process's environment, one "K=V" per line, sorted;
+//   - block: waits until the call is cancelled (or 30s), noting the
+//     cancellation under the "id" argument;
+//   - cancelled: the ids of the block calls that were cancelled so far;
+//   - log: sends a notifications/message with the "message" argument.
+//
+// A block call can only be cancelled over stdio by notifications/cancelled,
+// so an id in "cancelled" proves the notification arrived.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+func main() {
+	s := server.NewMCPServer("upstream-env", "1.0.0")
+
+	s.AddTool(mcp.NewTool("env", mcp.WithDescription("Returns the environment.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			env := os.Environ()
+			slices.Sort(env)
+			return mcp.NewToolResultText(strings.Join(env, "\n")), nil
+		})
+
+	var mu sync.Mutex
+	var cancelled []string
+	s.AddTool(mcp.NewTool("block",
+		mcp.WithDescription("Waits until cancelled."),
+		mcp.WithString("id", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			id := req.GetString("id", "")
+			select {
+			case <-ctx.Done():
+				mu.Lock()
+				cancelled = append(cancelled, id)
+				mu.Unlock()
+				return nil, ctx.Err()
+			case <-time.After(30 * time.Second):
+				return mcp.NewToolResultText("not cancelled"), nil
+			}
+		})
+	s.AddTool(mcp.NewTool("cancelled", mcp.WithDescription("Lists the cancelled block calls.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return mcp.NewToolResultText(strings.Join(cancelled, ",")), nil
+		})
+
+	s.AddTool(mcp.NewTool("log",
+		mcp.WithDescription("Sends a log message."),
+		mcp.WithString("message", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			// Sent as is: the 2026-07-28 level gating of
+			// SendLogMessageToClient would drop it.
+			err := s.SendNotificationToClient(ctx, "notifications/message", map[string]any{
+				"level": "info", "logger": "upstream-env", "data": req.GetString("message", ""),
+			})
+			if err != nil {
+				return nil, err
+			}
+			// mcp-go's stdio server writes notifications from another
+			// goroutine than responses: give the message time to go first.
+			time.Sleep(100 * time.Millisecond)
+			return mcp.NewToolResultText("logged"), nil
+		})
+
+	if err := server.ServeStdio(s); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

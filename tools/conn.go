@@ -1,0 +1,512 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+var (
+	// ErrConnClosed is returned by a Conn that was closed: by Close, by the
+	// pool (eviction, idle reaping, a changed credential, Drop) or because
+	// the pool closed.
+	ErrConnClosed = errors.New("upstream connection closed")
+
+	// ErrUpstreamExited is wrapped when a stdio upstream's process ends on
+	// its own, for example because it crashed.
+	ErrUpstreamExited = errors.New("upstream process exited")
+)
+
+// TimeoutError is returned by CallTool and Tools when the upstream did not
+// answer within the integration's timeout.
+type TimeoutError struct {
+	Integration string
+	After       time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("upstream %s did not answer within %s", e.Integration, e.After)
+}
+
+// Unwrap lets errors.Is(err, context.DeadlineExceeded) hold.
+func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// Relay receives what an upstream sends about a tools/call while it runs,
+// for the caller to forward to the agent's session. Its methods are called
+// from the connection's reading goroutine: they must not block (forward
+// asynchronously, or drop).
+type Relay interface {
+	// Progress is a notifications/progress for the call. ProgressToken is
+	// the caller's own token, as given in the request's _meta.
+	Progress(p mcp.ProgressNotificationParams)
+
+	// Log is a notifications/message the upstream sent while the call was
+	// in flight. When a connection has several calls in flight, every one
+	// of them receives it: the protocol doesn't say which call it is about.
+	Log(level mcp.LoggingLevel, logger string, data any)
+}
+
+// RelayFuncs is a Relay made of functions; a nil function drops.
+type RelayFuncs struct {
+	OnProgress func(p mcp.ProgressNotificationParams)
+	OnLog      func(level mcp.LoggingLevel, logger string, data any)
+}
+
+// Progress calls f.OnProgress.
+func (f RelayFuncs) Progress(p mcp.ProgressNotificationParams) {
+	if f.OnProgress != nil {
+		f.OnProgress(p)
+	}
+}
+
+// Log calls f.OnLog.
+func (f RelayFuncs) Log(level mcp.LoggingLevel, logger string, data any) {
+	if f.OnLog != nil {
+		f.OnLog(level, logger, data)
+	}
+}
+
+// Conn is one live MCP client session with an upstream, for one tenant and
+// integration. It is safe for concurrent use: calls run concurrently over
+// the one session. Get one from [Pool.Conn].
+type Conn struct {
+	integration string
+	tenant      string
+	timeout     time.Duration
+	logger      *slog.Logger
+	clientInfo  mcp.Implementation
+	secrets     []string // credential values, scrubbed from errors and logs
+	tokenPrefix string   // of the progress tokens this conn sends upstream
+	pid         int      // of a stdio upstream's process; 0 for HTTP
+
+	// ctx ends when the upstream is gone; context.Cause says why
+	// (ErrConnClosed, an *exitError, ...).
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// dial makes a new client session; set for HTTP, where a session the
+	// upstream forgot (404) is re-initialized. Nil for stdio.
+	dial     func(ctx context.Context) (*client.Client, error)
+	redialMu sync.Mutex // one re-initialization at a time
+
+	// teardown ends what the transport doesn't (the process group); run by
+	// Close after the client closed.
+	teardown func()
+
+	mu       sync.Mutex
+	client   *client.Client     // guarded by mu
+	calls    map[*call]struct{} // guarded by mu; tools/call in flight
+	byToken  map[string]*call   // guarded by mu; by upstream progress token
+	active   int                // guarded by mu; requests in flight
+	lastUsed time.Time          // guarded by mu
+	seq      atomic.Uint64      // numbers this conn's progress tokens
+	closing  sync.Once
+	closed   chan struct{} // closed when Close is done
+}
+
+type call struct {
+	relay   Relay
+	token   mcp.ProgressToken // the caller's, nil when it asked for no progress
+	upToken string            // the one sent upstream in its place
+}
+
+var connSeq atomic.Uint64
+
+func newConn(tenant string, in Integration, l *launch, opts *PoolOptions) *Conn {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Conn{
+		integration: in.Name,
+		tenant:      tenant,
+		timeout:     in.timeout(),
+		logger:      opts.Logger.With("tenant", tenant, "integration", in.Name),
+		clientInfo:  opts.ClientInfo,
+		secrets:     l.secrets,
+		tokenPrefix: "gw-" + strconv.FormatUint(connSeq.Add(1), 36) + "-",
+		ctx:         ctx,
+		cancel:      cancel,
+		calls:       make(map[*call]struct{}),
+		byToken:     make(map[string]*call),
+		lastUsed:    time.Now(),
+		closed:      make(chan struct{}),
+	}
+}
+
+// Integration returns the name of the integration c talks to.
+func (c *Conn) Integration() string { return c.integration }
+
+// Err returns nil while c is usable, and afterwards why it is not
+// (ErrConnClosed, or an error wrapping ErrUpstreamExited).
+func (c *Conn) Err() error {
+	if c.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(c.ctx)
+}
+
+// Close ends the session and, for stdio, the upstream's process group. It
+// waits for the process to exit.
+func (c *Conn) Close() {
+	c.closing.Do(func() {
+		c.cancel(ErrConnClosed)
+		c.mu.Lock()
+		cli := c.client
+		c.mu.Unlock()
+		if cli != nil {
+			_ = cli.Close()
+		}
+		if c.teardown != nil {
+			c.teardown()
+		}
+		close(c.closed)
+	})
+	<-c.closed
+}
+
+// initialize starts a client over tr and runs the MCP handshake.
+func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.Client, error) {
+	cli := client.NewClient(tr)
+	cli.OnNotification(c.handleNotification)
+	// The transport keeps Start's context for the session's lifetime.
+	if err := cli.Start(c.ctx); err != nil {
+		return nil, err
+	}
+	_, err := cli.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{ClientInfo: c.clientInfo}})
+	if err != nil {
+		_ = cli.Close()
+		return nil, err
+	}
+	return cli, nil
+}
+
+// Tools lists all the upstream's tools, following every page.
+func (c *Conn) Tools(ctx context.Context) ([]mcp.Tool, error) {
+	var tools []mcp.Tool
+	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		res, err := cli.ListTools(ctx, mcp.ListToolsRequest{})
+		if err != nil {
+			return err
+		}
+		tools = res.Tools
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tools, nil
+}
+
+// CallTool calls an upstream tool and returns its result unchanged (content,
+// structuredContent, isError, _meta). req.Params.Name is the upstream's own
+// tool name. The request's HTTP header (the agent's) is never forwarded.
+//
+// If req asks for progress (a progressToken in _meta), the upstream gets a
+// token of this connection's own and relay gets each notification back with
+// the caller's token. relay may be nil.
+//
+// When ctx ends, the upstream is sent notifications/cancelled for the request
+// and CallTool returns ctx.Err(). The call is bounded by the integration's
+// Timeout ([DefaultTimeout] when zero); past it, CallTool returns a
+// *TimeoutError.
+func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Relay) (*mcp.CallToolResult, error) {
+	if relay == nil {
+		relay = RelayFuncs{}
+	}
+	cl := &call{relay: relay}
+	req.Header = nil
+	req.Request = mcp.Request{}
+	if m := req.Params.Meta; m != nil {
+		meta := &mcp.Meta{AdditionalFields: maps.Clone(m.AdditionalFields)}
+		if m.ProgressToken != nil {
+			cl.token = m.ProgressToken
+			cl.upToken = c.tokenPrefix + strconv.FormatUint(c.seq.Add(1), 10)
+			meta.ProgressToken = cl.upToken
+		}
+		req.Params.Meta = meta
+	}
+	var res *mcp.CallToolResult
+	err := c.do(ctx, cl, func(ctx context.Context, cli *client.Client) error {
+		var err error
+		res, err = cli.CallTool(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+var errTimedOut = errors.New("upstream timeout")
+
+// do runs fn with the session's client under the call's bounds: ctx, the
+// timeout and the connection's lifetime. cl, if not nil, is registered for
+// notifications while fn runs. A session the upstream forgot is
+// re-initialized once and fn retried.
+func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *client.Client) error) error {
+	if err := c.Err(); err != nil {
+		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, err))
+	}
+	c.begin(cl)
+	defer c.end(cl)
+
+	// A call ends at the first of: ctx, the timeout, the upstream going away.
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(c.ctx, func() { cancel(context.Cause(c.ctx)) })
+	defer stop()
+	runCtx, cancelTimeout := context.WithTimeoutCause(runCtx, c.timeout, errTimedOut)
+	defer cancelTimeout()
+
+	c.mu.Lock()
+	cli := c.client
+	c.mu.Unlock()
+	err := fn(runCtx, cli)
+	if err != nil && c.dial != nil && runCtx.Err() == nil && errors.Is(err, transport.ErrSessionTerminated) {
+		c.logger.Info("upstream_session_expired")
+		if cli, err = c.redial(runCtx, cli); err == nil {
+			err = fn(runCtx, cli)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if c.pid != 0 && errors.Is(err, transport.ErrTransportClosed) && c.ctx.Err() == nil {
+		// The child closed stdout: it is exiting. Wait for the exit
+		// status, so that the error says why and Err reports it.
+		select {
+		case <-c.ctx.Done():
+		case <-time.After(time.Second):
+			c.cancel(&exitError{integration: c.integration, err: errors.New("closed its stdout")})
+		}
+	}
+	switch cause := context.Cause(runCtx); {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(cause, errTimedOut):
+		return &TimeoutError{Integration: c.integration, After: c.timeout}
+	case runCtx.Err() != nil:
+		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, cause))
+	case c.Err() != nil:
+		// The transport noticed first that the process is gone.
+		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, c.Err()))
+	}
+	return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, err))
+}
+
+// redial replaces old with a new session unless another call did already.
+func (c *Conn) redial(ctx context.Context, old *client.Client) (*client.Client, error) {
+	c.redialMu.Lock()
+	defer c.redialMu.Unlock()
+	c.mu.Lock()
+	cur := c.client
+	c.mu.Unlock()
+	if cur != old {
+		return cur, nil
+	}
+	cli, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.ctx.Err() != nil {
+		c.mu.Unlock()
+		_ = cli.Close()
+		return nil, ErrConnClosed
+	}
+	c.client = cli
+	c.mu.Unlock()
+	go old.Close()
+	return cli, nil
+}
+
+func (c *Conn) begin(cl *call) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active++
+	if cl != nil {
+		c.calls[cl] = struct{}{}
+		if cl.upToken != "" {
+			c.byToken[cl.upToken] = cl
+		}
+	}
+}
+
+func (c *Conn) end(cl *call) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active--
+	c.lastUsed = time.Now()
+	if cl != nil {
+		delete(c.calls, cl)
+		delete(c.byToken, cl.upToken)
+	}
+}
+
+// busy reports whether requests are in flight, and since when c is idle.
+func (c *Conn) idle() (busy bool, since time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.active > 0, c.lastUsed
+}
+
+func (c *Conn) touch() {
+	c.mu.Lock()
+	c.lastUsed = time.Now()
+	c.mu.Unlock()
+}
+
+// handleNotification routes the upstream's notifications to the relays of
+// the calls in flight.
+func (c *Conn) handleNotification(n mcp.JSONRPCNotification) {
+	switch n.Method {
+	case string(mcp.MethodNotificationProgress):
+		var p mcp.ProgressNotificationParams
+		if !decodeParams(n.Params, &p) {
+			return
+		}
+		tok, ok := p.ProgressToken.(string)
+		if !ok {
+			return
+		}
+		c.mu.Lock()
+		cl := c.byToken[tok]
+		c.mu.Unlock()
+		if cl == nil {
+			return // a call that ended, or a token that isn't ours
+		}
+		p.ProgressToken = cl.token
+		cl.relay.Progress(p)
+	case string(mcp.MethodNotificationMessage):
+		var p mcp.LoggingMessageNotificationParams
+		if !decodeParams(n.Params, &p) {
+			return
+		}
+		c.mu.Lock()
+		relays := make([]Relay, 0, len(c.calls))
+		for cl := range c.calls {
+			relays = append(relays, cl.relay)
+		}
+		c.mu.Unlock()
+		for _, r := range relays {
+			r.Log(p.Level, p.Logger, p.Data)
+		}
+	}
+}
+
+func decodeParams(params mcp.NotificationParams, v any) bool {
+	b, err := json.Marshal(params)
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+// scrub returns err with every credential value replaced, so that an error
+// that echoes a header or an environment can't leak a token.
+func (c *Conn) scrub(err error) error { return scrub(err, c.secrets) }
+
+func scrub(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	clean := redact(msg, secrets)
+	if clean == msg {
+		return err
+	}
+	return &redactedError{msg: clean, err: err}
+}
+
+func redact(s string, secrets []string) string {
+	for _, v := range secrets {
+		s = strings.ReplaceAll(s, v, "[redacted]")
+	}
+	return s
+}
+
+// redactedError keeps the chain (errors.Is) of an error whose message had a
+// secret in it.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// tracked wraps a client transport to see the requests go out: over legacy
+// HTTP it sends the notifications/cancelled that mcp-go's client only sends
+// over stdio.
+type tracked struct {
+	transport.Interface
+	conn    *Conn
+	http    transport.HTTPConnection // nil for stdio
+	version atomic.Value             // string: the negotiated protocol version
+}
+
+func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
+	resp, err := t.Interface.SendRequest(ctx, req)
+	if err != nil && ctx.Err() != nil && t.http != nil && req.Method == string(mcp.MethodToolsCall) {
+		// mcp-go's client sends notifications/cancelled over stdio only.
+		// Over 2026-07-28 HTTP ending the request's stream is the
+		// cancellation; before it, the notification is what the spec asks.
+		if v, _ := t.version.Load().(string); !mcp.IsModernProtocol(v) {
+			t.sendCancelled(ctx, req.ID)
+		}
+	}
+	return resp, err
+}
+
+func (t *tracked) sendCancelled(ctx context.Context, id mcp.RequestId) {
+	n := mcp.JSONRPCNotification{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		Notification: mcp.Notification{
+			Method: string(mcp.MethodNotificationCancelled),
+			Params: mcp.NotificationParams{AdditionalFields: map[string]any{
+				"requestId": id, "reason": context.Cause(ctx).Error(),
+			}},
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	go func() {
+		defer cancel()
+		if err := t.Interface.SendNotification(ctx, n); err != nil {
+			t.conn.logger.Debug("upstream_cancel_failed", "error", redact(err.Error(), t.conn.secrets))
+		}
+	}()
+}
+
+// SetRequestHandler forwards server-to-client requests (ping, ...).
+func (t *tracked) SetRequestHandler(h transport.RequestHandler) {
+	if b, ok := t.Interface.(transport.BidirectionalInterface); ok {
+		b.SetRequestHandler(h)
+	}
+}
+
+// trackedHTTP is tracked over an HTTP transport: the client sees it as one.
+type trackedHTTP struct{ *tracked }
+
+func (t trackedHTTP) SetProtocolVersion(v string) {
+	t.version.Store(v)
+	t.http.SetProtocolVersion(v)
+}
+
+func track(c *Conn, tr transport.Interface) transport.Interface {
+	t := &tracked{Interface: tr, conn: c}
+	if h, ok := tr.(transport.HTTPConnection); ok {
+		t.http = h
+		return trackedHTTP{t}
+	}
+	return t
+}

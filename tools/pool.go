@@ -1,0 +1,389 @@
+package tools
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// ErrPoolClosed is returned by Conn after Close.
+var ErrPoolClosed = errors.New("upstream pool closed")
+
+// PoolOptions configures a Pool. A zero field takes the default it names.
+type PoolOptions struct {
+	// MaxConns bounds the live connections; past it the least recently
+	// used idle one is closed. Zero means 256. Connections with calls in
+	// flight are never evicted, so the bound can be exceeded while all are
+	// busy.
+	MaxConns int
+
+	// IdleTimeout closes a connection unused for that long. Zero means
+	// 10 minutes.
+	IdleTimeout time.Duration
+
+	// StartTimeout bounds starting an upstream and its MCP handshake. Zero
+	// means 30 seconds.
+	StartTimeout time.Duration
+
+	// EnvAllowlist names the variables of the gateway's own environment a
+	// stdio upstream inherits; nothing else of it reaches the child. Nil
+	// means PATH, HOME, LANG, TZ and TMPDIR.
+	EnvAllowlist []string
+
+	// HTTPClient carries every HTTP upstream's requests. Nil means a shared
+	// client with pooled keep-alive connections and no overall timeout (the
+	// per-call timeout bounds calls; response streams are long-lived).
+	HTTPClient *http.Client
+
+	// Logger receives the pool's events; nil discards. Token values are
+	// never logged.
+	Logger *slog.Logger
+
+	// ClientInfo is how the gateway introduces itself to upstreams. Empty
+	// means {"connectors-gateway", "dev"}.
+	ClientInfo mcp.Implementation
+}
+
+// DefaultEnvAllowlist is the gateway environment a stdio upstream inherits
+// when PoolOptions.EnvAllowlist is nil.
+var DefaultEnvAllowlist = []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"}
+
+// Pool owns the live upstream connections: one per (tenant, integration),
+// started on first use with that tenant's credential and reused. It is safe
+// for concurrent use.
+type Pool struct {
+	opts PoolOptions
+
+	ctx    context.Context // ends at Close: aborts starts in progress
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // starts, closes and the reaper
+	starts atomic.Int64   // upstream sessions started, for tests
+
+	mu      sync.Mutex
+	entries map[poolKey]*entry // guarded by mu
+	lru     *list.List         // guarded by mu; of *entry, most recent first
+	closed  bool               // guarded by mu
+}
+
+type poolKey struct{ tenant, integration string }
+
+// entry is a connection being started or started.
+type entry struct {
+	key         poolKey
+	fingerprint [sha256.Size]byte
+	elem        *list.Element
+	removed     bool // guarded by Pool.mu
+
+	ready chan struct{} // closed once conn or err is set
+	conn  *Conn
+	err   error
+}
+
+// settled reports whether the start finished (conn or err is readable).
+func (e *entry) settled() bool {
+	select {
+	case <-e.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// NewPool returns a Pool; opts may be nil.
+func NewPool(opts *PoolOptions) *Pool {
+	var o PoolOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 256
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 10 * time.Minute
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+	if o.EnvAllowlist == nil {
+		o.EnvAllowlist = DefaultEnvAllowlist
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = defaultHTTPClient()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ClientInfo.Name == "" {
+		o.ClientInfo = mcp.Implementation{Name: "connectors-gateway", Version: "dev"}
+	}
+	p := &Pool{
+		opts:    o,
+		entries: make(map[poolKey]*entry),
+		lru:     list.New(),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(1)
+	go p.reap()
+	return p
+}
+
+// Conn returns the tenant's live connection to in, starting it if there is
+// none. vars are the values of in's templates: "access_token",
+// "token_type", "refresh_token" and "extra.NAME". If they differ from the
+// ones the live connection was started with (the credential changed), that
+// connection is closed and a new one started. Concurrent first calls share
+// one start.
+//
+// The returned Conn stays usable until the pool closes it (eviction, idle
+// timeout, Drop, a changed credential, Close); a call on a closed Conn
+// returns an error wrapping ErrConnClosed, and the caller gets a fresh one
+// from Conn.
+func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map[string]string) (*Conn, error) {
+	if err := validate(in, 0); err != nil {
+		return nil, err
+	}
+	l, err := prepare(in, vars)
+	if err != nil {
+		return nil, err
+	}
+	key := poolKey{tenant, in.Name}
+	// A connection whose process dies right after its start is retried
+	// once; a second death is reported.
+	for attempt := 0; ; attempt++ {
+		e, err := p.entry(key, l)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		if err := e.conn.Err(); err != nil {
+			if attempt == 0 {
+				continue
+			}
+			return nil, scrub(fmt.Errorf("upstream %s: %w", in.Name, err), l.secrets)
+		}
+		e.conn.touch()
+		return e.conn, nil
+	}
+}
+
+// entry returns the live or starting entry for key, or starts one.
+func (p *Pool) entry(key poolKey, l *launch) (*entry, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrPoolClosed
+	}
+	if e := p.entries[key]; e != nil {
+		dead := e.settled() && (e.err != nil || e.conn.Err() != nil)
+		if e.fingerprint == l.fingerprint && !dead {
+			p.lru.MoveToFront(e.elem)
+			return e, nil
+		}
+		if !dead {
+			p.opts.Logger.Info("upstream_replaced", "tenant", key.tenant, "integration", key.integration, "reason", "credential or configuration changed")
+		}
+		p.removeLocked(e)
+	}
+	e := &entry{key: key, fingerprint: l.fingerprint, ready: make(chan struct{})}
+	e.elem = p.lru.PushFront(e)
+	p.entries[key] = e
+	p.evictLocked()
+	p.wg.Add(1)
+	go p.start(e, l)
+	return e, nil
+}
+
+func (p *Pool) start(e *entry, l *launch) {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.StartTimeout)
+	defer cancel()
+	p.starts.Add(1)
+	var conn *Conn
+	var err error
+	if l.in.Upstream.Command != "" {
+		conn, err = p.dialStdio(ctx, e.key.tenant, l)
+	} else {
+		conn, err = p.dialHTTP(ctx, e.key.tenant, l)
+	}
+	if err != nil {
+		if ctx.Err() != nil && p.ctx.Err() == nil {
+			err = fmt.Errorf("upstream %s did not start within %s: %w", l.in.Name, p.opts.StartTimeout, err)
+		} else {
+			err = fmt.Errorf("starting upstream %s: %w", l.in.Name, err)
+		}
+		err = scrub(err, l.secrets)
+		p.opts.Logger.Warn("upstream_start_failed", "tenant", e.key.tenant, "integration", l.in.Name, "error", err.Error())
+	} else {
+		p.opts.Logger.Info("upstream_started", "tenant", e.key.tenant, "integration", l.in.Name)
+	}
+	e.conn, e.err = conn, err
+	close(e.ready)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil && !e.removed {
+		p.removeLocked(e)
+	}
+}
+
+// removeLocked forgets e and closes its connection once it has one.
+func (p *Pool) removeLocked(e *entry) {
+	if e.removed {
+		return
+	}
+	e.removed = true
+	if p.entries[e.key] == e {
+		delete(p.entries, e.key)
+	}
+	p.lru.Remove(e.elem)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		<-e.ready
+		if e.conn != nil {
+			e.conn.Close()
+		}
+	}()
+}
+
+// evictLocked closes the least recently used idle connections beyond
+// MaxConns.
+func (p *Pool) evictLocked() {
+	for el := p.lru.Back(); el != nil && len(p.entries) > p.opts.MaxConns; {
+		e := el.Value.(*entry)
+		el = el.Prev()
+		if !e.settled() {
+			continue
+		}
+		if e.conn != nil {
+			if busy, _ := e.conn.idle(); busy {
+				continue
+			}
+		}
+		p.opts.Logger.Info("upstream_evicted", "tenant", e.key.tenant, "integration", e.key.integration)
+		p.removeLocked(e)
+	}
+}
+
+// Drop closes the tenant's connection to integration, if any (for example
+// when the tenant's credential is revoked).
+func (p *Pool) Drop(tenant, integration string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.entries[poolKey{tenant, integration}]; e != nil {
+		p.removeLocked(e)
+	}
+}
+
+// Close closes every connection, ending every upstream process, and waits
+// for them to exit.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	for _, e := range p.entries {
+		p.removeLocked(e)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+}
+
+// reap closes idle and dead connections.
+func (p *Pool) reap() {
+	defer p.wg.Done()
+	every := min(max(p.opts.IdleTimeout/4, 10*time.Millisecond), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case now := <-t.C:
+			p.reapOnce(now)
+		}
+	}
+}
+
+func (p *Pool) reapOnce(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.entries {
+		if !e.settled() || e.conn == nil {
+			continue
+		}
+		if e.conn.Err() != nil {
+			p.removeLocked(e)
+			continue
+		}
+		if busy, since := e.conn.idle(); !busy && now.Sub(since) >= p.opts.IdleTimeout {
+			p.opts.Logger.Info("upstream_idle_closed", "tenant", e.key.tenant, "integration", e.key.integration)
+			p.removeLocked(e)
+		}
+	}
+}
+
+// launch is an integration with its templates rendered for one credential.
+type launch struct {
+	in          Integration
+	env         []string          // stdio: rendered Env, "K=V", sorted
+	headers     map[string]string // HTTP: rendered Headers
+	secrets     []string          // credential values to keep out of errors
+	fingerprint [sha256.Size]byte // of all the above: a change means a new conn
+}
+
+func prepare(in Integration, vars map[string]string) (*launch, error) {
+	l := &launch{in: in.clone()}
+	fail := func(field string, err error) error {
+		return &IntegrationError{Integration: in.Name, Field: field, Err: err}
+	}
+	for _, k := range sortedKeys(in.Upstream.Env) {
+		v, err := render(in.Upstream.Env[k], vars)
+		if err != nil {
+			return nil, fail("upstream.env."+k, err)
+		}
+		l.env = append(l.env, k+"="+v)
+	}
+	if len(in.Upstream.Headers) > 0 {
+		l.headers = make(map[string]string, len(in.Upstream.Headers))
+		for _, k := range sortedKeys(in.Upstream.Headers) {
+			v, err := render(in.Upstream.Headers[k], vars)
+			if err != nil {
+				return nil, fail("upstream.headers."+k, err)
+			}
+			l.headers[k] = v
+		}
+	}
+	for k, v := range vars {
+		// token_type ("Bearer") is no secret, and short values would
+		// scrub ordinary words.
+		if k != VarTokenType && len(v) >= 6 {
+			l.secrets = append(l.secrets, v)
+		}
+	}
+	b, _ := json.Marshal(struct {
+		In      Integration
+		Timeout time.Duration
+		Env     []string
+		Headers map[string]string
+	}{l.in, in.Timeout, l.env, l.headers})
+	l.fingerprint = sha256.Sum256(b)
+	return l, nil
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// credentialInput is the body of "credential put": the same field names as
+// the seed's POST /tenants/{tenantId}/integrations/{integration}/credentials.
+type credentialInput struct {
+	AccessToken  string            `json:"accessToken"`
+	RefreshToken string            `json:"refreshToken"`
+	TokenType    string            `json:"tokenType"`
+	ExpiresIn    int64             `json:"expiresIn"` // seconds; 0 = never
+	Scopes       []string          `json:"scopes"`
+	Extra        map[string]string `json:"extra"`
+}
+
+// credential runs the "credential" operator commands. Secrets come in on
+// stdin, never in argv (which other users of the machine can read).
+func (m *Main) credential(ctx context.Context, cfg Config, args []string) error {
+	if len(args) == 0 {
+		return usageError{"credential: want put, get, delete or list"}
+	}
+	verb, args := args[0], args[1:]
+	fs := m.flags("credential " + verb)
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	integration := fs.String("integration", "", "integration name")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := tenants.ValidateID(*tenant); err != nil {
+		return usageError{fmt.Sprintf("--tenant: %v", err)}
+	}
+	if verb != "list" && *integration == "" {
+		return usageError{"--integration is required"}
+	}
+	cfg.LogFormat = "text"
+	st, err := m.openStore(cfg, m.logger(cfg))
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "put":
+		var in credentialInput
+		dec := json.NewDecoder(io.LimitReader(m.Stdin, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return fmt.Errorf("reading credential JSON from stdin: %w", err)
+		}
+		if in.AccessToken == "" {
+			return fmt.Errorf("reading credential JSON from stdin: accessToken is required")
+		}
+		if in.ExpiresIn < 0 {
+			return fmt.Errorf("reading credential JSON from stdin: expiresIn must be 0 (never) or positive")
+		}
+		cred := vault.Credential{
+			AccessToken: in.AccessToken, RefreshToken: in.RefreshToken,
+			TokenType: in.TokenType, Scopes: in.Scopes, Extra: in.Extra,
+		}
+		if cred.TokenType == "" {
+			cred.TokenType = "bearer"
+		}
+		if in.ExpiresIn > 0 {
+			cred.ExpiresAt = time.Now().UTC().Add(time.Duration(in.ExpiresIn) * time.Second).Truncate(time.Second)
+		}
+		v, err := st.Put(ctx, *tenant, *integration, cred, vault.AnyVersion)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "stored %s/%s (version %d)\n", *tenant, *integration, v)
+	case "get":
+		cred, v, err := st.Get(ctx, *tenant, *integration)
+		if err != nil {
+			return err
+		}
+		out := map[string]any{
+			"tenantId": *tenant, "integration": *integration, "version": v,
+			"accessToken": mask(cred.AccessToken), "hasRefreshToken": cred.RefreshToken != "",
+			"tokenType": cred.TokenType, "scopes": cred.Scopes, "extra": cred.Extra,
+			"createdAt": cred.CreatedAt, "updatedAt": cred.UpdatedAt, "expiresAt": nil,
+		}
+		if !cred.ExpiresAt.IsZero() {
+			out["expiresAt"] = cred.ExpiresAt
+		}
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	case "delete":
+		if err := st.Delete(ctx, *tenant, *integration); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "deleted %s/%s\n", *tenant, *integration)
+	case "list":
+		names, err := st.Integrations(ctx, *tenant)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			fmt.Fprintln(m.Stdout, n)
+		}
+	default:
+		return usageError{fmt.Sprintf("credential: unknown verb %q", verb)}
+	}
+	return nil
+}
+
+// mask shows enough of a token to recognise it, never enough to use it.
+func mask(s string) string {
+	if len(s) <= 8 {
+		return strings.Repeat("*", len(s))
+	}
+	return s[:4] + "…" + strings.Repeat("*", 4)
+}
+
+// apikey runs the "apikey" operator commands.
+func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
+	if len(args) == 0 {
+		return usageError{"apikey: want create, revoke or list"}
+	}
+	verb, args := args[0], args[1:]
+	cfg.LogFormat = "text"
+	switch verb {
+	case "create":
+		fs := m.flags("apikey create")
+		tenant := fs.String("tenant", "", "tenant ID the key acts for (required)")
+		admin := fs.Bool("admin", false, "the key may administer every tenant")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if err := tenants.ValidateID(*tenant); err != nil {
+			return usageError{fmt.Sprintf("--tenant: %v", err)}
+		}
+		st, err := m.openStore(cfg, m.logger(cfg))
+		if err != nil {
+			return err
+		}
+		key, id, err := tenants.NewAPIKeys(st).Create(ctx, *tenant, *admin)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stderr, "API key %s created for tenant %s; it is shown once:\n", id, *tenant)
+		fmt.Fprintln(m.Stdout, key)
+	case "revoke":
+		if len(args) != 1 {
+			return usageError{"apikey revoke: want the key ID"}
+		}
+		st, err := m.openStore(cfg, m.logger(cfg))
+		if err != nil {
+			return err
+		}
+		if err := tenants.NewAPIKeys(st).Revoke(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "revoked %s\n", args[0])
+	case "list":
+		if err := parse(m.flags("apikey list"), args); err != nil {
+			return err
+		}
+		st, err := m.openStore(cfg, m.logger(cfg))
+		if err != nil {
+			return err
+		}
+		keys, err := tenants.NewAPIKeys(st).List(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			fmt.Fprintf(m.Stdout, "%v\n", k)
+		}
+	default:
+		return usageError{fmt.Sprintf("apikey: unknown verb %q", verb)}
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/fakenotion"
+	"github.com/connectors-gateway/connectors/internal/testenv"
+)
+
+// Tokens planted in the store: recognisable, so a test can search every
+// request and every log for them.
+const (
+	tokenA = "ntn_tenantA_secret_0123456789"
+	tokenB = "ntn_tenantB_secret_9876543210"
+)
+
+// gateway is one gateway under test, driven through Main as a user would.
+type gateway struct {
+	t      *testing.T
+	env    map[string]string
+	notion *fakenotion.Server
+	addr   string
+	stderr *lockedBuffer
+	keys   map[string]string // tenant → API key
+}
+
+// newGateway prepares a data dir, an integrations file that points the
+// real notion MCP server at a fake Notion API, and server-everything as a
+// second integration; it stores credentials for tenant-a and tenant-b.
+func newGateway(t *testing.T) *gateway {
+	t.Helper()
+	dir := t.TempDir()
+	notion := fakenotion.Start(t, map[string]string{tokenA: "Acme Bot", tokenB: "Beta Bot"})
+	node := testenv.Node(t)
+	notionCLI := testenv.NodeTool(t, "notion-mcp-server")[1]
+	everything := testenv.NodeTool(t, "mcp-server-everything", "stdio")
+	cfg := map[string]any{"integrations": []any{
+		map[string]any{
+			"name": "notion",
+			"upstream": map[string]any{
+				"command": node, "args": []string{notionCLI},
+				"env": map[string]string{"NOTION_TOKEN": "{{access_token}}", "BASE_URL": notion.URL},
+			},
+		},
+		map[string]any{
+			"name": "everything", "category": "testing",
+			"upstream": map[string]any{"command": everything[0], "args": everything[1:]},
+		},
+	}}
+	cfgPath := filepath.Join(dir, "integrations.json")
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{
+		t: t, notion: notion, stderr: &lockedBuffer{}, keys: map[string]string{},
+		env: map[string]string{
+			"CONNECTORS_DATA_DIR": filepath.Join(dir, "data"),
+			"CONNECTORS_CONFIG":   cfgPath,
+			"PATH":                os.Getenv("PATH"),
+			"HOME":                dir,
+		},
+	}
+	for tenant, token := range map[string]string{"tenant-a": tokenA, "tenant-b": tokenB} {
+		g.mustRun(fmt.Sprintf(`{"accessToken": %q}`, token), "credential", "put", "--tenant", tenant, "--integration", "notion")
+		g.mustRun(`{"accessToken": "unused"}`, "credential", "put", "--tenant", tenant, "--integration", "everything")
+		g.keys[tenant] = strings.TrimSpace(g.mustRun("", "apikey", "create", "--tenant", tenant))
+	}
+	return g
+}
+
+func (g *gateway) main(stdin string) (*Main, *bytes.Buffer) {
+	var out bytes.Buffer
+	return &Main{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: g.stderr,
+		Getenv: func(k string) string { return g.env[k] },
+	}, &out
+}
+
+// run runs one subcommand to completion.
+func (g *gateway) run(stdin string, args ...string) (string, error) {
+	m, out := g.main(stdin)
+	err := m.Run(context.Background(), args)
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	return out.String(), err
+}
+
+func (g *gateway) mustRun(stdin string, args ...string) string {
+	g.t.Helper()
+	out, err := g.run(stdin, args...)
+	if err != nil {
+		g.t.Fatalf("connectors %s: %v\n%s", strings.Join(args, " "), err, g.stderr)
+	}
+	return out
+}
+
+// serve starts "connectors serve" on a free port until the test ends.
+func (g *gateway) serve() string {
+	g.t.Helper()
+	m, _ := g.main("")
+	ready := make(chan string, 1)
+	m.Listening = func(addr string) { ready <- addr }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
+	g.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			g.t.Errorf("serve: %v", err)
+		}
+		_ = m.Close()
+	})
+	select {
+	case g.addr = <-ready:
+	case err := <-done:
+		g.t.Fatalf("serve ended early: %v\n%s", err, g.stderr)
+	case <-time.After(30 * time.Second):
+		g.t.Fatal("serve did not start")
+	}
+	return g.addr
+}
+
+// client connects an MCP client as tenant over HTTP.
+func (g *gateway) client(tenant string, opts ...client.ClientOption) *client.Client {
+	g.t.Helper()
+	c, err := client.NewStreamableHttpClient("http://"+g.addr+"/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys[tenant]}))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ProtocolVersion: mcp.LATEST_PROTOCOL_VERSION,
+		ClientInfo:      mcp.Implementation{Name: "connectors-test", Version: "1"},
+	}}); err != nil {
+		g.t.Fatalf("initialize as %s: %v", tenant, err)
+	}
+	return c
+}
+
+// assertNoSecrets fails if a planted token or API key appears in the logs.
+func (g *gateway) assertNoSecrets() {
+	g.t.Helper()
+	logs := g.stderr.String()
+	for _, s := range []string{tokenA, tokenB, g.keys["tenant-a"], g.keys["tenant-b"]} {
+		if s != "" && strings.Contains(logs, s) {
+			g.t.Errorf("a secret appears in the gateway's logs: %.12s…", s)
+		}
+	}
+}
+
+func toolText(t *testing.T, res *mcp.CallToolResult) string {
+	t.Helper()
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+// TestTenantsGetTheirOwnCredential is the heart of the product: two tenants
+// call the same Notion tool at once through the real notion MCP server, and
+// every request that reaches "Notion" carries the caller's own token, never
+// the other tenant's and never the agent's API key.
+func TestTenantsGetTheirOwnCredential(t *testing.T) {
+	g := newGateway(t)
+	g.serve()
+
+	want := map[string]string{"tenant-a": "Acme Bot", "tenant-b": "Beta Bot"}
+	var wg sync.WaitGroup
+	for tenant := range want {
+		c := g.client(tenant)
+		for range 5 {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "notion_API-get-self"}})
+				if err != nil {
+					t.Errorf("%s: call: %v", tenant, err)
+					return
+				}
+				if text := toolText(t, res); res.IsError || !strings.Contains(text, want[tenant]) {
+					t.Errorf("%s: got %q (isError %v), want the answer for %s", tenant, text, res.IsError, want[tenant])
+				}
+			})
+		}
+	}
+	wg.Wait()
+
+	seen := map[string]int{}
+	for _, r := range g.notion.Requests() {
+		seen[r.Token]++
+	}
+	if diff := len(seen); diff != 2 || seen[tokenA] != 5 || seen[tokenB] != 5 {
+		t.Errorf("tokens that reached Notion = %v, want 5 requests with each tenant's own token and nothing else", seen)
+	}
+	g.assertNoSecrets()
+}
+
+// TestToolsListIsPerTenant: a tenant sees the tools of the integrations it
+// has a credential for, and nothing else.
+func TestToolsListIsPerTenant(t *testing.T) {
+	g := newGateway(t)
+	g.mustRun("", "credential", "delete", "--tenant", "tenant-b", "--integration", "everything")
+	g.serve()
+
+	ctx := context.Background()
+	count := func(tenant string) map[string]int {
+		res, err := g.client(tenant).ListTools(ctx, mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatalf("%s: tools/list: %v", tenant, err)
+		}
+		n := map[string]int{}
+		for _, tool := range res.Tools {
+			integ, _, _ := strings.Cut(tool.Name, "_")
+			n[integ]++
+		}
+		return n
+	}
+	a, b := count("tenant-a"), count("tenant-b")
+	if a["notion"] == 0 || a["everything"] == 0 {
+		t.Errorf("tenant-a sees %v, want notion and everything tools", a)
+	}
+	if b["notion"] == 0 || b["everything"] != 0 {
+		t.Errorf("tenant-b sees %v, want notion tools only", b)
+	}
+
+	// The tool b cannot list, b cannot call either.
+	_, err := g.client("tenant-b").CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{
+		Name: "everything_echo", Arguments: map[string]any{"message": "hi"}}})
+	if err == nil {
+		t.Error("tenant-b called everything_echo without a credential for it")
+	}
+	res, err := g.client("tenant-a").CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{
+		Name: "everything_echo", Arguments: map[string]any{"message": "hi"}}})
+	if err != nil || !strings.Contains(toolText(t, res), "hi") {
+		t.Errorf("tenant-a everything_echo = %v, %v", res, err)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

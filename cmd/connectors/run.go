@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/connectors-gateway/connectors/server"
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
+	"github.com/connectors-gateway/connectors/transport"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `connectors — a multi-tenant MCP gateway
+
+Usage:
+  connectors serve [--addr 127.0.0.1:3000] [--config integrations.json]
+  connectors stdio --tenant TENANT [--config integrations.json]
+  connectors credential put    --tenant T --integration I   < credential.json
+  connectors credential get    --tenant T --integration I
+  connectors credential delete --tenant T --integration I
+  connectors credential list   --tenant T
+  connectors apikey create --tenant T [--admin]
+  connectors apikey revoke ID
+  connectors apikey list
+  connectors integrations [--config integrations.json]
+
+credential.json has the shape of the HTTP API's body:
+  {"accessToken": "...", "refreshToken": "...", "tokenType": "bearer",
+   "expiresIn": 3600, "scopes": ["..."], "extra": {"workspace_id": "..."}}
+
+Environment: CONNECTORS_DATA_DIR, CONNECTORS_MASTER_KEY, CONNECTORS_CONFIG,
+CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_LOG_FORMAT, VAULT_ADDR (see README).
+`
+
+// usageError is a mistake in the command line; it exits 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// Main is the program: main() builds one and runs it; tests drive it the
+// same way, with their own streams and environment.
+type Main struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+
+	// Listening, if set, receives the HTTP address once serve listens.
+	Listening func(addr string)
+
+	closers []func() error
+}
+
+// NewMain returns a Main on the process's own streams and environment.
+func NewMain() *Main {
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+// Close releases what Run opened, last opened first.
+func (m *Main) Close() error {
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
+
+func (m *Main) onClose(f func() error) { m.closers = append(m.closers, f) }
+
+// Run runs the subcommand args[0] with the rest of args.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return usageError{"no subcommand"}
+	}
+	cfg, err := configFromEnv(m.Getenv)
+	if err != nil {
+		return err
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return m.serve(ctx, cfg, rest)
+	case "stdio":
+		return m.stdio(ctx, cfg, rest)
+	case "credential":
+		return m.credential(ctx, cfg, rest)
+	case "apikey":
+		return m.apikey(ctx, cfg, rest)
+	case "integrations":
+		return m.integrations(cfg, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(m.Stderr, usage)
+		return usageError{fmt.Sprintf("unknown subcommand %q", cmd)}
+	}
+}
+
+func (m *Main) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+func (m *Main) logger(cfg Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(m.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+}
+
+// openStore opens the configured credential store.
+func (m *Main) openStore(cfg Config, log *slog.Logger) (*vault.Embedded, error) {
+	if cfg.VaultAddr != "" {
+		return nil, errors.New("VAULT_ADDR is set, but the HashiCorp Vault backend is not in this build yet; unset it to use the embedded store")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	st, err := vault.OpenEmbedded(cfg.storePath(), &vault.EmbeddedOptions{
+		MasterKey: cfg.MasterKey,
+		KeyFile:   cfg.keyFilePath(),
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.onClose(st.Close)
+	return st, nil
+}
+
+// registry builds the integration registry: presets plus the config file.
+func registry(cfg Config) (*tools.Registry, error) {
+	ints := tools.Presets()
+	if cfg.IntegrationsFile != "" {
+		var err error
+		if ints, err = tools.LoadConfig(cfg.IntegrationsFile, ints); err != nil {
+			return nil, err
+		}
+	}
+	return tools.NewRegistry(ints...)
+}
+
+// gateway wires store, registry and upstream pool into the MCP gateway.
+func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, *vault.Embedded, error) {
+	reg, err := registry(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := m.openStore(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := tools.NewPool(&tools.PoolOptions{Logger: log})
+	m.onClose(func() error { pool.Close(); return nil })
+	g := server.New(server.Options{Registry: reg, Store: st, Upstreams: pool, Logger: log, Version: version})
+	return g, st, nil
+}
+
+func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
+	fs := m.flags("serve")
+	addr := fs.String("addr", "127.0.0.1:3000", "listen address `host:port`")
+	fs.StringVar(&cfg.IntegrationsFile, "config", cfg.IntegrationsFile, "integrations config `file`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := m.logger(cfg)
+	g, st, err := m.gateway(cfg, log)
+	if err != nil {
+		return err
+	}
+	h := transport.NewHTTP(transport.HTTPOptions{
+		MCP:            g.MCPServer(),
+		Auth:           transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)},
+		AllowedOrigins: cfg.AllowedOrigins,
+		Ready: func(ctx context.Context) error {
+			_, err := st.Tenants(ctx)
+			return err
+		},
+		Logger: log,
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("gateway_listening", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+"/mcp")
+	if m.Listening != nil {
+		m.Listening(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = h.Close(shutdown)
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	log.Info("gateway_stopped")
+	return nil
+}
+
+func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
+	fs := m.flags("stdio")
+	tenant := fs.String("tenant", "", "the tenant this process serves (required)")
+	fs.StringVar(&cfg.IntegrationsFile, "config", cfg.IntegrationsFile, "integrations config `file`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := tenants.ValidateID(*tenant); err != nil {
+		return usageError{fmt.Sprintf("stdio --tenant: %v", err)}
+	}
+	// stdout carries the protocol: logs go to stderr only.
+	log := m.logger(cfg)
+	g, _, err := m.gateway(cfg, log)
+	if err != nil {
+		return err
+	}
+	id := tenants.Identity{Tenant: *tenant, Subject: "stdio"}
+	err = transport.ServeStdio(ctx, g.MCPServer(), id, m.Stdin, m.Stdout)
+	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+func (m *Main) integrations(cfg Config, args []string) error {
+	fs := m.flags("integrations")
+	fs.StringVar(&cfg.IntegrationsFile, "config", cfg.IntegrationsFile, "integrations config `file`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	reg, err := registry(cfg)
+	if err != nil {
+		return err
+	}
+	for _, in := range reg.All() {
+		up := in.Upstream.URL
+		if up == "" {
+			up = in.Upstream.Command
+		}
+		fmt.Fprintf(m.Stdout, "%-16s %-14s %s\n", in.Name, in.Category, up)
+	}
+	return nil
+}

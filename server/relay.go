@@ -31,3 +31,25 @@ func (r relay) Progress(p mcp.ProgressNotificationParams) {
 func (r relay) Log(level mcp.LoggingLevel, logger string, data any) {
 	_ = r.srv.SendLogMessageToClient(r.ctx, mcp.NewLoggingMessageNotification(level, logger, data))
 }
+
+// CreateMessage puts an upstream's sampling request to the agent.
+func (r relay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	ctx, cancel := r.ask(ctx)
+	defer cancel()
+	return r.srv.RequestSampling(ctx, req)
+}
+
+// Elicit puts an upstream's elicitation request to the agent.
+func (r relay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	ctx, cancel := r.ask(ctx)
+	defer cancel()
+	return r.srv.RequestElicitation(ctx, req)
+}
+
+// ask returns a context for a request to the agent: the agent's session
+// (from the call's context), ended when the upstream gives up its request.
+func (r relay) ask(upstream context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	stop := context.AfterFunc(upstream, cancel)
+	return ctx, func() { stop(); cancel() }
+}

@@ -26,6 +26,7 @@ import (
 //	      "category": "productivity",
 //	      "description": "Jira issues",
 //	      "timeout": "30s",                // per tools/call; Go duration; default 60s
+//	      "protocol": "2025-11-25",        // pin the upstream protocol; default: negotiate
 //	      "upstream": {
 //	        "url": "https://mcp.example.com/mcp",  // streamable HTTP, or:
 //	        "headers": {"Authorization": "Bearer {{access_token}}"},
@@ -69,6 +70,7 @@ type configIntegration struct {
 	Category    *string         `json:"category"`
 	Description *string         `json:"description"`
 	Timeout     *string         `json:"timeout"`
+	Protocol    *string         `json:"protocol"`
 	Upstream    json.RawMessage `json:"upstream"`
 }
 
@@ -133,6 +135,9 @@ func parseConfig(data []byte, presets []Integration) ([]Integration, error) {
 				return nil, fail("timeout", errors.New("must be positive"))
 			}
 			in.Timeout = d
+		}
+		if ci.Protocol != nil {
+			in.Protocol = *ci.Protocol
 		}
 		if ci.Upstream != nil {
 			var cu configUpstream

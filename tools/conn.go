@@ -85,6 +85,7 @@ type Conn struct {
 	integration string
 	tenant      string
 	timeout     time.Duration
+	protocol    string // pinned protocol version; empty: negotiate
 	logger      *slog.Logger
 	clientInfo  mcp.Implementation
 	secrets     []string // credential values, scrubbed from errors and logs
@@ -117,6 +118,7 @@ type Conn struct {
 }
 
 type call struct {
+	seq     uint64 // order of arrival on the conn
 	relay   Relay
 	token   mcp.ProgressToken // the caller's, nil when it asked for no progress
 	upToken string            // the one sent upstream in its place
@@ -130,6 +132,7 @@ func newConn(tenant string, in Integration, l *launch, opts *PoolOptions) *Conn 
 		integration: in.Name,
 		tenant:      tenant,
 		timeout:     in.timeout(),
+		protocol:    in.Protocol,
 		logger:      opts.Logger.With("tenant", tenant, "integration", in.Name),
 		clientInfo:  opts.ClientInfo,
 		secrets:     l.secrets,
@@ -176,7 +179,14 @@ func (c *Conn) Close() {
 
 // initialize starts a client over tr and runs the MCP handshake.
 func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.Client, error) {
-	cli := client.NewClient(tr)
+	opts := []client.ClientOption{client.WithSamplingHandler(asker{c}), client.WithElicitationHandler(asker{c})}
+	if c.protocol != "" {
+		opts = append(opts, client.WithProtocolVersion(c.protocol))
+		if !mcp.IsModernProtocol(c.protocol) {
+			opts = append(opts, client.WithLegacyProtocolOnly())
+		}
+	}
+	cli := client.NewClient(tr, opts...)
 	cli.OnNotification(c.handleNotification)
 	// The transport keeps Start's context for the session's lifetime.
 	if err := cli.Start(c.ctx); err != nil {
@@ -223,7 +233,7 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 	if relay == nil {
 		relay = RelayFuncs{}
 	}
-	cl := &call{relay: relay}
+	cl := &call{relay: relay, seq: c.seq.Add(1)}
 	req.Header = nil
 	req.Request = mcp.Request{}
 	if m := req.Params.Meta; m != nil {

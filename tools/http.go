@@ -8,6 +8,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // defaultHTTPClient is shared by every HTTP upstream of a pool: keep-alive
@@ -37,11 +38,17 @@ func defaultHTTPClient() *http.Client {
 func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, error) {
 	c := newConn(tenant, l.in, l, &p.opts)
 	c.dial = func(ctx context.Context) (*client.Client, error) {
-		tr, err := transport.NewStreamableHTTP(l.in.Upstream.URL,
+		opts := []transport.StreamableHTTPCOption{
 			transport.WithHTTPBasicClient(p.opts.HTTPClient),
 			transport.WithHTTPHeaders(l.headers),
 			transport.WithHTTPLogger(p.opts.Logger),
-		)
+		}
+		if l.in.Protocol != "" && !mcp.IsModernProtocol(l.in.Protocol) {
+			// Initialize-era servers send requests of their own (sampling,
+			// roots) and list_changed on the standalone GET stream.
+			opts = append(opts, transport.WithContinuousListening())
+		}
+		tr, err := transport.NewStreamableHTTP(l.in.Upstream.URL, opts...)
 		if err != nil {
 			return nil, err
 		}

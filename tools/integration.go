@@ -39,6 +39,12 @@ type Integration struct {
 	Description string        `json:"description,omitempty"`
 	Upstream    Upstream      `json:"upstream"`
 	Timeout     time.Duration `json:"-"` // per tools/call; zero means DefaultTimeout
+
+	// Protocol pins the MCP protocol version spoken with the upstream, for
+	// servers that misbehave under negotiation (for example servers that
+	// make sampling or elicitation requests, which 2026-07-28 replaced).
+	// Empty: negotiate, 2026-07-28 first, then the initialize handshake.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // DefaultTimeout bounds one upstream call when an integration sets none.

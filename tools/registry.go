@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // nameRE is what an integration name must match: it prefixes every exposed
@@ -157,6 +159,9 @@ func validate(in Integration, index int) error {
 	}
 	if in.Timeout < 0 {
 		return fail("timeout", "must not be negative")
+	}
+	if in.Protocol != "" && !slices.Contains(mcp.ValidProtocolVersions, in.Protocol) {
+		return fail("protocol", "%q is not an MCP protocol version (%s)", truncate(in.Protocol, 40), strings.Join(mcp.ValidProtocolVersions, ", "))
 	}
 	up := in.Upstream
 	if (up.Command == "") == (up.URL == "") {

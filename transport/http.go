@@ -12,6 +12,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,8 +30,11 @@ type Authenticator interface {
 
 // HTTPOptions configure the HTTP handler. MCP and Auth are required.
 type HTTPOptions struct {
-	MCP  *mcpserver.MCPServer
+	MCP  *mcpserver.MCPServer // the aggregate, at /mcp
 	Auth Authenticator
+
+	// Integrations are served alone at /mcp/{integration}.
+	Integrations map[string]*mcpserver.MCPServer
 
 	// AllowedOrigins lists the browser origins (scheme://host[:port]) allowed
 	// to call the MCP endpoint. Requests without Origin (non-browser clients)
@@ -60,6 +64,8 @@ type HTTP struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	mcp      *mcpserver.StreamableHTTPServer
+	single   map[string]http.Handler // /mcp/{integration}
+	servers  []*mcpserver.StreamableHTTPServer
 	sessions *sessions
 }
 
@@ -75,9 +81,20 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	h.mcp = mcpserver.NewStreamableHTTPServer(opts.MCP,
+	h.mcp = h.streamable(opts.MCP)
+	h.single = map[string]http.Handler{}
+	for name, srv := range opts.Integrations {
+		h.single[name] = h.streamable(srv)
+	}
+	h.routes()
+	return h
+}
+
+// streamable serves srv over streamable HTTP, with the gateway's sessions.
+func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPServer {
+	s := mcpserver.NewStreamableHTTPServer(srv,
 		mcpserver.WithSessionIdManagerResolver(h.sessions),
-		mcpserver.WithSessionIdleTTL(opts.SessionIdleTTL),
+		mcpserver.WithSessionIdleTTL(h.opts.SessionIdleTTL),
 		// Without an event store mcp-go can drop notifications a tool
 		// handler sends while its response stream is being set up.
 		mcpserver.WithEventStore(mcpserver.NewInMemoryEventStore()),
@@ -90,18 +107,34 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 		}),
 		mcpserver.WithStreamableHTTPLogger(h.log),
 	)
-	h.routes()
-	return h
+	h.servers = append(h.servers, s)
+	return s
 }
 
 func (h *HTTP) routes() {
 	h.mux.HandleFunc("GET /healthz", h.handleHealthz)
 	h.mux.HandleFunc("GET /readyz", h.handleReadyz)
 
-	mcp := h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(h.mcp))))
-	h.mux.Handle("POST /mcp", mcp)
-	h.mux.Handle("GET /mcp", mcp)
-	h.mux.Handle("DELETE /mcp", mcp)
+	guard := func(next http.Handler) http.Handler {
+		return h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next))))
+	}
+	mcp := guard(h.mcp)
+	single := guard(http.HandlerFunc(h.handleSingle))
+	for _, method := range []string{"POST", "GET", "DELETE"} {
+		h.mux.Handle(method+" /mcp", mcp)
+		h.mux.Handle(method+" /mcp/{integration}", single)
+	}
+}
+
+// handleSingle handles the "/mcp/{integration}" routes: one integration
+// alone, under the upstream's own names.
+func (h *HTTP) handleSingle(w http.ResponseWriter, r *http.Request) {
+	srv, ok := h.single[r.PathValue("integration")]
+	if !ok {
+		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no such integration")
+		return
+	}
+	srv.ServeHTTP(w, r)
 }
 
 // ServeHTTP implements http.Handler.
@@ -111,7 +144,11 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close ends every MCP session.
 func (h *HTTP) Close(ctx context.Context) error {
-	return h.mcp.Shutdown(ctx)
+	var errs []error
+	for _, s := range h.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // handleHealthz handles the "GET /healthz" route: the process is up.

@@ -42,12 +42,19 @@ type gateway struct {
 // second integration; it stores credentials for tenant-a and tenant-b.
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
+	return newGatewayWithIntegrations(t)
+}
+
+// newGatewayWithIntegrations is newGateway with extra integrations (config
+// file entries) after notion and everything.
+func newGatewayWithIntegrations(t *testing.T, extra ...map[string]any) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	notion := fakenotion.Start(t, map[string]string{tokenA: "Acme Bot", tokenB: "Beta Bot"})
 	node := testenv.Node(t)
 	notionCLI := testenv.NodeTool(t, "notion-mcp-server")[1]
 	everything := testenv.NodeTool(t, "mcp-server-everything", "stdio")
-	cfg := map[string]any{"integrations": []any{
+	integrations := []any{
 		map[string]any{
 			"name": "notion",
 			"upstream": map[string]any{
@@ -59,7 +66,11 @@ func newGateway(t *testing.T) *gateway {
 			"name": "everything", "category": "testing",
 			"upstream": map[string]any{"command": everything[0], "args": everything[1:]},
 		},
-	}}
+	}
+	for _, e := range extra {
+		integrations = append(integrations, e)
+	}
+	cfg := map[string]any{"integrations": integrations}
 	cfgPath := filepath.Join(dir, "integrations.json")
 	b, _ := json.Marshal(cfg)
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
@@ -278,4 +289,140 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// newGatewayWith is newGateway with extra integrations appended to the
+// config file (each a map in the file's shape). tenant-a and tenant-b both
+// get a credential for each extra, whose access token is
+// extraToken(tenant, name).
+func newGatewayWith(t *testing.T, extra ...map[string]any) *gateway {
+	t.Helper()
+	g := newGateway(t)
+	path := g.env["CONNECTORS_CONFIG"]
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Integrations []any `json:"integrations"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range extra {
+		cfg.Integrations = append(cfg.Integrations, in)
+	}
+	if b, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range extra {
+		name := in["name"].(string)
+		for _, tenant := range []string{"tenant-a", "tenant-b"} {
+			g.mustRun(fmt.Sprintf(`{"accessToken": %q}`, extraToken(tenant, name)),
+				"credential", "put", "--tenant", tenant, "--integration", name)
+		}
+	}
+	return g
+}
+
+// extraToken is the planted access token of tenant for an integration
+// added by newGatewayWith.
+func extraToken(tenant, integration string) string {
+	return "xtok_" + tenant + "_" + integration + "_secret_5f3a9c"
+}
+
+// start starts "connectors serve" like serve, but returns a stop function
+// too, so that a test can stop the gateway, use the CLI on the (then
+// unlocked) store, and start it again on the same data dir.
+func (g *gateway) start() (addr string, stop func()) {
+	g.t.Helper()
+	m, _ := g.main("")
+	ready := make(chan string, 1)
+	m.Listening = func(addr string) { ready <- addr }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				g.t.Errorf("serve: %v", err)
+			}
+			_ = m.Close()
+		})
+	}
+	g.t.Cleanup(stop)
+	select {
+	case g.addr = <-ready:
+	case err := <-done:
+		g.t.Fatalf("serve ended early: %v\n%s", err, g.stderr)
+	case <-time.After(30 * time.Second):
+		g.t.Fatal("serve did not start")
+	}
+	return g.addr, stop
+}
+
+// dial connects an MCP client as tenant over HTTP, with transport options
+// (an HTTP client that records the exchange, ...) besides the client's own.
+func (g *gateway) dial(tenant string, topts []transport.StreamableHTTPCOption, opts ...client.ClientOption) *client.Client {
+	g.t.Helper()
+	topts = append([]transport.StreamableHTTPCOption{
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys[tenant]}),
+	}, topts...)
+	tr, err := transport.NewStreamableHTTP("http://"+g.addr+"/mcp", topts...)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	c := client.NewClient(tr, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ProtocolVersion: mcp.LATEST_PROTOCOL_VERSION,
+		ClientInfo:      mcp.Implementation{Name: "connectors-test", Version: "1"},
+	}}); err != nil {
+		g.t.Fatalf("initialize as %s: %v", tenant, err)
+	}
+	return c
+}
+
+// secrets returns every planted secret: the notion tokens, the extra
+// integrations' tokens and the API keys.
+func (g *gateway) secrets() []string {
+	s := []string{tokenA, tokenB}
+	for _, k := range g.keys {
+		s = append(s, k)
+	}
+	b, _ := os.ReadFile(g.env["CONNECTORS_CONFIG"])
+	var cfg struct {
+		Integrations []struct{ Name string } `json:"integrations"`
+	}
+	_ = json.Unmarshal(b, &cfg)
+	for _, in := range cfg.Integrations {
+		for _, tenant := range []string{"tenant-a", "tenant-b"} {
+			s = append(s, extraToken(tenant, in.Name))
+		}
+	}
+	return s
+}
+
+// assertNoSecretsIn fails if a planted secret appears in any of texts
+// (errors and results the client got) or in the gateway's logs.
+func (g *gateway) assertNoSecretsIn(texts ...string) {
+	g.t.Helper()
+	texts = append(texts, g.stderr.String())
+	for _, s := range g.secrets() {
+		for _, text := range texts {
+			if s != "" && strings.Contains(text, s) {
+				g.t.Errorf("a secret (%.12s…) appears in %.200q", s, text)
+			}
+		}
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
@@ -174,19 +176,19 @@ func registry(cfg Config) (*tools.Registry, error) {
 }
 
 // gateway wires store, registry and upstream pool into the MCP gateway.
-func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, *vault.Embedded, error) {
+func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, *vault.Embedded, *tools.Registry, error) {
 	reg, err := registry(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	st, err := m.openStore(cfg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pool := tools.NewPool(&tools.PoolOptions{Logger: log})
 	m.onClose(func() error { pool.Close(); return nil })
 	g := server.New(server.Options{Registry: reg, Store: st, Upstreams: pool, Logger: log, Version: version})
-	return g, st, nil
+	return g, st, reg, nil
 }
 
 func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
@@ -197,12 +199,17 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	log := m.logger(cfg)
-	g, st, err := m.gateway(cfg, log)
+	g, st, reg, err := m.gateway(cfg, log)
 	if err != nil {
 		return err
 	}
+	single := map[string]*mcpserver.MCPServer{}
+	for _, in := range reg.All() {
+		single[in.Name] = g.Integration(in.Name)
+	}
 	h := transport.NewHTTP(transport.HTTPOptions{
 		MCP:            g.MCPServer(),
+		Integrations:   single,
 		Auth:           transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)},
 		AllowedOrigins: cfg.AllowedOrigins,
 		Ready: func(ctx context.Context) error {
@@ -249,7 +256,7 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 	}
 	// stdout carries the protocol: logs go to stderr only.
 	log := m.logger(cfg)
-	g, _, err := m.gateway(cfg, log)
+	g, _, _, err := m.gateway(cfg, log)
 	if err != nil {
 		return err
 	}

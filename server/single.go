@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/connectors-gateway/connectors/tools"
+)
+
+// everyURI matches every resource URI: the single-integration server reads
+// all resources through the tenant's connection, so it registers one
+// template that forwards whatever the agent asks for.
+const everyURI = "{+uri}"
+
+// newSingle returns the MCP server of integration alone, under the
+// upstream's own names.
+func newSingle(g *Gateway, integration string) *view {
+	v := newView(g, integration)
+	discover := func(ctx context.Context) { v.discoverOne(ctx, integration) }
+	hooks := &mcpserver.Hooks{}
+	hooks.AddBeforeListTools(func(ctx context.Context, _ any, _ *mcp.ListToolsRequest) { discover(ctx) })
+	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, _ *mcp.CallToolRequest) { discover(ctx) })
+	hooks.AddBeforeListPrompts(func(ctx context.Context, _ any, _ *mcp.ListPromptsRequest) { discover(ctx) })
+	hooks.AddBeforeGetPrompt(func(ctx context.Context, _ any, _ *mcp.GetPromptRequest) { discover(ctx) })
+	// Resources are the tenant's own: listed through its connection on
+	// every request, replacing whatever mcp-go would list.
+	hooks.AddAfterListResources(func(ctx context.Context, _ any, _ *mcp.ListResourcesRequest, res *mcp.ListResourcesResult) {
+		res.Resources, res.NextCursor = []mcp.Resource{}, ""
+		if conn, err := v.allowedConn(ctx); err == nil && conn.Capabilities().Resources != nil {
+			if list, err := conn.Resources(ctx); err == nil {
+				res.Resources = list
+			}
+		}
+	})
+	hooks.AddAfterListResourceTemplates(func(ctx context.Context, _ any, _ *mcp.ListResourceTemplatesRequest, res *mcp.ListResourceTemplatesResult) {
+		res.ResourceTemplates, res.NextCursor = []mcp.ResourceTemplate{}, ""
+		if conn, err := v.allowedConn(ctx); err == nil && conn.Capabilities().Resources != nil {
+			if list, err := conn.ResourceTemplates(ctx); err == nil {
+				res.ResourceTemplates = list
+			}
+		}
+	})
+	g.trackSessions(hooks, func() *mcpserver.MCPServer { return v.mcp })
+
+	v.mcp = mcpserver.NewMCPServer(g.name+"/"+integration, g.version,
+		mcpserver.WithToolCapabilities(true),
+		mcpserver.WithResourceCapabilities(true, true),
+		mcpserver.WithPromptCapabilities(true),
+		mcpserver.WithCompletions(),
+		mcpserver.WithPromptCompletionProvider(completer{v}),
+		mcpserver.WithResourceCompletionProvider(completer{v}),
+		mcpserver.WithLogging(),
+		mcpserver.WithElicitation(),
+		mcpserver.WithHooks(hooks),
+		mcpserver.WithToolFilter(v.filterTools),
+		mcpserver.WithPromptFilter(v.filterPrompts),
+		mcpserver.WithRecovery(),
+	)
+	v.mcp.EnableSampling()
+	v.mcp.AddResourceTemplate(mcp.NewResourceTemplate(everyURI, "upstream"), v.readResource)
+	return v
+}
+
+// allowedConn returns the calling tenant's connection to the view's
+// integration, or an error when the tenant may not use it.
+func (v *view) allowedConn(ctx context.Context) (*tools.Conn, error) {
+	ok, err := v.g.allowed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok(v.only) {
+		return nil, fmt.Errorf("integration %s is not connected for this tenant", v.only)
+	}
+	return v.g.conn(ctx, v.only)
+}
+
+// filterPrompts keeps the prompts of an integration the tenant may use.
+func (v *view) filterPrompts(ctx context.Context, all []mcp.Prompt) []mcp.Prompt {
+	ok, err := v.g.allowed(ctx)
+	if err != nil || !ok(v.only) {
+		return nil
+	}
+	return all
+}
+
+// readResource forwards resources/read to the tenant's upstream.
+func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	conn, err := v.allowedConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req.Params.Arguments = nil // the catch-all template's, not the agent's
+	res, err := conn.ReadResource(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return res.Contents, nil
+}
+
+// forwardPrompt forwards prompts/get to the tenant's upstream.
+func (v *view) forwardPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	conn, err := v.allowedConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return conn.GetPrompt(ctx, req)
+}
+
+// completer forwards completion/complete to the tenant's upstream.
+type completer struct{ v *view }
+
+func (c completer) complete(ctx context.Context, ref any, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
+	conn, err := c.v.allowedConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := conn.Complete(ctx, mcp.CompleteRequest{Params: mcp.CompleteParams{Ref: ref, Argument: arg, Context: cctx}})
+	if err != nil {
+		return nil, err
+	}
+	return &res.Completion, nil
+}
+
+func (c completer) CompletePromptArgument(ctx context.Context, name string, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
+	return c.complete(ctx, mcp.PromptReference{Type: "ref/prompt", Name: name}, arg, cctx)
+}
+
+func (c completer) CompleteResourceArgument(ctx context.Context, uri string, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
+	return c.complete(ctx, mcp.ResourceReference{Type: "ref/resource", URI: uri}, arg, cctx)
+}

@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
+)
+
+// view is one MCP server the gateway offers: the aggregate (only == "",
+// tools named {integration}_{tool}) or one integration alone (only set,
+// the upstream's own names).
+type view struct {
+	g     *Gateway
+	mcp   *mcpserver.MCPServer
+	only  string
+	names tools.Names // the aggregate's exposed names
+
+	mu         sync.Mutex
+	discovered map[string]bool          // integration → catalogue registered
+	discovery  map[string]chan struct{} // integration → discovery in flight
+}
+
+func newView(g *Gateway, only string) *view {
+	return &view{g: g, only: only, discovered: map[string]bool{}, discovery: map[string]chan struct{}{}}
+}
+
+func newAggregate(g *Gateway) *view {
+	v := newView(g, "")
+	hooks := &mcpserver.Hooks{}
+	hooks.AddBeforeListTools(func(ctx context.Context, _ any, _ *mcp.ListToolsRequest) {
+		v.discoverForTenant(ctx)
+	})
+	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, req *mcp.CallToolRequest) {
+		// A client may call a tool it listed before this process started.
+		// Integration names hold no '_', so the prefix names the integration.
+		if integ, _, ok := strings.Cut(req.Params.Name, "_"); ok {
+			if _, known := g.reg.Get(integ); known {
+				v.discoverOne(ctx, integ)
+			}
+		}
+	})
+	g.trackSessions(hooks, func() *mcpserver.MCPServer { return v.mcp })
+	v.mcp = mcpserver.NewMCPServer(g.name, g.version,
+		mcpserver.WithToolCapabilities(true),
+		mcpserver.WithLogging(),
+		mcpserver.WithElicitation(),
+		mcpserver.WithHooks(hooks),
+		mcpserver.WithToolFilter(v.filterTools),
+		mcpserver.WithRecovery(),
+		mcpserver.WithInstructions("Connectors Gateway: the tools of every integration your tenant has connected, named {integration}_{tool}."),
+	)
+	v.mcp.EnableSampling()
+	return v
+}
+
+// integrationOf returns the integration an exposed tool or prompt name
+// belongs to in this view.
+func (v *view) integrationOf(name string) (string, bool) {
+	if v.only != "" {
+		return v.only, true
+	}
+	integ, _, ok := v.names.Resolve(name)
+	return integ, ok
+}
+
+// expose returns the name an upstream tool has in this view.
+func (v *view) expose(integration, name string) string {
+	if v.only != "" {
+		return name
+	}
+	return v.names.Expose(integration, name)
+}
+
+// filterTools is the mcp-go tool filter: it keeps the tools of the
+// integrations the calling tenant may use. It runs for tools/list and for
+// tools/call.
+func (v *view) filterTools(ctx context.Context, all []mcp.Tool) []mcp.Tool {
+	ok, err := v.g.allowed(ctx)
+	if err != nil {
+		v.g.log.WarnContext(ctx, "tool_filter_failed", "error", err)
+		return nil
+	}
+	out := all[:0:0]
+	for _, t := range all {
+		if integ, found := v.integrationOf(t.Name); found && ok(integ) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// discoverForTenant makes sure the catalogue of every integration in this
+// view that the calling tenant has connected is registered.
+func (v *view) discoverForTenant(ctx context.Context) {
+	id, ok := tenants.FromContext(ctx)
+	if !ok {
+		return
+	}
+	if v.only != "" {
+		v.discoverOne(ctx, v.only)
+		return
+	}
+	names, err := v.g.connected(ctx, id.Tenant)
+	if err != nil {
+		v.g.log.WarnContext(ctx, "tool_discovery_failed", "tenant_id", id.Tenant, "error", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, n := range names {
+		wg.Go(func() { v.discoverOne(ctx, n) })
+	}
+	wg.Wait()
+}
+
+// discoverOne registers integration's catalogue once, through the calling
+// tenant's connection. Concurrent callers share one discovery; a failed one
+// is retried by the next caller. A tenant without a credential for the
+// integration discovers nothing.
+func (v *view) discoverOne(ctx context.Context, integration string) {
+	v.mu.Lock()
+	if v.discovered[integration] {
+		v.mu.Unlock()
+		return
+	}
+	done, running := v.discovery[integration]
+	if !running {
+		done = make(chan struct{})
+		v.discovery[integration] = done
+	}
+	v.mu.Unlock()
+	if running {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		return
+	}
+
+	err := v.register(ctx, integration)
+	v.mu.Lock()
+	delete(v.discovery, integration)
+	if err == nil {
+		v.discovered[integration] = true
+	}
+	v.mu.Unlock()
+	close(done)
+	if err != nil {
+		id, _ := tenants.FromContext(ctx)
+		v.g.log.WarnContext(ctx, "tool_discovery_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
+	}
+}
+
+// register lists integration's tools (and, for a single-integration view,
+// prompts) through the calling tenant's connection and adds them to the
+// mcp-go server.
+func (v *view) register(ctx context.Context, integration string) error {
+	conn, err := v.g.conn(ctx, integration)
+	if err != nil {
+		return err
+	}
+	srv := func() *mcpserver.MCPServer { return v.mcp }
+	caps := conn.Capabilities()
+	if caps.Tools != nil || v.only == "" {
+		upstream, err := conn.Tools(ctx)
+		if err != nil {
+			return err
+		}
+		entries := make([]mcpserver.ServerTool, 0, len(upstream))
+		for _, t := range upstream {
+			name := t.Name
+			t.Name = v.expose(integration, name)
+			entries = append(entries, mcpserver.ServerTool{Tool: t, Handler: v.g.forward(srv, integration, name)})
+		}
+		v.mcp.AddTools(entries...)
+		v.g.log.InfoContext(ctx, "integration_tools_registered", "integration", integration, "tools", len(entries), "view", v.only)
+	}
+	if v.only != "" && caps.Prompts != nil {
+		prompts, err := conn.Prompts(ctx)
+		if err != nil {
+			return err
+		}
+		entries := make([]mcpserver.ServerPrompt, 0, len(prompts))
+		for _, p := range prompts {
+			entries = append(entries, mcpserver.ServerPrompt{Prompt: p, Handler: v.forwardPrompt})
+		}
+		v.mcp.AddPrompts(entries...)
+	}
+	return nil
+}

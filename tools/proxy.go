@@ -1,0 +1,150 @@
+package tools
+
+import (
+	"context"
+	"errors"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// This file is the rest of an upstream's MCP surface, for serving one
+// integration alone with its own names: resources, prompts, completion, and
+// the requests an upstream makes of the agent (sampling, elicitation).
+
+// Asker is a Relay that can also put an upstream's requests to the agent
+// that made the call in flight: sampling/createMessage and
+// elicitation/create.
+type Asker interface {
+	Relay
+	CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
+	Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error)
+}
+
+// ErrNoAgent is returned to an upstream that asks for sampling or
+// elicitation when no call in flight can take the question to an agent.
+var ErrNoAgent = errors.New("no agent request in flight to ask")
+
+// Capabilities returns what the upstream declared at initialization.
+func (c *Conn) Capabilities() mcp.ServerCapabilities {
+	c.mu.Lock()
+	cli := c.client
+	c.mu.Unlock()
+	if cli == nil {
+		return mcp.ServerCapabilities{}
+	}
+	return cli.GetServerCapabilities()
+}
+
+// Resources lists all the upstream's resources, following every page.
+func (c *Conn) Resources(ctx context.Context) ([]mcp.Resource, error) {
+	var out []mcp.Resource
+	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		res, err := cli.ListResources(ctx, mcp.ListResourcesRequest{})
+		if err == nil {
+			out = res.Resources
+		}
+		return err
+	})
+	return out, err
+}
+
+// ResourceTemplates lists all the upstream's resource templates.
+func (c *Conn) ResourceTemplates(ctx context.Context) ([]mcp.ResourceTemplate, error) {
+	var out []mcp.ResourceTemplate
+	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		res, err := cli.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
+		if err == nil {
+			out = res.ResourceTemplates
+		}
+		return err
+	})
+	return out, err
+}
+
+// Prompts lists all the upstream's prompts.
+func (c *Conn) Prompts(ctx context.Context) ([]mcp.Prompt, error) {
+	var out []mcp.Prompt
+	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		res, err := cli.ListPrompts(ctx, mcp.ListPromptsRequest{})
+		if err == nil {
+			out = res.Prompts
+		}
+		return err
+	})
+	return out, err
+}
+
+// ReadResource reads one resource from the upstream.
+func (c *Conn) ReadResource(ctx context.Context, req mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	req.Header, req.Request = nil, mcp.Request{}
+	var out *mcp.ReadResourceResult
+	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		var err error
+		out, err = cli.ReadResource(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// GetPrompt gets one prompt from the upstream.
+func (c *Conn) GetPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	req.Header, req.Request = nil, mcp.Request{}
+	var out *mcp.GetPromptResult
+	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		var err error
+		out, err = cli.GetPrompt(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// Complete asks the upstream to complete a prompt or resource-template
+// argument.
+func (c *Conn) Complete(ctx context.Context, req mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+	req.Header, req.Request = nil, mcp.Request{}
+	var out *mcp.CompleteResult
+	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		var err error
+		out, err = cli.Complete(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// asker answers an upstream's sampling and elicitation requests by putting
+// them to the agent of a call in flight on the connection. The protocol
+// does not say which call a request belongs to; every call on a connection
+// is the same tenant's, so the most recent call that can ask is chosen.
+type asker struct{ c *Conn }
+
+func (a asker) pick() (Asker, error) {
+	a.c.mu.Lock()
+	defer a.c.mu.Unlock()
+	var best *call
+	for cl := range a.c.calls {
+		if _, ok := cl.relay.(Asker); ok && (best == nil || cl.seq > best.seq) {
+			best = cl
+		}
+	}
+	if best == nil {
+		return nil, ErrNoAgent
+	}
+	return best.relay.(Asker), nil
+}
+
+func (a asker) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	to, err := a.pick()
+	if err != nil {
+		return nil, err
+	}
+	return to.CreateMessage(ctx, req)
+}
+
+func (a asker) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	to, err := a.pick()
+	if err != nil {
+		return nil, err
+	}
+	return to.Elicit(ctx, req)
+}

@@ -42,6 +42,12 @@ type HTTPOptions struct {
 	AllowedOrigins []string
 	StrictOrigins  bool
 
+	// AllowedHosts are Host header values (host or host:port) accepted on
+	// loopback connections besides localhost and loopback addresses: the
+	// public name of a reverse proxy on the same machine. Any other Host on
+	// a loopback connection is refused (403), against DNS rebinding.
+	AllowedHosts []string
+
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 
@@ -106,6 +112,8 @@ func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPSer
 			return ctx
 		}),
 		mcpserver.WithStreamableHTTPLogger(h.log),
+		// checkHost does mcp-go's DNS-rebinding check, with AllowedHosts.
+		mcpserver.WithDisableLocalhostProtection(true),
 	)
 	h.servers = append(h.servers, s)
 	return s
@@ -116,7 +124,7 @@ func (h *HTTP) routes() {
 	h.mux.HandleFunc("GET /readyz", h.handleReadyz)
 
 	guard := func(next http.Handler) http.Handler {
-		return h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next))))
+		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))
 	}
 	mcp := guard(h.mcp)
 	single := guard(http.HandlerFunc(h.handleSingle))

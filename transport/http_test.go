@@ -181,3 +181,34 @@ func TestHealthz(t *testing.T) {
 		t.Fatalf("healthz: %d %v", resp.StatusCode, body)
 	}
 }
+
+// TestDNSRebinding: on a loopback connection only loopback Host names and
+// the allowed ones (a local reverse proxy's public name) are served.
+func TestDNSRebinding(t *testing.T) {
+	ts := newTestHTTP(t, HTTPOptions{AllowedHosts: []string{"gateway.example.com"}})
+	for host, want := range map[string]int{
+		"evil.example.com":           403,
+		"evil.example.com:80":        403,
+		"localhost.evil.example.com": 403,
+		"127.0.0.1.nip.io":           403,
+		"gateway.example.com":        200,
+		"gateway.example.com:443":    200,
+		"localhost:3000":             200,
+		"127.0.0.1":                  200,
+		"[::1]:3000":                 200,
+	} {
+		hr, _ := http.NewRequest(http.MethodPost, ts.URL+"/mcp", strings.NewReader(initBody))
+		hr.Host = host
+		hr.Header.Set("Content-Type", "application/json")
+		hr.Header.Set("Accept", "application/json, text/event-stream")
+		hr.Header.Set("Authorization", "Bearer key-a")
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

@@ -59,12 +59,40 @@ func (h *HTTP) originAllowed(origin string) bool {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Path != "" {
 		return false
 	}
-	host := u.Hostname()
-	if host == "localhost" {
+	return isLoopback(u.Hostname())
+}
+
+// checkHost refuses a request that arrived on a loopback connection with a
+// Host that is not a loopback name or an allowed host: a browser page whose
+// DNS name was rebound to 127.0.0.1 must not reach the gateway.
+func (h *HTTP) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if local != nil && isLoopback(local.String()) && !isLoopback(r.Host) &&
+			!slices.Contains(h.opts.AllowedHosts, r.Host) && !slices.Contains(h.opts.AllowedHosts, hostOnly(r.Host)) {
+			h.log.WarnContext(r.Context(), "host_rejected", "host", r.Host, "request_id", RequestID(r.Context()))
+			writeError(w, r, http.StatusForbidden, "ForbiddenHost", "host not allowed")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isLoopback reports whether a host or host:port names a loopback address.
+func isLoopback(hostport string) bool {
+	host := hostOnly(hostport)
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func hostOnly(hostport string) string {
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		return host
+	}
+	return strings.Trim(hostport, "[]")
 }
 
 // limitBody reads a POST body up to the limit (413 beyond it) and refuses

@@ -24,6 +24,10 @@ type Config struct {
 	// AllowedOrigins are browser origins allowed besides loopback
 	// (CONNECTORS_ALLOWED_ORIGINS, comma-separated).
 	AllowedOrigins []string
+	// AllowedHosts are Host names accepted on loopback connections besides
+	// localhost: a same-machine reverse proxy's public name
+	// (CONNECTORS_ALLOWED_HOSTS, comma-separated).
+	AllowedHosts []string
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
 	// the embedded store).
 	VaultAddr string
@@ -49,11 +53,8 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.MasterKey = key
 	}
-	for o := range strings.SplitSeq(getenv("CONNECTORS_ALLOWED_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.AllowedOrigins = append(c.AllowedOrigins, o)
-		}
-	}
+	c.AllowedOrigins = list(getenv("CONNECTORS_ALLOWED_ORIGINS"))
+	c.AllowedHosts = list(getenv("CONNECTORS_ALLOWED_HOSTS"))
 	switch c.LogFormat {
 	case "", "json", "text":
 	default:
@@ -64,3 +65,14 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 
 func (c Config) storePath() string   { return filepath.Join(c.DataDir, "connectors.db") }
 func (c Config) keyFilePath() string { return filepath.Join(c.DataDir, "master.key") }
+
+// list splits a comma-separated value, dropping empty items.
+func list(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

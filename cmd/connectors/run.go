@@ -43,7 +43,7 @@ credential.json has the shape of the HTTP API's body:
    "expiresIn": 3600, "scopes": ["..."], "extra": {"workspace_id": "..."}}
 
 Environment: CONNECTORS_DATA_DIR, CONNECTORS_MASTER_KEY, CONNECTORS_CONFIG,
-CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_LOG_FORMAT, VAULT_ADDR (see README).
+CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_ALLOWED_HOSTS, CONNECTORS_LOG_FORMAT, VAULT_ADDR (see README).
 `
 
 // usageError is a mistake in the command line; it exits 2.
@@ -212,6 +212,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Integrations:   single,
 		Auth:           transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)},
 		AllowedOrigins: cfg.AllowedOrigins,
+		AllowedHosts:   cfg.AllowedHosts,
 		Ready: func(ctx context.Context) error {
 			_, err := st.Tenants(ctx)
 			return err

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// singleClient connects as tenant to /mcp/{integration}.
+func (g *gateway) singleClient(tenant, integration string) *client.Client {
+	g.t.Helper()
+	c, err := client.NewStreamableHttpClient("http://"+g.addr+"/mcp/"+integration,
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys[tenant]}))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ClientInfo: mcp.Implementation{Name: "connectors-test", Version: "1"},
+	}}); err != nil {
+		g.t.Fatalf("initialize /mcp/%s as %s: %v", integration, tenant, err)
+	}
+	return c
+}
+
+// TestSingleIntegration: /mcp/{integration} is the upstream alone under
+// its own names, with its resources and prompts, for a tenant that has
+// connected it, and shows nothing to a tenant that has not.
+func TestSingleIntegration(t *testing.T) {
+	g := newGateway(t)
+	g.mustRun("", "credential", "delete", "--tenant", "tenant-b", "--integration", "everything")
+	g.serve()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	a := g.singleClient("tenant-a", "everything")
+	res, err := a.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "plain name"}}})
+	if err != nil || res.IsError || !strings.Contains(toolText(t, res), "plain name") {
+		t.Fatalf("echo under its own name: %v %v", res, err)
+	}
+	resources, err := a.ListResources(ctx, mcp.ListResourcesRequest{})
+	if err != nil || len(resources.Resources) == 0 {
+		t.Fatalf("tenant-a resources/list: %v, %v", resources, err)
+	}
+	read, err := a.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: resources.Resources[0].URI}})
+	if err != nil || len(read.Contents) == 0 {
+		t.Fatalf("tenant-a resources/read %s: %v, %v", resources.Resources[0].URI, read, err)
+	}
+	prompts, err := a.ListPrompts(ctx, mcp.ListPromptsRequest{})
+	if err != nil || len(prompts.Prompts) == 0 {
+		t.Fatalf("tenant-a prompts/list: %v, %v", prompts, err)
+	}
+
+	// tenant-b has no credential for everything: nothing to list or use.
+	b := g.singleClient("tenant-b", "everything")
+	if tools, err := b.ListTools(ctx, mcp.ListToolsRequest{}); err != nil || len(tools.Tools) != 0 {
+		t.Errorf("tenant-b tools/list = %d tools, %v; want none", len(tools.Tools), err)
+	}
+	if r, err := b.ListResources(ctx, mcp.ListResourcesRequest{}); err != nil || len(r.Resources) != 0 {
+		t.Errorf("tenant-b resources/list = %v, %v; want none", r, err)
+	}
+	if _, err := b.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: resources.Resources[0].URI}}); err == nil {
+		t.Error("tenant-b read a resource of an integration it has not connected")
+	}
+	if p, err := b.ListPrompts(ctx, mcp.ListPromptsRequest{}); err != nil || len(p.Prompts) != 0 {
+		t.Errorf("tenant-b prompts/list = %v, %v; want none", p, err)
+	}
+	if _, err := b.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "x"}}}); err == nil {
+		t.Error("tenant-b called echo on an integration it has not connected")
+	}
+
+	resp, err := http.Post("http://"+g.addr+"/mcp/no-such-integration", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/mcp/no-such-integration: %d, want 401 or 404", resp.StatusCode)
+	}
+}

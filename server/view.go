@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
+	"github.com/connectors-gateway/connectors/vault"
 )
 
 // view is one MCP server the gateway offers: the aggregate (only == "",
@@ -152,7 +154,11 @@ func (v *view) discoverOne(ctx context.Context, integration string) {
 	close(done)
 	if err != nil {
 		id, _ := tenants.FromContext(ctx)
-		v.g.log.WarnContext(ctx, "tool_discovery_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
+		level := slog.LevelWarn
+		if vault.IsNotFound(err) {
+			level = slog.LevelDebug // a tenant naming an integration it has not connected
+		}
+		v.g.log.Log(ctx, level, "tool_discovery_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
 	}
 }
 

@@ -42,6 +42,14 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 	if verb != "list" && *integration == "" {
 		return usageError{"--integration is required"}
 	}
+	// Read and check the input before touching the store.
+	var cred vault.Credential
+	if verb == "put" {
+		var err error
+		if cred, err = m.readCredential(); err != nil {
+			return err
+		}
+	}
 	cfg.LogFormat = "text"
 	st, err := m.openStore(cfg, m.logger(cfg))
 	if err != nil {
@@ -49,28 +57,6 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 	}
 	switch verb {
 	case "put":
-		var in credentialInput
-		dec := json.NewDecoder(io.LimitReader(m.Stdin, 1<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
-			return fmt.Errorf("reading credential JSON from stdin: %w", err)
-		}
-		if in.AccessToken == "" {
-			return fmt.Errorf("reading credential JSON from stdin: accessToken is required")
-		}
-		if in.ExpiresIn < 0 {
-			return fmt.Errorf("reading credential JSON from stdin: expiresIn must be 0 (never) or positive")
-		}
-		cred := vault.Credential{
-			AccessToken: in.AccessToken, RefreshToken: in.RefreshToken,
-			TokenType: in.TokenType, Scopes: in.Scopes, Extra: in.Extra,
-		}
-		if cred.TokenType == "" {
-			cred.TokenType = "bearer"
-		}
-		if in.ExpiresIn > 0 {
-			cred.ExpiresAt = time.Now().UTC().Add(time.Duration(in.ExpiresIn) * time.Second).Truncate(time.Second)
-		}
 		v, err := st.Put(ctx, *tenant, *integration, cred, vault.AnyVersion)
 		if err != nil {
 			return err
@@ -110,6 +96,33 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 		return usageError{fmt.Sprintf("credential: unknown verb %q", verb)}
 	}
 	return nil
+}
+
+// readCredential reads a credential as JSON from stdin.
+func (m *Main) readCredential() (vault.Credential, error) {
+	var in credentialInput
+	dec := json.NewDecoder(io.LimitReader(m.Stdin, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return vault.Credential{}, fmt.Errorf("reading credential JSON from stdin: %w", err)
+	}
+	if in.AccessToken == "" {
+		return vault.Credential{}, fmt.Errorf("reading credential JSON from stdin: accessToken is required")
+	}
+	if in.ExpiresIn < 0 {
+		return vault.Credential{}, fmt.Errorf("reading credential JSON from stdin: expiresIn must be 0 (never) or positive")
+	}
+	cred := vault.Credential{
+		AccessToken: in.AccessToken, RefreshToken: in.RefreshToken,
+		TokenType: in.TokenType, Scopes: in.Scopes, Extra: in.Extra,
+	}
+	if cred.TokenType == "" {
+		cred.TokenType = "bearer"
+	}
+	if in.ExpiresIn > 0 {
+		cred.ExpiresAt = time.Now().UTC().Add(time.Duration(in.ExpiresIn) * time.Second).Truncate(time.Second)
+	}
+	return cred, nil
 }
 
 // mask shows enough of a token to recognise it, never enough to use it.
@@ -178,5 +191,31 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 	default:
 		return usageError{fmt.Sprintf("apikey: unknown verb %q", verb)}
 	}
+	return nil
+}
+
+// key runs "key rotate": a new data-key version for a tenant, with every
+// credential of the tenant re-encrypted under it.
+func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		return usageError{"key: want rotate"}
+	}
+	fs := m.flags("key rotate")
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := tenants.ValidateID(*tenant); err != nil {
+		return usageError{fmt.Sprintf("--tenant: %v", err)}
+	}
+	cfg.LogFormat = "text"
+	st, err := m.openStore(cfg, m.logger(cfg))
+	if err != nil {
+		return err
+	}
+	if err := st.RotateTenantKey(ctx, *tenant); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "rotated the data key of %s\n", *tenant)
 	return nil
 }

@@ -36,6 +36,7 @@ Usage:
   connectors apikey create --tenant T [--admin]
   connectors apikey revoke ID
   connectors apikey list
+  connectors key rotate --tenant T
   connectors integrations [--config integrations.json]
 
 credential.json has the shape of the HTTP API's body:
@@ -108,6 +109,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.credential(ctx, cfg, rest)
 	case "apikey":
 		return m.apikey(ctx, cfg, rest)
+	case "key":
+		return m.key(ctx, cfg, rest)
 	case "integrations":
 		return m.integrations(cfg, rest)
 	case "help", "-h", "--help":

@@ -105,7 +105,7 @@ func OpenEmbedded(path string, opts *EmbeddedOptions) (*Embedded, error) {
 
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("opening embedded store %s: in use by another process (a running gateway holds it; stop it, or use its HTTP API): %w", path, err)
+		return nil, fmt.Errorf("opening embedded store %s: locked by another process (a running gateway holds it: stop it first): %w", path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)

@@ -237,7 +237,9 @@ func (g *Gateway) forward(srv func() *mcpserver.MCPServer, integration, upstream
 			return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %v", integration, err)), nil
 		}
 		req.Params.Name = upstreamTool
-		res, err := conn.CallTool(ctx, req, relay{ctx: ctx, srv: srv()})
+		r := newRelay(ctx, srv())
+		res, err := conn.CallTool(ctx, req, r)
+		r.flush()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

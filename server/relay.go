@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -13,6 +15,12 @@ import (
 type relay struct {
 	ctx context.Context
 	srv *mcpserver.MCPServer
+	// sent is set once a notification went to the agent; see flush.
+	sent *atomic.Bool
+}
+
+func newRelay(ctx context.Context, srv *mcpserver.MCPServer) relay {
+	return relay{ctx: ctx, srv: srv, sent: new(atomic.Bool)}
 }
 
 // Progress forwards one notifications/progress.
@@ -24,12 +32,16 @@ func (r relay) Progress(p mcp.ProgressNotificationParams) {
 	if p.Message != "" {
 		params["message"] = p.Message
 	}
-	_ = r.srv.SendNotificationToClient(r.ctx, string(mcp.MethodNotificationProgress), params)
+	if r.srv.SendNotificationToClient(r.ctx, string(mcp.MethodNotificationProgress), params) == nil {
+		r.sent.Store(true)
+	}
 }
 
 // Log forwards one notifications/message, subject to the agent's log level.
 func (r relay) Log(level mcp.LoggingLevel, logger string, data any) {
-	_ = r.srv.SendLogMessageToClient(r.ctx, mcp.NewLoggingMessageNotification(level, logger, data))
+	if r.srv.SendLogMessageToClient(r.ctx, mcp.NewLoggingMessageNotification(level, logger, data)) == nil {
+		r.sent.Store(true)
+	}
 }
 
 // CreateMessage puts an upstream's sampling request to the agent.
@@ -52,4 +64,28 @@ func (r relay) ask(upstream context.Context) (context.Context, context.CancelFun
 	ctx, cancel := context.WithCancel(r.ctx)
 	stop := context.AfterFunc(upstream, cancel)
 	return ctx, func() { stop(); cancel() }
+}
+
+// flush waits, before a tool result is returned, until the notifications
+// relayed for the call have left the session's queue, and then a moment
+// more. mcp-go v1.2.1's streamable-HTTP server drops a 2026-07-28 request's
+// last notification when its forwarding goroutine has taken it off the
+// queue but not yet written it as the response is written (handlePost: the
+// forwarder finds the request done and discards it; initialize-era
+// requests are covered by the event store instead). Only calls that relayed
+// something over HTTP in the 2026-07-28 era wait, and never long.
+func (r relay) flush() {
+	if !r.sent.Load() || !mcpserver.IsModernRequest(r.ctx) {
+		return
+	}
+	session := mcpserver.ClientSessionFromContext(r.ctx)
+	if session == nil {
+		return
+	}
+	queue := session.NotificationChannel()
+	for deadline := time.Now().Add(50 * time.Millisecond); len(queue) > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Microsecond)
+	}
+	// Taken off the queue is not yet written: let the forwarder finish.
+	time.Sleep(time.Millisecond)
 }

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,6 +237,10 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 	cl := &call{relay: relay, seq: c.seq.Add(1)}
 	req.Header = nil
 	req.Request = mcp.Request{}
+	if bytes.Equal(bytes.TrimSpace(req.Params.RawArguments), []byte("null")) {
+		// "arguments": null is "no arguments"; some servers choke on null.
+		req.Params.RawArguments, req.Params.Arguments = nil, nil
+	}
 	if m := req.Params.Meta; m != nil {
 		meta := &mcp.Meta{AdditionalFields: maps.Clone(m.AdditionalFields)}
 		if m.ProgressToken != nil {
@@ -254,7 +259,7 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	return redactResult(res, c.secrets), nil
 }
 
 var errTimedOut = errors.New("upstream timeout")

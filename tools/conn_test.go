@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -224,11 +225,11 @@ func TestStdioEnvIsolation(t *testing.T) {
 	p := newTestPool(t, nil, nil)
 	in := envIntegration(t, map[string]string{"MY_TOKEN": "{{access_token}}", "TEAM": "{{extra.team_id}}", "HOME": "/from-template"})
 	c := mustConn(t, p, "tenant-a", in, map[string]string{"access_token": "tok-tenant-a", "extra.team_id": "T42"})
-	res, err := c.CallTool(context.Background(), callReq("env", nil, nil), nil)
+	res, err := c.CallTool(context.Background(), callReq("env", map[string]any{"hex": true}, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := strings.Split(text(t, res), "\n")
+	env := unhexEnv(t, text(t, res))
 	for _, want := range []string{"MY_TOKEN=tok-tenant-a", "TEAM=T42", "LANG=C.UTF-8", "HOME=/from-template"} {
 		if !slices.Contains(env, want) {
 			t.Errorf("child env lacks %s: %v", want, env)
@@ -251,11 +252,11 @@ func TestCredentialChangeReplacesConn(t *testing.T) {
 	p := newTestPool(t, nil, &logs)
 	in := envIntegration(t, map[string]string{"MY_TOKEN": "{{access_token}}"})
 	envOf := func(c *Conn) string {
-		res, err := c.CallTool(context.Background(), callReq("env", nil, nil), nil)
+		res, err := c.CallTool(context.Background(), callReq("env", map[string]any{"hex": true}, nil), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return text(t, res)
+		return strings.Join(unhexEnv(t, text(t, res)), "\n")
 	}
 	old := mustConn(t, p, "tenant-a", in, map[string]string{"access_token": "tok-first-aaaa"})
 	if !strings.Contains(envOf(old), "MY_TOKEN=tok-first-aaaa") {
@@ -273,7 +274,7 @@ func TestCredentialChangeReplacesConn(t *testing.T) {
 	}
 	waitFor(t, "old conn closed", func() bool { return errors.Is(old.Err(), ErrConnClosed) })
 	waitFor(t, "old process gone", func() bool { return !processAlive(old.pid) })
-	if _, err := old.CallTool(context.Background(), callReq("env", nil, nil), nil); !errors.Is(err, ErrConnClosed) {
+	if _, err := old.CallTool(context.Background(), callReq("env", map[string]any{"hex": true}, nil), nil); !errors.Is(err, ErrConnClosed) {
 		t.Errorf("call on the replaced conn = %v, want ErrConnClosed", err)
 	}
 	// Another tenant has its own conn.
@@ -356,4 +357,19 @@ func TestLogsGoToEveryCallInFlight(t *testing.T) {
 	if _, err := c.CallTool(context.Background(), callReq("log", map[string]any{"message": "alone"}, nil), nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// unhexEnv decodes the env tool's hex output into NAME=value lines.
+func unhexEnv(t *testing.T, out string) []string {
+	t.Helper()
+	var env []string
+	for _, kv := range strings.Split(out, "\n") {
+		name, value, _ := strings.Cut(kv, "=")
+		b, err := hex.DecodeString(value)
+		if err != nil {
+			t.Fatalf("env tool output %q: %v", kv, err)
+		}
+		env = append(env, name+"="+string(b))
+	}
+	return env
 }

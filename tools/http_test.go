@@ -3,6 +3,7 @@ package tools
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -44,7 +45,8 @@ func newGoUpstream(t *testing.T, legacy bool) *goUpstream {
 	s := server.NewMCPServer("go-upstream", "1.0.0")
 	s.AddTool(mcp.NewTool("whoami", mcp.WithDescription("Echoes a header.")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			res := mcp.NewToolResultText("auth=" + req.Header.Get("Authorization"))
+			// Hex: the gateway redacts credentials it sees in results.
+			res := mcp.NewToolResultText("auth=" + hex.EncodeToString([]byte(req.Header.Get("Authorization"))))
 			res.StructuredContent = map[string]any{"team": req.Header.Get("X-Team")}
 			res.Meta = &mcp.Meta{AdditionalFields: map[string]any{"upstream": "go"}}
 			return res, nil
@@ -148,7 +150,7 @@ func TestHTTPHeaderTemplates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := text(t, res); got != "auth=Bearer tok-tenant-a-1" {
+			if got := text(t, res); got != "auth="+hex.EncodeToString([]byte("Bearer tok-tenant-a-1")) {
 				t.Errorf("whoami = %q", got)
 			}
 			if sc, _ := res.StructuredContent.(map[string]any); sc["team"] != "T42" {
@@ -193,7 +195,7 @@ func TestHTTPSessionExpired(t *testing.T) {
 	if err != nil {
 		t.Fatalf("call after the session expired: %v", err)
 	}
-	if text(t, res) != "auth=Bearer tok-123456" {
+	if text(t, res) != "auth="+hex.EncodeToString([]byte("Bearer tok-123456")) {
 		t.Errorf("whoami = %q", text(t, res))
 	}
 	_, methods, sessions := u.snapshot()

@@ -123,27 +123,8 @@ func (g *gateway) mustRun(stdin string, args ...string) string {
 // serve starts "connectors serve" on a free port until the test ends.
 func (g *gateway) serve() string {
 	g.t.Helper()
-	m, _ := g.main("")
-	ready := make(chan string, 1)
-	m.Listening = func(addr string) { ready <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
-	g.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			g.t.Errorf("serve: %v", err)
-		}
-		_ = m.Close()
-	})
-	select {
-	case g.addr = <-ready:
-	case err := <-done:
-		g.t.Fatalf("serve ended early: %v\n%s", err, g.stderr)
-	case <-time.After(30 * time.Second):
-		g.t.Fatal("serve did not start")
-	}
-	return g.addr
+	addr, _ := g.start()
+	return addr
 }
 
 // client connects an MCP client as tenant over HTTP.
@@ -297,27 +278,7 @@ func (l *lockedBuffer) String() string {
 // extraToken(tenant, name).
 func newGatewayWith(t *testing.T, extra ...map[string]any) *gateway {
 	t.Helper()
-	g := newGateway(t)
-	path := g.env["CONNECTORS_CONFIG"]
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg struct {
-		Integrations []any `json:"integrations"`
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range extra {
-		cfg.Integrations = append(cfg.Integrations, in)
-	}
-	if b, err = json.Marshal(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	g := newGatewayWithIntegrations(t, extra...)
 	for _, in := range extra {
 		name := in["name"].(string)
 		for _, tenant := range []string{"tenant-a", "tenant-b"} {
@@ -343,14 +304,21 @@ func (g *gateway) start() (addr string, stop func()) {
 	ready := make(chan string, 1)
 	m.Listening = func(addr string) { ready <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
+	// finished, not a channel of the error: stop must not wait for a value
+	// that the start-up select below already took.
+	var serveErr error
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		serveErr = m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"})
+	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				g.t.Errorf("serve: %v", err)
+			<-finished
+			if serveErr != nil {
+				g.t.Errorf("serve: %v", serveErr)
 			}
 			_ = m.Close()
 		})
@@ -358,8 +326,8 @@ func (g *gateway) start() (addr string, stop func()) {
 	g.t.Cleanup(stop)
 	select {
 	case g.addr = <-ready:
-	case err := <-done:
-		g.t.Fatalf("serve ended early: %v\n%s", err, g.stderr)
+	case <-finished:
+		g.t.Fatalf("serve ended early: %v\n%s", serveErr, g.stderr)
 	case <-time.After(30 * time.Second):
 		g.t.Fatal("serve did not start")
 	}

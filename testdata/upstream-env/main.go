@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -28,10 +29,18 @@ import (
 func main() {
 	s := server.NewMCPServer("upstream-env", "1.0.0")
 
-	s.AddTool(mcp.NewTool("env", mcp.WithDescription("Returns the environment.")),
+	s.AddTool(mcp.NewTool("env",
+		mcp.WithDescription("Returns the environment, one NAME=value a line; with hex, each value hex-encoded (the gateway redacts credentials it sees in results, so tests that must see them ask for hex)."),
+		mcp.WithBoolean("hex")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			env := os.Environ()
 			slices.Sort(env)
+			if req.GetBool("hex", false) {
+				for i, kv := range env {
+					name, value, _ := strings.Cut(kv, "=")
+					env[i] = name + "=" + hex.EncodeToString([]byte(value))
+				}
+			}
 			return mcp.NewToolResultText(strings.Join(env, "\n")), nil
 		})
 

@@ -26,7 +26,7 @@ $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-l
 	touch $@
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet ./... ./testdata/upstream-env ./testdata/upstream-conformance
 
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...

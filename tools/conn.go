@@ -193,10 +193,18 @@ func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.
 	if err := cli.Start(c.ctx); err != nil {
 		return nil, err
 	}
-	_, err := cli.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{ClientInfo: c.clientInfo}})
+	res, err := cli.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{ClientInfo: c.clientInfo}})
 	if err != nil {
 		_ = cli.Close()
 		return nil, err
+	}
+	if res.Capabilities.Logging != nil {
+		// Ask for every log message: each agent's own level is applied as
+		// the gateway relays them, so the upstream must not filter first.
+		// (2026-07-28 carries the level on every request instead.)
+		if err := cli.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelDebug}}); err != nil {
+			c.logger.Debug("upstream_set_level_failed", "error", redact(err.Error(), c.secrets))
+		}
 	}
 	return cli, nil
 }

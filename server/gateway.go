@@ -33,7 +33,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -76,14 +75,6 @@ type Gateway struct {
 
 	aggregate *view
 	single    map[string]*view // integration → its own server
-
-	mu       sync.Mutex
-	sessions map[string]session // session ID → owner, for tenant-targeted notifications
-}
-
-type session struct {
-	tenant string
-	srv    *mcpserver.MCPServer
 }
 
 // New returns a Gateway.
@@ -96,7 +87,6 @@ func New(opts Options) *Gateway {
 		name:      opts.Name,
 		version:   opts.Version,
 		single:    map[string]*view{},
-		sessions:  map[string]session{},
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -129,39 +119,10 @@ func (g *Gateway) Integration(name string) *mcpserver.MCPServer {
 // NotifyToolsChanged tells every open session of tenant that its tool list
 // changed (a credential was added or removed).
 func (g *Gateway) NotifyToolsChanged(tenant string) {
-	g.mu.Lock()
-	var targets []struct {
-		id  string
-		srv *mcpserver.MCPServer
+	g.aggregate.notify(tenant, mcp.MethodNotificationToolsListChanged, nil)
+	for _, v := range g.single {
+		v.notify(tenant, mcp.MethodNotificationToolsListChanged, nil)
 	}
-	for id, s := range g.sessions {
-		if s.tenant == tenant {
-			targets = append(targets, struct {
-				id  string
-				srv *mcpserver.MCPServer
-			}{id, s.srv})
-		}
-	}
-	g.mu.Unlock()
-	for _, t := range targets {
-		_ = t.srv.SendNotificationToSpecificClient(t.id, mcp.MethodNotificationToolsListChanged, nil)
-	}
-}
-
-// trackSessions keeps g.sessions in step with srv's sessions.
-func (g *Gateway) trackSessions(hooks *mcpserver.Hooks, srv func() *mcpserver.MCPServer) {
-	hooks.AddOnRegisterSession(func(ctx context.Context, s mcpserver.ClientSession) {
-		if id, ok := tenants.FromContext(ctx); ok {
-			g.mu.Lock()
-			g.sessions[s.SessionID()] = session{tenant: id.Tenant, srv: srv()}
-			g.mu.Unlock()
-		}
-	})
-	hooks.AddOnUnregisterSession(func(_ context.Context, s mcpserver.ClientSession) {
-		g.mu.Lock()
-		delete(g.sessions, s.SessionID())
-		g.mu.Unlock()
-	})
 }
 
 var errNoIdentity = errors.New("no authenticated tenant on this request")

@@ -43,7 +43,13 @@ func newSingle(g *Gateway, integration string) *view {
 			}
 		}
 	})
-	g.trackSessions(hooks, func() *mcpserver.MCPServer { return v.mcp })
+	v.trackSessions(hooks)
+	hooks.AddBeforeSubscribe(func(ctx context.Context, _ any, req *mcp.SubscribeRequest) {
+		v.subscribe(ctx, req.Params.URI)
+	})
+	hooks.AddBeforeUnsubscribe(func(ctx context.Context, _ any, req *mcp.UnsubscribeRequest) {
+		v.unsubscribe(ctx, req.Params.URI)
+	})
 
 	v.mcp = mcpserver.NewMCPServer(g.name+"/"+integration, g.version,
 		mcpserver.WithToolCapabilities(true),

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -26,10 +27,18 @@ type view struct {
 	mu         sync.Mutex
 	discovered map[string]bool          // integration → catalogue registered
 	discovery  map[string]chan struct{} // integration → discovery in flight
+	registered map[string][]string      // integration → exposed tool names
+	sessions   map[string]*viewSession  // session ID → its tenant and subscriptions
 }
 
 func newView(g *Gateway, only string) *view {
-	return &view{g: g, only: only, discovered: map[string]bool{}, discovery: map[string]chan struct{}{}}
+	return &view{
+		g: g, only: only,
+		discovered: map[string]bool{},
+		discovery:  map[string]chan struct{}{},
+		registered: map[string][]string{},
+		sessions:   map[string]*viewSession{},
+	}
 }
 
 func newAggregate(g *Gateway) *view {
@@ -47,7 +56,7 @@ func newAggregate(g *Gateway) *view {
 			}
 		}
 	})
-	g.trackSessions(hooks, func() *mcpserver.MCPServer { return v.mcp })
+	v.trackSessions(hooks)
 	v.mcp = mcpserver.NewMCPServer(g.name, g.version,
 		mcpserver.WithToolCapabilities(true),
 		mcpserver.WithLogging(),
@@ -178,10 +187,19 @@ func (v *view) register(ctx context.Context, integration string) error {
 			return err
 		}
 		entries := make([]mcpserver.ServerTool, 0, len(upstream))
+		names := make([]string, 0, len(upstream))
 		for _, t := range upstream {
 			name := t.Name
 			t.Name = v.expose(integration, name)
+			names = append(names, t.Name)
 			entries = append(entries, mcpserver.ServerTool{Tool: t, Handler: v.g.forward(srv, integration, name)})
+		}
+		v.mu.Lock()
+		gone := slices.DeleteFunc(v.registered[integration], func(n string) bool { return slices.Contains(names, n) })
+		v.registered[integration] = names
+		v.mu.Unlock()
+		if len(gone) > 0 { // the upstream dropped tools since the last discovery
+			v.mcp.DeleteTools(gone...)
 		}
 		v.mcp.AddTools(entries...)
 		v.g.log.InfoContext(ctx, "integration_tools_registered", "integration", integration, "tools", len(entries), "view", v.only)

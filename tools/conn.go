@@ -90,6 +90,7 @@ type Conn struct {
 	logger      *slog.Logger
 	clientInfo  mcp.Implementation
 	secrets     []string // credential values, scrubbed from errors and logs
+	onNote      func(tenant, integration string, n mcp.JSONRPCNotification)
 	tokenPrefix string   // of the progress tokens this conn sends upstream
 	pid         int      // of a stdio upstream's process; 0 for HTTP
 
@@ -137,6 +138,7 @@ func newConn(tenant string, in Integration, l *launch, opts *PoolOptions) *Conn 
 		logger:      opts.Logger.With("tenant", tenant, "integration", in.Name),
 		clientInfo:  opts.ClientInfo,
 		secrets:     l.secrets,
+		onNote:      opts.OnNotification,
 		tokenPrefix: "gw-" + strconv.FormatUint(connSeq.Add(1), 36) + "-",
 		ctx:         ctx,
 		cancel:      cancel,
@@ -423,6 +425,13 @@ func (c *Conn) handleNotification(n mcp.JSONRPCNotification) {
 		c.mu.Unlock()
 		for _, r := range relays {
 			r.Log(p.Level, p.Logger, p.Data)
+		}
+	case string(mcp.MethodNotificationToolsListChanged),
+		string(mcp.MethodNotificationPromptsListChanged),
+		string(mcp.MethodNotificationResourcesListChanged),
+		string(mcp.MethodNotificationResourceUpdated):
+		if c.onNote != nil {
+			c.onNote(c.tenant, c.integration, n)
 		}
 	}
 }

@@ -50,6 +50,12 @@ type PoolOptions struct {
 	// never logged.
 	Logger *slog.Logger
 
+	// OnNotification, if set, receives the notifications an upstream sends
+	// that belong to no call: list_changed of tools, prompts and resources,
+	// and resources/updated. It is called from the connection's reading
+	// goroutine and must not block.
+	OnNotification func(tenant, integration string, n mcp.JSONRPCNotification)
+
 	// ClientInfo is how the gateway introduces itself to upstreams. Empty
 	// means {"connectors-gateway", "dev"}.
 	ClientInfo mcp.Implementation

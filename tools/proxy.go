@@ -112,6 +112,21 @@ func (c *Conn) Complete(ctx context.Context, req mcp.CompleteRequest) (*mcp.Comp
 	return out, err
 }
 
+// Subscribe asks the upstream for notifications/resources/updated about uri
+// (initialize-era upstreams; see [PoolOptions.OnNotification]).
+func (c *Conn) Subscribe(ctx context.Context, uri string) error {
+	return c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		return cli.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: uri}})
+	})
+}
+
+// Unsubscribe ends a Subscribe.
+func (c *Conn) Unsubscribe(ctx context.Context, uri string) error {
+	return c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		return cli.Unsubscribe(ctx, mcp.UnsubscribeRequest{Params: mcp.UnsubscribeParams{URI: uri}})
+	})
+}
+
 // asker answers an upstream's sampling and elicitation requests by putting
 // them to the agent of a call in flight on the connection. The protocol
 // does not say which call a request belongs to; every call on a connection

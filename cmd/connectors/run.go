@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/server"
@@ -188,9 +189,15 @@ func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, *vault.Em
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pool := tools.NewPool(&tools.PoolOptions{Logger: log})
+	var g *server.Gateway
+	pool := tools.NewPool(&tools.PoolOptions{
+		Logger: log,
+		OnNotification: func(tenant, integration string, n mcp.JSONRPCNotification) {
+			g.UpstreamNotification(tenant, integration, n)
+		},
+	})
 	m.onClose(func() error { pool.Close(); return nil })
-	g := server.New(server.Options{Registry: reg, Store: st, Upstreams: pool, Logger: log, Version: version})
+	g = server.New(server.Options{Registry: reg, Store: st, Upstreams: pool, Logger: log, Version: version})
 	return g, st, reg, nil
 }
 

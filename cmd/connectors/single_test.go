@@ -89,3 +89,105 @@ func TestSingleIntegration(t *testing.T) {
 		t.Errorf("/mcp/no-such-integration: %d, want 401 or 404", resp.StatusCode)
 	}
 }
+
+// TestResourceSubscription: an agent subscribed to a resource at
+// /mcp/{integration} gets the upstream's notifications/resources/updated
+// for it, and only for it (server-everything sends them every 5 s once
+// toggle-subscriber-updates is on).
+func TestResourceSubscription(t *testing.T) {
+	g := newGateway(t)
+	g.serve()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	c, err := client.NewStreamableHttpClient("http://"+g.addr+"/mcp/everything",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys["tenant-a"]}),
+		transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.WithLegacyProtocolOnly()(c) // resources/subscribe is initialize-era
+	updated := make(chan string, 16)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationResourceUpdated) {
+			uri, _ := n.Params.AdditionalFields["uri"].(string)
+			updated <- uri
+		}
+	})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ProtocolVersion: "2025-11-25", ClientInfo: mcp.Implementation{Name: "t", Version: "1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.ListResources(ctx, mcp.ListResourcesRequest{})
+	if err != nil || len(list.Resources) < 2 {
+		t.Fatalf("resources/list: %v, %v", list, err)
+	}
+	watched, other := list.Resources[0].URI, list.Resources[1].URI
+	if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: watched}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "toggle-subscriber-updates"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uri := <-updated:
+		if uri != watched {
+			t.Errorf("resources/updated for %s, want only %s (not %s)", uri, watched, other)
+		}
+	case <-ctx.Done():
+		t.Fatal("no notifications/resources/updated reached the agent")
+	}
+}
+
+// TestUpstreamToolsChange: when an upstream's tool list changes, the
+// tenant's agents are told, and the next tools/list shows the new tool.
+func TestUpstreamToolsChange(t *testing.T) {
+	g := newGatewayWith(t, envIntegration(t, "envtest", "tools-change", ""))
+	g.serve()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	changed := make(chan struct{}, 4)
+	c := g.client("tenant-a", client.WithLegacyProtocolOnly())
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+			select { // never block the client's reader
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+	})
+	has := func(name string) bool {
+		res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tool := range res.Tools {
+			if tool.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	if has("envtest_grown") {
+		t.Fatal("envtest_grown listed before the upstream added it")
+	}
+	for len(changed) > 0 { // discovery itself announces the catalogue
+		<-changed
+	}
+	if _, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "envtest_grow"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("no notifications/tools/list_changed reached the agent")
+	}
+	if !has("envtest_grown") {
+		t.Error("tools/list after list_changed lacks envtest_grown")
+	}
+}

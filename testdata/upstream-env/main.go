@@ -27,7 +27,7 @@ import (
 )
 
 func main() {
-	s := server.NewMCPServer("upstream-env", "1.0.0")
+	s := server.NewMCPServer("upstream-env", "1.0.0", server.WithToolCapabilities(true))
 
 	s.AddTool(mcp.NewTool("env",
 		mcp.WithDescription("Returns the environment, one NAME=value a line; with hex, each value hex-encoded (the gateway redacts credentials it sees in results, so tests that must see them ask for hex)."),
@@ -42,6 +42,16 @@ func main() {
 				}
 			}
 			return mcp.NewToolResultText(strings.Join(env, "\n")), nil
+		})
+
+	s.AddTool(mcp.NewTool("grow",
+		mcp.WithDescription("Adds a tool named grown, so the server sends notifications/tools/list_changed.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			s.AddTool(mcp.NewTool("grown", mcp.WithDescription("Added by grow.")),
+				func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return mcp.NewToolResultText("grown"), nil
+				})
+			return mcp.NewToolResultText("grew"), nil
 		})
 
 	var mu sync.Mutex

@@ -91,8 +91,8 @@ type Conn struct {
 	clientInfo  mcp.Implementation
 	secrets     []string // credential values, scrubbed from errors and logs
 	onNote      func(tenant, integration string, n mcp.JSONRPCNotification)
-	tokenPrefix string   // of the progress tokens this conn sends upstream
-	pid         int      // of a stdio upstream's process; 0 for HTTP
+	tokenPrefix string // of the progress tokens this conn sends upstream
+	pid         int    // of a stdio upstream's process; 0 for HTTP
 
 	// ctx ends when the upstream is gone; context.Cause says why
 	// (ErrConnClosed, an *exitError, ...).

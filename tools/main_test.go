@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,76 +17,12 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if fixture.dir != "" {
-		os.RemoveAll(fixture.dir)
-	}
-	// Every upstream process a test started must be gone.
-	if kids := waitNoChildren(3 * time.Second); len(kids) > 0 {
-		fmt.Fprintf(os.Stderr, "child processes left running: %v\n", kids)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-// children returns the pids whose parent is this process.
-func children() []string {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	me := strconv.Itoa(os.Getpid())
-	var kids []string
-	for _, s := range stats {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at ')'.
-		i := bytes.LastIndexByte(b, ')')
-		fields := strings.Fields(string(b[i+1:]))
-		if len(fields) > 1 && fields[1] == me && fields[0] != "Z" {
-			kids = append(kids, strings.Fields(string(b))[0])
-		}
-	}
-	return kids
-}
-
-func waitNoChildren(d time.Duration) []string {
-	deadline := time.Now().Add(d)
-	for {
-		kids := children()
-		if len(kids) == 0 || time.Now().After(deadline) {
-			return kids
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-var fixture struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
 
 // upstreamEnvBin builds testdata/upstream-env once per test binary.
 func upstreamEnvBin(t testing.TB) string {
 	t.Helper()
-	fixture.once.Do(func() {
-		fixture.dir, fixture.err = os.MkdirTemp("", "tools-test-")
-		if fixture.err != nil {
-			return
-		}
-		fixture.bin = filepath.Join(fixture.dir, "upstream-env")
-		cmd := exec.Command("go", "build", "-o", fixture.bin, "./testdata/upstream-env")
-		cmd.Dir = testenv.Root()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fixture.err = fmt.Errorf("go build ./testdata/upstream-env: %v\n%s", err, out)
-		}
-	})
-	if fixture.err != nil {
-		t.Fatal(fixture.err)
-	}
-	return fixture.bin
+	return testenv.Build(t, "./testdata/upstream-env")
 }
 
 // envIntegration runs the upstream-env fixture with env templates.
@@ -108,44 +40,8 @@ func everythingStdio(t testing.TB) Integration {
 // port (it reads PORT) and returns its integration.
 func everythingHTTP(t testing.TB) Integration {
 	t.Helper()
-	port := freePort(t)
-	argv := testenv.NodeTool(t, "mcp-server-everything", "streamableHttp")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server-everything streamableHttp did not listen on %s: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return Integration{Name: "everything", Category: "test", Upstream: Upstream{URL: "http://" + addr + "/mcp"}}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	url := testenv.EverythingHTTP(t)
+	return Integration{Name: "everything", Category: "test", Upstream: Upstream{URL: url}}
 }
 
 type lockedBuffer struct {

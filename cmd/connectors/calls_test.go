@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -31,73 +29,12 @@ import (
 // served by Main, and real upstreams (server-everything over stdio and
 // streamable HTTP, the upstream-env fixture over stdio).
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if upstreamEnv.dir != "" {
-		os.RemoveAll(upstreamEnv.dir)
-	}
-	// Every upstream the gateways started must be gone once they stopped.
-	if kids := waitNoChildren(5 * time.Second); len(kids) > 0 {
-		fmt.Fprintf(os.Stderr, "child processes left running: %v\n", kids)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-// children returns the live processes whose parent is this test binary.
-func children() []string {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	me := strconv.Itoa(os.Getpid())
-	var kids []string
-	for _, s := range stats {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')') // comm may hold spaces
-		fields := strings.Fields(string(b[i+1:]))
-		if len(fields) > 1 && fields[1] == me && fields[0] != "Z" {
-			kids = append(kids, strings.Fields(string(b))[0])
-		}
-	}
-	return kids
-}
-
-func waitNoChildren(d time.Duration) []string {
-	deadline := time.Now().Add(d)
-	for {
-		kids := children()
-		if len(kids) == 0 || time.Now().After(deadline) {
-			return kids
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-var upstreamEnv struct {
-	once     sync.Once
-	dir, bin string
-	err      error
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
 
 // upstreamEnvBin builds testdata/upstream-env once per test binary.
 func upstreamEnvBin(t *testing.T) string {
 	t.Helper()
-	upstreamEnv.once.Do(func() {
-		if upstreamEnv.dir, upstreamEnv.err = os.MkdirTemp("", "connectors-test-"); upstreamEnv.err != nil {
-			return
-		}
-		upstreamEnv.bin = filepath.Join(upstreamEnv.dir, "upstream-env")
-		cmd := exec.Command("go", "build", "-o", upstreamEnv.bin, "./testdata/upstream-env")
-		cmd.Dir = testenv.Root()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			upstreamEnv.err = fmt.Errorf("go build ./testdata/upstream-env: %v\n%s", err, out)
-		}
-	})
-	if upstreamEnv.err != nil {
-		t.Fatal(upstreamEnv.err)
-	}
-	return upstreamEnv.bin
+	return testenv.Build(t, "./testdata/upstream-env")
 }
 
 // envIntegration is an integration served by upstream-env over stdio. Its
@@ -121,41 +58,10 @@ func envIntegration(t *testing.T, name, marker, timeout string) map[string]any {
 // port and returns an integration named name for it.
 func everythingHTTP(t *testing.T, name string) map[string]any {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	argv := testenv.NodeTool(t, "mcp-server-everything", "streamableHttp")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "PORT=" + strconv.Itoa(port)}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server-everything streamableHttp did not listen on %s: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	return map[string]any{
 		"name": name, "category": "testing",
 		"upstream": map[string]any{
-			"url":     "http://" + addr + "/mcp",
+			"url":     testenv.EverythingHTTP(t),
 			"headers": map[string]string{"Authorization": "Bearer {{access_token}}"},
 		},
 	}

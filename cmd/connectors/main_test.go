@@ -127,41 +127,16 @@ func (g *gateway) serve() string {
 	return addr
 }
 
-// client connects an MCP client as tenant over HTTP.
+// client connects an MCP client as tenant to /mcp.
 func (g *gateway) client(tenant string, opts ...client.ClientOption) *client.Client {
 	g.t.Helper()
-	c, err := client.NewStreamableHttpClient("http://"+g.addr+"/mcp",
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys[tenant]}))
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	for _, o := range opts {
-		o(c)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		g.t.Fatal(err)
-	}
-	g.t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
-		ProtocolVersion: mcp.LATEST_PROTOCOL_VERSION,
-		ClientInfo:      mcp.Implementation{Name: "connectors-test", Version: "1"},
-	}}); err != nil {
-		g.t.Fatalf("initialize as %s: %v", tenant, err)
-	}
-	return c
+	return g.dialPath(tenant, "/mcp", nil, opts...)
 }
 
-// assertNoSecrets fails if a planted token or API key appears in the logs.
+// assertNoSecrets fails if a planted secret appears in the gateway's logs.
 func (g *gateway) assertNoSecrets() {
 	g.t.Helper()
-	logs := g.stderr.String()
-	for _, s := range []string{tokenA, tokenB, g.keys["tenant-a"], g.keys["tenant-b"]} {
-		if s != "" && strings.Contains(logs, s) {
-			g.t.Errorf("a secret appears in the gateway's logs: %.12s…", s)
-		}
-	}
+	g.assertNoSecretsIn()
 }
 
 func toolText(t *testing.T, res *mcp.CallToolResult) string {
@@ -334,14 +309,21 @@ func (g *gateway) start() (addr string, stop func()) {
 	return g.addr, stop
 }
 
-// dial connects an MCP client as tenant over HTTP, with transport options
+// dial connects an MCP client as tenant to /mcp, with transport options
 // (an HTTP client that records the exchange, ...) besides the client's own.
 func (g *gateway) dial(tenant string, topts []transport.StreamableHTTPCOption, opts ...client.ClientOption) *client.Client {
+	g.t.Helper()
+	return g.dialPath(tenant, "/mcp", topts, opts...)
+}
+
+// dialPath connects an MCP client as tenant to path (/mcp or
+// /mcp/{integration}) and initializes it.
+func (g *gateway) dialPath(tenant, path string, topts []transport.StreamableHTTPCOption, opts ...client.ClientOption) *client.Client {
 	g.t.Helper()
 	topts = append([]transport.StreamableHTTPCOption{
 		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys[tenant]}),
 	}, topts...)
-	tr, err := transport.NewStreamableHTTP("http://"+g.addr+"/mcp", topts...)
+	tr, err := transport.NewStreamableHTTP("http://"+g.addr+path, topts...)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -356,7 +338,7 @@ func (g *gateway) dial(tenant string, topts []transport.StreamableHTTPCOption, o
 		ProtocolVersion: mcp.LATEST_PROTOCOL_VERSION,
 		ClientInfo:      mcp.Implementation{Name: "connectors-test", Version: "1"},
 	}}); err != nil {
-		g.t.Fatalf("initialize as %s: %v", tenant, err)
+		g.t.Fatalf("initialize %s as %s: %v", path, tenant, err)
 	}
 	return c
 }

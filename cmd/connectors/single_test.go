@@ -15,23 +15,7 @@ import (
 // singleClient connects as tenant to /mcp/{integration}.
 func (g *gateway) singleClient(tenant, integration string) *client.Client {
 	g.t.Helper()
-	c, err := client.NewStreamableHttpClient("http://"+g.addr+"/mcp/"+integration,
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys[tenant]}))
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		g.t.Fatal(err)
-	}
-	g.t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
-		ClientInfo: mcp.Implementation{Name: "connectors-test", Version: "1"},
-	}}); err != nil {
-		g.t.Fatalf("initialize /mcp/%s as %s: %v", integration, tenant, err)
-	}
-	return c
+	return g.dialPath(tenant, "/mcp/"+integration, nil)
 }
 
 // TestSingleIntegration: /mcp/{integration} is the upstream alone under

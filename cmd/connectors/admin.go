@@ -50,8 +50,7 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 			return err
 		}
 	}
-	cfg.LogFormat = "text"
-	st, err := m.openStore(cfg, m.logger(cfg))
+	st, err := m.openStore(cfg, m.quietLogger())
 	if err != nil {
 		return err
 	}
@@ -139,7 +138,6 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 		return usageError{"apikey: want create, revoke or list"}
 	}
 	verb, args := args[0], args[1:]
-	cfg.LogFormat = "text"
 	switch verb {
 	case "create":
 		fs := m.flags("apikey create")
@@ -151,7 +149,7 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 		if err := tenants.ValidateID(*tenant); err != nil {
 			return usageError{fmt.Sprintf("--tenant: %v", err)}
 		}
-		st, err := m.openStore(cfg, m.logger(cfg))
+		st, err := m.openStore(cfg, m.quietLogger())
 		if err != nil {
 			return err
 		}
@@ -165,7 +163,7 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 		if len(args) != 1 {
 			return usageError{"apikey revoke: want the key ID"}
 		}
-		st, err := m.openStore(cfg, m.logger(cfg))
+		st, err := m.openStore(cfg, m.quietLogger())
 		if err != nil {
 			return err
 		}
@@ -177,7 +175,7 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 		if err := parse(m.flags("apikey list"), args); err != nil {
 			return err
 		}
-		st, err := m.openStore(cfg, m.logger(cfg))
+		st, err := m.openStore(cfg, m.quietLogger())
 		if err != nil {
 			return err
 		}
@@ -208,8 +206,7 @@ func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
 	if err := tenants.ValidateID(*tenant); err != nil {
 		return usageError{fmt.Sprintf("--tenant: %v", err)}
 	}
-	cfg.LogFormat = "text"
-	st, err := m.openStore(cfg, m.logger(cfg))
+	st, err := m.openStore(cfg, m.quietLogger())
 	if err != nil {
 		return err
 	}

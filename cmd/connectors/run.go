@@ -147,6 +147,12 @@ func (m *Main) logger(cfg Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(m.Stderr, opts))
 }
 
+// quietLogger is for operator commands: their output is the answer, so
+// only errors are logged (the store's development-use warning is for serve).
+func (m *Main) quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
 // openStore opens the configured credential store.
 func (m *Main) openStore(cfg Config, log *slog.Logger) (*vault.Embedded, error) {
 	if cfg.VaultAddr != "" {

@@ -64,13 +64,20 @@ func TestSingleIntegration(t *testing.T) {
 		t.Error("tenant-b called echo on an integration it has not connected")
 	}
 
-	resp, err := http.Post("http://"+g.addr+"/mcp/no-such-integration", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("/mcp/no-such-integration: %d, want 401 or 404", resp.StatusCode)
+	for key, want := range map[string]int{"": http.StatusUnauthorized, g.keys["tenant-a"]: http.StatusNotFound} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+g.addr+"/mcp/no-such-integration", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("/mcp/no-such-integration (key %v): %d, want %d", key != "", resp.StatusCode, want)
+		}
 	}
 }
 

@@ -29,7 +29,7 @@ const (
 
 // gateway is one gateway under test, driven through Main as a user would.
 type gateway struct {
-	t      *testing.T
+	t      testing.TB
 	env    map[string]string
 	notion *fakenotion.Server
 	addr   string
@@ -47,7 +47,7 @@ func newGateway(t *testing.T) *gateway {
 
 // newGatewayWithIntegrations is newGateway with extra integrations (config
 // file entries) after notion and everything.
-func newGatewayWithIntegrations(t *testing.T, extra ...map[string]any) *gateway {
+func newGatewayWithIntegrations(t testing.TB, extra ...map[string]any) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	notion := fakenotion.Start(t, map[string]string{tokenA: "Acme Bot", tokenB: "Beta Bot"})

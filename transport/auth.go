@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/connectors-gateway/connectors/tenants"
 )
@@ -23,6 +24,9 @@ var ErrNoCredentials = errors.New("no credentials")
 // Authenticate implements Authenticator.
 func (a APIKeyAuth) Authenticate(r *http.Request) (tenants.Identity, error) {
 	key := bearer(r)
+	if !strings.HasPrefix(key, apiKeyPrefix) {
+		key = "" // another kind of bearer token: not ours to judge
+	}
 	if key == "" {
 		key = r.Header.Get("X-API-Key")
 	}

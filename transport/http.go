@@ -16,6 +16,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -47,6 +49,18 @@ type HTTPOptions struct {
 	// public name of a reverse proxy on the same machine. Any other Host on
 	// a loopback connection is refused (403), against DNS rebinding.
 	AllowedHosts []string
+
+	// Resource is the gateway's canonical resource URI (RFC 8707), for
+	// example https://gateway.example.com/mcp: the audience its OAuth
+	// tokens carry. With AuthorizationServers it enables the
+	// protected-resource metadata (RFC 9728) at
+	// /.well-known/oauth-protected-resource[/mcp], named in every 401 and
+	// 403 challenge. Empty: no metadata (API keys only).
+	Resource             string
+	AuthorizationServers []string
+	// Scopes are the scopes MCP access needs, named in challenges and the
+	// metadata.
+	Scopes []string
 
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -122,6 +136,10 @@ func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPSer
 func (h *HTTP) routes() {
 	h.mux.HandleFunc("GET /healthz", h.handleHealthz)
 	h.mux.HandleFunc("GET /readyz", h.handleReadyz)
+	if h.opts.Resource != "" {
+		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource", h.handleResourceMetadata)
+		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource/{path...}", h.handleResourceMetadata)
+	}
 
 	guard := func(next http.Handler) http.Handler {
 		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))
@@ -174,4 +192,29 @@ func (h *HTTP) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// handleResourceMetadata handles the "GET /.well-known/oauth-protected-resource"
+// routes: RFC 9728 metadata telling MCP clients which authorization server
+// issues tokens for the gateway, and with which scopes.
+func (h *HTTP) handleResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "max-age=3600")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"resource":                 h.opts.Resource,
+		"authorization_servers":    h.opts.AuthorizationServers,
+		"scopes_supported":         append([]string{}, h.opts.Scopes...),
+		"bearer_methods_supported": []string{"header"},
+		"resource_name":            "Connectors Gateway",
+	})
+}
+
+// resourceMetadataURL is where RFC 9728 puts the metadata of resource:
+// /.well-known/oauth-protected-resource inserted before its path.
+func resourceMetadataURL(resource string) string {
+	u, err := url.Parse(resource)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	return u.Scheme + "://" + u.Host + "/.well-known/oauth-protected-resource" + path
 }

@@ -132,9 +132,19 @@ func (h *HTTP) limitBody(next http.Handler) http.Handler {
 func (h *HTTP) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := h.opts.Auth.Authenticate(r)
+		if scopeErr, ok := errors.AsType[*tenants.InsufficientScopeError](err); ok {
+			h.log.InfoContext(r.Context(), "authorization_failed", "error", err, "request_id", RequestID(r.Context()))
+			w.Header().Set("WWW-Authenticate", h.challenge(`error="insufficient_scope"`, scopeErr.Required))
+			writeError(w, r, http.StatusForbidden, "InsufficientScope", "the token lacks a required scope")
+			return
+		}
 		if err != nil {
 			h.log.InfoContext(r.Context(), "authentication_failed", "error", err, "request_id", RequestID(r.Context()))
-			w.Header().Set("WWW-Authenticate", `Bearer realm="connectors"`)
+			param := ""
+			if !errors.Is(err, ErrNoCredentials) {
+				param = `error="invalid_token"`
+			}
+			w.Header().Set("WWW-Authenticate", h.challenge(param, h.opts.Scopes))
 			writeError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
 			return
 		}
@@ -151,4 +161,23 @@ func bearer(r *http.Request) string {
 		return ""
 	}
 	return strings.TrimSpace(token)
+}
+
+// challenge is a Bearer challenge (RFC 6750 section 3) naming the scopes
+// and the protected-resource metadata (RFC 9728 section 5.1), from which
+// an MCP client learns where to sign in.
+func (h *HTTP) challenge(errParam string, scopes []string) string {
+	params := []string{`realm="connectors"`}
+	if errParam != "" {
+		params = append(params, errParam)
+	}
+	if len(scopes) > 0 {
+		params = append(params, `scope="`+strings.Join(scopes, " ")+`"`)
+	}
+	if h.opts.Resource != "" {
+		if u := resourceMetadataURL(h.opts.Resource); u != "" {
+			params = append(params, `resource_metadata="`+u+`"`)
+		}
+	}
+	return "Bearer " + strings.Join(params, ", ")
 }

@@ -28,6 +28,24 @@ type Config struct {
 	// localhost: a same-machine reverse proxy's public name
 	// (CONNECTORS_ALLOWED_HOSTS, comma-separated).
 	AllowedHosts []string
+	// OIDCIssuer enables OAuth bearer tokens from this OpenID provider
+	// besides API keys (CONNECTORS_OIDC_ISSUER; empty: API keys only).
+	OIDCIssuer string
+	// Resource is the gateway's canonical resource URI, the audience its
+	// tokens must carry, e.g. https://gateway.example.com/mcp
+	// (CONNECTORS_RESOURCE; required with OIDCIssuer).
+	Resource string
+	// OIDCTenantClaim names the claim holding the tenant
+	// (CONNECTORS_OIDC_TENANT_CLAIM; empty: "tenant_id").
+	OIDCTenantClaim string
+	// OIDCAdminRole is the role or scope that makes a caller an admin, read
+	// from OIDCAdminClaim (CONNECTORS_OIDC_ADMIN_ROLE,
+	// CONNECTORS_OIDC_ADMIN_CLAIM; empty role: no token is an admin; empty
+	// claim: roles, scope and scp).
+	OIDCAdminRole, OIDCAdminClaim string
+	// OIDCScopes are the scopes MCP access needs (CONNECTORS_OIDC_SCOPES,
+	// comma-separated; empty: none).
+	OIDCScopes []string
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
 	// the embedded store).
 	VaultAddr string
@@ -41,6 +59,12 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		DataDir:          getenv("CONNECTORS_DATA_DIR"),
 		IntegrationsFile: getenv("CONNECTORS_CONFIG"),
 		VaultAddr:        getenv("VAULT_ADDR"),
+		OIDCIssuer:       getenv("CONNECTORS_OIDC_ISSUER"),
+		Resource:         getenv("CONNECTORS_RESOURCE"),
+		OIDCTenantClaim:  getenv("CONNECTORS_OIDC_TENANT_CLAIM"),
+		OIDCAdminRole:    getenv("CONNECTORS_OIDC_ADMIN_ROLE"),
+		OIDCAdminClaim:   getenv("CONNECTORS_OIDC_ADMIN_CLAIM"),
+		OIDCScopes:       list(getenv("CONNECTORS_OIDC_SCOPES")),
 		LogFormat:        getenv("CONNECTORS_LOG_FORMAT"),
 	}
 	if c.DataDir == "" {
@@ -55,6 +79,9 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.AllowedOrigins = list(getenv("CONNECTORS_ALLOWED_ORIGINS"))
 	c.AllowedHosts = list(getenv("CONNECTORS_ALLOWED_HOSTS"))
+	if c.OIDCIssuer != "" && c.Resource == "" {
+		return c, fmt.Errorf("CONNECTORS_OIDC_ISSUER is set: CONNECTORS_RESOURCE must name the gateway's canonical resource URI (the audience of its tokens), e.g. https://gateway.example.com/mcp")
+	}
 	switch c.LogFormat {
 	case "", "json", "text":
 	default:

@@ -223,12 +223,23 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	for _, in := range reg.All() {
 		single[in.Name] = g.Integration(in.Name)
 	}
+	auth, err := m.authenticator(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+	var issuers []string
+	if cfg.OIDCIssuer != "" {
+		issuers = []string{cfg.OIDCIssuer}
+	}
 	h := transport.NewHTTP(transport.HTTPOptions{
-		MCP:            g.MCPServer(),
-		Integrations:   single,
-		Auth:           transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)},
-		AllowedOrigins: cfg.AllowedOrigins,
-		AllowedHosts:   cfg.AllowedHosts,
+		MCP:                  g.MCPServer(),
+		Integrations:         single,
+		Auth:                 auth,
+		Resource:             cfg.Resource,
+		AuthorizationServers: issuers,
+		Scopes:               cfg.OIDCScopes,
+		AllowedOrigins:       cfg.AllowedOrigins,
+		AllowedHosts:         cfg.AllowedHosts,
 		Ready: func(ctx context.Context) error {
 			_, err := st.Tenants(ctx)
 			return err
@@ -259,6 +270,27 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	}
 	log.Info("gateway_stopped")
 	return nil
+}
+
+// authenticator is how HTTP callers prove who they are: API keys, and
+// OAuth bearer tokens from the OpenID provider when one is configured.
+func (m *Main) authenticator(ctx context.Context, cfg Config, st *vault.Embedded) (transport.Authenticator, error) {
+	keys := transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)}
+	if cfg.OIDCIssuer == "" {
+		return keys, nil
+	}
+	v, err := tenants.NewOIDCVerifier(ctx, tenants.OIDCConfig{
+		Issuer:         cfg.OIDCIssuer,
+		Audience:       cfg.Resource,
+		TenantClaim:    cfg.OIDCTenantClaim,
+		AdminRole:      cfg.OIDCAdminRole,
+		AdminClaim:     cfg.OIDCAdminClaim,
+		RequiredScopes: cfg.OIDCScopes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("OpenID provider %s: %w", cfg.OIDCIssuer, err)
+	}
+	return transport.Chain{keys, transport.OIDCAuth{Verifier: v}}, nil
 }
 
 func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {

@@ -21,17 +21,27 @@ type APIKeyAuth struct{ Keys KeyVerifier }
 // ErrNoCredentials is returned when a request carries no credentials.
 var ErrNoCredentials = errors.New("no credentials")
 
-// Authenticate implements Authenticator.
+// ErrAmbiguousCredentials is returned for a request that presents both an
+// Authorization header and an X-API-Key: it is refused rather than judged
+// by whichever one happens to be checked.
+var ErrAmbiguousCredentials = errors.New("both Authorization and X-API-Key present")
+
+// Authenticate implements Authenticator. It declines (ErrNoCredentials)
+// bearer tokens that are not API keys: those are OIDCAuth's to judge.
 func (a APIKeyAuth) Authenticate(r *http.Request) (tenants.Identity, error) {
-	key := bearer(r)
-	if !strings.HasPrefix(key, apiKeyPrefix) {
-		key = "" // another kind of bearer token: not ours to judge
+	header := r.Header.Get("X-API-Key")
+	if r.Header.Get("Authorization") != "" {
+		if header != "" {
+			return tenants.Identity{}, ErrAmbiguousCredentials
+		}
+		key := bearer(r)
+		if !strings.HasPrefix(key, apiKeyPrefix) {
+			return tenants.Identity{}, ErrNoCredentials
+		}
+		return a.Keys.Verify(r.Context(), key)
 	}
-	if key == "" {
-		key = r.Header.Get("X-API-Key")
-	}
-	if key == "" {
+	if header == "" {
 		return tenants.Identity{}, ErrNoCredentials
 	}
-	return a.Keys.Verify(r.Context(), key)
+	return a.Keys.Verify(r.Context(), header)
 }

@@ -149,7 +149,8 @@ func post(t *testing.T, g *gateway, method, body string, header http.Header) (*h
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Bounded: a request wrongly let through may open an endless stream.
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,215 @@
+// Command vaultdev runs a development HashiCorp Vault server for the
+// gateway's tests and `make vault-dev`: an unsealed, in-memory Vault core on
+// loopback with KV v2 at secret/, Transit at transit/ and the AppRole auth
+// method enabled (the seed's init-vault.sh steps).
+//
+// It is its own module so the product's go.mod never carries Vault's server
+// code. The full `vault` command does not build from Go modules here (see
+// NOTES.md); this links only the core, the HTTP handler, Transit, AppRole and
+// the KV plugin. It is for tests and development only: every secret is lost
+// when it stops, and Vault's BSL license does not cover production use.
+//
+// # Usage
+//
+//	vaultdev [-addr 127.0.0.1:0] [-log-level warn] [-policy name=file.hcl ...]
+//
+// Once serving, it prints one JSON line on stdout,
+//
+//	{"addr":"http://127.0.0.1:PORT","token":"<root token>"}
+//
+// and serves until SIGINT or SIGTERM, or until stdin is closed when started
+// with -exit-on-stdin-close (how the tests make sure it never outlives them).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	kv "github.com/hashicorp/vault-plugin-secrets-kv"
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/builtin/credential/approle"
+	"github.com/hashicorp/vault/builtin/logical/transit"
+	vaulthttp "github.com/hashicorp/vault/http"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/vault"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "vaultdev:", err)
+		os.Exit(1)
+	}
+}
+
+// policyFlags collects repeated -policy name=file flags.
+type policyFlags []string
+
+func (p *policyFlags) String() string     { return strings.Join(*p, ",") }
+func (p *policyFlags) Set(v string) error { *p = append(*p, v); return nil }
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("vaultdev", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address; port 0 picks a free port. Loopback only.")
+	logLevel := fs.String("log-level", "warn", "Vault's log level on stderr: trace, debug, info, warn, error")
+	stdinClose := fs.Bool("exit-on-stdin-close", false, "exit when stdin reaches EOF (the parent process died)")
+	var policies policyFlags
+	fs.Var(&policies, "policy", "name=path.hcl: write an ACL policy at start (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w", *addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-addr %q: this development server listens on loopback only", *addr)
+	}
+
+	tb := &mainTB{}
+	defer tb.runCleanups()
+
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:   "vaultdev",
+		Output: os.Stderr,
+		Level:  hclog.LevelFromString(*logLevel),
+	})
+	core, _, rootToken := vault.TestCoreUnsealedWithConfig(tb, &vault.CoreConfig{
+		Logger: logger,
+		LogicalBackends: map[string]logical.Factory{
+			"kv":      kv.Factory,
+			"transit": transit.Factory,
+		},
+		CredentialBackends: map[string]logical.Factory{
+			"approle": approle.Factory,
+		},
+	})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	url := "http://" + ln.Addr().String()
+	vaulthttp.TestServerWithListener(tb, ln, url, core)
+	defer ln.Close()
+
+	if err := initVault(url, rootToken, policies); err != nil {
+		return fmt.Errorf("initialising: %w", err)
+	}
+
+	line, _ := json.Marshal(map[string]string{"addr": url, "token": rootToken})
+	if _, err := fmt.Fprintf(os.Stdout, "%s\n", line); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *stdinClose {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// initVault does what the seed's init-vault.sh does: KV v2 at secret/
+// (the test core mounts KV v1 there), Transit at transit/, AppRole at
+// approle/, and the policies given on the command line.
+func initVault(addr, token string, policies []string) error {
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	c.SetToken(token)
+	sys := c.Sys()
+	if err := sys.Unmount("secret"); err != nil {
+		return fmt.Errorf("unmounting secret/: %w", err)
+	}
+	if err := sys.Mount("secret", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		return fmt.Errorf("mounting KV v2 at secret/: %w", err)
+	}
+	if err := sys.Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+		return fmt.Errorf("mounting transit/: %w", err)
+	}
+	if err := sys.EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
+		return fmt.Errorf("enabling approle: %w", err)
+	}
+	for _, p := range policies {
+		name, path, ok := strings.Cut(p, "=")
+		if !ok {
+			return fmt.Errorf("-policy %q: want name=path", p)
+		}
+		rules, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := sys.PutPolicy(name, string(rules)); err != nil {
+			return fmt.Errorf("writing policy %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// mainTB lets Vault's test helpers run outside `go test`. testing.TB has an
+// unexported method, so it is embedded (nil); every method the helpers call
+// is defined here, and anything else would panic loudly rather than
+// misbehave.
+type mainTB struct {
+	testing.TB
+	cleanups []func()
+	failed   bool
+}
+
+func (t *mainTB) Helper()          {}
+func (t *mainTB) Name() string     { return "vaultdev" }
+func (t *mainTB) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
+func (t *mainTB) Failed() bool     { return t.failed }
+func (t *mainTB) Log(a ...any)     { fmt.Fprintln(os.Stderr, a...) }
+func (t *mainTB) Logf(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, f+"\n", a...)
+}
+func (t *mainTB) Error(a ...any)            { t.failed = true; t.Log(a...) }
+func (t *mainTB) Errorf(f string, a ...any) { t.failed = true; t.Logf(f, a...) }
+func (t *mainTB) Fatal(a ...any) {
+	t.Log(a...)
+	t.runCleanups()
+	os.Exit(1)
+}
+func (t *mainTB) Fatalf(f string, a ...any) {
+	t.Logf(f, a...)
+	t.runCleanups()
+	os.Exit(1)
+}
+func (t *mainTB) Skip(a ...any)            { t.Fatal(a...) }
+func (t *mainTB) Skipf(f string, a ...any) { t.Fatalf(f, a...) }
+func (t *mainTB) Setenv(key, value string) { os.Setenv(key, value) }
+func (t *mainTB) Context() context.Context { return context.Background() }
+
+func (t *mainTB) TempDir() string {
+	dir, err := os.MkdirTemp("", "vaultdev-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func (t *mainTB) runCleanups() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+	t.cleanups = nil
+}

@@ -1,6 +1,7 @@
 package vault_test
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -12,8 +13,26 @@ import (
 	"github.com/connectors-gateway/connectors/vault"
 )
 
+// apiKeyStore is what both backends offer for API keys, and Tenants, which
+// must never list them.
+type apiKeyStore interface {
+	PutAPIKey(ctx context.Context, id string, record []byte) error
+	GetAPIKey(ctx context.Context, id string) ([]byte, error)
+	DeleteAPIKey(ctx context.Context, id string) error
+	ListAPIKeys(ctx context.Context) ([]string, error)
+	Tenants(ctx context.Context) ([]string, error)
+}
+
 func TestEmbeddedAPIKeys(t *testing.T) {
-	s := openEmbedded(t, filepath.Join(t.TempDir(), "creds.db"), &vault.EmbeddedOptions{MasterKey: newMasterKey(t)})
+	testAPIKeyStore(t, openEmbedded(t, filepath.Join(t.TempDir(), "creds.db"), &vault.EmbeddedOptions{MasterKey: newMasterKey(t)}))
+}
+
+func TestHashiCorpAPIKeys(t *testing.T) {
+	v := startVault(t)
+	testAPIKeyStore(t, v.open(t, v.token(t, "gateway-service")))
+}
+
+func testAPIKeyStore(t *testing.T, s apiKeyStore) {
 	ctx := t.Context()
 
 	ids, err := s.ListAPIKeys(ctx)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -49,6 +50,16 @@ type Config struct {
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
 	// the embedded store).
 	VaultAddr string
+	// VaultToken authenticates to Vault (VAULT_TOKEN); empty: AppRole with
+	// VaultRoleID and VaultSecretID (VAULT_ROLE_ID, VAULT_SECRET_ID).
+	VaultToken, VaultRoleID, VaultSecretID string
+	// VaultKVEngine and VaultTransitEngine are the mounts
+	// (VAULT_KV_ENGINE, VAULT_TRANSIT_ENGINE; empty: secret and transit).
+	VaultKVEngine, VaultTransitEngine string
+	// VaultCacheTTL bounds how long another gateway's change to a credential
+	// can go unseen here (CONNECTORS_VAULT_CACHE_TTL, a Go duration; empty:
+	// 5s; "0s" or negative: no cache).
+	VaultCacheTTL time.Duration
 	// LogFormat is "json" (default) or "text" (CONNECTORS_LOG_FORMAT).
 	LogFormat string
 }
@@ -56,16 +67,21 @@ type Config struct {
 // configFromEnv reads Config through getenv.
 func configFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		DataDir:          getenv("CONNECTORS_DATA_DIR"),
-		IntegrationsFile: getenv("CONNECTORS_CONFIG"),
-		VaultAddr:        getenv("VAULT_ADDR"),
-		OIDCIssuer:       getenv("CONNECTORS_OIDC_ISSUER"),
-		Resource:         getenv("CONNECTORS_RESOURCE"),
-		OIDCTenantClaim:  getenv("CONNECTORS_OIDC_TENANT_CLAIM"),
-		OIDCAdminRole:    getenv("CONNECTORS_OIDC_ADMIN_ROLE"),
-		OIDCAdminClaim:   getenv("CONNECTORS_OIDC_ADMIN_CLAIM"),
-		OIDCScopes:       list(getenv("CONNECTORS_OIDC_SCOPES")),
-		LogFormat:        getenv("CONNECTORS_LOG_FORMAT"),
+		DataDir:            getenv("CONNECTORS_DATA_DIR"),
+		IntegrationsFile:   getenv("CONNECTORS_CONFIG"),
+		VaultAddr:          getenv("VAULT_ADDR"),
+		VaultToken:         getenv("VAULT_TOKEN"),
+		VaultRoleID:        getenv("VAULT_ROLE_ID"),
+		VaultSecretID:      getenv("VAULT_SECRET_ID"),
+		VaultKVEngine:      getenv("VAULT_KV_ENGINE"),
+		VaultTransitEngine: getenv("VAULT_TRANSIT_ENGINE"),
+		OIDCIssuer:         getenv("CONNECTORS_OIDC_ISSUER"),
+		Resource:           getenv("CONNECTORS_RESOURCE"),
+		OIDCTenantClaim:    getenv("CONNECTORS_OIDC_TENANT_CLAIM"),
+		OIDCAdminRole:      getenv("CONNECTORS_OIDC_ADMIN_ROLE"),
+		OIDCAdminClaim:     getenv("CONNECTORS_OIDC_ADMIN_CLAIM"),
+		OIDCScopes:         list(getenv("CONNECTORS_OIDC_SCOPES")),
+		LogFormat:          getenv("CONNECTORS_LOG_FORMAT"),
 	}
 	if c.DataDir == "" {
 		c.DataDir = ".connectors"
@@ -79,6 +95,16 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.AllowedOrigins = list(getenv("CONNECTORS_ALLOWED_ORIGINS"))
 	c.AllowedHosts = list(getenv("CONNECTORS_ALLOWED_HOSTS"))
+	if v := getenv("CONNECTORS_VAULT_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("CONNECTORS_VAULT_CACHE_TTL: %q is not a duration such as \"5s\"", v)
+		}
+		if d == 0 {
+			d = -1 // "no cache" (zero means the default in vault.HashiCorpConfig)
+		}
+		c.VaultCacheTTL = d
+	}
 	if c.OIDCIssuer != "" && c.Resource == "" {
 		return c, fmt.Errorf("CONNECTORS_OIDC_ISSUER is set: CONNECTORS_RESOURCE must name the gateway's canonical resource URI (the audience of its tokens), e.g. https://gateway.example.com/mcp")
 	}

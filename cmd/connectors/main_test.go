@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,13 @@ func newGateway(t *testing.T) *gateway {
 // file entries) after notion and everything.
 func newGatewayWithIntegrations(t testing.TB, extra ...map[string]any) *gateway {
 	t.Helper()
+	return newGatewayWithEnv(t, nil, extra...)
+}
+
+// newGatewayWithEnv is newGatewayWithIntegrations with extra environment
+// (VAULT_ADDR, ...) in force from the first command on.
+func newGatewayWithEnv(t testing.TB, env map[string]string, extra ...map[string]any) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	notion := fakenotion.Start(t, map[string]string{tokenA: "Acme Bot", tokenB: "Beta Bot"})
 	node := testenv.Node(t)
@@ -85,6 +93,7 @@ func newGatewayWithIntegrations(t testing.TB, extra ...map[string]any) *gateway 
 			"HOME":                dir,
 		},
 	}
+	maps.Copy(g.env, env)
 	for tenant, token := range map[string]string{"tenant-a": tokenA, "tenant-b": tokenB} {
 		g.mustRun(fmt.Sprintf(`{"accessToken": %q}`, token), "credential", "put", "--tenant", tenant, "--integration", "notion")
 		g.mustRun(`{"accessToken": "unused"}`, "credential", "put", "--tenant", tenant, "--integration", "everything")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hashicorp/vault/api"
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
@@ -153,10 +154,19 @@ func (m *Main) quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-// openStore opens the configured credential store.
-func (m *Main) openStore(cfg Config, log *slog.Logger) (*vault.Embedded, error) {
+// store is what the gateway and the operator commands need of a credential
+// store; both backends are one.
+type store interface {
+	vault.Store
+	tenants.KeyStore
+	RotateTenantKey(ctx context.Context, tenant string) error
+}
+
+// openStore opens the configured credential store: HashiCorp Vault when
+// VAULT_ADDR is set, else the embedded store.
+func (m *Main) openStore(cfg Config, log *slog.Logger) (store, error) {
 	if cfg.VaultAddr != "" {
-		return nil, errors.New("VAULT_ADDR is set, but the HashiCorp Vault backend is not in this build yet; unset it to use the embedded store")
+		return m.openVault(cfg, log)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
@@ -166,6 +176,36 @@ func (m *Main) openStore(cfg Config, log *slog.Logger) (*vault.Embedded, error) 
 		KeyFile:   cfg.keyFilePath(),
 		Logger:    log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	m.onClose(st.Close)
+	return st, nil
+}
+
+// openVault opens the HashiCorp Vault backend. Vault's usual TLS
+// variables (VAULT_CACERT, VAULT_CLIENT_CERT, ...) apply.
+func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
+	apiCfg := api.DefaultConfig()
+	if apiCfg.Error != nil {
+		return nil, fmt.Errorf("Vault client configuration: %w", apiCfg.Error)
+	}
+	hc := vault.HashiCorpConfig{
+		Addr:         cfg.VaultAddr,
+		Token:        cfg.VaultToken,
+		KVMount:      cfg.VaultKVEngine,
+		TransitMount: cfg.VaultTransitEngine,
+		API:          apiCfg,
+		CacheTTL:     cfg.VaultCacheTTL,
+		Logger:       log,
+	}
+	if cfg.VaultToken == "" {
+		if cfg.VaultRoleID == "" || cfg.VaultSecretID == "" {
+			return nil, errors.New("VAULT_ADDR is set: give VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole")
+		}
+		hc.AppRole = &vault.AppRoleAuth{RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID}
+	}
+	st, err := vault.OpenHashiCorp(hc)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +226,7 @@ func registry(cfg Config) (*tools.Registry, error) {
 }
 
 // gateway wires store, registry and upstream pool into the MCP gateway.
-func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, *vault.Embedded, *tools.Registry, error) {
+func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, store, *tools.Registry, error) {
 	reg, err := registry(cfg)
 	if err != nil {
 		return nil, nil, nil, err
@@ -274,7 +314,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 
 // authenticator is how HTTP callers prove who they are: API keys, and
 // OAuth bearer tokens from the OpenID provider when one is configured.
-func (m *Main) authenticator(ctx context.Context, cfg Config, st *vault.Embedded) (transport.Authenticator, error) {
+func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transport.Authenticator, error) {
 	keys := transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)}
 	if cfg.OIDCIssuer == "" {
 		return keys, nil

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
+)
+
+// TestVaultBackend runs the gateway on a real Vault server, with a token
+// that holds only the shipped gateway policy: operator commands write the
+// seed's records, agents' calls carry each tenant's token, and Vault holds
+// only ciphertext.
+func TestVaultBackend(t *testing.T) {
+	addr, root := testenv.Vault(t, "-policy",
+		"gateway-service="+filepath.Join(testenv.Root(), "vault", "policies", "gateway-service-policy.hcl"))
+	rootClient, err := api.NewClient(&api.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootClient.SetToken(root)
+	tok, err := rootClient.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"gateway-service"}, NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	g := newGatewayWithEnv(t, map[string]string{"VAULT_ADDR": addr, "VAULT_TOKEN": tok.Auth.ClientToken})
+	if _, err := os.Stat(g.env["CONNECTORS_DATA_DIR"]); !os.IsNotExist(err) {
+		t.Errorf("with VAULT_ADDR set, the embedded store's data dir exists: %v", err)
+	}
+	if out := g.mustRun("", "credential", "list", "--tenant", "tenant-a"); out != "everything\nnotion\n" {
+		t.Errorf("credential list from Vault = %q", out)
+	}
+	rec, err := rootClient.KVv2("secret").Get(t.Context(), "tenant-a/notion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, _ := rec.Data["access_token"].(string); !strings.HasPrefix(at, "vault:v1:") {
+		t.Errorf("secret/tenant-a/notion access_token = %q, want Transit ciphertext", at)
+	}
+
+	g.serve()
+	res, err := g.client("tenant-a").CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "notion_API-get-self"}})
+	if err != nil || !strings.Contains(toolText(t, res), "Acme Bot") {
+		t.Fatalf("call through the Vault backend: %v, %v", res, err)
+	}
+	res, err = g.client("tenant-b").CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "notion_API-get-self"}})
+	if err != nil || !strings.Contains(toolText(t, res), "Beta Bot") {
+		t.Fatalf("tenant-b through the Vault backend: %v, %v", res, err)
+	}
+	// With Vault, the operator commands run beside a serving gateway.
+	if out := g.mustRun("", "key", "rotate", "--tenant", "tenant-a"); !strings.Contains(out, "rotated") {
+		t.Errorf("key rotate = %q", out)
+	}
+	g.assertNoSecrets()
+	if strings.Contains(g.stderr.String(), tok.Auth.ClientToken) || strings.Contains(g.stderr.String(), root) {
+		t.Error("a Vault token appears in the gateway's logs")
+	}
+}

@@ -1,0 +1,81 @@
+package vault
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// apiKeysDir is the KV v2 folder of API-key records. Its leading '_' is
+// outside the tenant-ID grammar, so it can never be a tenant's folder, and
+// Tenants leaves it out.
+const apiKeysDir = "_apikeys"
+
+// PutAPIKey stores an API-key record under id at {kv}/data/_apikeys/{id},
+// failing with ErrAPIKeyExists if id is taken (check-and-set 0). The record
+// holds no secret (tenants keeps only a hash of the key).
+func (h *HashiCorp) PutAPIKey(ctx context.Context, id string, record []byte) error {
+	if !apiKeyIDPattern.MatchString(id) {
+		return fmt.Errorf("vault: putting API key %q: %w", id, ErrInvalidAPIKeyID)
+	}
+	if len(record) == 0 {
+		return fmt.Errorf("vault: putting API key %s: empty record", id)
+	}
+	_, err := h.client.Logical().WriteWithContext(ctx, h.kv.data(apiKeysDir, id), map[string]any{
+		"options": map[string]any{"cas": 0},
+		"data":    map[string]any{"record": base64.StdEncoding.EncodeToString(record)},
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "check-and-set") {
+			return fmt.Errorf("vault: putting API key %s: %w", id, ErrAPIKeyExists)
+		}
+		return h.vaultErr(ctx, "putting an API key", err)
+	}
+	return nil
+}
+
+// GetAPIKey returns the record stored under id, or ErrAPIKeyNotFound.
+func (h *HashiCorp) GetAPIKey(ctx context.Context, id string) ([]byte, error) {
+	if !apiKeyIDPattern.MatchString(id) {
+		return nil, fmt.Errorf("vault: getting API key %q: %w", id, ErrAPIKeyNotFound)
+	}
+	s, err := h.client.Logical().ReadWithContext(ctx, h.kv.data(apiKeysDir, id))
+	if err != nil {
+		return nil, h.vaultErr(ctx, "reading an API key", err)
+	}
+	if s == nil || s.Data == nil {
+		return nil, fmt.Errorf("vault: API key %s: %w", id, ErrAPIKeyNotFound)
+	}
+	data, _ := s.Data["data"].(map[string]any)
+	enc, _ := data["record"].(string)
+	record, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil || len(record) == 0 {
+		return nil, fmt.Errorf("vault: API key %s: malformed record", id)
+	}
+	return record, nil
+}
+
+// DeleteAPIKey removes the record under id (every version), or returns
+// ErrAPIKeyNotFound.
+func (h *HashiCorp) DeleteAPIKey(ctx context.Context, id string) error {
+	if _, err := h.GetAPIKey(ctx, id); err != nil {
+		return err
+	}
+	if _, err := h.client.Logical().DeleteWithContext(ctx, h.kv.metadata(apiKeysDir, id)); err != nil {
+		return h.vaultErr(ctx, "deleting an API key", err)
+	}
+	return nil
+}
+
+// ListAPIKeys returns the IDs of every stored API key, sorted.
+func (h *HashiCorp) ListAPIKeys(ctx context.Context) ([]string, error) {
+	keys, err := h.list(ctx, h.kv.tenantDir(apiKeysDir))
+	if err != nil {
+		return nil, err
+	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasSuffix(k, "/") })
+	slices.Sort(keys)
+	return keys, nil
+}

@@ -141,17 +141,31 @@ func (g *Gateway) connected(ctx context.Context, tenant string) ([]string, error
 
 // allowed is the one decision behind every list and every call: a tenant
 // may use an integration when the integration is registered and the tenant
-// holds a credential for it.
+// holds a credential for it. It asks the store for the one credential
+// (which the store caches, and a call reads anyway) rather than listing
+// the tenant's integrations, which Vault cannot cache; each integration is
+// asked about once per request.
 func (g *Gateway) allowed(ctx context.Context) (func(integration string) bool, error) {
 	id, ok := tenants.FromContext(ctx)
 	if !ok {
 		return nil, errNoIdentity
 	}
-	names, err := g.connected(ctx, id.Tenant)
-	if err != nil {
-		return nil, err
-	}
-	return func(integration string) bool { return slices.Contains(names, integration) }, nil
+	seen := map[string]bool{}
+	return func(integration string) bool {
+		if ok, done := seen[integration]; done {
+			return ok
+		}
+		_, known := g.reg.Get(integration)
+		if known {
+			_, _, err := g.store.Get(ctx, id.Tenant, integration)
+			if err != nil && !vault.IsNotFound(err) {
+				g.log.WarnContext(ctx, "credential_check_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
+			}
+			known = err == nil
+		}
+		seen[integration] = known
+		return known
+	}, nil
 }
 
 // conn returns the calling tenant's live connection to integration,

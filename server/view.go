@@ -117,6 +117,9 @@ func (v *view) discoverForTenant(ctx context.Context) {
 		v.discoverOne(ctx, v.only)
 		return
 	}
+	if v.allDiscovered() {
+		return // nothing to learn: skip listing the tenant's integrations
+	}
 	names, err := v.g.connected(ctx, id.Tenant)
 	if err != nil {
 		v.g.log.WarnContext(ctx, "tool_discovery_failed", "tenant_id", id.Tenant, "error", err)
@@ -127,6 +130,19 @@ func (v *view) discoverForTenant(ctx context.Context) {
 		wg.Go(func() { v.discoverOne(ctx, n) })
 	}
 	wg.Wait()
+}
+
+// allDiscovered reports whether every registered integration's catalogue
+// is registered in v.
+func (v *view) allDiscovered() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, name := range v.g.reg.Names() {
+		if !v.discovered[name] {
+			return false
+		}
+	}
+	return true
 }
 
 // discoverOne registers integration's catalogue once, through the calling

@@ -88,6 +88,15 @@ func (r *Registry) All() []Integration {
 	return out
 }
 
+// Names returns the registered integrations' names, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, len(r.sorted))
+	for i, in := range r.sorted {
+		out[i] = in.Name
+	}
+	return out
+}
+
 // Presets returns the built-in integrations: notion, github and slack.
 func Presets() []Integration {
 	return []Integration{

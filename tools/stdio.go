@@ -59,11 +59,12 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 	go func() {
 		err := proc.cmd.Wait()
 		killGroup(proc.cmd.Process.Pid, syscall.SIGKILL) // stragglers
-		close(proc.exited)
+		// Cause first, then exited: whoever sees exited closed finds why.
 		if c.ctx.Err() == nil {
 			c.cancel(&exitError{integration: l.in.Name, err: err})
 			c.logger.Warn("upstream_exited", "error", fmt.Sprint(err), "stderr", redact(proc.stderr.String(), c.secrets))
 		}
+		close(proc.exited)
 		// Every writer of stdout is dead: the transport reads to EOF. The
 		// close is for a writer outside the group that keeps it open.
 		time.AfterFunc(termGrace, func() { proc.stdout.Close() })
@@ -75,12 +76,12 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 	tr := transport.NewIO(proc.stdout, stdin, nil)
 	cli, err := c.initialize(ctx, track(c, tr))
 	if err != nil {
-		// A handshake that failed because the process died says so.
-		if errors.Is(err, transport.ErrTransportClosed) || errors.Is(err, syscall.EPIPE) {
-			select {
-			case <-proc.exited:
-			case <-time.After(time.Second):
-			}
+		// A handshake that failed because the process died says so. (The
+		// client's error does not always wrap the transport's, so any
+		// failure waits, briefly, for an exit.)
+		select {
+		case <-proc.exited:
+		case <-time.After(time.Second):
 		}
 		if cause := context.Cause(c.ctx); errors.Is(cause, ErrUpstreamExited) {
 			err = fmt.Errorf("%w (during the MCP handshake)", cause)

@@ -216,3 +216,43 @@ func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
 	fmt.Fprintf(m.Stdout, "rotated the data key of %s\n", *tenant)
 	return nil
 }
+
+// tenant runs "tenant offboard": every credential of the tenant deleted,
+// its encryption key destroyed (crypto-shredding: a copy of its ciphertext
+// made before can no longer be read), and its API keys revoked.
+func (m *Main) tenant(ctx context.Context, cfg Config, args []string) error {
+	if len(args) == 0 || args[0] != "offboard" {
+		return usageError{"tenant: want offboard"}
+	}
+	fs := m.flags("tenant offboard")
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := tenants.ValidateID(*tenant); err != nil {
+		return usageError{fmt.Sprintf("--tenant: %v", err)}
+	}
+	st, err := m.openStore(cfg, m.quietLogger())
+	if err != nil {
+		return err
+	}
+	keys := tenants.NewAPIKeys(st)
+	list, err := keys.List(ctx)
+	if err != nil {
+		return err
+	}
+	revoked := 0
+	for _, k := range list {
+		if k.Tenant == *tenant {
+			if err := keys.Revoke(ctx, k.ID); err != nil {
+				return err
+			}
+			revoked++
+		}
+	}
+	if err := st.OffboardTenant(ctx, *tenant); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", *tenant, revoked)
+	return nil
+}

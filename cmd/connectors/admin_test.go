@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -48,4 +49,28 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("call after key rotation: %v, %v", res, err)
 	}
 
+}
+
+// TestOffboard: after "tenant offboard", the tenant has no credentials, no
+// API key, and no tools; the other tenant is untouched.
+func TestOffboard(t *testing.T) {
+	g := newGateway(t)
+	out := g.mustRun("", "tenant", "offboard", "--tenant", "tenant-a")
+	if !strings.Contains(out, "1 API keys revoked") {
+		t.Errorf("tenant offboard = %q", out)
+	}
+	if got := g.mustRun("", "credential", "list", "--tenant", "tenant-a"); got != "" {
+		t.Errorf("tenant-a's credentials after offboarding: %q", got)
+	}
+	if got := g.mustRun("", "credential", "list", "--tenant", "tenant-b"); got != "everything\nnotion\n" {
+		t.Errorf("tenant-b's credentials after offboarding tenant-a: %q", got)
+	}
+	g.serve()
+	resp, _ := post(t, g, "POST", initializeBody, http.Header{"Authorization": {"Bearer " + g.keys["tenant-a"]}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("tenant-a's API key after offboarding: %d, want 401", resp.StatusCode)
+	}
+	if _, err := g.run("", "tenant", "offboard", "--tenant", "../x"); err == nil {
+		t.Error("offboarding a hostile tenant ID succeeded")
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,6 +63,11 @@ type Config struct {
 	VaultCacheTTL time.Duration
 	// LogFormat is "json" (default) or "text" (CONNECTORS_LOG_FORMAT).
 	LogFormat string
+	// TenantConfigFile turns on the seed's tenant config file, synced into
+	// the store when serve starts (ENABLE_TENANT_CONFIG_FILE=true; empty: off).
+	TenantConfigFile bool
+	// TenantConfigPath is that file (TENANT_CONFIG_PATH; empty: config/tenants.json).
+	TenantConfigPath string
 }
 
 // configFromEnv reads Config through getenv.
@@ -82,6 +88,17 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		OIDCAdminClaim:     getenv("CONNECTORS_OIDC_ADMIN_CLAIM"),
 		OIDCScopes:         list(getenv("CONNECTORS_OIDC_SCOPES")),
 		LogFormat:          getenv("CONNECTORS_LOG_FORMAT"),
+		TenantConfigPath:   getenv("TENANT_CONFIG_PATH"),
+	}
+	if c.TenantConfigPath == "" {
+		c.TenantConfigPath = filepath.Join("config", "tenants.json")
+	}
+	if v := getenv("ENABLE_TENANT_CONFIG_FILE"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("ENABLE_TENANT_CONFIG_FILE must be true or false, not %q", v)
+		}
+		c.TenantConfigFile = on
 	}
 	if c.DataDir == "" {
 		c.DataDir = ".connectors"

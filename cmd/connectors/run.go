@@ -39,6 +39,7 @@ Usage:
   connectors apikey revoke ID
   connectors apikey list
   connectors key rotate --tenant T
+  connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
 
 credential.json has the shape of the HTTP API's body:
@@ -46,7 +47,8 @@ credential.json has the shape of the HTTP API's body:
    "expiresIn": 3600, "scopes": ["..."], "extra": {"workspace_id": "..."}}
 
 Environment: CONNECTORS_DATA_DIR, CONNECTORS_MASTER_KEY, CONNECTORS_CONFIG,
-CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_ALLOWED_HOSTS, CONNECTORS_LOG_FORMAT, VAULT_ADDR (see README).
+CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_ALLOWED_HOSTS, CONNECTORS_LOG_FORMAT,
+CONNECTORS_OIDC_*, CONNECTORS_RESOURCE, ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR (see README).
 `
 
 // usageError is a mistake in the command line; it exits 2.
@@ -113,6 +115,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.apikey(ctx, cfg, rest)
 	case "key":
 		return m.key(ctx, cfg, rest)
+	case "tenant":
+		return m.tenant(ctx, cfg, rest)
 	case "integrations":
 		return m.integrations(cfg, rest)
 	case "help", "-h", "--help":
@@ -160,6 +164,7 @@ type store interface {
 	vault.Store
 	tenants.KeyStore
 	RotateTenantKey(ctx context.Context, tenant string) error
+	OffboardTenant(ctx context.Context, tenant string) error
 }
 
 // openStore opens the configured credential store: HashiCorp Vault when
@@ -258,6 +263,11 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	g, st, reg, err := m.gateway(cfg, log)
 	if err != nil {
 		return err
+	}
+	if cfg.TenantConfigFile {
+		if err := syncTenantConfig(ctx, cfg, st, reg, log); err != nil {
+			return err
+		}
 	}
 	single := map[string]*mcpserver.MCPServer{}
 	for _, in := range reg.All() {

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// syncTenantConfig loads the tenant config file (the seed's "Option B") and
+// syncs it into the store; any mistake in it stops the start.
+func syncTenantConfig(ctx context.Context, cfg Config, st vault.Store, reg *tools.Registry, log *slog.Logger) error {
+	kv := cfg.VaultKVEngine
+	if kv == "" {
+		kv = "secret"
+	}
+	tc, err := tenants.LoadConfig(cfg.TenantConfigPath, &tenants.ConfigOptions{
+		KVMount: kv,
+		CheckIntegration: func(name string) error {
+			if err := vault.ValidateIntegration(name); err != nil {
+				return err
+			}
+			if _, ok := reg.Get(name); !ok {
+				return fmt.Errorf("unknown integration %q (not in the registry)", name)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	written, err := tc.Sync(ctx, storeSink{st})
+	if err != nil {
+		return err
+	}
+	log.Info("tenant_config_synced", "path", cfg.TenantConfigPath, "tenants", len(tc.Tenants), "credentials_written", written)
+	return nil
+}
+
+// storeSink is a vault.Store as the tenant config file's sync needs it.
+type storeSink struct{ st vault.Store }
+
+func (s storeSink) Resolve(ctx context.Context, tenant, integration, field string) (string, error) {
+	c, _, err := s.st.Get(ctx, tenant, integration)
+	if err != nil {
+		return "", err
+	}
+	v := map[string]string{"access_token": c.AccessToken, "refresh_token": c.RefreshToken, "token_type": c.TokenType}[field]
+	if field == "expires_at" && !c.ExpiresAt.IsZero() {
+		v = c.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if v == "" {
+		return "", fmt.Errorf("the record %s/%s has no %s", tenant, integration, field)
+	}
+	return v, nil
+}
+
+// Store keeps the record's scopes, extras and created_at.
+func (s storeSink) Store(ctx context.Context, tenant, integration string, lit tenants.LiteralCredential) (bool, error) {
+	c, _, err := s.st.Get(ctx, tenant, integration)
+	if err != nil && !vault.IsNotFound(err) {
+		return false, err
+	}
+	if err == nil && c.AccessToken == lit.AccessToken && c.RefreshToken == lit.RefreshToken &&
+		c.TokenType == lit.TokenType && c.ExpiresAt.Equal(lit.ExpiresAt) {
+		return false, nil
+	}
+	c.AccessToken, c.RefreshToken, c.TokenType, c.ExpiresAt = lit.AccessToken, lit.RefreshToken, lit.TokenType, lit.ExpiresAt
+	c.UpdatedAt = time.Time{}
+	_, err = s.st.Put(ctx, tenant, integration, c, vault.AnyVersion)
+	return err == nil, err
+}

@@ -195,44 +195,39 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 // key runs "key rotate": a new data-key version for a tenant, with every
 // credential of the tenant re-encrypted under it.
 func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
-	if len(args) == 0 || args[0] != "rotate" {
-		return usageError{"key: want rotate"}
-	}
-	fs := m.flags("key rotate")
-	tenant := fs.String("tenant", "", "tenant ID (required)")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if err := tenants.ValidateID(*tenant); err != nil {
-		return usageError{fmt.Sprintf("--tenant: %v", err)}
-	}
-	st, err := m.openStore(cfg, m.quietLogger())
+	tenant, st, err := m.tenantVerb(cfg, "key", "rotate", args)
 	if err != nil {
 		return err
 	}
-	if err := st.RotateTenantKey(ctx, *tenant); err != nil {
+	if err := st.RotateTenantKey(ctx, tenant); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "rotated the data key of %s\n", *tenant)
+	fmt.Fprintf(m.Stdout, "rotated the data key of %s\n", tenant)
 	return nil
+}
+
+// tenantVerb parses "<command> <verb> --tenant T" and opens the store.
+func (m *Main) tenantVerb(cfg Config, command, verb string, args []string) (string, store, error) {
+	if len(args) == 0 || args[0] != verb {
+		return "", nil, usageError{fmt.Sprintf("%s: want %s", command, verb)}
+	}
+	fs := m.flags(command + " " + verb)
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	if err := parse(fs, args[1:]); err != nil {
+		return "", nil, err
+	}
+	if err := tenants.ValidateID(*tenant); err != nil {
+		return "", nil, usageError{fmt.Sprintf("--tenant: %v", err)}
+	}
+	st, err := m.openStore(cfg, m.quietLogger())
+	return *tenant, st, err
 }
 
 // tenant runs "tenant offboard": every credential of the tenant deleted,
 // its encryption key destroyed (crypto-shredding: a copy of its ciphertext
 // made before can no longer be read), and its API keys revoked.
 func (m *Main) tenant(ctx context.Context, cfg Config, args []string) error {
-	if len(args) == 0 || args[0] != "offboard" {
-		return usageError{"tenant: want offboard"}
-	}
-	fs := m.flags("tenant offboard")
-	tenant := fs.String("tenant", "", "tenant ID (required)")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if err := tenants.ValidateID(*tenant); err != nil {
-		return usageError{fmt.Sprintf("--tenant: %v", err)}
-	}
-	st, err := m.openStore(cfg, m.quietLogger())
+	tenant, st, err := m.tenantVerb(cfg, "tenant", "offboard", args)
 	if err != nil {
 		return err
 	}
@@ -243,16 +238,16 @@ func (m *Main) tenant(ctx context.Context, cfg Config, args []string) error {
 	}
 	revoked := 0
 	for _, k := range list {
-		if k.Tenant == *tenant {
+		if k.Tenant == tenant {
 			if err := keys.Revoke(ctx, k.ID); err != nil {
 				return err
 			}
 			revoked++
 		}
 	}
-	if err := st.OffboardTenant(ctx, *tenant); err != nil {
+	if err := st.OffboardTenant(ctx, tenant); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", *tenant, revoked)
+	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", tenant, revoked)
 	return nil
 }

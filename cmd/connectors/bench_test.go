@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 )
@@ -61,18 +60,6 @@ func BenchmarkToolCall(b *testing.B) {
 		})
 		g.mustRun(`{"accessToken": "bench-token"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "bench")
 		g.serve()
-		c, err := client.NewStreamableHttpClient("http://"+g.addr+"/mcp",
-			transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys["tenant-a"]}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.Initialize(context.Background(), mcp.InitializeRequest{}); err != nil {
-			b.Fatal(err)
-		}
-		benchCall(b, c, "bench_echo")
+		benchCall(b, g.client("tenant-a"), "bench_echo")
 	})
 }

@@ -68,11 +68,12 @@ const DefaultCacheTTL = 5 * time.Second
 // HashiCorp is a [Store] in HashiCorp Vault, laid out as the seed document
 // says: each credential is a KV v2 record at {kv}/data/{tenant}/{integration}
 // whose access_token and refresh_token hold Transit ciphertext under the
-// tenant's own key {transit}/keys/{tenant} (aes256-gcm96, not exportable,
-// created on the tenant's first write). The ciphertext's associated data is
-// "tenant/integration/field", so a ciphertext copied elsewhere does not
-// decrypt. A record's version is its KV v2 version, and every write is a KV
-// v2 check-and-set.
+// tenant's own key {transit}/keys/{tenant} (aes256-gcm96, derived, not
+// exportable, created on the tenant's first write). The key derivation
+// context is "tenant/integration/field", so a ciphertext copied elsewhere
+// does not decrypt; a key created by hand without derivation gets the same
+// binding from AES-GCM associated data. A record's version is its KV v2
+// version, and every write is a KV v2 check-and-set.
 //
 // A HashiCorp is safe for concurrent use.
 type HashiCorp struct {
@@ -84,10 +85,10 @@ type HashiCorp struct {
 	cacheTTL     time.Duration
 
 	mu    sync.Mutex
-	keys  map[string]bool                // tenants whose Transit key is known to exist; guarded by mu
+	keys  map[string]keyMode             // tenants whose Transit key is known to exist, and its mode; guarded by mu
 	cache map[recordRef]cachedCredential // decrypted credentials; guarded by mu
 
-	rewrapIgnoresAD atomic.Bool // this Vault's transit rewrap ignores associated_data
+	rewrapIgnoresAD atomic.Bool // this Vault's transit rewrap ignores associated_data (non-derived keys only)
 
 	stop    chan struct{} // closed by Close
 	stopped sync.WaitGroup
@@ -147,7 +148,7 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		cacheTTL:     cfg.CacheTTL,
-		keys:         make(map[string]bool),
+		keys:         make(map[string]keyMode),
 		cache:        make(map[recordRef]cachedCredential),
 		stop:         make(chan struct{}),
 	}

@@ -244,12 +244,13 @@ func TestHashiCorpRecordLayout(t *testing.T) {
 		if strings.Contains(ct, "ghu_") || strings.Contains(ct, "ghr_") {
 			t.Errorf("%s holds the plaintext: %q", f, ct)
 		}
-		// Only with the record's associated data does it decrypt.
-		plain := transitDecrypt(t, v.client, "tenant-123", ct, "tenant-123/github/"+f)
+		// The key is derived: only with the record's context does it decrypt.
+		plain := transitDecrypt(t, v.client, "tenant-123", ct, "context", "tenant-123/github/"+f)
 		if want := map[string]string{"access_token": "ghu_access", "refresh_token": "ghr_refresh"}[f]; plain != want {
 			t.Errorf("decrypting %s by hand = %q, want %q", f, plain, want)
 		}
 	}
+	accessCT := got["access_token"].(string)
 	got["access_token"], got["refresh_token"] = "<ct>", "<ct>"
 	want := map[string]any{
 		"access_token":  "<ct>",
@@ -270,8 +271,20 @@ func TestHashiCorpRecordLayout(t *testing.T) {
 	if err != nil || key == nil {
 		t.Fatalf("reading transit/keys/tenant-123: %v", err)
 	}
-	if key.Data["type"] != "aes256-gcm96" || key.Data["exportable"] != false {
-		t.Errorf("transit/keys/tenant-123: type %v, exportable %v; want aes256-gcm96, false", key.Data["type"], key.Data["exportable"])
+	if key.Data["type"] != "aes256-gcm96" || key.Data["exportable"] != false || key.Data["derived"] != true {
+		t.Errorf("transit/keys/tenant-123: type %v, exportable %v, derived %v; want aes256-gcm96, false, true",
+			key.Data["type"], key.Data["exportable"], key.Data["derived"])
+	}
+	// Another record's context derives another key: the ciphertext does not
+	// open.
+	for _, wrong := range []string{"tenant-123/github/refresh_token", "tenant-123/notion/access_token", ""} {
+		in := map[string]any{"ciphertext": accessCT}
+		if wrong != "" {
+			in["context"] = base64.StdEncoding.EncodeToString([]byte(wrong))
+		}
+		if _, err := v.client.Logical().Write("transit/decrypt/tenant-123", in); err == nil {
+			t.Errorf("access_token decrypted with context %q", wrong)
+		}
 	}
 
 	// A record with no expiry and no refresh token leaves those fields out.
@@ -291,11 +304,13 @@ func TestHashiCorpRecordLayout(t *testing.T) {
 	}
 }
 
-func transitDecrypt(t *testing.T, c *api.Client, tenant, ciphertext, aad string) string {
+// transitDecrypt decrypts by hand, binding with param ("context" for a
+// derived key, "associated_data" for another) set to bound.
+func transitDecrypt(t *testing.T, c *api.Client, tenant, ciphertext, param, bound string) string {
 	t.Helper()
 	s, err := c.Logical().Write("transit/decrypt/"+tenant, map[string]any{
-		"ciphertext":      ciphertext,
-		"associated_data": base64.StdEncoding.EncodeToString([]byte(aad)),
+		"ciphertext": ciphertext,
+		param:        base64.StdEncoding.EncodeToString([]byte(bound)),
 	})
 	if err != nil {
 		t.Fatalf("transit/decrypt/%s: %v", tenant, err)
@@ -308,11 +323,53 @@ func transitDecrypt(t *testing.T, c *api.Client, tenant, ciphertext, aad string)
 }
 
 // TestHashiCorpAssociatedData copies a ciphertext where it does not belong:
-// into another record of the tenant, another field, another tenant.
+// into another record of the tenant, another field, another tenant. The
+// binding holds both for the derived keys the store creates (context) and
+// for keys created by hand without derivation (associated data).
 func TestHashiCorpAssociatedData(t *testing.T) {
 	v := startVault(t)
-	s := v.open(t, v.root, func(c *vault.HashiCorpConfig) { c.CacheTTL = -1 })
-	for _, r := range [][2]string{{"tenant-a", "notion"}, {"tenant-a", "github"}, {"tenant-b", "notion"}} {
+	for _, kind := range []string{"derived", "hand-made"} {
+		t.Run(kind, func(t *testing.T) {
+			v.reset(t)
+			if kind == "hand-made" {
+				// As the seed does: vault write transit/keys/tenant-a type=aes256-gcm96
+				for _, tenant := range []string{"tenant-a", "tenant-b"} {
+					if _, err := v.client.Logical().Write("transit/keys/"+tenant, map[string]any{"type": "aes256-gcm96"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			testBinding(t, v, v.open(t, v.root, func(c *vault.HashiCorpConfig) { c.CacheTTL = -1 }))
+			// A token that may not read the keys' configuration (the
+			// per-tenant policy) still opens what belongs and refuses the rest.
+			tenantPolicy(t, v, "tenant-a")
+			tenantPolicy(t, v, "tenant-b")
+			tok := v.token(t, "tenant-a", "tenant-b")
+			s := v.open(t, tok, func(c *vault.HashiCorpConfig) { c.CacheTTL = -1 })
+			for _, r := range [][2]string{{"tenant-a", "slack"}, {"tenant-b", "slack"}} {
+				if got, _, err := s.Get(t.Context(), r[0], r[1]); err != nil || got.AccessToken != "at-"+r[0]+r[1] {
+					t.Errorf("tenant token: Get(%s/%s) = %q, %v", r[0], r[1], got.AccessToken, err)
+				}
+			}
+			_, _, err := s.Get(t.Context(), "tenant-b", "notion") // holds tenant-a's ciphertext
+			var ee *vault.VaultEncryptionError
+			if !errors.As(err, &ee) {
+				t.Errorf("tenant token: Get of a copied ciphertext = %v (%T), want *vault.VaultEncryptionError", err, err)
+			}
+			key, err := v.client.Logical().Read("transit/keys/tenant-a")
+			if err != nil || key == nil {
+				t.Fatalf("reading transit/keys/tenant-a: %v", err)
+			}
+			if want := kind == "derived"; key.Data["derived"] != want {
+				t.Errorf("transit/keys/tenant-a: derived %v, want %v", key.Data["derived"], want)
+			}
+		})
+	}
+}
+
+func testBinding(t *testing.T, v *devVault, s *vault.HashiCorp) {
+	t.Helper()
+	for _, r := range [][2]string{{"tenant-a", "notion"}, {"tenant-a", "github"}, {"tenant-b", "notion"}, {"tenant-a", "slack"}, {"tenant-b", "slack"}} {
 		if _, err := s.Put(t.Context(), r[0], r[1], vault.Credential{AccessToken: "at-" + r[0] + r[1], RefreshToken: "rt-" + r[0] + r[1]}, 0); err != nil {
 			t.Fatal(err)
 		}

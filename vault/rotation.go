@@ -18,11 +18,14 @@ const rewrapAttempts = 5
 // the new version. Reads go on throughout: old key versions still decrypt
 // until an operator raises the key's min_decryption_version.
 //
-// A Vault whose rewrap ignores associated data (Vault 1.19.5's does: its
-// rewrap decrypts without it, so every item fails authentication) cannot
-// rewrap these ciphertexts; the store then decrypts and encrypts each record
-// again in two batch calls, as a Get and a Put would, and remembers not to
-// try rewrap again.
+// Keys this store creates are derived, and their ciphertexts are bound by
+// the derivation context, which Transit's rewrap takes: the plaintext never
+// leaves Vault. A key created by hand without derivation binds them with
+// associated data instead, which a Vault's rewrap may ignore (Vault
+// 1.19.5's does: it decrypts without it, so every item fails
+// authentication); for such a key the store then decrypts and encrypts each
+// record again in two batch calls, as a Get and a Put would, logs
+// vault_rewrap_fallback, and remembers not to try rewrap again.
 func (h *HashiCorp) RotateTenantKey(ctx context.Context, tenant string) error {
 	if err := validateTenant(tenant); err != nil {
 		return err
@@ -30,7 +33,8 @@ func (h *HashiCorp) RotateTenantKey(ctx context.Context, tenant string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := h.ensureKey(ctx, tenant); err != nil {
+	mode, err := h.ensureKey(ctx, tenant)
+	if err != nil {
 		return err
 	}
 	if _, err := h.client.Logical().WriteWithContext(ctx, h.transitPath("keys", tenant)+"/rotate", nil); err != nil {
@@ -42,7 +46,7 @@ func (h *HashiCorp) RotateTenantKey(ctx context.Context, tenant string) error {
 	}
 	rewrapped := 0
 	for _, integration := range integrations {
-		done, err := h.rewrapRecord(ctx, tenant, integration)
+		done, err := h.rewrapRecord(ctx, mode, tenant, integration)
 		if err != nil {
 			return fmt.Errorf("vault: rotating the key of tenant %s: rewrapping %s: %w", tenant, integration, err)
 		}
@@ -56,7 +60,7 @@ func (h *HashiCorp) RotateTenantKey(ctx context.Context, tenant string) error {
 
 // rewrapRecord rewraps one record's ciphertexts; a plaintext secret written
 // by hand is sealed. It reports whether it rewrote the record.
-func (h *HashiCorp) rewrapRecord(ctx context.Context, tenant, integration string) (bool, error) {
+func (h *HashiCorp) rewrapRecord(ctx context.Context, mode keyMode, tenant, integration string) (bool, error) {
 	for range rewrapAttempts {
 		rec, err := h.read(ctx, tenant, integration, 0)
 		if err != nil {
@@ -76,7 +80,7 @@ func (h *HashiCorp) rewrapRecord(ctx context.Context, tenant, integration string
 		if len(items) == 0 {
 			return false, nil
 		}
-		sealed, err := h.rewrap(ctx, tenant, integration, items)
+		sealed, err := h.rewrap(ctx, mode, tenant, integration, items)
 		if err != nil {
 			return false, err
 		}
@@ -100,7 +104,7 @@ func (h *HashiCorp) rewrapRecord(ctx context.Context, tenant, integration string
 
 // rewrap returns field -> ciphertext under the key's latest version for
 // items (ciphertext or hand-written plaintext).
-func (h *HashiCorp) rewrap(ctx context.Context, tenant, integration string, items []sealItem) (map[string]string, error) {
+func (h *HashiCorp) rewrap(ctx context.Context, mode keyMode, tenant, integration string, items []sealItem) (map[string]string, error) {
 	var wrapped []sealItem
 	var plain Credential // hand-written plaintext, and what the fallback opens
 	for _, it := range items {
@@ -111,6 +115,14 @@ func (h *HashiCorp) rewrap(ctx context.Context, tenant, integration string, item
 		}
 	}
 	out := make(map[string]string, len(items))
+	if len(wrapped) > 0 && mode == modeDerived {
+		// Derived key: rewrap with the context, inside Vault; never fall
+		// back to decrypting here.
+		if err := h.rewrapDerived(ctx, tenant, integration, wrapped, out); err != nil {
+			return nil, err
+		}
+		wrapped = nil
+	}
 	if len(wrapped) > 0 && !h.rewrapIgnoresAD.Load() {
 		ok, err := h.rewrapBatch(ctx, tenant, integration, wrapped, out)
 		if err != nil {
@@ -155,10 +167,7 @@ func (h *HashiCorp) rewrap(ctx context.Context, tenant, integration string, item
 func (h *HashiCorp) rewrapBatch(ctx context.Context, tenant, integration string, items []sealItem, out map[string]string) (bool, error) {
 	input := make([]map[string]any, len(items))
 	for i, it := range items {
-		input[i] = map[string]any{
-			"ciphertext":      it.value,
-			"associated_data": associatedData(tenant, integration, it.field),
-		}
+		input[i] = bind(map[string]any{"ciphertext": it.value}, modeAAD, tenant, integration, it.field)
 	}
 	results, err := h.batch(ctx, "rewrap", tenant, input)
 	var ee *VaultEncryptionError
@@ -175,6 +184,28 @@ func (h *HashiCorp) rewrapBatch(ctx context.Context, tenant, integration string,
 		out[it.field] = results[i].Ciphertext
 	}
 	return true, nil
+}
+
+// rewrapDerived rewraps items under a derived key with Transit's rewrap,
+// each with its derivation context, into out. An item Vault cannot rewrap
+// (a ciphertext copied from elsewhere) is a *VaultEncryptionError.
+func (h *HashiCorp) rewrapDerived(ctx context.Context, tenant, integration string, items []sealItem, out map[string]string) error {
+	input := make([]map[string]any, len(items))
+	for i, it := range items {
+		input[i] = bind(map[string]any{"ciphertext": it.value}, modeDerived, tenant, integration, it.field)
+	}
+	results, err := h.batch(ctx, "rewrap", tenant, input)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		r := results[i]
+		if r.Error != "" || !isCiphertext(r.Ciphertext) {
+			return &VaultEncryptionError{Err: fmt.Errorf("rewrapping %s/%s %s: %s", tenant, integration, it.field, r.Error)}
+		}
+		out[it.field] = r.Ciphertext
+	}
+	return nil
 }
 
 func setSecret(c *Credential, field, value string) {

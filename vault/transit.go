@@ -11,18 +11,47 @@ import (
 )
 
 // transitKeyType is the type of every tenant's Transit key: AES-256-GCM, an
-// AEAD, so associated data binds each ciphertext to its place.
+// AEAD.
 const transitKeyType = "aes256-gcm96"
 
 // secretFields are the record fields that hold Transit ciphertext, in the
 // order of a batch call's items.
 var secretFields = [...]string{fieldAccessToken, fieldRefreshToken}
 
-// associatedData binds a ciphertext to the tenant, integration and field it
-// was written for: the same ciphertext pasted into another record or field
-// fails to decrypt.
-func associatedData(tenant, integration, field string) string {
+// keyMode is how a tenant's Transit key binds each ciphertext to the tenant,
+// integration and field it was written for, so that the same ciphertext
+// pasted into another record or field fails to decrypt.
+type keyMode uint8
+
+const (
+	// modeUnknown: the key's configuration could not be read (a token
+	// without read on transit/keys, or no key yet).
+	modeUnknown keyMode = iota
+	// modeDerived: a key created with derived=true (every key this store
+	// creates). The binding is the key derivation context: each place has
+	// its own derived key. Transit's rewrap takes the context, so rotation
+	// rewraps inside Vault.
+	modeDerived
+	// modeAAD: a key created without derivation (by hand, as the seed
+	// document does). The binding is AES-GCM associated data.
+	modeAAD
+)
+
+// binding is the base64 "tenant/integration/field" that binds a ciphertext
+// to its place.
+func binding(tenant, integration, field string) string {
 	return base64.StdEncoding.EncodeToString([]byte(tenant + "/" + integration + "/" + field))
+}
+
+// bind sets the binding of one batch item for a key of the given mode:
+// "context" for a derived key, "associated_data" for any other.
+func bind(item map[string]any, mode keyMode, tenant, integration, field string) map[string]any {
+	if mode == modeDerived {
+		item["context"] = binding(tenant, integration, field)
+	} else {
+		item["associated_data"] = binding(tenant, integration, field)
+	}
+	return item
 }
 
 // sealItem is one secret of a record in a batch call.
@@ -42,40 +71,88 @@ func (h *HashiCorp) transitPath(op, tenant string) string {
 	return h.transitMount + "/" + op + "/" + tenant
 }
 
-// ensureKey creates the tenant's Transit key on its first write, unless this
-// store already knows it exists. Reading first keeps the gateway's policy to
-// "create" and "read" on keys (no "update", which would allow changing a
-// key's configuration).
-func (h *HashiCorp) ensureKey(ctx context.Context, tenant string) error {
+// knownKey returns what this store knows of the tenant's key: its mode, and
+// whether it is known to exist.
+func (h *HashiCorp) knownKey(tenant string) (keyMode, bool) {
 	h.mu.Lock()
-	known := h.keys[tenant]
+	defer h.mu.Unlock()
+	m, ok := h.keys[tenant]
+	return m, ok
+}
+
+func (h *HashiCorp) rememberKey(tenant string, mode keyMode) {
+	h.mu.Lock()
+	h.keys[tenant] = mode
 	h.mu.Unlock()
-	if known {
-		return nil
+}
+
+// keyModeOf reads the mode of an existing key from its configuration.
+func keyModeOf(s *api.Secret) keyMode {
+	if d, _ := s.Data["derived"].(bool); d {
+		return modeDerived
+	}
+	return modeAAD
+}
+
+// ensureKey creates the tenant's Transit key on its first write (derived,
+// aes256-gcm96, not exportable), unless this store already knows it exists,
+// and returns its mode. Reading first keeps the gateway's policy from
+// needing to change an existing key's configuration.
+func (h *HashiCorp) ensureKey(ctx context.Context, tenant string) (keyMode, error) {
+	if m, ok := h.knownKey(tenant); ok {
+		return m, nil
 	}
 	path := h.transitPath("keys", tenant)
 	s, err := h.client.Logical().ReadWithContext(ctx, path)
 	if err != nil {
-		return h.vaultErr(ctx, "reading the tenant's transit key", err)
+		return modeUnknown, h.vaultErr(ctx, "reading the tenant's transit key", err)
 	}
-	if s == nil {
+	mode := modeDerived
+	if s != nil {
+		mode = keyModeOf(s)
+	} else {
 		_, err := h.client.Logical().WriteWithContext(ctx, path, map[string]any{
 			"type":       transitKeyType,
+			"derived":    true,
 			"exportable": false,
 		})
 		if err != nil {
 			// Another gateway may have created it meanwhile.
-			if s2, err2 := h.client.Logical().ReadWithContext(ctx, path); err2 != nil || s2 == nil {
-				return h.vaultErr(ctx, "creating the tenant's transit key", err)
+			s2, err2 := h.client.Logical().ReadWithContext(ctx, path)
+			if err2 != nil || s2 == nil {
+				return modeUnknown, h.vaultErr(ctx, "creating the tenant's transit key", err)
 			}
+			mode = keyModeOf(s2)
 		} else {
-			h.log.Info("vault_transit_key_created", "tenant_id", tenant, "type", transitKeyType)
+			h.log.Info("vault_transit_key_created", "tenant_id", tenant, "type", transitKeyType, "derived", true)
 		}
 	}
-	h.mu.Lock()
-	h.keys[tenant] = true
-	h.mu.Unlock()
-	return nil
+	h.rememberKey(tenant, mode)
+	return mode, nil
+}
+
+// lookupKey returns the mode of the tenant's key for a read, without
+// creating it: modeUnknown when the key does not exist or this token may not
+// read its configuration (the per-tenant policy grants only encrypt and
+// decrypt).
+func (h *HashiCorp) lookupKey(ctx context.Context, tenant string) (keyMode, error) {
+	if m, ok := h.knownKey(tenant); ok {
+		return m, nil
+	}
+	s, err := h.client.Logical().ReadWithContext(ctx, h.transitPath("keys", tenant))
+	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden && ctx.Err() == nil {
+			return modeUnknown, nil
+		}
+		return modeUnknown, h.vaultErr(ctx, "reading the tenant's transit key", err)
+	}
+	if s == nil {
+		return modeUnknown, nil
+	}
+	m := keyModeOf(s)
+	h.rememberKey(tenant, m)
+	return m, nil
 }
 
 // forgetKey drops what this store knows about the tenant's key, after an
@@ -100,15 +177,15 @@ func (h *HashiCorp) encrypt(ctx context.Context, tenant, integration string, cre
 	if len(items) == 0 {
 		return sealed, nil
 	}
-	if err := h.ensureKey(ctx, tenant); err != nil {
+	mode, err := h.ensureKey(ctx, tenant)
+	if err != nil {
 		return nil, err
 	}
 	input := make([]map[string]any, len(items))
 	for i, it := range items {
-		input[i] = map[string]any{
-			"plaintext":       base64.StdEncoding.EncodeToString([]byte(it.value)),
-			"associated_data": associatedData(tenant, integration, it.field),
-		}
+		input[i] = bind(map[string]any{
+			"plaintext": base64.StdEncoding.EncodeToString([]byte(it.value)),
+		}, mode, tenant, integration, it.field)
 	}
 	results, err := h.batch(ctx, "encrypt", tenant, input)
 	if err != nil {
@@ -138,16 +215,39 @@ func (h *HashiCorp) decrypt(ctx context.Context, tenant, integration string, cre
 	if len(items) == 0 {
 		return nil
 	}
-	input := make([]map[string]any, len(items))
-	for i, it := range items {
-		input[i] = map[string]any{
-			"ciphertext":      it.value,
-			"associated_data": associatedData(tenant, integration, it.field),
-		}
-	}
-	results, err := h.batch(ctx, "decrypt", tenant, input)
+	mode, err := h.lookupKey(ctx, tenant)
 	if err != nil {
 		return err
+	}
+	var results []batchResult
+	if mode != modeUnknown {
+		results, err = h.decryptBatch(ctx, mode, tenant, integration, items)
+		if err != nil {
+			var ee *VaultEncryptionError
+			if errors.As(err, &ee) {
+				h.forgetKey(tenant) // the key may have been deleted or replaced
+			}
+			return err
+		}
+	} else {
+		// Unknown key: try a derived key's context, then associated data.
+		// Either binds the ciphertext to its place, so trying both lets
+		// nothing copied elsewhere through.
+		for _, m := range []keyMode{modeDerived, modeAAD} {
+			results, err = h.decryptBatch(ctx, m, tenant, integration, items)
+			var ee *VaultEncryptionError
+			if errors.As(err, &ee) || (err == nil && anyFailed(results)) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			h.rememberKey(tenant, m)
+			break
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for i, it := range items {
 		r := results[i]
@@ -161,6 +261,23 @@ func (h *HashiCorp) decrypt(ctx context.Context, tenant, integration string, cre
 		*ptrs[it.field] = string(plain)
 	}
 	return nil
+}
+
+func (h *HashiCorp) decryptBatch(ctx context.Context, mode keyMode, tenant, integration string, items []sealItem) ([]batchResult, error) {
+	input := make([]map[string]any, len(items))
+	for i, it := range items {
+		input[i] = bind(map[string]any{"ciphertext": it.value}, mode, tenant, integration, it.field)
+	}
+	return h.batch(ctx, "decrypt", tenant, input)
+}
+
+func anyFailed(results []batchResult) bool {
+	for _, r := range results {
+		if r.Error != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // batch makes one Transit batch call (encrypt, decrypt, rewrap). Items that

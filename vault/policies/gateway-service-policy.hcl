@@ -21,8 +21,9 @@ path "secret/metadata/*" {
   capabilities = ["read", "list", "delete"]
 }
 
-# Per-tenant Transit keys: read to learn whether it exists, create on the
-# tenant's first write, only as aes256-gcm96 and never exportable. Transit's
+# Per-tenant Transit keys: read to learn whether it exists and whether it is
+# derived, create on the tenant's first write, only as a derived aes256-gcm96
+# key, never exportable. Transit's
 # keys endpoint has no existence check, so Vault treats creating a key as an
 # "update" (the seed's "create" alone is denied); the allowed parameters
 # keep that from reaching the key's configuration (keys/{tenant}/config
@@ -31,6 +32,7 @@ path "transit/keys/*" {
   capabilities = ["read", "update"]
   allowed_parameters = {
     "type"       = ["aes256-gcm96"]
+    "derived"    = [true]
     "exportable" = [false]
   }
 }

@@ -36,6 +36,12 @@ type PoolOptions struct {
 	// means 30 seconds.
 	StartTimeout time.Duration
 
+	// RetryAfter is how long a failed start is remembered: calls in between
+	// get its error at once instead of each spawning the broken upstream
+	// again. A changed credential or configuration retries at once. Zero
+	// means 10 seconds.
+	RetryAfter time.Duration
+
 	// EnvAllowlist names the variables of the gateway's own environment a
 	// stdio upstream inherits; nothing else of it reaches the child. Nil
 	// means PATH, HOME, LANG, TZ and TMPDIR.
@@ -91,9 +97,10 @@ type entry struct {
 	elem        *list.Element
 	removed     bool // guarded by Pool.mu
 
-	ready chan struct{} // closed once conn or err is set
-	conn  *Conn
-	err   error
+	ready    chan struct{} // closed once conn or err is set
+	conn     *Conn
+	err      error
+	failedAt time.Time // when err was set; written before ready closes
 }
 
 // settled reports whether the start finished (conn or err is readable).
@@ -120,6 +127,9 @@ func NewPool(opts *PoolOptions) *Pool {
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = 10 * time.Second
 	}
 	if o.EnvAllowlist == nil {
 		o.EnvAllowlist = DefaultEnvAllowlist
@@ -199,6 +209,9 @@ func (p *Pool) entry(key poolKey, l *launch) (*entry, error) {
 	}
 	if e := p.entries[key]; e != nil {
 		dead := e.settled() && (e.err != nil || e.conn.Err() != nil)
+		if e.fingerprint == l.fingerprint && e.settled() && e.err != nil && time.Since(e.failedAt) < p.opts.RetryAfter {
+			return e, nil // a recent failed start: its error, without a new start
+		}
 		if e.fingerprint == l.fingerprint && !dead {
 			p.lru.MoveToFront(e.elem)
 			return e, nil
@@ -241,13 +254,12 @@ func (p *Pool) start(e *entry, l *launch) {
 		p.opts.Logger.Info("upstream_started", "tenant", e.key.tenant, "integration", l.in.Name)
 	}
 	e.conn, e.err = conn, err
-	close(e.ready)
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err != nil && !e.removed {
-		p.removeLocked(e)
+	if err != nil {
+		e.failedAt = time.Now()
 	}
+	// A failed entry stays, answering its error, for RetryAfter: entry()
+	// then replaces it, or the reaper removes it.
+	close(e.ready)
 }
 
 // removeLocked forgets e and closes its connection once it has one.
@@ -332,7 +344,13 @@ func (p *Pool) reapOnce(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, e := range p.entries {
-		if !e.settled() || e.conn == nil {
+		if !e.settled() {
+			continue
+		}
+		if e.conn == nil { // a failed start, remembered for RetryAfter
+			if now.Sub(e.failedAt) >= p.opts.RetryAfter {
+				p.removeLocked(e)
+			}
 			continue
 		}
 		if e.conn.Err() != nil {

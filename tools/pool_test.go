@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +122,28 @@ func TestPoolCloseEndsProcesses(t *testing.T) {
 	}
 	if _, err := p.Conn(context.Background(), "tenant-a", envIntegration(t, nil), nil); !errors.Is(err, ErrPoolClosed) {
 		t.Errorf("Conn after Close = %v, want ErrPoolClosed", err)
+	}
+}
+
+// TestFailedStartIsRemembered: an upstream that cannot start is not spawned
+// again by every call for RetryAfter, and each call still gets the error.
+func TestFailedStartIsRemembered(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, nil, nil)
+	in := Integration{Name: "broken", Upstream: Upstream{Command: "/nonexistent/mcp-server"}}
+	for i := range 5 {
+		if _, err := p.Conn(context.Background(), "tenant-a", in, nil); err == nil || !strings.Contains(err.Error(), "starting upstream broken") {
+			t.Fatalf("call %d: err = %v", i, err)
+		}
+	}
+	if n := p.starts.Load(); n != 1 {
+		t.Errorf("%d starts for 5 calls within RetryAfter, want 1", n)
+	}
+	// Another tenant's start is its own.
+	if _, err := p.Conn(context.Background(), "tenant-b", in, nil); err == nil {
+		t.Fatal("tenant-b started a broken upstream")
+	}
+	if n := p.starts.Load(); n != 2 {
+		t.Errorf("starts = %d after tenant-b's call, want 2", n)
 	}
 }

@@ -38,6 +38,10 @@ type HTTPOptions struct {
 	// Integrations are served alone at /mcp/{integration}.
 	Integrations map[string]*mcpserver.MCPServer
 
+	// Browser, if set, serves browser sign-in at /auth/... (for the
+	// gateway's own pages; MCP requests never authenticate by cookie).
+	Browser *Browser
+
 	// AllowedOrigins lists the browser origins (scheme://host[:port]) allowed
 	// to call the MCP endpoint. Requests without Origin (non-browser clients)
 	// are always allowed; loopback origins are allowed unless StrictOrigins.
@@ -136,6 +140,11 @@ func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPSer
 func (h *HTTP) routes() {
 	h.mux.HandleFunc("GET /healthz", h.handleHealthz)
 	h.mux.HandleFunc("GET /readyz", h.handleReadyz)
+	if h.opts.Browser != nil {
+		auth := http.NewServeMux()
+		h.opts.Browser.Register(auth)
+		h.mux.Handle("/auth/", h.checkHost(h.checkOrigin(auth)))
+	}
 	if h.opts.Resource != "" {
 		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource", h.handleResourceMetadata)
 		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource/{path...}", h.handleResourceMetadata)

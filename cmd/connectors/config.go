@@ -48,6 +48,18 @@ type Config struct {
 	// OIDCScopes are the scopes MCP access needs (CONNECTORS_OIDC_SCOPES,
 	// comma-separated; empty: none).
 	OIDCScopes []string
+	// BrowserClientID and BrowserClientSecret are the gateway's OAuth
+	// client at the OpenID provider, for browser sign-in at /auth/login
+	// (CONNECTORS_BROWSER_CLIENT_ID, CONNECTORS_BROWSER_CLIENT_SECRET;
+	// empty: no browser sign-in). It needs BrowserSessionKey and PublicURL.
+	BrowserClientID, BrowserClientSecret string
+	// BrowserSessionKey seals session cookies; the same on every replica
+	// (CONNECTORS_BROWSER_SESSION_KEY, 32 bytes as base64 or 64 hex digits).
+	BrowserSessionKey []byte
+	// PublicURL is the gateway's external base URL, e.g.
+	// https://gateway.example.com; the sign-in callback is
+	// {PublicURL}/auth/callback (CONNECTORS_PUBLIC_URL).
+	PublicURL string
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
 	// the embedded store).
 	VaultAddr string
@@ -121,6 +133,19 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 			d = -1 // "no cache" (zero means the default in vault.HashiCorpConfig)
 		}
 		c.VaultCacheTTL = d
+	}
+	c.BrowserClientID = getenv("CONNECTORS_BROWSER_CLIENT_ID")
+	c.BrowserClientSecret = getenv("CONNECTORS_BROWSER_CLIENT_SECRET")
+	c.PublicURL = strings.TrimSuffix(getenv("CONNECTORS_PUBLIC_URL"), "/")
+	if c.BrowserClientID != "" {
+		key, err := vault.ParseMasterKey(getenv("CONNECTORS_BROWSER_SESSION_KEY"))
+		if err != nil {
+			return c, fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY (required with CONNECTORS_BROWSER_CLIENT_ID): %w", err)
+		}
+		c.BrowserSessionKey = key
+		if c.OIDCIssuer == "" || c.PublicURL == "" {
+			return c, fmt.Errorf("CONNECTORS_BROWSER_CLIENT_ID is set: CONNECTORS_OIDC_ISSUER and CONNECTORS_PUBLIC_URL are needed too")
+		}
 	}
 	if c.OIDCIssuer != "" && c.Resource == "" {
 		return c, fmt.Errorf("CONNECTORS_OIDC_ISSUER is set: CONNECTORS_RESOURCE must name the gateway's canonical resource URI (the audience of its tokens), e.g. https://gateway.example.com/mcp")

@@ -10,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/hashicorp/vault/api"
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
+	"golang.org/x/oauth2"
 
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -281,7 +284,12 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if cfg.OIDCIssuer != "" {
 		issuers = []string{cfg.OIDCIssuer}
 	}
+	browser, err := m.browser(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	h := transport.NewHTTP(transport.HTTPOptions{
+		Browser:              browser,
 		MCP:                  g.MCPServer(),
 		Integrations:         single,
 		Auth:                 auth,
@@ -341,6 +349,46 @@ func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transpo
 		return nil, fmt.Errorf("OpenID provider %s: %w", cfg.OIDCIssuer, err)
 	}
 	return transport.Chain{keys, transport.OIDCAuth{Verifier: v}}, nil
+}
+
+// browser sets up browser sign-in against the OpenID provider, or returns
+// nil when no browser client is configured.
+func (m *Main) browser(ctx context.Context, cfg Config, log *slog.Logger) (*transport.Browser, error) {
+	if cfg.BrowserClientID == "" {
+		return nil, nil
+	}
+	provider, err := oidc.NewProvider(ctx, cfg.OIDCIssuer)
+	if err != nil {
+		return nil, fmt.Errorf("OpenID provider %s: %w", cfg.OIDCIssuer, err)
+	}
+	// ID tokens: audience is the client, and they carry no scopes.
+	verifier, err := tenants.NewOIDCVerifier(ctx, tenants.OIDCConfig{
+		Issuer:      cfg.OIDCIssuer,
+		Audience:    cfg.BrowserClientID,
+		TenantClaim: cfg.OIDCTenantClaim,
+		AdminRole:   cfg.OIDCAdminRole,
+		AdminClaim:  cfg.OIDCAdminClaim,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("OpenID provider %s: %w", cfg.OIDCIssuer, err)
+	}
+	sessions, err := tenants.NewBrowserSessions(cfg.BrowserSessionKey, nil)
+	if err != nil {
+		return nil, err
+	}
+	return transport.NewBrowser(transport.BrowserConfig{
+		OAuth2: &oauth2.Config{
+			ClientID:     cfg.BrowserClientID,
+			ClientSecret: cfg.BrowserClientSecret,
+			Endpoint:     provider.Endpoint(),
+			RedirectURL:  cfg.PublicURL + "/auth/callback",
+			Scopes:       []string{oidc.ScopeOpenID, "profile"},
+		},
+		Verifier: verifier,
+		Sessions: sessions,
+		Secure:   strings.HasPrefix(cfg.PublicURL, "https://"),
+		Logger:   log,
+	})
 }
 
 func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {

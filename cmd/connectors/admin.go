@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -192,9 +193,12 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 	return nil
 }
 
-// key runs "key rotate": a new data-key version for a tenant, with every
-// credential of the tenant re-encrypted under it.
+// key runs "key rotate": a new key version for a tenant, with every
+// credential of the tenant re-sealed under it; with --retire-old, older
+// versions then stop decrypting (Vault's min_decryption_version).
 func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
+	retire := len(args) > 0 && slices.Contains(args, "--retire-old")
+	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--retire-old" })
 	tenant, st, err := m.tenantVerb(cfg, "key", "rotate", args)
 	if err != nil {
 		return err
@@ -203,6 +207,12 @@ func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "rotated the data key of %s\n", tenant)
+	if retire {
+		if err := st.RetireOldKeyVersions(ctx, tenant); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "retired the older key versions of %s\n", tenant)
+	}
 	return nil
 }
 

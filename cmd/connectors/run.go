@@ -41,7 +41,7 @@ Usage:
   connectors apikey create --tenant T [--admin]
   connectors apikey revoke ID
   connectors apikey list
-  connectors key rotate --tenant T
+  connectors key rotate --tenant T [--retire-old]
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
 
@@ -167,6 +167,7 @@ type store interface {
 	vault.Store
 	tenants.KeyStore
 	RotateTenantKey(ctx context.Context, tenant string) error
+	RetireOldKeyVersions(ctx context.Context, tenant string) error
 	OffboardTenant(ctx context.Context, tenant string) error
 }
 

@@ -57,6 +57,14 @@ func TestVaultBackend(t *testing.T) {
 	if out := g.mustRun("", "key", "rotate", "--tenant", "tenant-a"); !strings.Contains(out, "rotated") {
 		t.Errorf("key rotate = %q", out)
 	}
+	// Retiring old versions needs the admin policy: the service token is refused.
+	if _, err := g.run("", "key", "rotate", "--tenant", "tenant-a", "--retire-old"); err == nil || !strings.Contains(err.Error(), "Failed to connect to Vault") {
+		t.Errorf("key rotate --retire-old with the service policy only: err = %v, want a VaultError", err)
+	}
+	res, err = g.client("tenant-a").CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "notion_API-get-self"}})
+	if err != nil || !strings.Contains(toolText(t, res), "Acme Bot") {
+		t.Fatalf("call after rotation: %v, %v", res, err)
+	}
 	g.assertNoSecrets()
 	if strings.Contains(g.stderr.String(), tok.Auth.ClientToken) || strings.Contains(g.stderr.String(), root) {
 		t.Error("a Vault token appears in the gateway's logs")

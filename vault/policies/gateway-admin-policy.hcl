@@ -20,11 +20,13 @@ path "transit/keys/*" {
 }
 
 # Allow the key's deletion (Transit refuses to delete a key until its
-# configuration says deletion_allowed=true); nothing else of its
-# configuration may change.
+# configuration says deletion_allowed=true), and retiring old key versions
+# after a rotation (min_decryption_version, `key rotate --retire-old`);
+# nothing else of its configuration may change.
 path "transit/keys/+/config" {
   capabilities = ["update"]
   allowed_parameters = {
-    "deletion_allowed" = [true]
+    "deletion_allowed"       = [true]
+    "min_decryption_version" = []
   }
 }

@@ -281,7 +281,7 @@ func TestOIDCKeyRotation(t *testing.T) {
 	if diff := cmp.Diff([]string{oldKey, newKey}, idp.PublishedKeyIDs(t)); diff != "" {
 		t.Fatalf("JWKS after rotation (-want +got):\n%s", diff)
 	}
-	newToken := idp.Token(t, "acme-long")
+	newToken := tokenSignedBy(t, idp, "acme-long", newKey)
 	if err := verify(newToken); err != nil {
 		t.Fatalf("token of the rotated-in key: %v", err)
 	}
@@ -320,9 +320,9 @@ func TestOIDCKeyRotationRetiresAtOnce(t *testing.T) {
 	if _, err := v.Verify(t.Context(), oldToken); err != nil {
 		t.Fatalf("token of the first key: %v", err)
 	}
-	idp.RotateKey(t, jose.RS256)
+	newKey := idp.RotateKey(t, jose.RS256)
 	idp.RetireKey(oldKey)
-	if _, err := v.Verify(t.Context(), idp.Token(t, "acme-svc")); err != nil {
+	if _, err := v.Verify(t.Context(), tokenSignedBy(t, idp, "acme-svc", newKey)); err != nil {
 		t.Fatalf("token of the new key: %v", err)
 	}
 	if _, err := v.Verify(t.Context(), oldToken); !errors.Is(err, tenants.ErrInvalidSignature) {
@@ -349,5 +349,29 @@ func TestNewOIDCVerifierConfig(t *testing.T) {
 				t.Error("NewOIDCVerifier succeeded")
 			}
 		})
+	}
+}
+
+// tokenSignedBy gets a token for client signed with the key kid. The
+// provider picks up a rotated signing key on its own schedule, so the
+// first tokens after a rotation may still carry the previous key.
+func tokenSignedBy(t *testing.T, idp *testidp.IDP, client, kid string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		tok := idp.Token(t, client)
+		header, _, _ := strings.Cut(tok, ".")
+		raw, err := base64.RawURLEncoding.DecodeString(header)
+		if err != nil {
+			t.Fatalf("token header: %v", err)
+		}
+		var h struct {
+			Kid string `json:"kid"`
+		}
+		if json.Unmarshal(raw, &h) == nil && h.Kid == kid {
+			return tok
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider still signs with %s, not %s", h.Kid, kid)
+		}
 	}
 }

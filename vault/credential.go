@@ -28,7 +28,13 @@ type Credential struct {
 	CreatedAt    time.Time         `json:"created_at,omitzero"`
 	UpdatedAt    time.Time         `json:"updated_at,omitzero"`
 	Extra        map[string]string `json:"extra,omitempty"` // provider extras: bot_id, workspace_id, ...
+	// Status is empty for a usable credential, or StatusNeedsReauth once
+	// its refresh token is dead and the tenant must link again.
+	Status string `json:"status,omitempty"`
 }
+
+// StatusNeedsReauth marks a credential whose refresh has failed for good.
+const StatusNeedsReauth = "needs_reauth"
 
 // AnyVersion, passed as the expected version to [Store.Put], writes whatever
 // version is current. The write is still a check-and-set against the version

@@ -24,6 +24,7 @@ var (
 	bucketDataKeys    = []byte("data_keys")   // tenant -> version (8 bytes, big endian) -> wrapped data key
 	bucketCredentials = []byte("credentials") // tenant -> integration -> record JSON
 	bucketAPIKeys     = []byte("api_keys")    // id -> record, as given
+	bucketClaims      = []byte("claims")      // sha256(key) hex -> expiry (Unix ns, 8 bytes, big endian)
 )
 
 // Keys of the meta bucket.
@@ -68,8 +69,9 @@ type Embedded struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mu       sync.RWMutex
-	dataKeys map[dataKeyRef]cipher.AEAD // unwrapped data keys; guarded by mu
+	mu          sync.RWMutex
+	dataKeys    map[dataKeyRef]cipher.AEAD // unwrapped data keys; guarded by mu
+	claimsSwept time.Time                  // last purge of expired claims; guarded by mu
 }
 
 // dataKeyRef names one version of one tenant's data key. Versions are never
@@ -163,7 +165,7 @@ func (e *Embedded) init(path string, o *EmbeddedOptions) error {
 		}
 	}
 	err = e.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketDataKeys, bucketCredentials, bucketAPIKeys} {
+		for _, name := range [][]byte{bucketMeta, bucketDataKeys, bucketCredentials, bucketAPIKeys, bucketClaims} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -94,3 +94,8 @@ type kindError struct {
 
 func (e *kindError) Error() string { return e.msg }
 func (e *kindError) Unwrap() error { return e.kind }
+
+// ErrClaimed is returned by Claim for a key that another caller holds and
+// whose claim has not expired: a replayed OAuth state, or a refresh that
+// another replica is already doing.
+var ErrClaimed = errors.New("already claimed")

@@ -19,12 +19,13 @@ const (
 	fieldScopes    = "scopes"
 	fieldCreatedAt = "created_at"
 	fieldUpdatedAt = "updated_at"
+	fieldStatus    = "status"
 )
 
 // reservedFields are the record's own fields; an extra may not use them.
 var reservedFields = map[string]bool{
 	fieldAccessToken: true, fieldRefreshToken: true, fieldTokenType: true, fieldExpiresAt: true,
-	fieldScopes: true, fieldCreatedAt: true, fieldUpdatedAt: true,
+	fieldScopes: true, fieldCreatedAt: true, fieldUpdatedAt: true, fieldStatus: true,
 }
 
 // ciphertextPrefix starts every Transit ciphertext ("vault:v1:..."). A secret
@@ -75,6 +76,9 @@ func kvRecord(cred Credential, sealed map[string]string) (map[string]any, error)
 	}
 	rec[fieldCreatedAt] = formatTime(cred.CreatedAt)
 	rec[fieldUpdatedAt] = formatTime(cred.UpdatedAt)
+	if cred.Status != "" {
+		rec[fieldStatus] = cred.Status
+	}
 	return rec, nil
 }
 
@@ -91,7 +95,7 @@ func credentialFromKV(tenant, integration string, data map[string]any) (Credenti
 	}
 	for k, v := range data {
 		switch k {
-		case fieldAccessToken, fieldRefreshToken, fieldTokenType:
+		case fieldAccessToken, fieldRefreshToken, fieldTokenType, fieldStatus:
 			s, ok := v.(string)
 			if !ok && v != nil {
 				return Credential{}, bad(k, v)
@@ -101,6 +105,8 @@ func credentialFromKV(tenant, integration string, data map[string]any) (Credenti
 				c.AccessToken = s
 			case fieldRefreshToken:
 				c.RefreshToken = s
+			case fieldStatus:
+				c.Status = s
 			default:
 				c.TokenType = s
 			}

@@ -20,6 +20,7 @@ type record struct {
 	CreatedAt    time.Time         `json:"created_at,omitzero"`
 	UpdatedAt    time.Time         `json:"updated_at,omitzero"`
 	Extra        map[string]string `json:"extra,omitempty"`
+	Status       string            `json:"status,omitempty"`
 }
 
 // sealRecord returns cred as a record whose secrets are sealed under aead,
@@ -35,6 +36,7 @@ func sealRecord(aead cipher.AEAD, keyVersion uint64, tenant, integration string,
 		CreatedAt:    cred.CreatedAt,
 		UpdatedAt:    cred.UpdatedAt,
 		Extra:        cred.Extra,
+		Status:       cred.Status,
 	}
 }
 
@@ -57,6 +59,7 @@ func (rec *record) open(aead cipher.AEAD, tenant, integration string) (Credentia
 		CreatedAt:    rec.CreatedAt,
 		UpdatedAt:    rec.UpdatedAt,
 		Extra:        rec.Extra,
+		Status:       rec.Status,
 	}, nil
 }
 

@@ -67,6 +67,8 @@ func Run(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		{"ConcurrentAnyVersion", testConcurrentAnyVersion},
 		{"Timestamps", testTimestamps},
 		{"CancelledContext", testCancelledContext},
+		{"Claim", testClaim},
+		{"ConcurrentClaim", testConcurrentClaim},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -185,6 +187,7 @@ func testRoundTrip(t *testing.T, s vault.Store) {
 			CreatedAt:    created,
 			UpdatedAt:    updated,
 			Extra:        map[string]string{"bot_id": "b-1", "workspace_id": "w-2", "workspace_name": "Acme, Inc."},
+			Status:       vault.StatusNeedsReauth,
 		}},
 		{"expiry in another zone", vault.Credential{
 			AccessToken: "zoned",
@@ -704,5 +707,72 @@ func wantCanceled(t *testing.T, op string, err error) {
 	t.Helper()
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("%s with a cancelled context: error = %v, want one wrapping context.Canceled", op, err)
+	}
+}
+
+// claimer is the single-use marker both backends offer (OAuth state,
+// refresh leases).
+type claimer interface {
+	Claim(ctx context.Context, key string, until time.Time) error
+}
+
+func mustClaimer(t *testing.T, s vault.Store) claimer {
+	t.Helper()
+	c, ok := s.(claimer)
+	if !ok {
+		t.Fatalf("%T has no Claim method", s)
+	}
+	return c
+}
+
+func testClaim(t *testing.T, s vault.Store) {
+	c := mustClaimer(t, s)
+	ctx := context.Background()
+	live := time.Now().Add(time.Hour)
+	if err := c.Claim(ctx, "state/abc", live); err != nil {
+		t.Fatalf("first Claim: %v", err)
+	}
+	if err := c.Claim(ctx, "state/abc", live); !errors.Is(err, vault.ErrClaimed) {
+		t.Fatalf("second Claim of a live key: got %v, want ErrClaimed", err)
+	}
+	// Keys are opaque: anything, including path tricks, is just a key.
+	for _, key := range []string{"state/abd", "../../secret/data/tenant-a/notion", "", strings.Repeat("k", 4096)} {
+		if err := c.Claim(ctx, key, live); err != nil {
+			t.Errorf("Claim(%.40q): %v", key, err)
+		}
+	}
+	// An expired claim may be taken again (its holder is gone).
+	if err := c.Claim(ctx, "lease/1", time.Now().Add(-time.Second)); err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	if err := c.Claim(ctx, "lease/1", live); err != nil {
+		t.Fatalf("Claim over an expired claim: %v", err)
+	}
+	if err := c.Claim(ctx, "lease/1", live); !errors.Is(err, vault.ErrClaimed) {
+		t.Fatalf("Claim after the takeover: got %v, want ErrClaimed", err)
+	}
+	// Claims are not credentials: no tenant appears.
+	if got, err := s.Tenants(ctx); err != nil || len(got) != 0 {
+		t.Errorf("Tenants after claims = %v, %v; want none", got, err)
+	}
+}
+
+func testConcurrentClaim(t *testing.T, s vault.Store) {
+	c := mustClaimer(t, s)
+	until := time.Now().Add(time.Hour)
+	_, errs := race(8, func(int) (int64, error) {
+		return 0, c.Claim(context.Background(), "refresh/tenant-a/notion/7", until)
+	})
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, vault.ErrClaimed):
+			t.Errorf("Claim: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of 8 racing claims won, want exactly 1", won)
 	}
 }

@@ -33,6 +33,15 @@ import (
 //	        "command": "npx",              // stdio server
 //	        "args": ["-y", "some-mcp-server"],
 //	        "env": {"API_TOKEN": "{{access_token}}"}
+//	      },
+//	      "oauth": {                       // optional: tenants link their account
+//	        "kind": "standard",            // standard (RFC 6749, default), notion, github, slack
+//	        "authorizeUrl": "https://auth.example.com/authorize",  // required
+//	        "tokenUrl": "https://auth.example.com/token",          // required
+//	        "revokeUrl": "https://auth.example.com/revoke",        // RFC 7009; default: none
+//	        "scopes": ["read", "write"],
+//	        "authStyle": "basic",          // client credentials: basic (default) or body
+//	        "pkce": true                   // S256 challenge; default true
 //	      }
 //	    }
 //	  ]
@@ -45,10 +54,18 @@ import (
 // a credential would be visible to other processes or in logs. Unknown
 // fields are errors.
 //
+// OAuth endpoint URLs must be https (http is accepted only for 127.0.0.1,
+// ::1 and localhost, for fake providers in tests) and carry no credentials;
+// scopes must be non-empty and without spaces. A literal {client_id} in
+// revokeUrl stands for the client ID (GitHub's grant deletion). The client
+// ID and secret are never in this file: they come from the environment
+// ({NAME}_CLIENT_ID, {NAME}_CLIENT_SECRET).
+//
 // An entry named like a preset overrides it: each field the entry gives
 // replaces the preset's, the others are kept. Within upstream, giving url
 // drops the preset's command, args and env, and giving command drops its url
 // and headers, so an override can switch a preset between stdio and HTTP.
+// Within oauth, each field given replaces the preset's, the others are kept.
 func LoadConfig(path string, presets []Integration) ([]Integration, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -72,6 +89,17 @@ type configIntegration struct {
 	Timeout     *string         `json:"timeout"`
 	Protocol    *string         `json:"protocol"`
 	Upstream    json.RawMessage `json:"upstream"`
+	OAuth       json.RawMessage `json:"oauth"`
+}
+
+type configOAuth struct {
+	Kind         *string  `json:"kind"`
+	AuthorizeURL *string  `json:"authorizeUrl"`
+	TokenURL     *string  `json:"tokenUrl"`
+	RevokeURL    *string  `json:"revokeUrl"`
+	Scopes       []string `json:"scopes"`
+	AuthStyle    *string  `json:"authStyle"`
+	PKCE         *bool    `json:"pkce"`
 }
 
 type configUpstream struct {
@@ -146,6 +174,13 @@ func parseConfig(data []byte, presets []Integration) ([]Integration, error) {
 			}
 			in.Upstream = mergeUpstream(in.Upstream, cu)
 		}
+		if ci.OAuth != nil {
+			var co configOAuth
+			if err := decodeStrict(ci.OAuth, &co); err != nil {
+				return nil, fail("", jsonError(ci.OAuth, "oauth", err))
+			}
+			in.OAuth = mergeOAuth(in.OAuth, co)
+		}
 		if err := validate(in, i); err != nil {
 			return nil, err
 		}
@@ -181,6 +216,37 @@ func mergeUpstream(up Upstream, cu configUpstream) Upstream {
 		up.Headers = cu.Headers
 	}
 	return up
+}
+
+// mergeOAuth returns o (which it does not change; nil for none) with the
+// fields co gives replaced.
+func mergeOAuth(o *OAuth, co configOAuth) *OAuth {
+	var out OAuth
+	if o != nil {
+		out = *o
+	}
+	if co.Kind != nil {
+		out.Kind = *co.Kind
+	}
+	if co.AuthorizeURL != nil {
+		out.AuthorizeURL = *co.AuthorizeURL
+	}
+	if co.TokenURL != nil {
+		out.TokenURL = *co.TokenURL
+	}
+	if co.RevokeURL != nil {
+		out.RevokeURL = *co.RevokeURL
+	}
+	if co.Scopes != nil {
+		out.Scopes = co.Scopes
+	}
+	if co.AuthStyle != nil {
+		out.AuthStyle = *co.AuthStyle
+	}
+	if co.PKCE != nil {
+		out.PKCE = new(*co.PKCE)
+	}
+	return &out
 }
 
 func decodeStrict(data []byte, v any) error {

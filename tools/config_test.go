@@ -83,6 +83,27 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"headers with command", `{"integrations": [{"name": "jira", "upstream": {"command": "x", "headers": {"A": "b"}}}]}`, `integrations.json: integration "jira": upstream.headers: only allowed with url`},
 		{"preset override breaks it", `{"integrations": [{"name": "github", "upstream": {"url": "ftp://x"}}]}`, `integrations.json: integration "github": upstream.url: scheme must be http or https`},
 		{"env on a url preset", `{"integrations": [{"name": "github", "upstream": {"env": {"A": "b"}}}]}`, `integrations.json: integration "github": upstream.env: only allowed with command`},
+		{"unknown oauth field", `{"integrations": [{"name": "github", "oauth": {"clientSecret": "s"}}]}`, `integrations.json: integration "github": oauth: unknown field "clientSecret"`},
+		{"oauth not an object", `{"integrations": [{"name": "github", "oauth": "https://a"}]}`, `integrations.json: integration "github": oauth: must be an object, not string`},
+		{"oauth scopes type", `{"integrations": [{"name": "github", "oauth": {"scopes": "repo"}}]}`, `integrations.json: integration "github": oauth.scopes: must be an array, not string`},
+		{"oauth pkce type", `{"integrations": [{"name": "github", "oauth": {"pkce": "yes"}}]}`, `integrations.json: integration "github": oauth.pkce: must be a bool, not string`},
+		{"oauth kind", `{"integrations": [{"name": "github", "oauth": {"kind": "gitlab"}}]}`, `integrations.json: integration "github": oauth.kind: "gitlab" is not one of standard, notion, github, slack`},
+		{"oauth auth style", `{"integrations": [{"name": "github", "oauth": {"authStyle": "header"}}]}`, `integrations.json: integration "github": oauth.authStyle: "header" is not one of basic, body`},
+		{"oauth missing authorizeUrl", `{"integrations": [{"name": "jira", "upstream": {"command": "x"}, "oauth": {"tokenUrl": "https://a/token"}}]}`, `integrations.json: integration "jira": oauth.authorizeUrl: missing`},
+		{"oauth missing tokenUrl", `{"integrations": [{"name": "jira", "upstream": {"command": "x"}, "oauth": {"authorizeUrl": "https://a/authorize"}}]}`, `integrations.json: integration "jira": oauth.tokenUrl: missing`},
+		{"oauth emptied tokenUrl", `{"integrations": [{"name": "slack", "oauth": {"tokenUrl": ""}}]}`, `integrations.json: integration "slack": oauth.tokenUrl: missing`},
+		{"oauth http tokenUrl", `{"integrations": [{"name": "notion", "oauth": {"tokenUrl": "http://api.notion.com/v1/oauth/token"}}]}`, `integrations.json: integration "notion": oauth.tokenUrl: scheme must be https (http only for 127.0.0.1, ::1 or localhost)`},
+		{"oauth http on a lookalike", `{"integrations": [{"name": "notion", "oauth": {"tokenUrl": "http://127.0.0.1.example.com/token"}}]}`, `integrations.json: integration "notion": oauth.tokenUrl: scheme must be https`},
+		{"oauth scheme", `{"integrations": [{"name": "notion", "oauth": {"authorizeUrl": "ftp://a/authorize"}}]}`, `integrations.json: integration "notion": oauth.authorizeUrl: scheme must be https`},
+		{"oauth relative", `{"integrations": [{"name": "notion", "oauth": {"authorizeUrl": "/authorize"}}]}`, `integrations.json: integration "notion": oauth.authorizeUrl: scheme must be https`},
+		{"oauth no host", `{"integrations": [{"name": "notion", "oauth": {"tokenUrl": "https:///token"}}]}`, `integrations.json: integration "notion": oauth.tokenUrl: missing host`},
+		{"oauth not a url", `{"integrations": [{"name": "notion", "oauth": {"tokenUrl": "https://[::1"}}]}`, `integrations.json: integration "notion": oauth.tokenUrl: not a URL`},
+		{"oauth userinfo", `{"integrations": [{"name": "notion", "oauth": {"tokenUrl": "https://id:secret@api.notion.com/v1/oauth/token"}}]}`, `integrations.json: integration "notion": oauth.tokenUrl: credentials in the URL are not allowed`},
+		{"oauth fragment", `{"integrations": [{"name": "notion", "oauth": {"authorizeUrl": "https://api.notion.com/v1/oauth/authorize#x"}}]}`, `integrations.json: integration "notion": oauth.authorizeUrl: must not have a fragment`},
+		{"oauth http revokeUrl", `{"integrations": [{"name": "slack", "oauth": {"revokeUrl": "http://slack.com/api/auth.revoke"}}]}`, `integrations.json: integration "slack": oauth.revokeUrl: scheme must be https`},
+		{"oauth userinfo revokeUrl", `{"integrations": [{"name": "slack", "oauth": {"revokeUrl": "https://u@slack.com/api/auth.revoke"}}]}`, `integrations.json: integration "slack": oauth.revokeUrl: credentials in the URL are not allowed`},
+		{"oauth empty scope", `{"integrations": [{"name": "github", "oauth": {"scopes": ["repo", ""]}}]}`, `integrations.json: integration "github": oauth.scopes[1]: empty`},
+		{"oauth scope with space", `{"integrations": [{"name": "github", "oauth": {"scopes": ["repo read:user"]}}]}`, `integrations.json: integration "github": oauth.scopes[0]: "repo read:user" must not contain spaces`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +118,66 @@ func TestLoadConfigErrors(t *testing.T) {
 				t.Errorf("error %q\nwant it to start with the path and contain %q", msg, tt.want)
 			}
 		})
+	}
+}
+
+func TestLoadConfigOAuth(t *testing.T) {
+	path := writeConfig(t, `{
+  "integrations": [
+    {"name": "github", "oauth": {"tokenUrl": "http://127.0.0.1:8081/login/oauth/access_token", "pkce": false, "scopes": ["repo"]}},
+    {"name": "slack", "oauth": {"authStyle": "basic", "revokeUrl": ""}},
+    {
+      "name": "jira",
+      "upstream": {"url": "https://mcp.example.com/mcp"},
+      "oauth": {
+        "authorizeUrl": "https://auth.example.com/authorize",
+        "tokenUrl": "https://auth.example.com/token",
+        "revokeUrl": "http://[::1]:9000/revoke",
+        "scopes": ["read:jira-work", "offline_access"],
+        "authStyle": "body"
+      }
+    },
+    {"name": "local", "upstream": {"command": "x"}, "oauth": {"kind": "standard", "authorizeUrl": "http://localhost:9000/a", "tokenUrl": "http://localhost:9000/t", "pkce": true}}
+  ]
+}`)
+	got, err := LoadConfig(path, Presets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	presets := Presets()
+	github, notion, slack := presets[0], presets[1], presets[2]
+	github.OAuth.TokenURL = "http://127.0.0.1:8081/login/oauth/access_token"
+	github.OAuth.PKCE = new(false)
+	github.OAuth.Scopes = []string{"repo"}
+	slack.OAuth.AuthStyle = "basic"
+	slack.OAuth.RevokeURL = ""
+	want := []Integration{github, notion, slack, {
+		Name:     "jira",
+		Upstream: Upstream{URL: "https://mcp.example.com/mcp"},
+		OAuth: &OAuth{
+			AuthorizeURL: "https://auth.example.com/authorize",
+			TokenURL:     "https://auth.example.com/token",
+			RevokeURL:    "http://[::1]:9000/revoke",
+			Scopes:       []string{"read:jira-work", "offline_access"},
+			AuthStyle:    "body",
+		},
+	}, {
+		Name:     "local",
+		Upstream: Upstream{Command: "x"},
+		OAuth:    &OAuth{Kind: "standard", AuthorizeURL: "http://localhost:9000/a", TokenURL: "http://localhost:9000/t", PKCE: new(true)},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LoadConfig (-want +got):\n%s", diff)
+	}
+	if got[3].OAuth.UsesPKCE() != true || got[0].OAuth.UsesPKCE() != false {
+		t.Errorf("UsesPKCE: jira %v, github %v; want true (the default), false", got[3].OAuth.UsesPKCE(), got[0].OAuth.UsesPKCE())
+	}
+	// The override changed the loaded copy, not the presets.
+	if p := Presets()[0].OAuth; p.TokenURL != "https://github.com/login/oauth/access_token" || !*p.PKCE {
+		t.Errorf("Presets() changed by LoadConfig: %+v", p)
+	}
+	if _, err := NewRegistry(got...); err != nil {
+		t.Errorf("NewRegistry of the loaded config: %v", err)
 	}
 }
 

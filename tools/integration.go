@@ -45,7 +45,31 @@ type Integration struct {
 	// make sampling or elicitation requests, which 2026-07-28 replaced).
 	// Empty: negotiate, 2026-07-28 first, then the initialize handshake.
 	Protocol string `json:"protocol,omitempty"`
+
+	// OAuth, if set, lets tenants link their account through the
+	// gateway's OAuth link flow. Client ID and secret never live here:
+	// they come from the environment ({NAME}_CLIENT_ID, ...).
+	OAuth *OAuth `json:"oauth,omitempty"`
 }
+
+// OAuth describes an integration's OAuth 2.0 provider.
+type OAuth struct {
+	// Kind selects the token endpoint's dialect: "standard" (RFC 6749,
+	// the default), "notion", "github" or "slack".
+	Kind         string   `json:"kind,omitempty"`
+	AuthorizeURL string   `json:"authorizeUrl"`
+	TokenURL     string   `json:"tokenUrl"`
+	RevokeURL    string   `json:"revokeUrl,omitempty"` // empty: no revocation at the provider
+	Scopes       []string `json:"scopes,omitempty"`
+	// AuthStyle is how client credentials reach the token endpoint:
+	// "basic" (HTTP Basic, the default) or "body" (form fields).
+	AuthStyle string `json:"authStyle,omitempty"`
+	// PKCE sends an S256 code challenge; on unless set to false.
+	PKCE *bool `json:"pkce,omitempty"`
+}
+
+// UsesPKCE reports whether the link flow sends a PKCE challenge.
+func (o *OAuth) UsesPKCE() bool { return o.PKCE == nil || *o.PKCE }
 
 // DefaultTimeout bounds one upstream call when an integration sets none.
 const DefaultTimeout = 60 * time.Second

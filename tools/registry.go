@@ -108,6 +108,16 @@ func Presets() []Integration {
 				URL:     "https://api.githubcopilot.com/mcp/",
 				Headers: map[string]string{"Authorization": "Bearer {{access_token}}"},
 			},
+			OAuth: &OAuth{
+				Kind:         "github",
+				AuthorizeURL: "https://github.com/login/oauth/authorize",
+				TokenURL:     "https://github.com/login/oauth/access_token",
+				// Deleting the grant revokes every token of the authorization.
+				RevokeURL: "https://api.github.com/applications/{client_id}/grant",
+				Scopes:    []string{"repo", "read:user"},
+				AuthStyle: "body",
+				PKCE:      new(true), // GitHub verifies S256 challenges
+			},
 		},
 		{
 			Name:        "notion",
@@ -117,6 +127,15 @@ func Presets() []Integration {
 				Command: "npx",
 				Args:    []string{"-y", "@notionhq/notion-mcp-server"},
 				Env:     map[string]string{"NOTION_TOKEN": "{{access_token}}"},
+			},
+			OAuth: &OAuth{
+				Kind:         "notion",
+				AuthorizeURL: "https://api.notion.com/v1/oauth/authorize",
+				TokenURL:     "https://api.notion.com/v1/oauth/token",
+				// Notion has no revocation endpoint and no scopes: the
+				// tenant picks pages on the consent screen.
+				AuthStyle: "basic",
+				PKCE:      new(false), // not supported
 			},
 		},
 		{
@@ -131,6 +150,16 @@ func Presets() []Integration {
 					"SLACK_TEAM_ID":   "{{extra.team_id}}",
 				},
 			},
+			OAuth: &OAuth{
+				Kind:         "slack",
+				AuthorizeURL: "https://slack.com/oauth/v2/authorize",
+				TokenURL:     "https://slack.com/api/oauth.v2.access",
+				RevokeURL:    "https://slack.com/api/auth.revoke",
+				// Bot scopes, for the bot token the upstream server uses.
+				Scopes:    []string{"channels:history", "channels:read", "chat:write", "reactions:write", "users:read"},
+				AuthStyle: "body",
+				PKCE:      new(false), // not supported for confidential apps
+			},
 		},
 	}
 }
@@ -140,6 +169,14 @@ func (in Integration) clone() Integration {
 	in.Upstream.Args = slices.Clone(in.Upstream.Args)
 	in.Upstream.Env = cloneMap(in.Upstream.Env)
 	in.Upstream.Headers = cloneMap(in.Upstream.Headers)
+	if in.OAuth != nil {
+		o := *in.OAuth
+		o.Scopes = slices.Clone(o.Scopes)
+		if o.PKCE != nil {
+			o.PKCE = new(*o.PKCE)
+		}
+		in.OAuth = &o
+	}
 	return in
 }
 
@@ -171,6 +208,15 @@ func validate(in Integration, index int) error {
 	}
 	if in.Protocol != "" && !slices.Contains(mcp.ValidProtocolVersions, in.Protocol) {
 		return fail("protocol", "%q is not an MCP protocol version (%s)", truncate(in.Protocol, 40), strings.Join(mcp.ValidProtocolVersions, ", "))
+	}
+	if in.OAuth != nil {
+		if err := validateOAuth(in.OAuth); err != nil {
+			var fe *fieldError
+			if errors.As(err, &fe) {
+				return fail("oauth."+fe.field, "%v", fe.err)
+			}
+			return fail("oauth", "%v", err)
+		}
 	}
 	up := in.Upstream
 	if (up.Command == "") == (up.URL == "") {
@@ -232,6 +278,87 @@ func validate(in Integration, index int) error {
 		}
 	}
 	return nil
+}
+
+// OAuth kinds and client authentication styles; empty means the first.
+var (
+	oauthKinds      = []string{"standard", "notion", "github", "slack"}
+	oauthAuthStyles = []string{"basic", "body"}
+)
+
+// fieldError is a validation error about one field of a nested block.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
+
+// validateOAuth checks an integration's OAuth block; errors are
+// *fieldError naming the field within it.
+func validateOAuth(o *OAuth) error {
+	fail := func(field, format string, args ...any) error {
+		return &fieldError{field: field, err: fmt.Errorf(format, args...)}
+	}
+	if o.Kind != "" && !slices.Contains(oauthKinds, o.Kind) {
+		return fail("kind", "%q is not one of %s", truncate(o.Kind, 40), strings.Join(oauthKinds, ", "))
+	}
+	if o.AuthStyle != "" && !slices.Contains(oauthAuthStyles, o.AuthStyle) {
+		return fail("authStyle", "%q is not one of %s", truncate(o.AuthStyle, 40), strings.Join(oauthAuthStyles, ", "))
+	}
+	for _, u := range []struct {
+		field, url string
+		required   bool
+	}{
+		{"authorizeUrl", o.AuthorizeURL, true},
+		{"tokenUrl", o.TokenURL, true},
+		{"revokeUrl", o.RevokeURL, false},
+	} {
+		if u.url == "" {
+			if u.required {
+				return fail(u.field, "missing")
+			}
+			continue
+		}
+		if err := checkEndpointURL(u.url); err != nil {
+			return fail(u.field, "%v", err)
+		}
+	}
+	for i, sc := range o.Scopes {
+		switch {
+		case sc == "":
+			return fail(fmt.Sprintf("scopes[%d]", i), "empty")
+		case strings.ContainsFunc(sc, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			return fail(fmt.Sprintf("scopes[%d]", i), "%q must not contain spaces or control characters", truncate(sc, 40))
+		}
+	}
+	return nil
+}
+
+// checkEndpointURL checks a provider endpoint: client secrets and codes
+// travel to it, so it must be https, except on loopback where tests run
+// fake providers.
+func checkEndpointURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return errors.New("scheme must be https")
+	case u.Host == "":
+		return errors.New("missing host")
+	case u.User != nil:
+		return errors.New("credentials in the URL are not allowed")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return errors.New("must not have a fragment")
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return errors.New("scheme must be https (http only for 127.0.0.1, ::1 or localhost)")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -50,6 +50,13 @@ func TestNewRegistryErrors(t *testing.T) {
 		mod(&in)
 		return in
 	}
+	withOAuth := func(mod func(*OAuth)) Integration {
+		in := web(func(in *Integration) {
+			in.OAuth = &OAuth{AuthorizeURL: "https://auth.example.com/authorize", TokenURL: "https://auth.example.com/token"}
+		})
+		mod(in.OAuth)
+		return in
+	}
 	tests := []struct {
 		name string
 		in   []Integration
@@ -79,6 +86,20 @@ func TestNewRegistryErrors(t *testing.T) {
 		{"bad header name", []Integration{web(func(in *Integration) { in.Upstream.Headers["X Y"] = "v" })}, `upstream.headers: invalid header name "X Y"`},
 		{"header newline", []Integration{web(func(in *Integration) { in.Upstream.Headers["X"] = "a\r\nB: c" })}, `upstream.headers.X: value must not contain CR, LF or NUL`},
 		{"header placeholder", []Integration{web(func(in *Integration) { in.Upstream.Headers["X"] = "{{password}}" })}, `upstream.headers.X: unknown placeholder {{password}}`},
+		{"oauth kind", []Integration{withOAuth(func(o *OAuth) { o.Kind = "Notion" })}, `integration "x": oauth.kind: "Notion" is not one of standard, notion, github, slack`},
+		{"oauth auth style", []Integration{withOAuth(func(o *OAuth) { o.AuthStyle = "post" })}, `integration "x": oauth.authStyle: "post" is not one of basic, body`},
+		{"oauth no authorize url", []Integration{withOAuth(func(o *OAuth) { o.AuthorizeURL = "" })}, `integration "x": oauth.authorizeUrl: missing`},
+		{"oauth no token url", []Integration{withOAuth(func(o *OAuth) { o.TokenURL = "" })}, `integration "x": oauth.tokenUrl: missing`},
+		{"oauth http token url", []Integration{withOAuth(func(o *OAuth) { o.TokenURL = "http://auth.example.com/token" })}, `oauth.tokenUrl: scheme must be https (http only for 127.0.0.1, ::1 or localhost)`},
+		{"oauth http 0.0.0.0", []Integration{withOAuth(func(o *OAuth) { o.TokenURL = "http://0.0.0.0:80/token" })}, `oauth.tokenUrl: scheme must be https`},
+		{"oauth relative url", []Integration{withOAuth(func(o *OAuth) { o.AuthorizeURL = "auth.example.com/authorize" })}, `oauth.authorizeUrl: scheme must be https`},
+		{"oauth no host", []Integration{withOAuth(func(o *OAuth) { o.AuthorizeURL = "https:/authorize" })}, `oauth.authorizeUrl: missing host`},
+		{"oauth not a url", []Integration{withOAuth(func(o *OAuth) { o.RevokeURL = "https://a b/%zz" })}, `oauth.revokeUrl: not a URL`},
+		{"oauth userinfo", []Integration{withOAuth(func(o *OAuth) { o.TokenURL = "https://client:secret@auth.example.com/token" })}, `oauth.tokenUrl: credentials in the URL are not allowed`},
+		{"oauth loopback userinfo", []Integration{withOAuth(func(o *OAuth) { o.RevokeURL = "http://client@127.0.0.1:1/revoke" })}, `oauth.revokeUrl: credentials in the URL are not allowed`},
+		{"oauth fragment", []Integration{withOAuth(func(o *OAuth) { o.TokenURL = "https://auth.example.com/token#" })}, `oauth.tokenUrl: must not have a fragment`},
+		{"oauth empty scope", []Integration{withOAuth(func(o *OAuth) { o.Scopes = []string{""} })}, `integration "x": oauth.scopes[0]: empty`},
+		{"oauth scope with tab", []Integration{withOAuth(func(o *OAuth) { o.Scopes = []string{"a", "b\tc"} })}, `oauth.scopes[1]: "b\tc" must not contain spaces or control characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +111,57 @@ func TestNewRegistryErrors(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestPresetsOAuth(t *testing.T) {
+	r, err := NewRegistry(Presets()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*OAuth{
+		"github": {
+			Kind:         "github",
+			AuthorizeURL: "https://github.com/login/oauth/authorize",
+			TokenURL:     "https://github.com/login/oauth/access_token",
+			RevokeURL:    "https://api.github.com/applications/{client_id}/grant",
+			Scopes:       []string{"repo", "read:user"},
+			AuthStyle:    "body",
+			PKCE:         new(true),
+		},
+		"notion": {
+			Kind:         "notion",
+			AuthorizeURL: "https://api.notion.com/v1/oauth/authorize",
+			TokenURL:     "https://api.notion.com/v1/oauth/token",
+			AuthStyle:    "basic",
+			PKCE:         new(false),
+		},
+		"slack": {
+			Kind:         "slack",
+			AuthorizeURL: "https://slack.com/oauth/v2/authorize",
+			TokenURL:     "https://slack.com/api/oauth.v2.access",
+			RevokeURL:    "https://slack.com/api/auth.revoke",
+			Scopes:       []string{"channels:history", "channels:read", "chat:write", "reactions:write", "users:read"},
+			AuthStyle:    "body",
+			PKCE:         new(false),
+		},
+	}
+	got := map[string]*OAuth{}
+	for _, in := range r.All() {
+		got[in.Name] = in.OAuth
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("presets' OAuth (-want +got):\n%s", diff)
+	}
+
+	// The registry hands out deep copies of OAuth too.
+	gh, _ := r.Get("github")
+	gh.OAuth.Scopes[0] = "admin:org"
+	*gh.OAuth.PKCE = false
+	gh.OAuth.TokenURL = "https://evil.example.com/token"
+	again, _ := r.Get("github")
+	if diff := cmp.Diff(want["github"], again.OAuth); diff != "" {
+		t.Errorf("changing a returned integration's OAuth changed the registry (-want +got):\n%s", diff)
 	}
 }
 

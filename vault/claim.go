@@ -163,3 +163,22 @@ func (h *HashiCorp) SweepClaims(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// ReleaseClaim gives key up before its expiry, for a holder whose work
+// turned out not to need it (a refresh the provider refused without
+// spending the token). Releasing a key nobody holds is not an error.
+func (e *Embedded) ReleaseClaim(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	id := []byte(claimID(key))
+	return e.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketClaims).Delete(id) })
+}
+
+// ReleaseClaim gives key up before its expiry (see Embedded.ReleaseClaim).
+func (h *HashiCorp) ReleaseClaim(ctx context.Context, key string) error {
+	if _, err := h.client.Logical().DeleteWithContext(ctx, h.kv.metadata(claimsDir, claimID(key))); err != nil {
+		return h.vaultErr(ctx, "releasing a claim", err)
+	}
+	return nil
+}

@@ -25,6 +25,7 @@ var (
 	bucketCredentials = []byte("credentials") // tenant -> integration -> record JSON
 	bucketAPIKeys     = []byte("api_keys")    // id -> record, as given
 	bucketClaims      = []byte("claims")      // sha256(key) hex -> expiry (Unix ns, 8 bytes, big endian)
+	bucketSettings    = []byte("settings")    // tenant -> version (8 bytes, big endian) + record
 )
 
 // Keys of the meta bucket.
@@ -165,7 +166,7 @@ func (e *Embedded) init(path string, o *EmbeddedOptions) error {
 		}
 	}
 	err = e.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketDataKeys, bucketCredentials, bucketAPIKeys, bucketClaims} {
+		for _, name := range [][]byte{bucketMeta, bucketDataKeys, bucketCredentials, bucketAPIKeys, bucketClaims, bucketSettings} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -79,6 +79,9 @@ func (h *HashiCorp) OffboardTenant(ctx context.Context, tenant string) error {
 		return &OffboardError{Tenant: tenant, Remaining: left, Err: deleteErr}
 	}
 
+	if _, err := h.client.Logical().DeleteWithContext(ctx, h.kv.metadata(settingsDir, tenant)); err != nil {
+		return h.vaultErr(ctx, "deleting the tenant's settings", err)
+	}
 	key := h.transitPath("keys", tenant)
 	s, err := h.client.Logical().ReadWithContext(ctx, key)
 	if err != nil {
@@ -172,6 +175,9 @@ func (e *Embedded) OffboardTenant(ctx context.Context, tenant string) error {
 			if err := keys.DeleteBucket(name); err != nil {
 				return fmt.Errorf("deleting the data keys of tenant %s: %w", tenant, err)
 			}
+		}
+		if err := tx.Bucket(bucketSettings).Delete(name); err != nil {
+			return fmt.Errorf("deleting the settings of tenant %s: %w", tenant, err)
 		}
 		if creds.Bucket(name) != nil || keys.Bucket(name) != nil {
 			return &OffboardError{Tenant: tenant, Remaining: []string{"(embedded store bucket)"}}

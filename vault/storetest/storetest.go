@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"Claim", testClaim},
 		{"ConcurrentClaim", testConcurrentClaim},
+		{"TenantSettings", testTenantSettings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -714,6 +715,7 @@ func wantCanceled(t *testing.T, op string, err error) {
 // refresh leases).
 type claimer interface {
 	Claim(ctx context.Context, key string, until time.Time) error
+	ReleaseClaim(ctx context.Context, key string) error
 }
 
 func mustClaimer(t *testing.T, s vault.Store) claimer {
@@ -751,6 +753,16 @@ func testClaim(t *testing.T, s vault.Store) {
 	if err := c.Claim(ctx, "lease/1", live); !errors.Is(err, vault.ErrClaimed) {
 		t.Fatalf("Claim after the takeover: got %v, want ErrClaimed", err)
 	}
+	// A released claim may be taken at once; releasing twice is fine.
+	if err := c.ReleaseClaim(ctx, "lease/1"); err != nil {
+		t.Fatalf("ReleaseClaim: %v", err)
+	}
+	if err := c.ReleaseClaim(ctx, "lease/1"); err != nil {
+		t.Fatalf("ReleaseClaim of a free key: %v", err)
+	}
+	if err := c.Claim(ctx, "lease/1", live); err != nil {
+		t.Fatalf("Claim after release: %v", err)
+	}
 	// Claims are not credentials: no tenant appears.
 	if got, err := s.Tenants(ctx); err != nil || len(got) != 0 {
 		t.Errorf("Tenants after claims = %v, %v; want none", got, err)
@@ -774,5 +786,55 @@ func testConcurrentClaim(t *testing.T, s vault.Store) {
 	}
 	if won != 1 {
 		t.Errorf("%d of 8 racing claims won, want exactly 1", won)
+	}
+}
+
+// settingser is the per-tenant settings record both backends keep.
+type settingser interface {
+	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
+	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
+}
+
+func testTenantSettings(t *testing.T, s vault.Store) {
+	st, ok := s.(settingser)
+	if !ok {
+		t.Fatalf("%T keeps no tenant settings", s)
+	}
+	ctx := context.Background()
+	rec, v, err := st.GetTenantSettings(ctx, "tenant-a")
+	if err != nil || rec != nil || v != 0 {
+		t.Fatalf("settings of a new tenant = %q, %d, %v; want none", rec, v, err)
+	}
+	v1, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{"disabled":["slack"]}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{}`), 0); !errors.Is(err, vault.ErrSettingsChanged) {
+		t.Errorf("create over existing settings: %v, want ErrSettingsChanged", err)
+	}
+	v2, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{"disabled":[]}`), v1)
+	if err != nil || v2 <= v1 {
+		t.Fatalf("update at the current version: %d, %v", v2, err)
+	}
+	if _, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{}`), v1); !errors.Is(err, vault.ErrSettingsChanged) {
+		t.Errorf("update at a stale version: %v, want ErrSettingsChanged", err)
+	}
+	rec, v, err = st.GetTenantSettings(ctx, "tenant-a")
+	if err != nil || string(rec) != `{"disabled":[]}` || v != v2 {
+		t.Errorf("settings = %q, %d, %v", rec, v, err)
+	}
+	if rec, _, _ := st.GetTenantSettings(ctx, "tenant-b"); rec != nil {
+		t.Errorf("tenant-b sees tenant-a's settings: %q", rec)
+	}
+	for _, id := range []string{"../tenant-a", "tenant-a/x", ""} {
+		if _, _, err := st.GetTenantSettings(ctx, id); !errors.Is(err, tenants.ErrInvalidID) {
+			t.Errorf("GetTenantSettings(%q): %v, want ErrInvalidID", id, err)
+		}
+		if _, err := st.PutTenantSettings(ctx, id, []byte(`{}`), 0); !errors.Is(err, tenants.ErrInvalidID) {
+			t.Errorf("PutTenantSettings(%q): %v, want ErrInvalidID", id, err)
+		}
+	}
+	if got, err := s.Tenants(ctx); err != nil || len(got) != 0 {
+		t.Errorf("Tenants after settings only = %v, %v; want none", got, err)
 	}
 }

@@ -1,0 +1,726 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// CredentialStore is what the refresher needs of the credential store.
+type CredentialStore interface {
+	Get(ctx context.Context, tenant, integration string) (vault.Credential, int64, error)
+	// Put is a check-and-set: *vault.ConflictError when the record is no
+	// longer at version.
+	Put(ctx context.Context, tenant, integration string, cred vault.Credential, version int64) (int64, error)
+	// Claim takes key until the given time; vault.ErrClaimed if another
+	// holder's claim is still live.
+	Claim(ctx context.Context, key string, until time.Time) error
+	// ReleaseClaim gives a claim up before it expires.
+	ReleaseClaim(ctx context.Context, key string) error
+}
+
+// TokenRefresher spends a refresh token; *Provider satisfies it.
+type TokenRefresher interface {
+	Refresh(ctx context.Context, refreshToken string) (Token, error)
+}
+
+// ErrNeedsReauth is returned by Refresher.Refresh when the credential
+// cannot be refreshed any more: it is marked needs_reauth, has no refresh
+// token, or the provider refused its refresh token for good. The tenant
+// must link the integration again.
+var ErrNeedsReauth = errors.New("credential needs re-authorization: link the integration again")
+
+// Defaults of RefresherOptions.
+const (
+	defaultMargin      = 5 * time.Minute
+	defaultWorkers     = 4
+	defaultMaxFailures = 5
+	defaultMinBackoff  = 30 * time.Second
+	defaultMaxBackoff  = 30 * time.Minute
+	defaultLeaseTTL    = 30 * time.Second
+)
+
+// Pacing of the refresher's own retries: polling the store while another
+// replica refreshes, and storing tokens the store refused.
+const (
+	pollMin       = 100 * time.Millisecond
+	pollMax       = time.Second
+	storeAttempts = 5
+	storeRetryMin = 100 * time.Millisecond
+)
+
+// RefresherOptions configure a Refresher. Store is required; every other
+// field has a default when zero.
+type RefresherOptions struct {
+	Store CredentialStore
+	// Providers refresh each integration's tokens, by integration. An
+	// integration without one is never refreshed.
+	Providers map[string]TokenRefresher
+	// Margin is how long before expiry a token is refreshed. Zero: 5m.
+	Margin time.Duration
+	// Jitter is the most a refresh is moved earlier still, at random, to
+	// spread the load of tokens issued together. Zero: Margin/5;
+	// negative: none.
+	Jitter time.Duration
+	// Workers bounds the refreshes the scheduler runs at once. Zero: 4.
+	Workers int
+	// MaxFailures is how many consecutive refusals or failures of the
+	// provider mark a credential needs_reauth. Zero: 5.
+	MaxFailures int
+	// MinBackoff and MaxBackoff bound the wait after a failed refresh,
+	// doubling from one to the other. Zero: 30s and 30m.
+	MinBackoff, MaxBackoff time.Duration
+	// LeaseTTL is how long a replica's claim on a refresh holds: it bounds
+	// the call to the provider, and how long the other replicas wait for
+	// the holder before taking over. Zero: 30s.
+	LeaseTTL time.Duration
+	// Logger receives the refresher's events; it never sees a token.
+	// Nil: logs are discarded.
+	Logger *slog.Logger
+	// OnRefreshed is called after a refreshed credential is stored (by
+	// this process or, when it re-read the winner's, another), for the
+	// gateway to replace upstream connections started with the old token.
+	// It runs on the refreshing goroutine: it should not block, nor call
+	// Refresh for the same credential.
+	OnRefreshed func(tenant, integration string, cred vault.Credential)
+}
+
+// Refresher keeps stored OAuth tokens fresh.
+//
+// Proactively: Schedule puts a credential on one time-ordered queue, due
+// Margin (and up to Jitter) before it expires, and Run's dispatcher hands
+// due credentials to a bounded pool of workers. Lazily: a caller whose
+// token expired or was refused calls Refresh.
+//
+// A refresh is never done twice. In one process, concurrent refreshes of
+// one credential (scheduled or not) share one attempt. Across replicas, the
+// attempt first claims the record's current version in the store: the
+// claim's holder refreshes and writes the next version; the others wait for
+// that version and use it. The new access and refresh tokens are written
+// in one check-and-set Put; if the store refuses it, the new tokens are
+// retried, never the spent refresh token.
+//
+// Failures back off exponentially from MinBackoff to MaxBackoff; during
+// the backoff (the cooldown) Refresh answers with the last failure instead
+// of calling the provider. A permanent refusal (see [IsPermanent]), or
+// MaxFailures failures in a row, mark the credential needs_reauth in the
+// store and stop its refreshes.
+type Refresher struct {
+	store       CredentialStore
+	providers   map[string]TokenRefresher
+	margin      time.Duration
+	jitter      time.Duration
+	workers     int
+	maxFailures int
+	minBackoff  time.Duration
+	maxBackoff  time.Duration
+	leaseTTL    time.Duration
+	log         *slog.Logger
+	onRefreshed func(tenant, integration string, cred vault.Credential)
+
+	wake chan struct{} // a new earliest entry; buffered (1)
+
+	mu       sync.Mutex
+	sched    schedule                // guarded by mu
+	failures map[credKey]*failure    // guarded by mu
+	revoked  map[credKey]struct{}    // guarded by mu
+	flights  map[credKey]*refreshing // guarded by mu
+}
+
+// NewRefresher returns a Refresher; it refreshes nothing on its own until
+// Run is called, but Refresh works without it.
+func NewRefresher(opts RefresherOptions) *Refresher {
+	r := &Refresher{
+		store:       opts.Store,
+		providers:   maps.Clone(opts.Providers),
+		margin:      opts.Margin,
+		jitter:      opts.Jitter,
+		workers:     opts.Workers,
+		maxFailures: opts.MaxFailures,
+		minBackoff:  opts.MinBackoff,
+		maxBackoff:  opts.MaxBackoff,
+		leaseTTL:    opts.LeaseTTL,
+		log:         opts.Logger,
+		onRefreshed: opts.OnRefreshed,
+		wake:        make(chan struct{}, 1),
+		failures:    make(map[credKey]*failure),
+		revoked:     make(map[credKey]struct{}),
+		flights:     make(map[credKey]*refreshing),
+	}
+	if r.margin <= 0 {
+		r.margin = defaultMargin
+	}
+	switch {
+	case r.jitter == 0:
+		r.jitter = r.margin / 5
+	case r.jitter < 0:
+		r.jitter = 0
+	}
+	if r.workers <= 0 {
+		r.workers = defaultWorkers
+	}
+	if r.maxFailures <= 0 {
+		r.maxFailures = defaultMaxFailures
+	}
+	if r.minBackoff <= 0 {
+		r.minBackoff = defaultMinBackoff
+	}
+	if r.maxBackoff <= 0 {
+		r.maxBackoff = defaultMaxBackoff
+	}
+	r.maxBackoff = max(r.maxBackoff, r.minBackoff)
+	if r.leaseTTL <= 0 {
+		r.leaseTTL = defaultLeaseTTL
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	return r
+}
+
+// Refresh refreshes tenant's credential for integration now, for a caller
+// whose token was refused or expired, and returns the credential to use.
+//
+// stale is the access token the caller saw fail; "" means the stored one,
+// if it is due (within Margin of expiry, or past it). If the stored access
+// token already differs from stale, another caller or replica refreshed it
+// and the stored credential is returned without calling the provider.
+// Concurrent calls share one refresh, which goes on if ctx ends.
+//
+// During the backoff after a failed refresh, Refresh returns that failure
+// without calling the provider. A credential that can no longer be
+// refreshed is ErrNeedsReauth.
+func (r *Refresher) Refresh(ctx context.Context, tenant, integration, stale string) (vault.Credential, error) {
+	if r.providers[integration] == nil {
+		return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", tenant, integration, ErrNoProvider)
+	}
+	a := attempt{key: credKey{tenant, integration}, stale: stale}
+	// The refresh goes on without the caller: a refresh token spent at the
+	// provider must not be lost because one caller gave up.
+	fctx := context.WithoutCancel(ctx)
+	for round := 0; ; round++ {
+		f, _ := r.join(fctx, a)
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return vault.Credential{}, ctx.Err()
+		}
+		// A refresh started for another caller may have found nothing to
+		// do while our token is the one stored: start one for ours.
+		if f.err == nil && stale != "" && f.a.stale != stale && f.cred.AccessToken == stale && round < 2 {
+			continue
+		}
+		return cloneCredential(f.cred), f.err
+	}
+}
+
+// attempt is what one refresh was asked to do.
+type attempt struct {
+	key       credKey
+	stale     string    // lazy: the access token the caller saw fail
+	scheduled bool      // run by the scheduler
+	expiry    time.Time // scheduled: ExpiresAt of the credential the entry came from
+}
+
+// refreshing is one refresh under way; concurrent callers for the same
+// credential wait for it rather than start their own.
+type refreshing struct {
+	a    attempt
+	done chan struct{}
+	cred vault.Credential // set before done is closed
+	err  error
+}
+
+// join returns k's refresh under way, or starts one for a under parent.
+func (r *Refresher) join(parent context.Context, a attempt) (f *refreshing, leader bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f := r.flights[a.key]; f != nil {
+		return f, false
+	}
+	f = &refreshing{a: a, done: make(chan struct{})}
+	r.flights[a.key] = f
+	go func() {
+		// Bounded: waiting out a dead replica's claim, then our own lease.
+		ctx, cancel := context.WithTimeout(parent, 3*r.leaseTTL)
+		f.cred, f.err = r.refresh(ctx, parent, a)
+		cancel()
+		r.mu.Lock()
+		delete(r.flights, a.key)
+		r.mu.Unlock()
+		close(f.done)
+	}()
+	return f, true
+}
+
+// refresh is one refresh of a credential, the only one under way for it in
+// this process. parent tells the Run's end (ctx also has a time bound).
+func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Credential, error) {
+	k := a.key
+	p := r.providers[k.integration]
+	if p == nil {
+		r.unschedule(k)
+		return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", k.tenant, k.integration, ErrNoProvider)
+	}
+	var seen string // the access token first read
+	for round := 0; ; round++ {
+		cred, ver, err := r.store.Get(ctx, k.tenant, k.integration)
+		if vault.IsNotFound(err) {
+			r.Forget(k.tenant, k.integration)
+			return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", k.tenant, k.integration, err)
+		}
+		if err != nil {
+			return r.fail(ctx, parent, a, vault.Credential{}, 0, fmt.Errorf("reading the credential: %w", err), false, time.Time{})
+		}
+		if round == 0 {
+			seen = cred.AccessToken
+		}
+		// Refreshed by someone else since the caller, or the schedule, saw it.
+		replaced := cred.AccessToken != seen || a.scheduled && !cred.ExpiresAt.Equal(a.expiry)
+
+		// Tokens refreshed earlier and not yet stored go first: they are
+		// good even if a replica that spent the old refresh token again
+		// has marked the credential needs_reauth since.
+		pending := r.pendingFor(k, cred)
+		if pending == nil && cred.Status == vault.StatusNeedsReauth {
+			r.unschedule(k)
+			return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", k.tenant, k.integration, ErrNeedsReauth)
+		}
+		if pending == nil && replaced {
+			return r.adopt(k, cred)
+		}
+		if pending == nil && !r.wanted(a, cred, time.Now()) {
+			return cred, nil
+		}
+		if pending == nil && cred.RefreshToken == "" {
+			r.unschedule(k)
+			return vault.Credential{}, fmt.Errorf("refreshing %s/%s: no refresh token: %w", k.tenant, k.integration, ErrNeedsReauth)
+		}
+		if err := r.cooling(a, cred); err != nil {
+			return vault.Credential{}, err
+		}
+
+		// One replica refreshes a version. A claim outlives its holder
+		// by at most LeaseTTL; then Claim lets exactly one waiter take the
+		// same key over (see awaitOther).
+		until := time.Now().Add(r.leaseTTL)
+		err = r.store.Claim(ctx, claimKey(k, ver), until)
+		if errors.Is(err, vault.ErrClaimed) {
+			if err := r.awaitOther(ctx, k, ver); err != nil {
+				return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("waiting for another replica's refresh: %w", err), false, time.Time{})
+			}
+			continue
+		}
+		if err != nil {
+			return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("claiming the refresh: %w", err), false, time.Time{})
+		}
+
+		var tok Token
+		if pending != nil {
+			tok = pending.tok // done at the provider already; only storing failed
+		} else {
+			// Spend the refresh token only while our claim holds.
+			pctx, cancel := context.WithDeadline(ctx, until)
+			tok, err = p.Refresh(pctx, cred.RefreshToken)
+			cancel()
+			if err == nil && tok.AccessToken == "" {
+				err = errors.New("the token endpoint answered without an access token")
+			}
+			if err != nil {
+				if _, answered := errors.AsType[*TokenError](err); answered {
+					// The provider answered and issued nothing: the refresh
+					// token is unspent, so the next attempt (on any replica)
+					// need not wait out our claim, only the backoff.
+					if r.store.ReleaseClaim(ctx, claimKey(k, ver)) == nil {
+						until = time.Time{}
+					}
+				}
+				return r.fail(ctx, parent, a, cred, ver, err, true, until, tok.AccessToken, tok.RefreshToken)
+			}
+		}
+		return r.save(ctx, parent, a, cred, ver, tok, until)
+	}
+}
+
+// claimKey names the claim on refreshing version ver of k's credential.
+func claimKey(k credKey, ver int64) string {
+	return "refresh/" + k.tenant + "/" + k.integration + "/" + strconv.FormatInt(ver, 10)
+}
+
+// wanted reports whether a asks for cred to be refreshed at now.
+func (r *Refresher) wanted(a attempt, cred vault.Credential, now time.Time) bool {
+	switch {
+	case a.scheduled:
+		// Still the credential the entry was computed from; otherwise
+		// it was refreshed or replaced since, and is scheduled afresh.
+		return cred.ExpiresAt.Equal(a.expiry)
+	case a.stale != "":
+		return cred.AccessToken == a.stale
+	default:
+		lead, _ := r.leadTime(cred)
+		return !cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt.Add(-lead))
+	}
+}
+
+// cooling returns the last failure if cred is within its backoff, keeping
+// a scheduled attempt scheduled for the backoff's end. Failures of an
+// earlier credential (the tenant linked again) are dropped.
+func (r *Refresher) cooling(a attempt, cred vault.Credential) error {
+	r.mu.Lock()
+	f := r.failures[a.key]
+	if f != nil && !f.about(cred) {
+		delete(r.failures, a.key)
+		f = nil
+	}
+	if f == nil || !time.Now().Before(f.next) {
+		r.mu.Unlock()
+		return nil
+	}
+	next, err, count := f.next, f.err, f.count
+	first := false
+	if _, ok := r.sched.index[a.key]; ok && a.scheduled {
+		first = r.sched.set(a.key, next, a.expiry)
+	}
+	r.mu.Unlock()
+	if first {
+		r.poke()
+	}
+	return fmt.Errorf("refreshing %s/%s: not retried before %s after %d failures: %w",
+		a.key.tenant, a.key.integration, rfc3339(next), count, err)
+}
+
+// awaitOther waits while another replica holds the claim on version ver of
+// k's credential: until the version moves on (the holder stored its
+// refresh, or marked the credential needs_reauth), or LeaseTTL passes.
+// Then the caller reads the credential again and, if it is still at ver,
+// claims the same key again.
+//
+// The same key, not a new one: a claim holds for LeaseTTL at most, and
+// Claim lets exactly one caller take an expired claim over, so of several
+// waiters exactly one succeeds the dead holder. A new key per attempt
+// ("…/ver/2") would need every waiter to agree on the number; one that
+// counted differently would hold a claim of its own and refresh alongside.
+func (r *Refresher) awaitOther(ctx context.Context, k credKey, ver int64) error {
+	deadline := time.Now().Add(r.leaseTTL)
+	wait := pollMin
+	for {
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+		_, v, err := r.store.Get(ctx, k.tenant, k.integration)
+		if err == nil && v != ver || vault.IsNotFound(err) || !time.Now().Before(deadline) {
+			return nil
+		}
+		wait = min(2*wait, pollMax)
+	}
+}
+
+// save stores the refreshed tokens: one check-and-set Put of the new access
+// and refresh token together. A lost race is merged or yielded; a failing
+// store is retried with the same new tokens, and if it keeps failing they
+// are kept to be stored by the next attempt: the spent refresh token is
+// never sent again.
+func (r *Refresher) save(ctx, parent context.Context, a attempt, cred vault.Credential, ver int64, tok Token, until time.Time) (vault.Credential, error) {
+	k := a.key
+	spent := cred.RefreshToken
+	// Storing goes on past the Run's end and the flight's bound: the
+	// provider has spent the old refresh token.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.leaseTTL)
+	defer cancel()
+	next := tok.Credential(cred, time.Now())
+	delay := storeRetryMin
+	var err error
+	n := 0
+	for n = 1; ; n++ {
+		if _, err = r.store.Put(sctx, k.tenant, k.integration, next, ver); err == nil {
+			return r.succeeded(k, next), nil
+		}
+		var conflict *vault.ConflictError
+		if errors.As(err, &conflict) {
+			stored, v, gerr := r.store.Get(sctx, k.tenant, k.integration)
+			switch {
+			case vault.IsNotFound(gerr):
+				// Deleted while we refreshed: the tenant unlinked it.
+				r.Forget(k.tenant, k.integration)
+				return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", k.tenant, k.integration, gerr)
+			case gerr != nil:
+				err = gerr
+			case stored.AccessToken == next.AccessToken:
+				// An earlier Put that reported failure went through.
+				return r.succeeded(k, stored), nil
+			case stored.RefreshToken == spent:
+				// Another field changed meanwhile: put our tokens on it.
+				next, ver = tok.Credential(stored, time.Now()), v
+				if n < storeAttempts {
+					continue
+				}
+			default:
+				// Replaced by another writer (a new link): theirs wins.
+				r.clearFailures(k)
+				r.log.Info("token_refresh_superseded", "tenantId", k.tenant, "integration", k.integration)
+				if stored.Status == vault.StatusNeedsReauth {
+					r.unschedule(k)
+					return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", k.tenant, k.integration, ErrNeedsReauth)
+				}
+				return r.adopt(k, stored)
+			}
+		}
+		if n >= storeAttempts || sleep(sctx, delay) != nil {
+			break
+		}
+		delay *= 2
+	}
+
+	r.mu.Lock()
+	f := r.failureLocked(k, cred)
+	f.pending = &pendingPut{tok: tok, spent: spent}
+	r.mu.Unlock()
+	msg := redact(err.Error(), cred.AccessToken, spent, tok.AccessToken, tok.RefreshToken)
+	r.log.Error("Failed to store refreshed token: keeping the new tokens to store them at the next attempt",
+		"tenantId", k.tenant, "integration", k.integration, "error", msg, "attempts", n)
+	return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("storing the refreshed credential: %w", err), false, until, tok.AccessToken, tok.RefreshToken)
+}
+
+// succeeded finishes a refresh this process stored.
+func (r *Refresher) succeeded(k credKey, cred vault.Credential) vault.Credential {
+	r.clearFailures(k)
+	r.schedule(k, cred, true)
+	r.log.Info("token_refreshed", "tenantId", k.tenant, "integration", k.integration, "expiresAt", rfc3339(cred.ExpiresAt))
+	if r.onRefreshed != nil {
+		r.onRefreshed(k.tenant, k.integration, cloneCredential(cred))
+	}
+	return cred
+}
+
+// adopt takes up a credential another replica (or writer) stored.
+func (r *Refresher) adopt(k credKey, cred vault.Credential) (vault.Credential, error) {
+	r.clearFailures(k)
+	r.schedule(k, cred, true)
+	r.log.Debug("token_refresh_adopted", "tenantId", k.tenant, "integration", k.integration, "expiresAt", rfc3339(cred.ExpiresAt))
+	if r.onRefreshed != nil {
+		r.onRefreshed(k.tenant, k.integration, cloneCredential(cred))
+	}
+	return cred, nil
+}
+
+// fail records a failed attempt on cred (read at version ver; ver 0: it
+// could not be read), logs it and schedules the retry after the backoff,
+// or, when the provider's refusal is final, marks the credential
+// needs_reauth. grant says the provider failed (MaxFailures counts those).
+// secrets are tokens the error might quote, besides cred's.
+func (r *Refresher) fail(ctx, parent context.Context, a attempt, cred vault.Credential, ver int64, cause error, grant bool, claimUntil time.Time, secrets ...string) (vault.Credential, error) {
+	k := a.key
+	if parent.Err() != nil {
+		// Run is ending: not the credential's failure. Retry on the next Run.
+		if a.scheduled {
+			r.requeue(k, time.Now())
+		}
+		return vault.Credential{}, parent.Err()
+	}
+	msg := fmt.Sprintf("refreshing %s/%s: %s", k.tenant, k.integration,
+		redact(cause.Error(), append(secrets, cred.AccessToken, cred.RefreshToken)...))
+	err := &refreshError{msg: msg, cause: cause}
+
+	now := time.Now()
+	r.mu.Lock()
+	var f *failure
+	if ver == 0 {
+		if f = r.failures[k]; f == nil {
+			f = &failure{}
+			r.failures[k] = f
+		}
+	} else {
+		f = r.failureLocked(k, cred)
+	}
+	f.count++
+	if grant {
+		f.grant++
+	}
+	f.lastErr, f.err = msg, err
+	// Never before our claim ends, or our next attempt would wait on it.
+	f.next = latest(now.Add(r.backoff(f.count)), claimUntil)
+	final := grant && (IsPermanent(cause) || f.grant >= r.maxFailures)
+	count, next := f.count, f.next
+
+	expiry, retry, first := cred.ExpiresAt, false, false
+	switch e := r.sched.index[k]; {
+	case final:
+		r.sched.remove(k)
+	case ver != 0 && (cred.RefreshToken != "" || f.pending != nil):
+		retry = true
+	case e != nil: // unread: keep what the schedule knew
+		expiry, retry = e.expiry, true
+	case a.scheduled:
+		expiry, retry = a.expiry, true
+	}
+	if retry {
+		first = r.sched.set(k, next, expiry)
+	}
+	r.mu.Unlock()
+	if first {
+		r.poke()
+	}
+	if retry {
+		r.logScheduled(k, expiry, next)
+	}
+	nextAttempt := ""
+	if !final {
+		nextAttempt = rfc3339(next)
+	}
+	r.log.Error("Failed to refresh token", "tenantId", k.tenant, "integration", k.integration,
+		"error", msg, "failures", count, "nextAttempt", nextAttempt)
+	if !final {
+		return vault.Credential{}, err
+	}
+	return r.giveUp(ctx, k, cred, ver, err)
+}
+
+// giveUp marks k's credential needs_reauth in the store (a check-and-set
+// Put of the same credential) after its refresh failed for good.
+func (r *Refresher) giveUp(ctx context.Context, k credKey, cred vault.Credential, ver int64, cause error) (vault.Credential, error) {
+	reauth := fmt.Errorf("%w: %w", ErrNeedsReauth, cause)
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.leaseTTL)
+	defer cancel()
+	for range storeAttempts {
+		cred.Status = vault.StatusNeedsReauth
+		_, err := r.store.Put(mctx, k.tenant, k.integration, cred, ver)
+		var conflict *vault.ConflictError
+		if errors.As(err, &conflict) {
+			stored, v, gerr := r.store.Get(mctx, k.tenant, k.integration)
+			switch {
+			case gerr != nil:
+				err = gerr
+			case stored.Status == vault.StatusNeedsReauth:
+				return vault.Credential{}, reauth
+			case stored.RefreshToken != cred.RefreshToken:
+				// Linked again meanwhile: the new credential is good.
+				return r.adopt(k, stored)
+			default:
+				cred, ver = stored, v
+				continue
+			}
+		}
+		if err != nil {
+			r.log.Error("Failed to mark credential needs_reauth", "tenantId", k.tenant, "integration", k.integration,
+				"error", redact(err.Error(), cred.AccessToken, cred.RefreshToken))
+			break
+		}
+		r.log.Warn("credential_needs_reauth", "tenantId", k.tenant, "integration", k.integration)
+		break
+	}
+	return vault.Credential{}, reauth
+}
+
+// failureLocked returns k's failure record for cred, starting a new one
+// if there is none or it was about an earlier credential.
+func (r *Refresher) failureLocked(k credKey, cred vault.Credential) *failure {
+	f := r.failures[k]
+	if f == nil || !f.about(cred) {
+		f = &failure{updatedAt: cred.UpdatedAt}
+		r.failures[k] = f
+	}
+	f.updatedAt = cred.UpdatedAt
+	return f
+}
+
+// pendingFor returns tokens refreshed for cred and not yet stored, if
+// cred is still the credential they replace; others are dropped.
+func (r *Refresher) pendingFor(k credKey, cred vault.Credential) *pendingPut {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.failures[k]
+	if f == nil || f.pending == nil {
+		return nil
+	}
+	if f.pending.spent != cred.RefreshToken {
+		f.pending = nil
+		return nil
+	}
+	p := *f.pending
+	return &p
+}
+
+func (r *Refresher) clearFailures(k credKey) {
+	r.mu.Lock()
+	delete(r.failures, k)
+	r.mu.Unlock()
+}
+
+func (r *Refresher) unschedule(k credKey) {
+	r.mu.Lock()
+	r.sched.remove(k)
+	r.mu.Unlock()
+}
+
+// backoff is the wait after the n-th consecutive failure.
+func (r *Refresher) backoff(n int) time.Duration {
+	d := r.minBackoff
+	for i := 1; i < n && d < r.maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, r.maxBackoff)
+}
+
+// refreshError is a failed refresh as callers and logs see it: the cause's
+// message with any token it quoted cut out, and the cause for errors.As.
+type refreshError struct {
+	msg   string
+	cause error
+}
+
+func (e *refreshError) Error() string { return e.msg }
+func (e *refreshError) Unwrap() error { return e.cause }
+
+// redact cuts the given secrets out of msg.
+func redact(msg string, secrets ...string) string {
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	return msg
+}
+
+// cloneCredential copies cred's slices and maps, so callers sharing one
+// refresh do not share them.
+func cloneCredential(c vault.Credential) vault.Credential {
+	c.Scopes = slices.Clone(c.Scopes)
+	c.Extra = maps.Clone(c.Extra)
+	return c
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
+}
+
+// rfc3339 formats t for the logs; "" for none.
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

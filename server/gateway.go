@@ -33,10 +33,14 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
+	"time"
 
+	mcptransport "github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
@@ -54,14 +58,31 @@ type Upstreams interface {
 	Conn(ctx context.Context, tenant string, in tools.Integration, vars map[string]string) (*tools.Conn, error)
 }
 
+// Refresher renews a tenant's access token that expired or that the
+// upstream refused; oauth.Refresher is one. stale is the token that
+// failed. It returns oauth.ErrNeedsReauth when only a new link can help.
+type Refresher interface {
+	Refresh(ctx context.Context, tenant, integration, stale string) (vault.Credential, error)
+}
+
 // Options configure a Gateway. Registry, Store and Upstreams are required.
 type Options struct {
 	Registry  *tools.Registry
 	Store     CredentialStore
 	Upstreams Upstreams
-	Logger    *slog.Logger // nil: discard
-	Name      string       // server name in initialize; empty: "connectors"
-	Version   string       // empty: "dev"
+	// Refresher, if set, renews expired tokens before a call and, once,
+	// a token the upstream refused (HTTP 401).
+	Refresher Refresher
+	// Settings, if set, holds tenants' settings (integrations turned off
+	// or narrowed to some tools); nil: everything registered is allowed.
+	Settings SettingsStore
+	// Linker, if set, offers the link for integrations a tenant has not
+	// linked: a connect tool in the aggregate, and the link (URL-mode
+	// elicitation or text) when a call needs a new link.
+	Linker  Linker
+	Logger  *slog.Logger // nil: discard
+	Name    string       // server name in initialize; empty: "connectors"
+	Version string       // empty: "dev"
 }
 
 // Gateway is the aggregating MCP server and the per-integration ones.
@@ -69,9 +90,14 @@ type Gateway struct {
 	reg       *tools.Registry
 	store     CredentialStore
 	upstreams Upstreams
+	refresher Refresher
+	linker    Linker
 	log       *slog.Logger
-	name      string
-	version   string
+
+	settingsStore SettingsStore
+	settingsCache settingsCache
+	name          string
+	version       string
 
 	aggregate *view
 	single    map[string]*view // integration → its own server
@@ -83,10 +109,14 @@ func New(opts Options) *Gateway {
 		reg:       opts.Registry,
 		store:     opts.Store,
 		upstreams: opts.Upstreams,
+		refresher: opts.Refresher,
+		linker:    opts.Linker,
 		log:       opts.Logger,
-		name:      opts.Name,
-		version:   opts.Version,
-		single:    map[string]*view{},
+
+		settingsStore: opts.Settings,
+		name:          opts.Name,
+		version:       opts.Version,
+		single:        map[string]*view{},
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -139,6 +169,16 @@ func (g *Gateway) connected(ctx context.Context, tenant string) ([]string, error
 	}), nil
 }
 
+// access is what a tenant may do with one integration.
+type access int
+
+const (
+	accessNone     access = iota // registered, no credential
+	accessLinked                 // a credential to call with
+	accessRelink                 // a credential whose refresh failed for good
+	accessDisabled               // not registered, or turned off for the tenant
+)
+
 // allowed is the one decision behind every list and every call: a tenant
 // may use an integration when the integration is registered and the tenant
 // holds a credential for it. It asks the store for the one credential
@@ -146,44 +186,99 @@ func (g *Gateway) connected(ctx context.Context, tenant string) ([]string, error
 // the tenant's integrations, which Vault cannot cache; each integration is
 // asked about once per request.
 func (g *Gateway) allowed(ctx context.Context) (func(integration string) bool, error) {
+	acc, err := g.access(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(integration string) bool { a := acc(integration); return a == accessLinked || a == accessRelink }, nil
+}
+
+// access is allowed with the credential's state: linked, or in need of a
+// new link.
+func (g *Gateway) access(ctx context.Context) (func(integration string) access, error) {
 	id, ok := tenants.FromContext(ctx)
 	if !ok {
 		return nil, errNoIdentity
 	}
-	seen := map[string]bool{}
-	return func(integration string) bool {
-		if ok, done := seen[integration]; done {
-			return ok
+	seen := map[string]access{}
+	var settings *tenants.Settings
+	return func(integration string) access {
+		if a, done := seen[integration]; done {
+			return a
 		}
-		_, known := g.reg.Get(integration)
-		if known {
-			_, _, err := g.store.Get(ctx, id.Tenant, integration)
-			if err != nil && !vault.IsNotFound(err) {
+		if settings == nil {
+			s := g.settings(ctx, id.Tenant)
+			settings = &s
+		}
+		a := accessDisabled
+		if _, known := g.reg.Get(integration); known && settings.Enabled(integration) {
+			a = accessNone
+			cred, _, err := g.store.Get(ctx, id.Tenant, integration)
+			switch {
+			case err == nil && cred.Status == vault.StatusNeedsReauth:
+				a = accessRelink
+			case err == nil:
+				a = accessLinked
+			case !vault.IsNotFound(err):
 				g.log.WarnContext(ctx, "credential_check_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
 			}
-			known = err == nil
 		}
-		seen[integration] = known
-		return known
+		seen[integration] = a
+		return a
 	}, nil
+}
+
+// expirySkew is how long before its stated expiry a token counts as
+// expired: a call must not start with a token that dies on the way.
+const expirySkew = 30 * time.Second
+
+// credential returns the calling tenant's credential for integration,
+// refreshed first when it has expired. A credential that needs a new link
+// is errNeedsLink.
+func (g *Gateway) credential(ctx context.Context, tenant, integration string) (vault.Credential, error) {
+	cred, _, err := g.store.Get(ctx, tenant, integration)
+	if err != nil {
+		return cred, err
+	}
+	if cred.Status == vault.StatusNeedsReauth {
+		return cred, errNeedsLink
+	}
+	if g.refresher != nil && !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
+		fresh, err := g.refresher.Refresh(ctx, tenant, integration, cred.AccessToken)
+		if errors.Is(err, oauth.ErrNeedsReauth) {
+			return cred, errNeedsLink
+		}
+		if err != nil {
+			return cred, fmt.Errorf("the %s token expired and could not be refreshed: %w", integration, err)
+		}
+		cred = fresh
+	}
+	return cred, nil
 }
 
 // conn returns the calling tenant's live connection to integration,
 // started with the tenant's current credential.
 func (g *Gateway) conn(ctx context.Context, integration string) (*tools.Conn, error) {
+	conn, _, err := g.connCred(ctx, integration)
+	return conn, err
+}
+
+// connCred is conn that also returns the credential the connection uses.
+func (g *Gateway) connCred(ctx context.Context, integration string) (*tools.Conn, vault.Credential, error) {
 	id, ok := tenants.FromContext(ctx)
 	if !ok {
-		return nil, errNoIdentity
+		return nil, vault.Credential{}, errNoIdentity
 	}
 	in, ok := g.reg.Get(integration)
 	if !ok {
-		return nil, fmt.Errorf("unknown integration %q", integration)
+		return nil, vault.Credential{}, fmt.Errorf("unknown integration %q", integration)
 	}
-	cred, _, err := g.store.Get(ctx, id.Tenant, integration)
+	cred, err := g.credential(ctx, id.Tenant, integration)
 	if err != nil {
-		return nil, err
+		return nil, cred, err
 	}
-	return g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))
+	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))
+	return conn, cred, err
 }
 
 // templateVars are the values an integration's env and header templates
@@ -202,18 +297,34 @@ func templateVars(c vault.Credential) map[string]string {
 
 // forward returns the handler of one upstream tool: it calls the tool on
 // the calling tenant's connection and returns the upstream's result as is.
+// A token the upstream refuses is refreshed and the call made once more.
 func (g *Gateway) forward(srv func() *mcpserver.MCPServer, integration, upstreamTool string) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		conn, err := g.conn(ctx, integration)
+		conn, cred, err := g.connCred(ctx, integration)
 		if err != nil {
-			if vault.IsNotFound(err) || errors.Is(err, errNoIdentity) {
-				return nil, err
-			}
-			return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %v", integration, err)), nil
+			return g.unavailable(ctx, integration, err)
 		}
 		req.Params.Name = upstreamTool
 		r := newRelay(ctx, srv())
 		res, err := conn.CallTool(ctx, req, r)
+		if g.refresher != nil && cred.RefreshToken != "" && refused(res, err) && ctx.Err() == nil {
+			id, _ := tenants.FromContext(ctx)
+			g.log.InfoContext(ctx, "upstream_refused_token", "tenant_id", id.Tenant, "integration", integration)
+			fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
+			switch {
+			case errors.Is(rerr, oauth.ErrNeedsReauth):
+				r.flush()
+				return g.linkResult(ctx, integration)
+			case rerr == nil:
+				if in, ok := g.reg.Get(integration); ok {
+					if conn, err = g.upstreams.Conn(ctx, id.Tenant, in, templateVars(fresh)); err == nil {
+						res, err = conn.CallTool(ctx, req, r)
+					}
+				}
+			default:
+				g.log.WarnContext(ctx, "refresh_after_401_failed", "tenant_id", id.Tenant, "integration", integration, "error", rerr)
+			}
+		}
 		r.flush()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -225,4 +336,45 @@ func (g *Gateway) forward(srv func() *mcpserver.MCPServer, integration, upstream
 		}
 		return res, nil
 	}
+}
+
+// unavailable answers a call whose connection could not be made.
+func (g *Gateway) unavailable(ctx context.Context, integration string, err error) (*mcp.CallToolResult, error) {
+	switch {
+	case errors.Is(err, errNeedsLink), vault.IsNotFound(err) && g.linker != nil && g.linker.CanLink(integration):
+		return g.linkResult(ctx, integration)
+	case vault.IsNotFound(err), errors.Is(err, errNoIdentity):
+		return nil, err
+	}
+	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %v", integration, err)), nil
+}
+
+// refused reports whether an upstream call failed because the upstream
+// refused the tenant's token: HTTP 401 from a streamable-HTTP upstream, or
+// a stdio upstream's tool error reporting its API's 401 (the Notion MCP
+// server answers {"status":401,"code":"unauthorized",...}).
+func refused(res *mcp.CallToolResult, err error) bool {
+	if err != nil {
+		return errors.Is(err, mcptransport.ErrAuthorizationRequired)
+	}
+	if res == nil {
+		return false
+	}
+	for _, c := range res.Content {
+		text, ok := c.(mcp.TextContent)
+		if !ok {
+			continue
+		}
+		compact := strings.Join(strings.Fields(text.Text), "")
+		// The Notion MCP server hands Notion's error object back as an
+		// ordinary result: {"object":"error","status":401,...}.
+		if strings.Contains(compact, `"status":401`) && strings.Contains(compact, `"object":"error"`) {
+			return true
+		}
+		if res.IsError && (strings.Contains(compact, `"status":401`) || strings.Contains(text.Text, "401 Unauthorized") ||
+			strings.Contains(compact, `"code":"unauthorized"`)) {
+			return true
+		}
+	}
+	return false
 }

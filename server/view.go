@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -67,17 +68,30 @@ func newAggregate(g *Gateway) *view {
 		mcpserver.WithInstructions("Connectors Gateway: the tools of every integration your tenant has connected, named {integration}_{tool}."),
 	)
 	v.mcp.EnableSampling()
+	if g.linker != nil {
+		for _, in := range g.reg.All() {
+			if g.linker.CanLink(in.Name) {
+				v.mcp.AddTool(g.connectTool(in).Tool, g.connectTool(in).Handler)
+			}
+		}
+	}
 	return v
 }
 
 // integrationOf returns the integration an exposed tool or prompt name
 // belongs to in this view.
 func (v *view) integrationOf(name string) (string, bool) {
-	if v.only != "" {
-		return v.only, true
-	}
-	integ, _, ok := v.names.Resolve(name)
+	integ, _, ok := v.resolve(name)
 	return integ, ok
+}
+
+// resolve returns the integration and upstream name of an exposed tool or
+// prompt name in this view.
+func (v *view) resolve(name string) (integration, upstream string, ok bool) {
+	if v.only != "" {
+		return v.only, name, true
+	}
+	return v.names.Resolve(name)
 }
 
 // expose returns the name an upstream tool has in this view.
@@ -91,15 +105,32 @@ func (v *view) expose(integration, name string) string {
 // filterTools is the mcp-go tool filter: it keeps the tools of the
 // integrations the calling tenant may use. It runs for tools/list and for
 // tools/call.
+//
+// An integration's connect tool is kept for tenants who have not linked
+// it, or must link it again.
 func (v *view) filterTools(ctx context.Context, all []mcp.Tool) []mcp.Tool {
-	ok, err := v.g.allowed(ctx)
+	acc, err := v.g.access(ctx)
 	if err != nil {
 		v.g.log.WarnContext(ctx, "tool_filter_failed", "error", err)
 		return nil
 	}
+	id, _ := tenants.FromContext(ctx)
+	settings := v.g.settings(ctx, id.Tenant)
 	out := all[:0:0]
 	for _, t := range all {
-		if integ, found := v.integrationOf(t.Name); found && ok(integ) {
+		if v.only == "" {
+			if integ, ok := v.g.isConnectTool(t.Name); ok {
+				if a := acc(integ); a == accessNone || a == accessRelink {
+					out = append(out, t)
+				}
+				continue
+			}
+		}
+		integ, upstream, found := v.resolve(t.Name)
+		if !found || !settings.AllowsTool(integ, upstream) {
+			continue
+		}
+		if a := acc(integ); a == accessLinked || a == accessRelink {
 			out = append(out, t)
 		}
 	}
@@ -180,7 +211,7 @@ func (v *view) discoverOne(ctx context.Context, integration string) {
 	if err != nil {
 		id, _ := tenants.FromContext(ctx)
 		level := slog.LevelWarn
-		if vault.IsNotFound(err) {
+		if vault.IsNotFound(err) || errors.Is(err, errNeedsLink) {
 			level = slog.LevelDebug // a tenant naming an integration it has not connected
 		}
 		v.g.log.Log(ctx, level, "tool_discovery_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/connectors-gateway/connectors/tenants"
+)
+
+// Errors of Invoke, for the transport to map to HTTP statuses.
+var (
+	// ErrUnknownIntegration is an integration that is not registered.
+	ErrUnknownIntegration = errors.New("unknown integration")
+	// ErrUnknownTool is a tool the integration does not offer.
+	ErrUnknownTool = errors.New("unknown tool")
+	// ErrNotLinked is an integration the tenant holds no credential for.
+	ErrNotLinked = errors.New("integration not connected for this tenant")
+	// ErrDisabled is an integration an admin turned off for the tenant.
+	ErrDisabled = errors.New("integration disabled for this tenant")
+)
+
+// Invoke calls integration's upstream tool (by its upstream name) for the
+// tenant in ctx: the REST form of tools/call (POST /api/v1/tools/invoke).
+// It takes the same decision as tools/list and tools/call (the tenant
+// must hold a credential) and the same path to the upstream, refresh and
+// link offer included. A tool error is a result with IsError, not an
+// error.
+func (g *Gateway) Invoke(ctx context.Context, integration, tool string, args map[string]any) (*mcp.CallToolResult, error) {
+	if _, ok := g.reg.Get(integration); !ok {
+		return nil, ErrUnknownIntegration
+	}
+	acc, err := g.access(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch acc(integration) {
+	case accessDisabled:
+		return nil, ErrDisabled
+	case accessNone:
+		if g.linker != nil && g.linker.CanLink(integration) {
+			return g.linkResult(ctx, integration)
+		}
+		return nil, ErrNotLinked
+	}
+	id, _ := tenants.FromContext(ctx)
+	if !g.settings(ctx, id.Tenant).AllowsTool(integration, tool) {
+		return nil, fmt.Errorf("%w: %s has no tool %q for this tenant", ErrUnknownTool, integration, tool)
+	}
+	v := g.aggregate
+	v.discoverOne(ctx, integration)
+	name := v.expose(integration, tool)
+	if v.mcp.GetTool(name) == nil {
+		return nil, fmt.Errorf("%w: %s has no tool %q", ErrUnknownTool, integration, tool)
+	}
+	if args == nil {
+		args = map[string]any{} // upstreams validate arguments as an object
+	}
+	req := mcp.CallToolRequest{}
+	req.Params.Name = name
+	req.Params.Arguments = args
+	res, err := g.forward(func() *mcpserver.MCPServer { return v.mcp }, integration, tool)(ctx, req)
+	if err != nil {
+		var elicit mcp.URLElicitationRequiredError
+		if errors.As(err, &elicit) && len(elicit.Elicitations) > 0 {
+			// REST callers get the link as a tool error, like MCP clients
+			// without URL elicitation.
+			return mcp.NewToolResultError(fmt.Sprintf("Connect your %s account to continue: open %s and approve access.", integration, elicit.Elicitations[0].URL)), nil
+		}
+		return nil, err
+	}
+	return res, nil
+}

@@ -22,6 +22,7 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -72,6 +73,16 @@ type HTTPOptions struct {
 	// SessionIdleTTL ends MCP sessions idle this long; zero means 30 minutes.
 	SessionIdleTTL time.Duration
 
+	// OAuth, if set, serves the link flow at /oauth/authorize/{integration}
+	// and /oauth/callback/{integration}.
+	OAuth *oauth.Flow
+
+	// Credentials, if set, serves the credential routes under
+	// /tenants/{tenantId}/... and GET /admin/tenants/health.
+	Credentials *Credentials
+	// Invoke, if set, serves POST /api/v1/tools/invoke.
+	Invoke Invoker
+
 	// Ready reports whether the gateway can serve (store and registry up),
 	// for GET /readyz; nil means always ready.
 	Ready func(context.Context) error
@@ -89,6 +100,7 @@ type HTTP struct {
 	mux      *http.ServeMux
 	mcp      *mcpserver.StreamableHTTPServer
 	single   map[string]http.Handler // /mcp/{integration}
+	apiAuth  Authenticator           // the MCP endpoint's, and signed-in browsers
 	servers  []*mcpserver.StreamableHTTPServer
 	sessions *sessions
 }
@@ -104,6 +116,10 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 	h := &HTTP{opts: opts, log: opts.Logger, mux: http.NewServeMux(), sessions: newSessions()}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h.apiAuth = opts.Auth
+	if opts.Browser != nil {
+		h.apiAuth = Chain{opts.Auth, opts.Browser.Auth()}
 	}
 	h.mcp = h.streamable(opts.MCP)
 	h.single = map[string]http.Handler{}
@@ -140,6 +156,7 @@ func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPSer
 func (h *HTTP) routes() {
 	h.mux.HandleFunc("GET /healthz", h.handleHealthz)
 	h.mux.HandleFunc("GET /readyz", h.handleReadyz)
+	h.mux.HandleFunc("GET /openapi.json", h.handleOpenAPI)
 	if h.opts.Browser != nil {
 		auth := http.NewServeMux()
 		h.opts.Browser.Register(auth)
@@ -149,6 +166,26 @@ func (h *HTTP) routes() {
 		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource", h.handleResourceMetadata)
 		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource/{path...}", h.handleResourceMetadata)
 	}
+
+	// The API routes: callers authenticate as on the MCP endpoint, or as a
+	// signed-in browser (CSRF-checked).
+	api := func(next http.HandlerFunc) http.Handler {
+		return h.checkHost(h.checkOrigin(h.limitAPIBody(h.authenticateWith(h.apiAuth, next))))
+	}
+	h.mux.Handle("GET /oauth/authorize/{integration}", api(h.handleAuthorize))
+	if h.opts.Credentials != nil {
+		h.mux.Handle("GET /tenants/{tenantId}/integrations", api(h.handleListIntegrations))
+		h.mux.Handle("GET /tenants/{tenantId}/integrations/{integration}", api(h.handleGetIntegration))
+		h.mux.Handle("PUT /tenants/{tenantId}/integrations/{integration}", api(h.handleEnableIntegration))
+		h.mux.Handle("DELETE /tenants/{tenantId}/integrations/{integration}", api(h.handleDisableIntegration))
+		h.mux.Handle("POST /tenants/{tenantId}/integrations/{integration}/credentials", api(h.handlePutCredential))
+		h.mux.Handle("DELETE /tenants/{tenantId}/integrations/{integration}/credentials", api(h.handleDeleteCredential))
+		h.mux.Handle("GET /admin/tenants/health", api(h.handleTenantsHealth))
+	}
+	if h.opts.Invoke != nil {
+		h.mux.Handle("POST /api/v1/tools/invoke", api(h.handleInvoke))
+	}
+	h.mux.Handle("GET /oauth/callback/{integration}", h.checkHost(http.HandlerFunc(h.handleCallback)))
 
 	guard := func(next http.Handler) http.Handler {
 		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))

@@ -98,8 +98,18 @@ func hostOnly(hostport string) string {
 // limitBody reads a POST body up to the limit (413 beyond it) and refuses
 // JSON-RPC batches, which MCP no longer allows, with a clear error.
 func (h *HTTP) limitBody(next http.Handler) http.Handler {
+	return h.limitBodyFor(true, next)
+}
+
+// limitAPIBody is limitBody for the REST routes: bodies of any method are
+// bounded, and a JSON array is left for the route to refuse.
+func (h *HTTP) limitAPIBody(next http.Handler) http.Handler {
+	return h.limitBodyFor(false, next)
+}
+
+func (h *HTTP) limitBodyFor(jsonRPC bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
+		if jsonRPC && r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -116,7 +126,7 @@ func (h *HTTP) limitBody(next http.Handler) http.Handler {
 			writeError(w, r, http.StatusBadRequest, "BadRequest", "could not read request body")
 			return
 		}
-		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		if trimmed := bytes.TrimLeft(body, " \t\r\n"); jsonRPC && len(trimmed) > 0 && trimmed[0] == '[' {
 			writeJSONRPCError(w, http.StatusBadRequest, -32600, "JSON-RPC batch requests are not supported: send one message per request")
 			return
 		}
@@ -130,8 +140,18 @@ func (h *HTTP) limitBody(next http.Handler) http.Handler {
 // or answers 401. The credential the agent presented goes no further: the
 // Authorization header is removed before the MCP server sees the request.
 func (h *HTTP) authenticate(next http.Handler) http.Handler {
+	return h.authenticateWith(h.opts.Auth, next)
+}
+
+// authenticateWith is authenticate with auth as the judge.
+func (h *HTTP) authenticateWith(auth Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.opts.Auth.Authenticate(r)
+		id, err := auth.Authenticate(r)
+		if errors.Is(err, ErrCSRF) {
+			h.log.WarnContext(r.Context(), "csrf_rejected", "error", err, "request_id", RequestID(r.Context()))
+			writeError(w, r, http.StatusForbidden, "CSRFCheckFailed", "a state-changing browser request needs the session's CSRF token and a same-origin Origin")
+			return
+		}
 		if scopeErr, ok := errors.AsType[*tenants.InsufficientScopeError](err); ok {
 			h.log.InfoContext(r.Context(), "authorization_failed", "error", err, "request_id", RequestID(r.Context()))
 			w.Header().Set("WWW-Authenticate", h.challenge(`error="insufficient_scope"`, scopeErr.Required))

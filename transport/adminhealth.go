@@ -1,0 +1,102 @@
+package transport
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// Admin health pages: DefaultHealthPage tenants each, MaxHealthPage at most.
+const (
+	DefaultHealthPage = 100
+	MaxHealthPage     = 1000
+)
+
+// tenantHealth is one tenant in the admin health route.
+type tenantHealth struct {
+	TenantID     string            `json:"tenantId"`
+	Integrations map[string]string `json:"integrations"`
+}
+
+// handleTenantsHealth handles the "GET /admin/tenants/health" route (admins
+// only): every tenant's integrations, "healthy" or the state that is not.
+// It pages through tenants in ID order: ?limit=N (default 100, at most
+// 1000) and ?after=TENANT (the previous page's nextAfter). totalTenants
+// counts every tenant; the other figures count the page's.
+func (h *HTTP) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	limit := DefaultHealthPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxHealthPage {
+			writeError(w, r, http.StatusBadRequest, "ValidationError", "limit: must be a whole number from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if after != "" && tenants.ValidateID(after) != nil {
+		writeError(w, r, http.StatusBadRequest, "ValidationError", "after: not a tenant ID")
+		return
+	}
+	c := h.opts.Credentials
+	all, err := c.Store.Tenants(r.Context())
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	start, _ := slices.BinarySearch(all, after)
+	if after != "" && start < len(all) && all[start] == after {
+		start++
+	}
+	page := all[start:min(start+limit, len(all))]
+	out := struct {
+		TotalTenants      int            `json:"totalTenants"`
+		TotalIntegrations int            `json:"totalIntegrations"`
+		Healthy           int            `json:"healthy"`
+		Unhealthy         int            `json:"unhealthy"`
+		Details           []tenantHealth `json:"details"`
+		NextAfter         string         `json:"nextAfter,omitempty"`
+	}{TotalTenants: len(all), Details: []tenantHealth{}}
+	for _, tenant := range page {
+		held, err := c.Store.Integrations(r.Context(), tenant)
+		if err != nil {
+			h.storeError(w, r, err)
+			return
+		}
+		th := tenantHealth{TenantID: tenant, Integrations: map[string]string{}}
+		for _, name := range held {
+			if _, ok := c.Registry.Get(name); !ok {
+				continue
+			}
+			cred, _, err := c.Store.Get(r.Context(), tenant, name)
+			if vault.IsNotFound(err) {
+				continue
+			}
+			state := "unreadable"
+			if err == nil {
+				state = c.health(tenant, name, &cred).State
+			}
+			out.TotalIntegrations++
+			switch state {
+			case HealthActive, HealthExpiring:
+				th.Integrations[name] = "healthy"
+				out.Healthy++
+			default:
+				th.Integrations[name] = state
+				out.Unhealthy++
+			}
+		}
+		out.Details = append(out.Details, th)
+	}
+	if start+limit < len(all) && len(page) > 0 {
+		out.NextAfter = page[len(page)-1]
+	}
+	writeJSON(w, http.StatusOK, out)
+}

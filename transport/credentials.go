@@ -1,0 +1,341 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// CredentialStore is what the credential routes need of the store.
+type CredentialStore interface {
+	Get(ctx context.Context, tenant, integration string) (vault.Credential, int64, error)
+	Put(ctx context.Context, tenant, integration string, cred vault.Credential, version int64) (int64, error)
+	Delete(ctx context.Context, tenant, integration string) error
+	Integrations(ctx context.Context, tenant string) ([]string, error)
+	Tenants(ctx context.Context) ([]string, error)
+}
+
+// Credential health states (oauth's), and what the admin health route
+// counts as healthy.
+const (
+	HealthActive        = "active"
+	HealthExpiring      = "expiring"
+	HealthRefreshFailed = "refresh_failed"
+	HealthNeedsReauth   = "needs_reauth"
+	HealthRevoked       = "revoked"
+)
+
+// Health is a credential's health, as the refresher knows it.
+type Health struct {
+	State       string    `json:"status"`
+	Failures    int       `json:"failures,omitempty"`
+	LastError   string    `json:"lastError,omitempty"`
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+}
+
+// Credentials are the credential routes' parts. Store and Registry are
+// required.
+type Credentials struct {
+	Store    CredentialStore
+	Registry *tools.Registry
+	// Health reports a credential's health (cred nil: none stored); nil
+	// derives it from the credential alone.
+	Health func(tenant, integration string, cred *vault.Credential) Health
+	// Changed is told after a credential is stored (cred) or deleted
+	// (nil): schedule or forget its refresh, tell the tenant's sessions.
+	Changed func(tenant, integration string, cred *vault.Credential)
+	// Revoke revokes cred at integration's provider, if it can; nil: never.
+	Revoke func(ctx context.Context, integration string, cred vault.Credential) (revoked bool, err error)
+	// Settings, if set, keeps tenants' settings: PUT and DELETE
+	// /tenants/{tenantId}/integrations/{integration} turn integrations on
+	// and off; SettingsChanged is told after each change.
+	Settings        SettingsStore
+	SettingsChanged func(tenant string)
+	Now             func() time.Time // nil: time.Now
+}
+
+func (c *Credentials) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// health is c.Health, or the credential's own state.
+func (c *Credentials) health(tenant, integration string, cred *vault.Credential) Health {
+	if c.Health != nil {
+		return c.Health(tenant, integration, cred)
+	}
+	switch {
+	case cred == nil:
+		return Health{}
+	case cred.Status == vault.StatusNeedsReauth:
+		return Health{State: HealthNeedsReauth}
+	case !cred.ExpiresAt.IsZero() && c.now().After(cred.ExpiresAt.Add(-5*time.Minute)):
+		return Health{State: HealthExpiring}
+	}
+	return Health{State: HealthActive}
+}
+
+// storeError answers a failed store call with the seed's error names.
+func (h *HTTP) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		nf       *vault.CredentialNotFoundError
+		ve       *vault.VaultError
+		ee       *vault.VaultEncryptionError
+		conflict *vault.ConflictError
+	)
+	switch {
+	case errors.As(err, &nf):
+		writeError(w, r, http.StatusNotFound, "CredentialNotFoundError", nf.Error())
+	case errors.As(err, &conflict):
+		writeError(w, r, http.StatusConflict, "Conflict", "the credential changed concurrently: retry")
+	case errors.As(err, &ee):
+		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
+		writeError(w, r, http.StatusServiceUnavailable, "VaultEncryptionError", "Failed to decrypt data")
+	case errors.As(err, &ve):
+		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
+		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "Failed to connect to Vault")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "the credential store did not answer in time")
+	default:
+		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
+		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "the credential store failed")
+	}
+}
+
+// tenantAndIntegration resolves the {tenantId} and {integration} path
+// values: 400 or 403 for the tenant (tenantFor), 404 for an integration
+// that is not registered. On refusal it has answered.
+func (h *HTTP) tenantAndIntegration(w http.ResponseWriter, r *http.Request) (string, tools.Integration, bool) {
+	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
+	if !ok {
+		return "", tools.Integration{}, false
+	}
+	in, ok := h.opts.Credentials.Registry.Get(r.PathValue("integration"))
+	if !ok {
+		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
+		return "", tools.Integration{}, false
+	}
+	return tenant, in, true
+}
+
+// handlePutCredential handles the "POST
+// /tenants/{tenantId}/integrations/{integration}/credentials" route: store
+// a credential given directly (the seed's Option A step 3).
+func (h *HTTP) handlePutCredential(w http.ResponseWriter, r *http.Request) {
+	tenant, in, ok := h.tenantAndIntegration(w, r)
+	if !ok {
+		return
+	}
+	c := h.opts.Credentials
+	now := c.now()
+	cred, err := DecodeCredential(r.Body, now)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
+			return
+		}
+		writeError(w, r, http.StatusBadRequest, "ValidationError", err.Error())
+		return
+	}
+	if _, err := c.Store.Put(r.Context(), tenant, in.Name, cred, vault.AnyVersion); err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "credential_stored", "tenantId", tenant, "integration", in.Name, "requestId", RequestID(r.Context()))
+	if c.Changed != nil {
+		c.Changed(tenant, in.Name, &cred)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"success":     true,
+		"tenantId":    tenant,
+		"integration": in.Name,
+		"encryptedAt": now.UTC().Truncate(time.Second),
+		"expiresAt":   timeOrNull(cred.ExpiresAt),
+	})
+}
+
+// handleDeleteCredential handles the "DELETE
+// /tenants/{tenantId}/integrations/{integration}/credentials" route:
+// revoke at the provider where it can, then delete.
+func (h *HTTP) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
+	tenant, in, ok := h.tenantAndIntegration(w, r)
+	if !ok {
+		return
+	}
+	c := h.opts.Credentials
+	cred, _, err := c.Store.Get(r.Context(), tenant, in.Name)
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	revoked := false
+	if c.Revoke != nil {
+		if revoked, err = c.Revoke(r.Context(), in.Name, cred); err != nil {
+			// The tenant asked for the credential to go: it goes, even if
+			// the provider could not be told.
+			h.log.WarnContext(r.Context(), "provider_revoke_failed", "tenantId", tenant, "integration", in.Name, "error", err)
+		}
+	}
+	if err := c.Store.Delete(r.Context(), tenant, in.Name); err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "credential_revoked", "tenantId", tenant, "integration", in.Name, "providerRevoked", revoked, "requestId", RequestID(r.Context()))
+	if c.Changed != nil {
+		c.Changed(tenant, in.Name, nil)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"success":         true,
+		"tenantId":        tenant,
+		"integration":     in.Name,
+		"revokedAt":       c.now().UTC().Truncate(time.Second),
+		"providerRevoked": revoked,
+	})
+}
+
+// integrationStatus is one integration in the listing routes. The seed's
+// shape: createdAt and expiresAt only when hasCredentials (expiresAt null
+// for a credential that never expires).
+type integrationStatus struct {
+	Name           string          `json:"name"`
+	Category       string          `json:"category"`
+	HasCredentials bool            `json:"hasCredentials"`
+	CreatedAt      *time.Time      `json:"createdAt,omitempty"`
+	UpdatedAt      *time.Time      `json:"updatedAt,omitempty"`
+	ExpiresAt      json.RawMessage `json:"expiresAt,omitempty"`
+	Scopes         []string        `json:"scopes,omitempty"`
+	TokenType      string          `json:"tokenType,omitempty"`
+	Status         string          `json:"status,omitempty"`
+	Health         *Health         `json:"health,omitempty"`
+	Enabled        bool            `json:"enabled"`
+	Tools          []string        `json:"tools,omitempty"` // the allowlist, if narrowed
+}
+
+func (h *HTTP) status(tenant string, in tools.Integration, cred *vault.Credential, settings tenants.Settings) integrationStatus {
+	c := h.opts.Credentials
+	s := integrationStatus{Name: in.Name, Category: in.Category, Enabled: settings.Enabled(in.Name), Tools: settings.Tools[in.Name]}
+	health := c.health(tenant, in.Name, cred)
+	s.Status = health.State
+	if health.State != "" {
+		s.Health = &health
+	}
+	if cred == nil {
+		return s
+	}
+	s.HasCredentials = true
+	created, updated := cred.CreatedAt.UTC(), cred.UpdatedAt.UTC()
+	if !created.IsZero() {
+		s.CreatedAt = &created
+	}
+	if !updated.IsZero() {
+		s.UpdatedAt = &updated
+	}
+	s.ExpiresAt, _ = json.Marshal(timeOrNull(cred.ExpiresAt))
+	s.Scopes = cred.Scopes
+	s.TokenType = cred.TokenType
+	return s
+}
+
+// handleListIntegrations handles the "GET /tenants/{tenantId}/integrations"
+// route: every registered integration, with the tenant's credential state.
+func (h *HTTP) handleListIntegrations(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
+	if !ok {
+		return
+	}
+	c := h.opts.Credentials
+	held, err := c.Store.Integrations(r.Context(), tenant)
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	settings, err := h.tenantSettings(r.Context(), tenant)
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	has := map[string]bool{}
+	for _, n := range held {
+		has[n] = true
+	}
+	list := []integrationStatus{}
+	for _, in := range c.Registry.All() {
+		var cred *vault.Credential
+		if has[in.Name] {
+			got, _, err := c.Store.Get(r.Context(), tenant, in.Name)
+			switch {
+			case err == nil:
+				cred = &got
+			case !vault.IsNotFound(err): // deleted since the listing: no credential
+				h.storeError(w, r, err)
+				return
+			}
+		}
+		list = append(list, h.status(tenant, in, cred, settings))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenantId": tenant, "integrations": list})
+}
+
+// handleGetIntegration handles the "GET
+// /tenants/{tenantId}/integrations/{integration}" route: one integration's
+// state for the tenant, never a secret.
+func (h *HTTP) handleGetIntegration(w http.ResponseWriter, r *http.Request) {
+	tenant, in, ok := h.tenantAndIntegration(w, r)
+	if !ok {
+		return
+	}
+	h.writeIntegration(w, r, tenant, in.Name)
+}
+
+// writeIntegration answers with one integration's state for tenant.
+func (h *HTTP) writeIntegration(w http.ResponseWriter, r *http.Request, tenant, integration string) {
+	in, _ := h.opts.Credentials.Registry.Get(integration)
+	var cred *vault.Credential
+	got, _, err := h.opts.Credentials.Store.Get(r.Context(), tenant, in.Name)
+	switch {
+	case err == nil:
+		cred = &got
+	case !vault.IsNotFound(err):
+		h.storeError(w, r, err)
+		return
+	}
+	settings, err := h.tenantSettings(r.Context(), tenant)
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	s := h.status(tenant, in, cred, settings)
+	writeJSON(w, http.StatusOK, struct {
+		TenantID string `json:"tenantId"`
+		integrationStatus
+	}{tenant, s})
+}
+
+// tenantSettings reads tenant's settings (none when not kept).
+func (h *HTTP) tenantSettings(ctx context.Context, tenant string) (tenants.Settings, error) {
+	c := h.opts.Credentials
+	if c.Settings == nil {
+		return tenants.Settings{}, nil
+	}
+	rec, _, err := c.Settings.GetTenantSettings(ctx, tenant)
+	if err != nil {
+		return tenants.Settings{}, err
+	}
+	return tenants.ParseSettings(rec)
+}
+
+// timeOrNull is t in UTC, or nil (JSON null) for the zero time.
+func timeOrNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}

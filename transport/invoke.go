@@ -1,0 +1,99 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/server"
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// Invoker runs a tool for the tenant in ctx, as tools/call does;
+// server.Gateway is one. integration and tool are the upstream's names.
+type Invoker interface {
+	Invoke(ctx context.Context, integration, tool string, args map[string]any) (*mcp.CallToolResult, error)
+}
+
+// invokeRequest is the body of POST /api/v1/tools/invoke (the seed's
+// Option A step 6).
+type invokeRequest struct {
+	ToolID      string         `json:"toolId"`      // integration.tool
+	Integration string         `json:"integration"` // optional; must match toolId
+	TenantID    string         `json:"tenantId"`    // optional; the caller's own unless admin
+	Parameters  map[string]any `json:"parameters"`
+}
+
+// handleInvoke handles the "POST /api/v1/tools/invoke" route: a tool call
+// over plain HTTP, taking the same path as an MCP tools/call.
+func (h *HTTP) handleInvoke(w http.ResponseWriter, r *http.Request) {
+	var req invokeRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
+			return
+		}
+		writeError(w, r, http.StatusBadRequest, "ValidationError", jsonFieldError(err))
+		return
+	}
+	integration, tool, ok := strings.Cut(req.ToolID, ".")
+	if !ok || integration == "" || tool == "" {
+		writeError(w, r, http.StatusBadRequest, "ValidationError", `toolId: must be "integration.tool", e.g. "notion.API-post-search"`)
+		return
+	}
+	if req.Integration != "" && req.Integration != integration {
+		writeError(w, r, http.StatusBadRequest, "ValidationError", "integration: does not match the integration of toolId")
+		return
+	}
+	tenant, ok := h.tenantFor(w, r, req.TenantID)
+	if !ok {
+		return
+	}
+	caller, _ := tenants.FromContext(r.Context())
+	ctx := tenants.NewContext(r.Context(), tenants.Identity{Tenant: tenant, Subject: caller.Subject, Admin: caller.Admin})
+	res, err := h.opts.Invoke.Invoke(ctx, integration, tool, req.Parameters)
+	switch {
+	case err == nil:
+	case errors.Is(err, server.ErrUnknownIntegration):
+		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
+		return
+	case errors.Is(err, server.ErrDisabled):
+		writeError(w, r, http.StatusForbidden, "IntegrationDisabled", "this integration is turned off for the tenant")
+		return
+	case errors.Is(err, server.ErrUnknownTool):
+		writeError(w, r, http.StatusNotFound, "ToolNotFound", "the integration has no tool by that name")
+		return
+	case errors.Is(err, server.ErrNotLinked), vault.IsNotFound(err):
+		writeError(w, r, http.StatusNotFound, "CredentialNotFoundError", "Credentials not found for "+tenant+"/"+integration)
+		return
+	default:
+		h.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"success":     !res.IsError,
+		"toolId":      req.ToolID,
+		"integration": integration,
+		"tenantId":    tenant,
+		"result":      res,
+	})
+}
+
+// jsonFieldError describes a JSON decoding error without echoing values.
+func jsonFieldError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te.Field + ": must be " + te.Type.String()
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return strings.TrimPrefix(msg, "json: ") + ": not part of the request"
+	}
+	return "the body must be one JSON object"
+}

@@ -1,0 +1,175 @@
+package transport
+
+import (
+	"errors"
+	"html/template"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/connectors-gateway/connectors/oauth"
+	"github.com/connectors-gateway/connectors/tenants"
+)
+
+// handleAuthorize handles the "GET /oauth/authorize/{integration}" route:
+// it starts a link flow for the caller's tenant (or, for an admin, the
+// tenant_id given) and answers the seed's JSON, or a redirect to the
+// provider for a browser.
+func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	integration := r.PathValue("integration")
+	flow := h.opts.OAuth
+	if flow == nil {
+		writeError(w, r, http.StatusNotFound, "OAuthNotConfigured", "this gateway has no OAuth provider configured")
+		return
+	}
+	if _, ok := flow.Provider(integration); !ok {
+		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration with an OAuth provider by that name")
+		return
+	}
+	q := r.URL.Query()
+	tenant, ok := h.tenantFor(w, r, q.Get("tenant_id"))
+	if !ok {
+		return
+	}
+	caller, _ := tenants.FromContext(r.Context())
+	authURL, state, err := flow.Authorize(r.Context(), caller, tenant, integration, q.Get("redirect_uri"))
+	switch {
+	case errors.Is(err, oauth.ErrRedirectURI):
+		writeError(w, r, http.StatusBadRequest, "InvalidRedirectUri", "redirect_uri must be exactly one of the gateway's allowed redirect URIs")
+		return
+	case err != nil:
+		h.log.ErrorContext(r.Context(), "oauth_authorize_failed", "error", err, "requestId", RequestID(r.Context()))
+		writeError(w, r, http.StatusInternalServerError, "InternalError", "could not start the OAuth flow")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if wantsHTML(r) {
+		http.Redirect(w, r, authURL, http.StatusFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"authorizationUrl": authURL, "state": state})
+}
+
+// handleCallback handles the "GET /oauth/callback/{integration}" route,
+// where the provider sends the tenant's browser back. It needs no
+// credentials: the sealed, single-use state says whose flow it is. A
+// browser signed in to the gateway as another tenant is refused.
+func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
+	integration := r.PathValue("integration")
+	flow := h.opts.OAuth
+	if flow == nil {
+		writeError(w, r, http.StatusNotFound, "OAuthNotConfigured", "this gateway has no OAuth provider configured")
+		return
+	}
+	if _, ok := flow.Provider(integration); !ok {
+		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration with an OAuth provider by that name")
+		return
+	}
+	browserTenant := ""
+	if h.opts.Browser != nil {
+		if s, err := h.opts.Browser.session(r); err == nil {
+			browserTenant = s.Identity.Tenant
+			if s.Identity.Admin {
+				browserTenant = "" // an admin may complete a flow for any tenant
+			}
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	res, err := flow.Callback(r.Context(), integration, r.URL.Query(), browserTenant)
+	var perr *oauth.ProviderError
+	switch {
+	case errors.As(err, &perr):
+		h.finishLink(w, r, res, perr.Code)
+	case errors.Is(err, oauth.ErrStateExpired):
+		h.linkError(w, r, http.StatusBadRequest, "StateExpired", "this link request has expired: start again")
+	case errors.Is(err, oauth.ErrStateUsed):
+		h.linkError(w, r, http.StatusBadRequest, "StateAlreadyUsed", "this link request was already completed")
+	case errors.Is(err, oauth.ErrStateTenant):
+		h.linkError(w, r, http.StatusForbidden, "StateTenantMismatch", "this link request was started for another tenant than the one signed in")
+	case errors.Is(err, oauth.ErrStateInvalid):
+		h.linkError(w, r, http.StatusBadRequest, "InvalidState", "the state parameter is missing or not valid")
+	case err != nil:
+		h.log.ErrorContext(r.Context(), "oauth_callback_failed", "error", err, "requestId", RequestID(r.Context()))
+		h.linkError(w, r, http.StatusServiceUnavailable, "VaultError", "could not complete the link: try again")
+	default:
+		h.finishLink(w, r, res, "")
+	}
+}
+
+// finishLink sends the tenant back to where the flow began, with
+// status=success or status=error&error=CODE, or shows the gateway's own
+// page when the flow named no redirect URI.
+func (h *HTTP) finishLink(w http.ResponseWriter, r *http.Request, res oauth.CallbackResult, errCode string) {
+	if res.RedirectURI == "" {
+		status, title := http.StatusOK, "Connected"
+		if errCode != "" {
+			status, title = http.StatusBadRequest, "Not connected"
+		}
+		renderLinkPage(w, status, linkPage{Title: title, Integration: res.Integration, Error: errCode})
+		return
+	}
+	u, err := url.Parse(res.RedirectURI) // allowlisted when the flow began
+	if err != nil {
+		h.linkError(w, r, http.StatusInternalServerError, "InternalError", "the redirect URI could not be read")
+		return
+	}
+	q := u.Query()
+	q.Set("integration", res.Integration)
+	if errCode != "" {
+		q.Set("status", "error")
+		q.Set("error", errCode)
+	} else {
+		q.Set("status", "success")
+	}
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// linkError answers a callback that cannot be trusted to redirect.
+func (h *HTTP) linkError(w http.ResponseWriter, r *http.Request, status int, name, message string) {
+	if wantsHTML(r) {
+		renderLinkPage(w, status, linkPage{Title: "Not connected", Integration: r.PathValue("integration"), Error: name, Message: message})
+		return
+	}
+	writeError(w, r, status, name, message)
+}
+
+type linkPage struct {
+	Title, Integration, Error, Message string
+}
+
+var linkTemplate = template.Must(template.New("link").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto;">
+<h1>{{.Title}}</h1>
+{{if .Error}}<p>{{.Integration}} was not connected: <code>{{.Error}}</code>.</p>{{if .Message}}<p>{{.Message}}</p>{{end}}
+{{else}}<p>{{.Integration}} is connected. You can close this window; your agent's tools are updated.</p>{{end}}
+</body></html>
+`))
+
+func renderLinkPage(w http.ResponseWriter, status int, p linkPage) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(status)
+	_ = linkTemplate.Execute(w, p)
+}
+
+// wantsHTML reports whether the client prefers an HTML page (a browser)
+// to JSON: its Accept names text/html before (or without) application/json.
+func wantsHTML(r *http.Request) bool {
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case "text/html", "application/xhtml+xml":
+			return true
+		case "application/json":
+			return false
+		}
+	}
+	return false
+}

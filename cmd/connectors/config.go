@@ -53,13 +53,27 @@ type Config struct {
 	// (CONNECTORS_BROWSER_CLIENT_ID, CONNECTORS_BROWSER_CLIENT_SECRET;
 	// empty: no browser sign-in). It needs BrowserSessionKey and PublicURL.
 	BrowserClientID, BrowserClientSecret string
-	// BrowserSessionKey seals session cookies; the same on every replica
-	// (CONNECTORS_BROWSER_SESSION_KEY, 32 bytes as base64 or 64 hex digits).
+	// BrowserSessionKey seals session cookies and OAuth link states; the
+	// same on every replica (CONNECTORS_BROWSER_SESSION_KEY, 32 bytes as
+	// base64 or 64 hex digits; required for browser sign-in; empty without
+	// it: a random key per process, so link flows must start and end on
+	// one replica).
 	BrowserSessionKey []byte
 	// PublicURL is the gateway's external base URL, e.g.
 	// https://gateway.example.com; the sign-in callback is
 	// {PublicURL}/auth/callback (CONNECTORS_PUBLIC_URL).
 	PublicURL string
+	// OAuthRedirectURIs are the places a tenant may be sent back to after
+	// linking an account, the redirect_uri of /oauth/authorize, compared
+	// exactly (CONNECTORS_OAUTH_REDIRECT_URIS, comma-separated; empty: only
+	// the gateway's own page). Each integration's OAuth client comes from
+	// {NAME}_CLIENT_ID, {NAME}_CLIENT_SECRET and {NAME}_REDIRECT_URI.
+	OAuthRedirectURIs []string
+	// Refresh tunes the token refresher (CONNECTORS_REFRESH_MARGIN,
+	// _JITTER, _MIN_BACKOFF, _MAX_BACKOFF: Go durations; _WORKERS,
+	// _MAX_FAILURES: counts; empty: the refresher's defaults, 5m before
+	// expiry, 1m jitter, 30s to 30m backoff, 4 workers, 5 failures).
+	Refresh RefreshConfig
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
 	// the embedded store).
 	VaultAddr string
@@ -124,6 +138,36 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.AllowedOrigins = list(getenv("CONNECTORS_ALLOWED_ORIGINS"))
 	c.AllowedHosts = list(getenv("CONNECTORS_ALLOWED_HOSTS"))
+	c.OAuthRedirectURIs = list(getenv("CONNECTORS_OAUTH_REDIRECT_URIS"))
+	for name, d := range map[string]*time.Duration{
+		"CONNECTORS_REFRESH_MARGIN":      &c.Refresh.Margin,
+		"CONNECTORS_REFRESH_JITTER":      &c.Refresh.Jitter,
+		"CONNECTORS_REFRESH_MIN_BACKOFF": &c.Refresh.MinBackoff,
+		"CONNECTORS_REFRESH_MAX_BACKOFF": &c.Refresh.MaxBackoff,
+	} {
+		if v := getenv(name); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil || parsed < 0 {
+				return c, fmt.Errorf("%s: %q is not a duration such as \"5m\"", name, v)
+			}
+			*d = parsed
+		}
+	}
+	for name, n := range map[string]*int{
+		"CONNECTORS_REFRESH_WORKERS":      &c.Refresh.Workers,
+		"CONNECTORS_REFRESH_MAX_FAILURES": &c.Refresh.MaxFailures,
+	} {
+		if v := getenv(name); v != "" {
+			parsed, err := strconv.Atoi(v)
+			if err != nil || parsed < 1 || parsed > 1000 {
+				return c, fmt.Errorf("%s: %q is not a count from 1 to 1000", name, v)
+			}
+			*n = parsed
+		}
+	}
+	if err := redirectURIs(c.OAuthRedirectURIs); err != nil {
+		return c, err
+	}
 	if v := getenv("CONNECTORS_VAULT_CACHE_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -137,12 +181,17 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.BrowserClientID = getenv("CONNECTORS_BROWSER_CLIENT_ID")
 	c.BrowserClientSecret = getenv("CONNECTORS_BROWSER_CLIENT_SECRET")
 	c.PublicURL = strings.TrimSuffix(getenv("CONNECTORS_PUBLIC_URL"), "/")
-	if c.BrowserClientID != "" {
-		key, err := vault.ParseMasterKey(getenv("CONNECTORS_BROWSER_SESSION_KEY"))
+	if v := getenv("CONNECTORS_BROWSER_SESSION_KEY"); v != "" {
+		key, err := vault.ParseMasterKey(v)
 		if err != nil {
-			return c, fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY (required with CONNECTORS_BROWSER_CLIENT_ID): %w", err)
+			return c, fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY: %w", err)
 		}
 		c.BrowserSessionKey = key
+	}
+	if c.BrowserClientID != "" {
+		if c.BrowserSessionKey == nil {
+			return c, fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY is required with CONNECTORS_BROWSER_CLIENT_ID: 32 bytes as base64 or 64 hex digits")
+		}
 		if c.OIDCIssuer == "" || c.PublicURL == "" {
 			return c, fmt.Errorf("CONNECTORS_BROWSER_CLIENT_ID is set: CONNECTORS_OIDC_ISSUER and CONNECTORS_PUBLIC_URL are needed too")
 		}
@@ -156,6 +205,12 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("CONNECTORS_LOG_FORMAT must be json or text, not %q", c.LogFormat)
 	}
 	return c, nil
+}
+
+// RefreshConfig tunes the token refresher; zero fields take its defaults.
+type RefreshConfig struct {
+	Margin, Jitter, MinBackoff, MaxBackoff time.Duration
+	Workers, MaxFailures                   int
 }
 
 func (c Config) storePath() string   { return filepath.Join(c.DataDir, "connectors.db") }

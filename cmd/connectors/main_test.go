@@ -54,7 +54,8 @@ func newGatewayWithIntegrations(t testing.TB, extra ...map[string]any) *gateway 
 }
 
 // newGatewayWithEnv is newGatewayWithIntegrations with extra environment
-// (VAULT_ADDR, ...) in force from the first command on.
+// (VAULT_ADDR, ...) in force from the first command on. An extra named
+// notion adds its fields to the notion entry instead.
 func newGatewayWithEnv(t testing.TB, env map[string]string, extra ...map[string]any) *gateway {
 	t.Helper()
 	dir := t.TempDir()
@@ -76,6 +77,10 @@ func newGatewayWithEnv(t testing.TB, env map[string]string, extra ...map[string]
 		},
 	}
 	for _, e := range extra {
+		if e["name"] == "notion" { // more settings for the notion entry (oauth, ...)
+			maps.Copy(integrations[0].(map[string]any), e)
+			continue
+		}
 		integrations = append(integrations, e)
 	}
 	cfg := map[string]any{"integrations": integrations}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/oauth2"
 
+	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
@@ -168,6 +170,10 @@ type store interface {
 	tenants.KeyStore
 	RotateTenantKey(ctx context.Context, tenant string) error
 	RetireOldKeyVersions(ctx context.Context, tenant string) error
+	Claim(ctx context.Context, key string, until time.Time) error
+	ReleaseClaim(ctx context.Context, key string) error
+	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
+	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
 	OffboardTenant(ctx context.Context, tenant string) error
 }
 
@@ -235,7 +241,9 @@ func registry(cfg Config) (*tools.Registry, error) {
 }
 
 // gateway wires store, registry and upstream pool into the MCP gateway.
-func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, store, *tools.Registry, error) {
+// link, if set, adds the OAuth parts once store and registry exist; its
+// functions may use the gateway, which exists by the time they run.
+func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st store, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error)) (*server.Gateway, store, *tools.Registry, error) {
 	reg, err := registry(cfg)
 	if err != nil {
 		return nil, nil, nil, err
@@ -245,6 +253,16 @@ func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, store, *t
 		return nil, nil, nil, err
 	}
 	var g *server.Gateway
+	opts := server.Options{Registry: reg, Store: st, Settings: st, Logger: log, Version: version}
+	if link != nil {
+		linker, refresher, err := link(st, reg, func() *server.Gateway { return g })
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if linker != nil {
+			opts.Linker, opts.Refresher = linker, refresher
+		}
+	}
 	pool := tools.NewPool(&tools.PoolOptions{
 		Logger: log,
 		OnNotification: func(tenant, integration string, n mcp.JSONRPCNotification) {
@@ -252,7 +270,8 @@ func (m *Main) gateway(cfg Config, log *slog.Logger) (*server.Gateway, store, *t
 		},
 	})
 	m.onClose(func() error { pool.Close(); return nil })
-	g = server.New(server.Options{Registry: reg, Store: st, Upstreams: pool, Logger: log, Version: version})
+	opts.Upstreams = pool
+	g = server.New(opts)
 	return g, st, reg, nil
 }
 
@@ -264,9 +283,47 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	log := m.logger(cfg)
-	g, st, reg, err := m.gateway(cfg, log)
+	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	defer ln.Close()
+	base := cfg.PublicURL
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	var flow *oauth.Flow
+	var refresher *oauth.Refresher
+	g, st, reg, err := m.gateway(cfg, log, func(st store, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error) {
+		providers, callbacks, err := m.providers(reg, base, log)
+		if err != nil || len(providers) == 0 {
+			return nil, nil, err
+		}
+		refreshers := map[string]oauth.TokenRefresher{}
+		for name, p := range providers {
+			refreshers[name] = p
+		}
+		refresher = oauth.NewRefresher(oauth.RefresherOptions{
+			Store: st, Providers: refreshers, Logger: log,
+			Margin: cfg.Refresh.Margin, Jitter: cfg.Refresh.Jitter,
+			MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
+			Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
+		})
+		flow, err = m.linkFlow(cfg, st, providers, callbacks, func(tenant, integration string, cred vault.Credential) {
+			refresher.Schedule(tenant, integration, cred)
+			g().NotifyToolsChanged(tenant)
+		}, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return flowLinker{flow}, refresher, nil
+	})
+	if err != nil {
+		return err
+	}
+	if refresher != nil {
+		go func() { _ = refresher.Run(ctx) }()
+		go scheduleStored(ctx, st, refresher, flow.Integrations(), log)
 	}
 	if cfg.TenantConfigFile {
 		if err := syncTenantConfig(ctx, cfg, st, reg, log); err != nil {
@@ -291,6 +348,9 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	}
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
+		OAuth:                flow,
+		Credentials:          credentialRoutes(st, reg, flow, refresher, g),
+		Invoke:               g,
 		MCP:                  g.MCPServer(),
 		Integrations:         single,
 		Auth:                 auth,
@@ -305,10 +365,6 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		},
 		Logger: log,
 	})
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("gateway_listening", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+"/mcp")
 	if m.Listening != nil {
@@ -350,6 +406,29 @@ func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transpo
 		return nil, fmt.Errorf("OpenID provider %s: %w", cfg.OIDCIssuer, err)
 	}
 	return transport.Chain{keys, transport.OIDCAuth{Verifier: v}}, nil
+}
+
+// linkFlow sets up the OAuth link flow of providers.
+func (m *Main) linkFlow(cfg Config, st store, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
+	key := cfg.BrowserSessionKey
+	if key == nil {
+		key = make([]byte, tenants.BrowserSessionKeySize)
+		_, _ = rand.Read(key)
+		log.Warn("oauth_state_key_ephemeral", "message", "CONNECTORS_BROWSER_SESSION_KEY is not set: OAuth link flows must start and end on this process")
+	}
+	sealer, err := tenants.NewBrowserSessions(key, nil)
+	if err != nil {
+		return nil, err
+	}
+	return oauth.NewFlow(oauth.FlowOptions{
+		Providers:    providers,
+		Store:        st,
+		Sealer:       sealer,
+		Callbacks:    callbacks,
+		RedirectURIs: cfg.OAuthRedirectURIs,
+		OnLinked:     onLinked,
+		Logger:       log,
+	})
 }
 
 // browser sets up browser sign-in against the OpenID provider, or returns
@@ -404,7 +483,7 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 	}
 	// stdout carries the protocol: logs go to stderr only.
 	log := m.logger(cfg)
-	g, _, _, err := m.gateway(cfg, log)
+	g, _, _, err := m.gateway(cfg, log, nil)
 	if err != nil {
 		return err
 	}

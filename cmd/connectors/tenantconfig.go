@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -37,8 +38,51 @@ func syncTenantConfig(ctx context.Context, cfg Config, st vault.Store, reg *tool
 	if err != nil {
 		return err
 	}
-	log.Info("tenant_config_synced", "path", cfg.TenantConfigPath, "tenants", len(tc.Tenants), "credentials_written", written)
+	started := 0
+	if ss, ok := st.(settingsStore); ok {
+		if started, err = startTenantSettings(ctx, ss, tc, reg); err != nil {
+			return err
+		}
+	}
+	log.Info("tenant_config_synced", "path", cfg.TenantConfigPath, "tenants", len(tc.Tenants), "credentials_written", written, "settings_created", started)
 	return nil
+}
+
+type settingsStore interface {
+	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
+	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
+}
+
+// startTenantSettings gives each tenant of the file that has no settings
+// yet the integrations the file lists, and no other: the file is where
+// such a tenant starts, an admin's later changes (PUT and DELETE
+// /tenants/{tenantId}/integrations/{integration}) are kept over restarts.
+func startTenantSettings(ctx context.Context, st settingsStore, tc *tenants.Config, reg *tools.Registry) (int, error) {
+	n := 0
+	for _, t := range tc.Tenants {
+		_, version, err := st.GetTenantSettings(ctx, t.ID)
+		if err != nil {
+			return n, err
+		}
+		if version != 0 {
+			continue
+		}
+		listed := map[string]bool{}
+		for _, in := range t.Integrations {
+			listed[in.Name] = true
+		}
+		var s tenants.Settings
+		for _, in := range reg.All() {
+			if !listed[in.Name] {
+				s.Set(in.Name, false, nil)
+			}
+		}
+		if _, err := st.PutTenantSettings(ctx, t.ID, s.Marshal(), 0); err != nil && !errors.Is(err, vault.ErrSettingsChanged) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // storeSink is a vault.Store as the tenant config file's sync needs it.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
 	"github.com/connectors-gateway/connectors/tools"
+	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -68,6 +69,24 @@ func TestTenantConfigSyncEmbedded(t *testing.T) {
 	}
 	if version != 1 {
 		t.Errorf("version after syncing twice = %d, want 1 (an identical record is not rewritten)", version)
+	}
+	// The file's tenant starts with the integrations it lists, and no other.
+	rec, _, err := st.GetTenantSettings(ctx, "tenant-001")
+	settings, perr := tenants.ParseSettings(rec)
+	if err != nil || perr != nil || !settings.Enabled("github") || settings.Enabled("notion") || settings.Enabled("slack") {
+		t.Errorf("settings of the file's tenant = %+v (%v, %v), want github only", settings, err, perr)
+	}
+	// An admin's later change survives the next start.
+	settings.Set("notion", true, nil)
+	if _, err := st.PutTenantSettings(ctx, "tenant-001", settings.Marshal(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncTenantConfig(ctx, cfg, st, reg, log); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ = st.GetTenantSettings(ctx, "tenant-001")
+	if settings, _ = tenants.ParseSettings(rec); !settings.Enabled("notion") {
+		t.Error("a restart undid an admin's change to a file tenant's integrations")
 	}
 
 	for _, tt := range []struct{ name, body, want string }{

@@ -29,6 +29,27 @@ type Server struct {
 	mu       sync.Mutex
 	bots     map[string]string // valid token → bot name
 	requests []Request
+	accept   func(token string) (bot string, ok bool) // beside bots; guarded by mu
+	rejected map[string]bool                          // tokens refused whatever else says; guarded by mu
+}
+
+// Accept makes the fake also accept the tokens f accepts (those a fake
+// OAuth provider issued, say), as the bot f names.
+func (s *Server) Accept(f func(token string) (bot string, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accept = f
+}
+
+// Reject makes the fake refuse token from now on (401 unauthorized), as
+// Notion does once a token is revoked.
+func (s *Server) Reject(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rejected == nil {
+		s.rejected = map[string]bool{}
+	}
+	s.rejected[token] = true
 }
 
 // Start starts a fake Notion API on loopback that accepts the given tokens
@@ -60,6 +81,12 @@ func (s *Server) auth(next func(http.ResponseWriter, *http.Request, string)) htt
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Token: token})
 		bot, ok := s.bots[token]
+		if !ok && s.accept != nil {
+			bot, ok = s.accept(token)
+		}
+		if s.rejected[token] {
+			ok = false
+		}
 		s.mu.Unlock()
 		if r.Header.Get("Notion-Version") == "" {
 			writeError(w, http.StatusBadRequest, "missing_version", "Notion-Version header failed validation: Notion-Version header should be defined, instead was `undefined`.")

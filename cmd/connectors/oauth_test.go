@@ -1,0 +1,290 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/testidp"
+)
+
+// appCallback is where the tests' app wants tenants back after linking.
+const appCallback = "https://app.example.com/oauth/done"
+
+// linkedGateway runs a gateway whose integration "linked" (the upstream-env
+// fixture) is linked through the OAuth link flow at a real OpenID provider
+// (a standard OAuth 2.0 provider: code + PKCE + refresh tokens).
+func linkedGateway(t *testing.T) (*gateway, *testidp.IDP, string) {
+	t.Helper()
+	idp := testidp.Start(t)
+	const public = "http://gateway.test"
+	idp.AddWebClient(testidp.WebClient{ID: "linker", Secret: "linker-s3cret", RedirectURIs: []string{public + "/oauth/callback/linked"}})
+	disc := discover(t, idp.Issuer)
+	in := envIntegration(t, "linked", "cgw-linked", "")
+	in["oauth"] = map[string]any{
+		"authorizeUrl": disc.AuthorizationEndpoint,
+		"tokenUrl":     disc.TokenEndpoint,
+		"scopes":       []string{"openid", "offline_access"},
+	}
+	g := newGatewayWithEnv(t, map[string]string{
+		"CONNECTORS_PUBLIC_URL":          public,
+		"CONNECTORS_OAUTH_REDIRECT_URIS": appCallback,
+		"CONNECTORS_BROWSER_SESSION_KEY": strings.Repeat("cd", 32),
+		"LINKED_CLIENT_ID":               "linker",
+		"LINKED_CLIENT_SECRET":           "linker-s3cret",
+	}, in)
+	return g, idp, "http://" + g.serve()
+}
+
+type discovery struct {
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	UserinfoEndpoint      string `json:"userinfo_endpoint"`
+}
+
+func discover(t *testing.T, issuer string) discovery {
+	t.Helper()
+	resp, err := http.Get(issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d discovery
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// noRedirects is a browser that shows each redirect instead of following it.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// getAs sends GET url with tenant's API key (none for "") and headers.
+func (g *gateway) getAs(tenant, u string, header ...string) (*http.Response, string) {
+	g.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if tenant != "" {
+		req.Header.Set("Authorization", "Bearer "+g.keys[tenant])
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// startLink asks the gateway to start linking integration for tenant and
+// returns the provider URL and state.
+func (g *gateway) startLink(base, tenant, integration string) (authURL, state string) {
+	g.t.Helper()
+	resp, body := g.getAs(tenant, base+"/oauth/authorize/"+integration+"?redirect_uri="+url.QueryEscape(appCallback))
+	if resp.StatusCode != http.StatusOK {
+		g.t.Fatalf("GET /oauth/authorize/%s: %s %s", integration, resp.Status, body)
+	}
+	var out struct {
+		AuthorizationURL string `json:"authorizationUrl"`
+		State            string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil || out.AuthorizationURL == "" || out.State == "" {
+		g.t.Fatalf("GET /oauth/authorize/%s: %s, want {authorizationUrl, state}", integration, body)
+	}
+	return out.AuthorizationURL, out.State
+}
+
+// TestOAuthLinkFlow links an account end to end through the gateway's
+// routes and a real provider: authorize (JSON and browser redirect), the
+// provider's login, the callback, storage, tools appearing in an open
+// session, and the provider's token reaching the upstream.
+func TestOAuthLinkFlow(t *testing.T) {
+	g, idp, base := linkedGateway(t)
+	disc := discover(t, idp.Issuer)
+
+	// An agent session open before the link.
+	c := g.client("tenant-a")
+	changed := collect(c, mcp.MethodNotificationToolsListChanged)
+	if names := toolNames(t, c); containsPrefix(names, "linked_env") || !slices.Contains(names, "linked_connect_account") {
+		t.Fatalf("before the link: %v, want linked_connect_account and no linked tools", names)
+	}
+
+	authURL, state := g.startLink(base, "tenant-a", "linked")
+	u, _ := url.Parse(authURL)
+	q := u.Query()
+	if !strings.HasPrefix(authURL, disc.AuthorizationEndpoint+"?") || q.Get("state") != state ||
+		q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256" ||
+		q.Get("redirect_uri") != "http://gateway.test/oauth/callback/linked" || q.Get("client_id") != "linker" {
+		t.Fatalf("authorizationUrl = %s", authURL)
+	}
+
+	// A browser asking for a page is sent to the provider instead.
+	resp, _ := g.getAs("tenant-a", base+"/oauth/authorize/linked", "Accept", "text/html,application/xhtml+xml")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), disc.AuthorizationEndpoint+"?") {
+		t.Errorf("browser GET /oauth/authorize/linked: %s to %q, want 302 to the provider", resp.Status, resp.Header.Get("Location"))
+	}
+
+	cb, err := idp.SignIn(t.Context(), &http.Client{}, authURL, idp.TestUsername(), testidp.UserPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callback := base + cb.Path + "?" + cb.RawQuery
+	resp, body := g.getAs("", callback)
+	want := appCallback + "?integration=linked&status=success"
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		t.Fatalf("callback: %s to %q (%s), want 302 to %s", resp.Status, resp.Header.Get("Location"), body, want)
+	}
+
+	// The open session hears that its tools changed, and now lists them.
+	changed.waitFor(10*time.Second, func(n []map[string]any) bool { return len(n) > 0 })
+	if names := toolNames(t, c); !containsPrefix(names, "linked_env") || slices.Contains(names, "linked_connect_account") {
+		t.Fatalf("after the link: %v, want the linked tools and no connect tool", names)
+	}
+	// The upstream got the provider's access token, and it works there.
+	token := probe(t, c, "linked_env")
+	req, _ := http.NewRequest(http.MethodGet, disc.UserinfoEndpoint, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	uresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uresp.Body.Close()
+	if uresp.StatusCode != http.StatusOK {
+		t.Errorf("the provider's userinfo refuses the token the upstream got: %s", uresp.Status)
+	}
+	g.assertNoSecretsIn(token)
+	if strings.Contains(g.stderr.String(), token) {
+		t.Error("the linked access token appears in the gateway's log")
+	}
+
+	// The state is spent: the same callback again stores nothing.
+	resp, body = g.getAs("", callback)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "StateAlreadyUsed") {
+		t.Errorf("replayed callback: %s %s, want 400 StateAlreadyUsed", resp.Status, body)
+	}
+	if got := probe(t, c, "linked_env"); got != token {
+		t.Error("a replayed callback changed the stored credential")
+	}
+}
+
+// probe returns the PROBE_TOKEN the upstream-env tool env sees.
+func probe(t *testing.T, c *client.Client, tool string) string {
+	t.Helper()
+	out := mustCall(t, c, tool, map[string]any{"hex": true})
+	for line := range strings.Lines(out) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "PROBE_TOKEN="); ok {
+			b, err := hex.DecodeString(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+	}
+	t.Fatalf("%s: no PROBE_TOKEN in %q", tool, out)
+	return ""
+}
+
+// toolNames lists the tools c's session sees.
+func toolNames(t *testing.T, c *client.Client) []string {
+	t.Helper()
+	res, err := c.ListTools(t.Context(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range res.Tools {
+		names = append(names, tool.Name)
+	}
+	return names
+}
+
+func containsPrefix(names []string, prefix string) bool {
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOAuthLinkRefusals: every way to misuse the link routes is refused
+// with a clear error, and stores nothing.
+func TestOAuthLinkRefusals(t *testing.T) {
+	g, _, base := linkedGateway(t)
+	authorize := base + "/oauth/authorize/linked"
+
+	check := func(name string, resp *http.Response, body string, status int, errName string) {
+		t.Helper()
+		if resp.StatusCode != status || !strings.Contains(body, `"error":"`+errName+`"`) {
+			t.Errorf("%s: %s %s, want %d %s", name, resp.Status, strings.TrimSpace(body), status, errName)
+		}
+	}
+	resp, body := g.getAs("", authorize)
+	check("no credentials", resp, body, http.StatusUnauthorized, "Unauthorized")
+	resp, body = g.getAs("tenant-b", authorize+"?tenant_id=tenant-a")
+	check("another tenant's tenant_id", resp, body, http.StatusForbidden, "Forbidden")
+	if !strings.Contains(g.stderr.String(), "tenant_access_denied") {
+		t.Error("a cross-tenant attempt is not recorded")
+	}
+	for _, id := range []string{"../tenant-a", "tenant-a/../tenant-b", "tenant-a%2F..", "%2e%2e", "TENANT-A", "tеnant-a", "tenant+a", strings.Repeat("a", 65)} {
+		resp, body = g.getAs("tenant-a", authorize+"?tenant_id="+id)
+		check("tenant_id "+id, resp, body, http.StatusBadRequest, "InvalidTenantId")
+	}
+	for _, ru := range []string{
+		appCallback + "/", appCallback + "?next=x", appCallback + "#x", strings.ToUpper(appCallback),
+		"http://app.example.com/oauth/done", "https://app.example.com.evil.example/oauth/done",
+		"https://app.example.com@evil.example/oauth/done", "https://evil.example/oauth/done?https://app.example.com/oauth/done",
+		"//evil.example/oauth/done", "javascript:alert(1)", "https://app.example.com/oauth/done/../../evil",
+		"https://app.example.com/oauth/done%00", " " + appCallback,
+	} {
+		resp, body = g.getAs("tenant-a", authorize+"?redirect_uri="+url.QueryEscape(ru))
+		check("redirect_uri "+ru, resp, body, http.StatusBadRequest, "InvalidRedirectUri")
+	}
+	resp, body = g.getAs("tenant-a", base+"/oauth/authorize/nope")
+	check("unknown integration", resp, body, http.StatusNotFound, "IntegrationNotFound")
+	resp, body = g.getAs("tenant-a", base+"/oauth/authorize/notion") // a preset whose client is not configured
+	check("integration without a client", resp, body, http.StatusNotFound, "IntegrationNotFound")
+
+	// Callbacks.
+	_, state := g.startLink(base, "tenant-a", "linked")
+	callback := base + "/oauth/callback/linked?code=whatever&state="
+	resp, body = g.getAs("", callback)
+	check("no state", resp, body, http.StatusBadRequest, "InvalidState")
+	forged := []byte(state)
+	forged[len(forged)/2] ^= 1
+	resp, body = g.getAs("", callback+url.QueryEscape(string(forged)))
+	check("altered state", resp, body, http.StatusBadRequest, "InvalidState")
+	resp, body = g.getAs("", callback+url.QueryEscape(state[:len(state)-4]))
+	check("truncated state", resp, body, http.StatusBadRequest, "InvalidState")
+	resp, body = g.getAs("", base+"/oauth/callback/everything?code=x&state="+url.QueryEscape(state))
+	check("state at another integration's callback", resp, body, http.StatusNotFound, "IntegrationNotFound")
+
+	// The tenant says no at the provider: sent back with the error, nothing stored.
+	resp, _ = g.getAs("", base+"/oauth/callback/linked?error=access_denied&error_description=no&state="+url.QueryEscape(state))
+	if want := appCallback + "?error=access_denied&integration=linked&status=error"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		t.Errorf("denied: %s to %q, want 302 to %s", resp.Status, resp.Header.Get("Location"), want)
+	}
+	resp, body = g.getAs("", callback+url.QueryEscape(state))
+	check("the denied flow's state again", resp, body, http.StatusBadRequest, "StateAlreadyUsed")
+	// A code the provider never issued: sent back with exchange_failed.
+	_, state = g.startLink(base, "tenant-a", "linked")
+	resp, _ = g.getAs("", callback+url.QueryEscape(state))
+	if want := appCallback + "?error=exchange_failed&integration=linked&status=error"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		t.Errorf("bad code: %s to %q, want 302 to %s", resp.Status, resp.Header.Get("Location"), want)
+	}
+	if names := toolNames(t, g.client("tenant-a")); containsPrefix(names, "linked_env") {
+		t.Errorf("refused flows stored a credential: %v", names)
+	}
+	g.assertNoSecrets()
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -208,7 +209,7 @@ func TestAPIKeysVerifyRejects(t *testing.T) {
 			if err != ErrInvalidAPIKey { // the very same error, so callers can't tell which
 				t.Errorf("Verify(%q) error = %v, want ErrInvalidAPIKey", tt.key, err)
 			}
-			if got != (Identity{}) {
+			if !reflect.DeepEqual(got, Identity{}) {
 				t.Errorf("Verify(%q) identity = %+v, want zero", tt.key, got)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -25,7 +26,7 @@ func TestBrowserSessionsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Identity != id || got.CSRF == "" || !got.Expiry.Equal(now.Add(time.Hour)) {
+	if !reflect.DeepEqual(got.Identity, id) || got.CSRF == "" || !got.Expiry.Equal(now.Add(time.Hour)) {
 		t.Fatalf("Open = %+v", got)
 	}
 	v2, _ := s.Seal(id, time.Hour)

@@ -7,6 +7,9 @@ type Identity struct {
 	Tenant  string // always valid per ValidateID
 	Subject string // who: an OIDC subject, "apikey:<id>", or "stdio"
 	Admin   bool
+	// Scopes are the scopes an OAuth token granted; nil for an API key,
+	// whose rights are the key's own.
+	Scopes []string
 }
 
 type identityKey struct{}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/time/rate"
 )
 
 // Errors of OIDCVerifier.Verify. Each is wrapped with detail that never
@@ -229,7 +230,10 @@ func (v *OIDCVerifier) Verify(ctx context.Context, rawToken string) (Identity, e
 			return Identity{}, &InsufficientScopeError{Required: slices.Clone(v.cfg.RequiredScopes)}
 		}
 	}
-	return Identity{Tenant: tenant, Subject: "oidc:" + tok.Subject, Admin: v.admin(claims)}, nil
+	if scopes == nil {
+		scopes = []string{} // granted none, as opposed to an API key's nil
+	}
+	return Identity{Tenant: tenant, Subject: "oidc:" + tok.Subject, Admin: v.admin(claims), Scopes: scopes}, nil
 }
 
 // checkTimes checks exp (required), nbf and iat against the clock, with
@@ -313,6 +317,7 @@ func stringsClaim(claims map[string]any, name string) []string {
 // jwtHeader is the part of a JOSE header Verify reads before the signature.
 type jwtHeader struct {
 	Alg string `json:"alg"`
+	Kid string `json:"kid"`
 }
 
 // splitJWT decodes the header and payload of a compact JWS, unverified.
@@ -340,6 +345,12 @@ func splitJWT(raw string) (jwtHeader, []byte, error) {
 // cache) once it is ttl old. RemoteKeySet fetches the JWKS again when a
 // token's key is not in its cache, which handles rotation in, but keeps a
 // key the provider has retired for as long as the process runs.
+//
+// A token naming a key not seen yet makes RemoteKeySet fetch the JWKS, so
+// a flood of tokens with made-up key IDs would become a flood of requests
+// to the provider. keySet lets such fetches through at most
+// unknownKeyBurst at once and then one per unknownKeyEvery; a token whose
+// key is known never waits.
 type keySet struct {
 	ctx context.Context
 	url string
@@ -349,15 +360,47 @@ type keySet struct {
 	mu      sync.Mutex
 	set     *oidc.RemoteKeySet // guarded by mu
 	created time.Time          // guarded by mu
+	known   map[string]bool    // key IDs that verified a token; guarded by mu
+	fetches *rate.Limiter      // for tokens naming an unknown key
 }
+
+// Limits on JWKS fetches for unknown key IDs.
+const (
+	unknownKeyEvery = 10 * time.Second
+	unknownKeyBurst = 3
+)
+
+// ErrUnknownKeyLimited is a token naming a key this gateway has not seen,
+// refused without asking the provider because too many such tokens came
+// lately.
+var ErrUnknownKeyLimited = errors.New("OIDC: token signed by an unknown key (key refresh rate-limited)")
 
 // VerifySignature implements oidc.KeySet.
 func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	h, _, err := splitJWT(jwt)
+	if err != nil {
+		return nil, err
+	}
 	k.mu.Lock()
 	if now := k.now(); k.set == nil || now.Sub(k.created) >= k.ttl || now.Before(k.created) {
 		k.set, k.created = oidc.NewRemoteKeySet(k.ctx, k.url), now
+		k.known = map[string]bool{}
 	}
-	set := k.set
+	if k.fetches == nil {
+		k.fetches = rate.NewLimiter(rate.Every(unknownKeyEvery), unknownKeyBurst)
+	}
+	set, known := k.set, k.known[h.Kid]
 	k.mu.Unlock()
-	return set.VerifySignature(ctx, jwt)
+	if !known && !k.fetches.AllowN(k.now(), 1) {
+		return nil, ErrUnknownKeyLimited
+	}
+	payload, err := set.VerifySignature(ctx, jwt)
+	if err == nil && h.Kid != "" {
+		k.mu.Lock()
+		if k.set == set {
+			k.known[h.Kid] = true
+		}
+		k.mu.Unlock()
+	}
+	return payload, err
 }

@@ -6,13 +6,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/connectors-gateway/connectors/internal/testidp"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -121,8 +126,16 @@ func TestOIDCVerifyAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(tenants.Identity{}, "Scopes")); diff != "" {
 				t.Errorf("identity (-want +got):\n%s", diff)
+			}
+			if got.Scopes == nil {
+				t.Error("an OIDC identity without Scopes: it would pass for an API key")
+			}
+			for _, s := range tt.scopes {
+				if !slices.Contains(got.Scopes, s) {
+					t.Errorf("identity scopes %v lack the granted %q", got.Scopes, s)
+				}
 			}
 		})
 	}
@@ -198,7 +211,7 @@ func TestOIDCVerifyRejects(t *testing.T) {
 				t.Fatalf("Verify = %+v, %v; want error %v", id, err, tt.want)
 			}
 			t.Logf("Verify: %v", err)
-			if id != (tenants.Identity{}) {
+			if !cmp.Equal(id, tenants.Identity{}) {
 				t.Errorf("Verify returned identity %+v with its error", id)
 			}
 			if strings.Contains(err.Error(), tt.token) && tt.token != "" {
@@ -373,5 +386,75 @@ func tokenSignedBy(t *testing.T, idp *testidp.IDP, client, kid string) string {
 		if time.Now().After(deadline) {
 			t.Fatalf("the provider still signs with %s, not %s", h.Kid, kid)
 		}
+	}
+}
+
+// countingTransport counts requests per path.
+type countingTransport struct {
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	if c.paths == nil {
+		c.paths = map[string]int{}
+	}
+	c.paths[r.URL.Path]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *countingTransport) count(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paths[path]
+}
+
+// TestOIDCUnknownKeyFlood: tokens naming made-up key IDs (each would send
+// go-oidc to the provider for its JWKS) reach the provider a few times at
+// most; tokens of the real key keep working throughout.
+func TestOIDCUnknownKeyFlood(t *testing.T) {
+	idp := startIDP(t)
+	counter := &countingTransport{}
+	var clk clock
+	v := newVerifier(t, idp, tenants.OIDCConfig{HTTPClient: &http.Client{Transport: counter}, Now: clk.Now})
+	good := idp.Token(t, "acme-long")
+	if _, err := v.Verify(t.Context(), good); err != nil {
+		t.Fatal(err)
+	}
+	jwks := ""
+	for p, n := range counter.paths {
+		if n > 0 && strings.Contains(p, "key") {
+			jwks = p
+		}
+	}
+	if jwks == "" {
+		t.Fatalf("no JWKS fetch seen: %v", counter.paths)
+	}
+	before := counter.count(jwks)
+	header, rest, _ := strings.Cut(good, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(header)
+	var h map[string]any
+	_ = json.Unmarshal(raw, &h)
+	for i := range 200 {
+		h["kid"] = fmt.Sprintf("made-up-%d", i)
+		b, _ := json.Marshal(h)
+		forged := base64.RawURLEncoding.EncodeToString(b) + "." + rest
+		if _, err := v.Verify(t.Context(), forged); err == nil {
+			t.Fatal("a token with a made-up key ID verified")
+		}
+		if _, err := v.Verify(t.Context(), good); err != nil {
+			t.Fatalf("the real key's token during the flood: %v", err)
+		}
+	}
+	if fetched := counter.count(jwks) - before; fetched > 3 {
+		t.Errorf("200 tokens with made-up key IDs caused %d JWKS fetches, want at most 3", fetched)
+	}
+	// Later, a genuinely new key is still picked up.
+	clk.Advance(time.Minute)
+	newKey := idp.RotateKey(t, jose.ES256)
+	if _, err := v.Verify(t.Context(), tokenSignedBy(t, idp, "acme-long", newKey)); err != nil {
+		t.Errorf("a rotated-in key after the flood: %v", err)
 	}
 }

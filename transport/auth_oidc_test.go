@@ -73,7 +73,7 @@ func TestChainRoutes(t *testing.T) {
 		wantAsked []string // keys APIKeyAuth was asked about
 	}{
 		{"OIDC token", map[string]string{"Authorization": "Bearer " + token},
-			tenants.Identity{Tenant: "tenant-a", Subject: "oidc:svc-tenant-a"}, nil, nil},
+			tenants.Identity{Tenant: "tenant-a", Subject: "oidc:svc-tenant-a", Scopes: []string{"mcp"}}, nil, nil},
 		{"API key as bearer", map[string]string{"Authorization": "Bearer " + testAPIKey},
 			tenants.Identity{Tenant: "tenant-k", Subject: "apikey:0123456789abcdef"}, nil, []string{testAPIKey}},
 		{"API key in X-API-Key", map[string]string{"X-API-Key": testAPIKey},

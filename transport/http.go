@@ -66,6 +66,9 @@ type HTTPOptions struct {
 	// Scopes are the scopes MCP access needs, named in challenges and the
 	// metadata.
 	Scopes []string
+	// AdminScopes are the scopes an OAuth token needs, besides the admin
+	// role, for admin routes and for acting on another tenant.
+	AdminScopes []string
 
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/connectors-gateway/connectors/tenants"
 )
@@ -25,12 +26,35 @@ func (h *HTTP) tenantFor(w http.ResponseWriter, r *http.Request, requested strin
 		writeError(w, r, http.StatusBadRequest, "InvalidTenantId", tenants.ErrInvalidID.Error())
 		return "", false
 	}
-	if requested != id.Tenant && !id.Admin {
-		h.denied(r, id, requested)
-		writeError(w, r, http.StatusForbidden, "Forbidden", "this credential may not act on another tenant")
-		return "", false
+	if requested != id.Tenant {
+		if !id.Admin {
+			h.denied(r, id, requested)
+			writeError(w, r, http.StatusForbidden, "Forbidden", "this credential may not act on another tenant")
+			return "", false
+		}
+		if !h.adminScoped(w, r, id) {
+			return "", false
+		}
 	}
 	return requested, true
+}
+
+// adminScoped answers 403 insufficient_scope (recorded) when an admin's
+// OAuth token lacks the scopes admin routes need (HTTPOptions.AdminScopes).
+// API keys carry no scopes: an admin key is admin.
+func (h *HTTP) adminScoped(w http.ResponseWriter, r *http.Request, id tenants.Identity) bool {
+	if id.Scopes == nil {
+		return true
+	}
+	for _, s := range h.opts.AdminScopes {
+		if !slices.Contains(id.Scopes, s) {
+			h.denied(r, id, "")
+			w.Header().Set("WWW-Authenticate", h.challenge(`error="insufficient_scope"`, h.opts.AdminScopes))
+			writeError(w, r, http.StatusForbidden, "InsufficientScope", "the token lacks a scope admin routes need")
+			return false
+		}
+	}
+	return true
 }
 
 // requireAdmin answers 403 (recorded) unless the caller is an admin.
@@ -45,7 +69,7 @@ func (h *HTTP) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, r, http.StatusForbidden, "Forbidden", "this route is for admins")
 		return false
 	}
-	return true
+	return h.adminScoped(w, r, id)
 }
 
 // denied records a refused cross-tenant or admin-only attempt.

@@ -48,6 +48,9 @@ type Config struct {
 	// OIDCScopes are the scopes MCP access needs (CONNECTORS_OIDC_SCOPES,
 	// comma-separated; empty: none).
 	OIDCScopes []string
+	// OIDCAdminScopes are the scopes admin routes need besides the admin
+	// role (CONNECTORS_OIDC_ADMIN_SCOPES, comma-separated; empty: none).
+	OIDCAdminScopes []string
 	// BrowserClientID and BrowserClientSecret are the gateway's OAuth
 	// client at the OpenID provider, for browser sign-in at /auth/login
 	// (CONNECTORS_BROWSER_CLIENT_ID, CONNECTORS_BROWSER_CLIENT_SECRET;
@@ -113,6 +116,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		OIDCAdminRole:      getenv("CONNECTORS_OIDC_ADMIN_ROLE"),
 		OIDCAdminClaim:     getenv("CONNECTORS_OIDC_ADMIN_CLAIM"),
 		OIDCScopes:         list(getenv("CONNECTORS_OIDC_SCOPES")),
+		OIDCAdminScopes:    list(getenv("CONNECTORS_OIDC_ADMIN_SCOPES")),
 		LogFormat:          getenv("CONNECTORS_LOG_FORMAT"),
 		TenantConfigPath:   getenv("TENANT_CONFIG_PATH"),
 	}

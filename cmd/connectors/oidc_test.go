@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -152,5 +153,70 @@ func TestOIDCCrossTenant(t *testing.T) {
 	r2, _ := post(t, g, http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, h)
 	if r2.StatusCode != http.StatusNotFound {
 		t.Errorf("tenant-a's token on tenant-b's session: %d, want 404", r2.StatusCode)
+	}
+}
+
+// TestOIDCRoutes: the credential routes with OAuth tokens from the
+// provider. A tenant's token reaches only its own tenant; an admin's
+// needs the admin role and, for admin routes, the admin scope.
+func TestOIDCRoutes(t *testing.T) {
+	idp := testidp.Start(t)
+	clients := map[string]testidp.Client{
+		"agent-a":         {Claims: map[string]any{"tenant_id": "tenant-a"}, Scopes: []string{"mcp"}},
+		"ops-noscope":     {Claims: map[string]any{"tenant_id": "ops", "roles": []string{"connectors-admin"}}, Scopes: []string{"mcp"}},
+		"ops":             {Claims: map[string]any{"tenant_id": "ops", "roles": []string{"connectors-admin"}}, Scopes: []string{"mcp", "connectors:admin"}},
+		"agent-a-pretend": {Claims: map[string]any{"tenant_id": "tenant-a"}, Scopes: []string{"mcp", "connectors:admin"}},
+	}
+	for id, c := range clients {
+		c.ID, c.Secret, c.Audience = id, "s3cret-"+id, []string{resource}
+		idp.AddClient(c)
+	}
+	g := newGatewayWithEnv(t, map[string]string{
+		"CONNECTORS_OIDC_ISSUER":       idp.Issuer,
+		"CONNECTORS_RESOURCE":          resource,
+		"CONNECTORS_OIDC_SCOPES":       "mcp",
+		"CONNECTORS_OIDC_ADMIN_ROLE":   "connectors-admin",
+		"CONNECTORS_OIDC_ADMIN_SCOPES": "connectors:admin",
+	})
+	g.serve()
+	request := func(client, method, path string) (int, string, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+g.addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+idp.Token(t, client, clients[client].Scopes...))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header.Get("WWW-Authenticate")
+	}
+	for _, tc := range []struct {
+		client, method, path string
+		status               int
+		contains             string
+	}{
+		{"agent-a", "GET", "/tenants/tenant-a/integrations", 200, `"tenantId":"tenant-a"`},
+		{"agent-a", "GET", "/tenants/tenant-b/integrations", 403, "Forbidden"},
+		{"agent-a", "DELETE", "/tenants/tenant-b/integrations/notion/credentials", 403, "Forbidden"},
+		{"agent-a-pretend", "GET", "/tenants/tenant-b/integrations", 403, "Forbidden"}, // the scope without the role
+		{"agent-a-pretend", "GET", "/admin/tenants/health", 403, "Forbidden"},
+		{"ops-noscope", "GET", "/admin/tenants/health", 403, "InsufficientScope"},
+		{"ops-noscope", "GET", "/tenants/tenant-b/integrations", 403, "InsufficientScope"},
+		{"ops", "GET", "/admin/tenants/health", 200, `"totalTenants":2`},
+		{"ops", "GET", "/tenants/tenant-b/integrations", 200, `"tenantId":"tenant-b"`},
+	} {
+		status, body, challenge := request(tc.client, tc.method, tc.path)
+		if status != tc.status || !strings.Contains(body, tc.contains) {
+			t.Errorf("%s %s %s: %d %s, want %d %s", tc.client, tc.method, tc.path, status, body, tc.status, tc.contains)
+		}
+		if tc.contains == "InsufficientScope" && !strings.Contains(challenge, `error="insufficient_scope"`) || tc.contains == "InsufficientScope" && !strings.Contains(challenge, "connectors:admin") {
+			t.Errorf("%s %s: WWW-Authenticate %q, want insufficient_scope naming connectors:admin", tc.client, tc.path, challenge)
+		}
+	}
+	// tenant-b's data is untouched by the refused attempts.
+	status, body, _ := request("ops", "GET", "/tenants/tenant-b/integrations/notion")
+	if status != 200 || !strings.Contains(body, `"hasCredentials":true`) {
+		t.Errorf("tenant-b's notion after the refused attempts: %d %s", status, body)
 	}
 }

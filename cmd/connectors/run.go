@@ -357,6 +357,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Resource:             cfg.Resource,
 		AuthorizationServers: issuers,
 		Scopes:               cfg.OIDCScopes,
+		AdminScopes:          cfg.OIDCAdminScopes,
 		AllowedOrigins:       cfg.AllowedOrigins,
 		AllowedHosts:         cfg.AllowedHosts,
 		Ready: func(ctx context.Context) error {

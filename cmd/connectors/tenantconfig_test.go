@@ -11,8 +11,8 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
-	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
 )
 

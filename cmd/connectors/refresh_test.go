@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -271,4 +272,102 @@ func TestNotionLinkAndRefreshOn401(t *testing.T) {
 	if strings.Contains(g.stderr.String(), linked) {
 		t.Error("the linked token appears in the log")
 	}
+}
+
+// jsonRPCBody returns the JSON-RPC message of a response body, plain JSON
+// or the last data line of an event stream.
+func jsonRPCBody(t *testing.T, body string) map[string]any {
+	t.Helper()
+	raw := body
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "data:"); ok && strings.TrimSpace(v) != "" {
+			raw = v
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatalf("not a JSON-RPC message: %q", body)
+	}
+	return m
+}
+
+// TestLinkOffer: a tenant that has not linked an integration gets its
+// connect tool; calling it answers with the provider's consent URL, as a
+// URL-mode elicitation (MCP 2025-11-25, error -32042) to a client that
+// declared it, as text to the others. The link works: after it, the
+// integration's tools appear and the connect tool goes.
+func TestLinkOffer(t *testing.T) {
+	fake := fakeoauth.New(t, fakeoauth.Slack, "sl-client", "sl-client-s3cret")
+	g := newGatewayWithEnv(t, oauthEnv("sl", map[string]string{"SL_CLIENT_ID": "sl-client", "SL_CLIENT_SECRET": "sl-client-s3cret"}),
+		oauthIntegration(t, "sl", fake))
+	g.serve()
+	o := fake.OAuth()
+
+	session := func(capabilities string) http.Header {
+		body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":` + capabilities + `,"clientInfo":{"name":"t","version":"1"}}}`
+		resp, _ := post(t, g, http.MethodPost, body, http.Header{"Authorization": {"Bearer " + g.keys["tenant-a"]}})
+		h := http.Header{
+			"Authorization":        {"Bearer " + g.keys["tenant-a"]},
+			"Mcp-Session-Id":       {resp.Header.Get("Mcp-Session-Id")},
+			"Mcp-Protocol-Version": {"2025-11-25"},
+		}
+		post(t, g, http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h)
+		return h
+	}
+	callConnect := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sl_connect_account","arguments":{}}}`
+
+	// A client that takes URL-mode elicitation.
+	_, body := post(t, g, http.MethodPost, callConnect, session(`{"elicitation":{"url":{}}}`))
+	msg := jsonRPCBody(t, body)
+	e, _ := msg["error"].(map[string]any)
+	if e == nil || e["code"] != float64(-32042) {
+		t.Fatalf("connect tool with URL elicitation: %s, want error -32042", body)
+	}
+	els, _ := e["data"].(map[string]any)["elicitations"].([]any)
+	if len(els) != 1 {
+		t.Fatalf("elicitations: %s", body)
+	}
+	el := els[0].(map[string]any)
+	link, _ := el["url"].(string)
+	if el["mode"] != "url" || !strings.HasPrefix(link, o.AuthorizeURL+"?") || el["elicitationId"] == "" {
+		t.Errorf("elicitation = %v", el)
+	}
+
+	// A client without it: the link as text.
+	_, body = post(t, g, http.MethodPost, callConnect, session(`{}`))
+	res, _ := jsonRPCBody(t, body)["result"].(map[string]any)
+	if res == nil || res["isError"] != true || !strings.Contains(body, strings.ReplaceAll(o.AuthorizeURL, "/", `\/`)) && !strings.Contains(body, o.AuthorizeURL) {
+		t.Fatalf("connect tool without URL elicitation: %s, want a tool error holding the link", body)
+	}
+
+	// Following the link links the account.
+	cb, err := fake.Authorize(t.Context(), link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, page := g.getAs("", "http://"+g.addr+cb.Path+"?"+cb.RawQuery)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "sl is connected") {
+		t.Fatalf("callback of a link from an agent: %s %s, want the gateway's own page", resp.Status, page)
+	}
+	c := g.client("tenant-a")
+	names := toolNames(t, c)
+	if !containsPrefix(names, "sl_env") || containsPrefix(names, "sl_connect_account") {
+		t.Errorf("after linking: %v", names)
+	}
+	if tok := probe(t, c, "sl_env"); !fake.Valid(tok) || !strings.HasPrefix(tok, "xoxe.xoxb-") {
+		t.Errorf("the upstream got %.12q, not the bot token the provider issued", tok)
+	}
+	_, st, raw := g.apiStatus("tenant-a", "/tenants/tenant-a/integrations/sl")
+	if st != "active" {
+		t.Errorf("linked slack credential: %s", raw)
+	}
+}
+
+// apiStatus GETs path as tenant and returns the HTTP status, the
+// credential status field and the body.
+func (g *gateway) apiStatus(tenant, path string) (int, string, string) {
+	g.t.Helper()
+	code, out, raw := g.api(tenant, "GET", path, "")
+	s, _ := out["status"].(string)
+	return code, s, raw
 }

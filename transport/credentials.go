@@ -57,7 +57,10 @@ type Credentials struct {
 	// and off; SettingsChanged is told after each change.
 	Settings        SettingsStore
 	SettingsChanged func(tenant string)
-	Now             func() time.Time // nil: time.Now
+	// RotateKey, if set, rotates a tenant's encryption key (POST
+	// /admin/tenants/{tenantId}/rotate-key).
+	RotateKey func(ctx context.Context, tenant string) error
+	Now       func() time.Time // nil: time.Now
 }
 
 func (c *Credentials) now() time.Time {

@@ -184,6 +184,7 @@ func (h *HTTP) routes() {
 		h.mux.Handle("POST /tenants/{tenantId}/integrations/{integration}/credentials", api(h.handlePutCredential))
 		h.mux.Handle("DELETE /tenants/{tenantId}/integrations/{integration}/credentials", api(h.handleDeleteCredential))
 		h.mux.Handle("GET /admin/tenants/health", api(h.handleTenantsHealth))
+		h.mux.Handle("POST /admin/tenants/{tenantId}/rotate-key", api(h.handleRotateKey))
 	}
 	if h.opts.Invoke != nil {
 		h.mux.Handle("POST /api/v1/tools/invoke", api(h.handleInvoke))

@@ -141,6 +141,7 @@ func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher
 		Registry:        reg,
 		Settings:        st,
 		SettingsChanged: g.InvalidateSettings,
+		RotateKey:       st.RotateTenantKey,
 		Changed: func(tenant, integration string, cred *vault.Credential) {
 			if refresher != nil {
 				if cred != nil {

@@ -47,6 +47,14 @@ Usage:
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
 
+Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
+  connectors remote tenants [--json]
+  connectors remote health  [--json]
+  connectors remote integrations --tenant T [--json]
+  connectors remote put    --tenant T --integration I [--json] < credential.json
+  connectors remote delete --tenant T --integration I [--json]
+  connectors remote rotate --tenant T [--json]
+
 credential.json has the shape of the HTTP API's body:
   {"accessToken": "...", "refreshToken": "...", "tokenType": "bearer",
    "expiresIn": 3600, "scopes": ["..."], "extra": {"workspace_id": "..."}}
@@ -124,6 +132,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.tenant(ctx, cfg, rest)
 	case "integrations":
 		return m.integrations(cfg, rest)
+	case "remote":
+		return m.remote(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

@@ -1,0 +1,203 @@
+// Package audit writes the credential audit trail: one structured record for
+// every read, write, delete, refresh and rotation of a tenant's credential,
+// and for every denied cross-tenant attempt.
+//
+// # Overview
+//
+// A record is one JSON line in the seed document's tenant_credential_access
+// shape, written through log/slog:
+//
+//	{"time":"2025-11-12T10:55:00.123Z","level":"INFO","msg":"tenant_credential_access",
+//	 "tenantId":"tenant-123","integration":"notion","operation":"get","duration":45,
+//	 "success":true,"subject":"apikey:ci","requestId":"9f2c4e1a7b3d5e60"}
+//
+// duration is in milliseconds (a number, with microsecond resolution);
+// requestId is present when the context carries one (see [WithRequestID]);
+// error, a short single-line message, is present when the operation failed.
+// A record never carries a credential: the only free text is the error's
+// message, clipped and stripped of control characters.
+//
+// # Usage
+//
+//	trail, err := audit.Open(cfg.AuditLog) // "", "stdout", "stderr" or a file
+//	...
+//	done := trail.Time(ctx, audit.OpGet, tenant, integration)
+//	cred, _, err := store.Get(ctx, tenant, integration)
+//	done(err)
+//
+// A nil *Logger records nothing, so callers need no checks.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// Operations named in records. Callers may use others; these are the ones
+// the gateway emits.
+const (
+	OpGet          = "get"
+	OpPut          = "put"
+	OpDelete       = "delete"
+	OpRefresh      = "refresh"
+	OpRotate       = "rotate"
+	OpOffboard     = "offboard"
+	OpLink         = "link"
+	OpRevoke       = "revoke"
+	OpAccessDenied = "access_denied"
+)
+
+// Logger writes audit records. Its methods are safe for concurrent use. A nil
+// *Logger is valid and records nothing.
+type Logger struct {
+	h   slog.Handler
+	out *sink
+}
+
+// Open returns a Logger writing JSON lines to dest:
+//
+//   - "" or "stdout": standard output (not fsync'd);
+//   - "stderr": standard error (not fsync'd);
+//   - anything else: a file path, opened append-only and created with mode
+//     0600; every record is fsync'd before Record returns. A directory is
+//     refused. A path naming a device or a pipe is written but not fsync'd.
+//
+// Close the Logger to close the file; closing a Logger on stdout or stderr
+// leaves them open.
+func Open(dest string) (*Logger, error) {
+	switch dest {
+	case "", "stdout":
+		return New(os.Stdout), nil
+	case "stderr":
+		return New(os.Stderr), nil
+	}
+	if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("opening audit log %s: is a directory", dest)
+	}
+	f, err := os.OpenFile(dest, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening audit log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening audit log: %w", err)
+	}
+	if fi.IsDir() { // replaced by a directory between Stat and OpenFile
+		f.Close()
+		return nil, fmt.Errorf("opening audit log %s: is a directory", dest)
+	}
+	s := &sink{w: f, closer: f}
+	if fi.Mode().IsRegular() {
+		s.sync = f.Sync // fsync(2) fails with EINVAL on pipes and terminals
+	}
+	return newLogger(s), nil
+}
+
+// New returns a Logger writing JSON lines to w, one Write call per record.
+// It does not sync or close w.
+func New(w io.Writer) *Logger {
+	return newLogger(&sink{w: w})
+}
+
+func newLogger(s *sink) *Logger {
+	return &Logger{
+		out: s,
+		h:   slog.NewJSONHandler(s, &slog.HandlerOptions{ReplaceAttr: formatTime}),
+	}
+}
+
+// formatTime writes the record's time in UTC, RFC 3339 with milliseconds.
+func formatTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		return slog.String(slog.TimeKey, a.Value.Time().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	}
+	return a
+}
+
+// Close closes the file Open opened and reports the first error met writing
+// or syncing a record, if any: Record itself cannot fail, so this is where a
+// lost record surfaces. Records after Close are dropped.
+func (l *Logger) Close() error {
+	if l == nil {
+		return nil
+	}
+	return l.out.close()
+}
+
+// sink serialises records onto the destination: one Write per record, then
+// fsync when the destination is a file, under one mutex so that a record is
+// durable before the next one starts.
+type sink struct {
+	w      io.Writer
+	sync   func() error // nil: no fsync
+	closer io.Closer    // nil: not ours to close
+
+	mu     sync.Mutex
+	err    error // first write or sync error
+	closed bool
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, os.ErrClosed
+	}
+	n, err := s.w.Write(p)
+	if err == nil && s.sync != nil {
+		err = s.sync()
+	}
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *sink) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.err != nil {
+		err = fmt.Errorf("writing audit log: %w", s.err)
+	}
+	if s.closer != nil {
+		if cerr := s.closer.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing audit log: %w", cerr))
+		}
+	}
+	return err
+}
+
+// Time starts timing an operation and returns the function that records it:
+//
+//	done := l.Time(ctx, audit.OpGet, tenant, integration)
+//	defer func() { done(err) }()
+//
+// The record's success is err == nil. Time on a nil Logger returns a no-op.
+func (l *Logger) Time(ctx context.Context, op, tenant, integration string) func(error) {
+	if l == nil {
+		return func(error) {}
+	}
+	start := time.Now()
+	return func(err error) {
+		l.Record(ctx, Record{
+			TenantID:    tenant,
+			Integration: integration,
+			Operation:   op,
+			Duration:    time.Since(start),
+			Success:     err == nil,
+			Err:         err,
+		})
+	}
+}

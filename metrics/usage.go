@@ -1,0 +1,205 @@
+package metrics
+
+import (
+	"container/heap"
+	"container/list"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultMaxTenants is how many tenants NewUsage(0) keeps figures for.
+const DefaultMaxTenants = 10_000
+
+// maxTenantIntegrations caps the active integrations kept per tenant.
+const maxTenantIntegrations = 64
+
+// Usage keeps per-tenant usage figures in memory, for the admin API: calls,
+// credential accesses, token refreshes and the integrations in use. It holds
+// at most a fixed number of tenants, forgetting the least recently seen (any
+// of its methods but Tenant and Top counts as seeing a tenant), so a
+// tenant's figures cover the time since it was last (re)admitted: see
+// TenantUsage.Since. Figures are per replica and lost on restart.
+//
+// Its methods are safe for concurrent use. A nil *Usage records nothing
+// and reports no tenants.
+type Usage struct {
+	max int
+
+	mu   sync.Mutex
+	lru  *list.List // of *tenantUsage, most recently seen first
+	byID map[string]*list.Element
+}
+
+// tenantUsage is one tenant's figures; Usage.mu guards it.
+type tenantUsage struct {
+	id                         string
+	calls, credAccesses        int64
+	refreshes, refreshFailures int64
+	integrations               map[string]struct{}
+	since                      time.Time
+}
+
+// TenantUsage is a snapshot of one tenant's figures.
+type TenantUsage struct {
+	TenantID           string    `json:"tenantId"`
+	Calls              int64     `json:"apiCalls"`
+	CredentialAccesses int64     `json:"credentialAccesses"`
+	Refreshes          int64     `json:"refreshes"` // attempts, failures included
+	RefreshFailures    int64     `json:"refreshFailures"`
+	RefreshSuccessRate float64   `json:"refreshSuccessRate"` // 1 when there were no refreshes
+	ActiveIntegrations []string  `json:"activeIntegrations"` // sorted; those seen in calls
+	Since              time.Time `json:"since"`              // when these figures started
+}
+
+// NewUsage returns a Usage keeping figures for at most maxTenants tenants
+// (DefaultMaxTenants when maxTenants <= 0).
+func NewUsage(maxTenants int) *Usage {
+	if maxTenants <= 0 {
+		maxTenants = DefaultMaxTenants
+	}
+	return &Usage{max: maxTenants, lru: list.New(), byID: make(map[string]*list.Element)}
+}
+
+// Call counts one API (tool) call by tenant to integration, which becomes
+// one of the tenant's active integrations.
+func (u *Usage) Call(tenant, integration string) {
+	if u == nil || tenant == "" {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t := u.seeLocked(tenant)
+	t.calls++
+	if _, ok := t.integrations[integration]; !ok && validIntegration(integration) && len(t.integrations) < maxTenantIntegrations {
+		t.integrations[integration] = struct{}{}
+	}
+}
+
+// Refresh counts one token refresh attempt for tenant's integration.
+func (u *Usage) Refresh(tenant, integration string, ok bool) {
+	if u == nil || tenant == "" {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t := u.seeLocked(tenant)
+	t.refreshes++
+	if !ok {
+		t.refreshFailures++
+	}
+}
+
+// CredentialAccess counts one read of tenant's credential for integration.
+func (u *Usage) CredentialAccess(tenant, integration string) {
+	if u == nil || tenant == "" {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.seeLocked(tenant).credAccesses++
+}
+
+// seeLocked returns tenant's figures, admitting it (and evicting the least
+// recently seen tenant when full) if it has none, and marks it most recently
+// seen.
+func (u *Usage) seeLocked(tenant string) *tenantUsage {
+	if el, ok := u.byID[tenant]; ok {
+		u.lru.MoveToFront(el)
+		return el.Value.(*tenantUsage)
+	}
+	for u.lru.Len() >= u.max {
+		oldest := u.lru.Back()
+		u.lru.Remove(oldest)
+		delete(u.byID, oldest.Value.(*tenantUsage).id)
+	}
+	t := &tenantUsage{id: tenant, integrations: make(map[string]struct{}), since: time.Now().UTC()}
+	u.byID[tenant] = u.lru.PushFront(t)
+	return t
+}
+
+// Tenant returns tenant's figures, and false when it has none (never seen,
+// or evicted).
+func (u *Usage) Tenant(tenant string) (TenantUsage, bool) {
+	if u == nil {
+		return TenantUsage{}, false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	el, ok := u.byID[tenant]
+	if !ok {
+		return TenantUsage{}, false
+	}
+	return el.Value.(*tenantUsage).snapshot(), true
+}
+
+// Top returns the figures of the n tenants with the most calls, most first
+// (ties by tenant ID), or none when n <= 0.
+func (u *Usage) Top(n int) []TenantUsage {
+	if u == nil || n <= 0 {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	// A min-heap of the n best so far: O(tenants · log n) under the lock,
+	// rather than sorting every tenant.
+	h := &worstFirst{}
+	for el := u.lru.Front(); el != nil; el = el.Next() {
+		t := el.Value.(*tenantUsage)
+		if h.Len() < n {
+			heap.Push(h, t)
+		} else if better(t, (*h)[0]) {
+			(*h)[0] = t
+			heap.Fix(h, 0)
+		}
+	}
+	out := make([]TenantUsage, h.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(h).(*tenantUsage).snapshot()
+	}
+	return out
+}
+
+// better orders tenants for Top: more calls first, then by ID.
+func better(a, b *tenantUsage) bool {
+	if a.calls != b.calls {
+		return a.calls > b.calls
+	}
+	return a.id < b.id
+}
+
+// worstFirst is a heap whose root is the tenant Top would list last.
+type worstFirst []*tenantUsage
+
+func (h worstFirst) Len() int           { return len(h) }
+func (h worstFirst) Less(i, j int) bool { return better(h[j], h[i]) }
+func (h worstFirst) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *worstFirst) Push(x any)        { *h = append(*h, x.(*tenantUsage)) }
+func (h *worstFirst) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (t *tenantUsage) snapshot() TenantUsage {
+	rate := 1.0
+	if t.refreshes > 0 {
+		rate = float64(t.refreshes-t.refreshFailures) / float64(t.refreshes)
+	}
+	active := make([]string, 0, len(t.integrations))
+	for in := range t.integrations {
+		active = append(active, in)
+	}
+	slices.Sort(active)
+	return TenantUsage{
+		TenantID:           t.id,
+		Calls:              t.calls,
+		CredentialAccesses: t.credAccesses,
+		Refreshes:          t.refreshes,
+		RefreshFailures:    t.refreshFailures,
+		RefreshSuccessRate: rate,
+		ActiveIntegrations: active,
+		Since:              t.since,
+	}
+}

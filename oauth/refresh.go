@@ -92,6 +92,9 @@ type RefresherOptions struct {
 	// It runs on the refreshing goroutine: it should not block, nor call
 	// Refresh for the same credential.
 	OnRefreshed func(tenant, integration string, cred vault.Credential)
+	// OnAttempt, if set, is told of every call to a provider's token
+	// endpoint (its duration and error), for the audit trail and metrics.
+	OnAttempt func(tenant, integration string, d time.Duration, err error)
 }
 
 // Refresher keeps stored OAuth tokens fresh.
@@ -126,6 +129,7 @@ type Refresher struct {
 	leaseTTL    time.Duration
 	log         *slog.Logger
 	onRefreshed func(tenant, integration string, cred vault.Credential)
+	onAttempt   func(tenant, integration string, d time.Duration, err error)
 
 	wake chan struct{} // a new earliest entry; buffered (1)
 
@@ -151,6 +155,7 @@ func NewRefresher(opts RefresherOptions) *Refresher {
 		leaseTTL:    opts.LeaseTTL,
 		log:         opts.Logger,
 		onRefreshed: opts.OnRefreshed,
+		onAttempt:   opts.OnAttempt,
 		wake:        make(chan struct{}, 1),
 		failures:    make(map[credKey]*failure),
 		revoked:     make(map[credKey]struct{}),
@@ -330,10 +335,14 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 		} else {
 			// Spend the refresh token only while our claim holds.
 			pctx, cancel := context.WithDeadline(ctx, until)
+			started := time.Now()
 			tok, err = p.Refresh(pctx, cred.RefreshToken)
 			cancel()
 			if err == nil && tok.AccessToken == "" {
 				err = errors.New("the token endpoint answered without an access token")
+			}
+			if r.onAttempt != nil {
+				r.onAttempt(k.tenant, k.integration, time.Since(started), err)
 			}
 			if err != nil {
 				if _, answered := errors.AsType[*TokenError](err); answered {

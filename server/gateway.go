@@ -40,6 +40,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
@@ -79,7 +80,11 @@ type Options struct {
 	// Linker, if set, offers the link for integrations a tenant has not
 	// linked: a connect tool in the aggregate, and the link (URL-mode
 	// elicitation or text) when a call needs a new link.
-	Linker  Linker
+	Linker Linker
+	// Metrics and Usage, if set, count tool calls (by integration and
+	// outcome) and each tenant's use.
+	Metrics *metrics.Metrics
+	Usage   *metrics.Usage
 	Logger  *slog.Logger // nil: discard
 	Name    string       // server name in initialize; empty: "connectors"
 	Version string       // empty: "dev"
@@ -96,6 +101,8 @@ type Gateway struct {
 
 	settingsStore SettingsStore
 	settingsCache settingsCache
+	metrics       *metrics.Metrics
+	usage         *metrics.Usage
 	name          string
 	version       string
 
@@ -114,6 +121,8 @@ func New(opts Options) *Gateway {
 		log:       opts.Logger,
 
 		settingsStore: opts.Settings,
+		metrics:       opts.Metrics,
+		usage:         opts.Usage,
 		name:          opts.Name,
 		version:       opts.Version,
 		single:        map[string]*view{},
@@ -299,6 +308,37 @@ func templateVars(c vault.Credential) map[string]string {
 // the calling tenant's connection and returns the upstream's result as is.
 // A token the upstream refuses is refreshed and the call made once more.
 func (g *Gateway) forward(srv func() *mcpserver.MCPServer, integration, upstreamTool string) mcpserver.ToolHandlerFunc {
+	return g.measured(integration, g.call(srv, integration, upstreamTool))
+}
+
+// measured counts a tool handler's calls: by integration and outcome in
+// the metrics, by tenant in the usage figures.
+func (g *Gateway) measured(integration string, h mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+	if g.metrics == nil && g.usage == nil {
+		return h
+	}
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		start := time.Now()
+		res, err := h(ctx, req)
+		outcome := metrics.OutcomeOK
+		switch {
+		case err != nil && (vault.IsNotFound(err) || errors.Is(err, errNoIdentity)):
+			outcome = metrics.OutcomeDenied
+		case err != nil:
+			outcome = metrics.OutcomeError
+		case res != nil && res.IsError:
+			outcome = metrics.OutcomeToolError
+		}
+		g.metrics.ToolCall(integration, outcome, time.Since(start))
+		if id, ok := tenants.FromContext(ctx); ok {
+			g.usage.Call(id.Tenant, integration)
+		}
+		return res, err
+	}
+}
+
+// call is the handler of one upstream tool, unmeasured.
+func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamTool string) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		conn, cred, err := g.connCred(ctx, integration)
 		if err != nil {
@@ -306,7 +346,9 @@ func (g *Gateway) forward(srv func() *mcpserver.MCPServer, integration, upstream
 		}
 		req.Params.Name = upstreamTool
 		r := newRelay(ctx, srv())
+		upstreamStart := time.Now()
 		res, err := conn.CallTool(ctx, req, r)
+		g.metrics.Upstream(integration, transportOf(g.reg, integration), time.Since(upstreamStart))
 		if g.refresher != nil && cred.RefreshToken != "" && refused(res, err) && ctx.Err() == nil {
 			id, _ := tenants.FromContext(ctx)
 			g.log.InfoContext(ctx, "upstream_refused_token", "tenant_id", id.Tenant, "integration", integration)
@@ -377,4 +419,12 @@ func refused(res *mcp.CallToolResult, err error) bool {
 		}
 	}
 	return false
+}
+
+// transportOf is the metrics label of integration's upstream transport.
+func transportOf(reg *tools.Registry, integration string) string {
+	if in, ok := reg.Get(integration); ok && in.Upstream.URL != "" {
+		return metrics.TransportHTTP
+	}
+	return metrics.TransportStdio
 }

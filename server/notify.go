@@ -165,3 +165,18 @@ func (g *Gateway) UpstreamNotification(tenant, integration string, n mcp.JSONRPC
 		}
 	}
 }
+
+// ActiveSessions counts the open MCP sessions of every view, for metrics.
+func (g *Gateway) ActiveSessions() int {
+	n := g.aggregate.sessionCount()
+	for _, v := range g.single {
+		n += v.sessionCount()
+	}
+	return n
+}
+
+func (v *view) sessionCount() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.sessions)
+}

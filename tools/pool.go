@@ -411,3 +411,17 @@ func prepare(in Integration, vars map[string]string) (*launch, error) {
 	l.fingerprint = sha256.Sum256(b)
 	return l, nil
 }
+
+// Processes returns how many stdio upstream processes the pool holds
+// running, for metrics.
+func (p *Pool) Processes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, e := range p.entries {
+		if e.settled() && e.conn != nil && e.conn.pid != 0 {
+			n++
+		}
+	}
+	return n
+}

@@ -270,7 +270,7 @@ func (h *HashiCorp) Put(ctx context.Context, tenant, integration string, cred Cr
 		return 0, &VaultError{Err: errors.New("writing the credential record: no version in Vault's answer")}
 	}
 	h.store(recordRef{tenant, integration}, cred, written)
-	h.log.Debug("tenant_credential_access", "tenant_id", tenant, "integration", integration, "operation", "put", "version", written)
+	h.log.Debug("vault_credential_written", "tenant_id", tenant, "integration", integration, "version", written)
 	return written, nil
 }
 
@@ -296,7 +296,7 @@ func (h *HashiCorp) Delete(ctx context.Context, tenant, integration string) erro
 		return h.vaultErr(ctx, "deleting the credential record", err)
 	}
 	h.uncache(recordRef{tenant, integration})
-	h.log.Info("tenant_credential_access", "tenant_id", tenant, "integration", integration, "operation", "delete")
+	h.log.Debug("vault_credential_deleted", "tenant_id", tenant, "integration", integration)
 	return nil
 }
 

@@ -282,7 +282,7 @@ func (b *Browser) consume(state string) bool {
 func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
 	_, err := b.Auth().Authenticate(r)
 	if errors.Is(err, ErrCSRF) {
-		writeError(w, r, http.StatusForbidden, "Forbidden", "CSRF check failed")
+		writeError(w, r, http.StatusForbidden, "CSRFCheckFailed", "a state-changing browser request needs the session's CSRF token and a same-origin Origin")
 		return
 	}
 	// No session or one not valid: clearing it does no harm.

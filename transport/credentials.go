@@ -219,7 +219,7 @@ type integrationStatus struct {
 	Status         string          `json:"status,omitempty"`
 	Health         *Health         `json:"health,omitempty"`
 	Enabled        bool            `json:"enabled"`
-	Tools          []string        `json:"tools,omitempty"` // the allowlist, if narrowed
+	Tools          []string        `json:"tools,omitzero"` // the allowlist, if narrowed ([]: no tool)
 }
 
 func (h *HTTP) status(tenant string, in tools.Integration, cred *vault.Credential, settings tenants.Settings) integrationStatus {

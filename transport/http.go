@@ -22,6 +22,8 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 )
@@ -89,6 +91,15 @@ type HTTPOptions struct {
 	// Ready reports whether the gateway can serve (store and registry up),
 	// for GET /readyz; nil means always ready.
 	Ready func(context.Context) error
+
+	// Audit, if set, records refused cross-tenant and admin-only attempts
+	// (credential operations are recorded by the store's wrapper).
+	Audit *audit.Logger
+	// Metrics, if set, counts HTTP requests and serves GET /metrics
+	// (admins only); Usage serves the per-tenant figures at GET
+	// /admin/tenants/{tenantId}/usage and /admin/usage.
+	Metrics *metrics.Metrics
+	Usage   *metrics.Usage
 
 	Logger *slog.Logger // nil: discard
 }
@@ -165,7 +176,7 @@ func (h *HTTP) routes() {
 		h.opts.Browser.Register(auth)
 		h.mux.Handle("/auth/", h.checkHost(h.checkOrigin(auth)))
 	}
-	if h.opts.Resource != "" {
+	if h.opts.Resource != "" && len(h.opts.AuthorizationServers) > 0 {
 		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource", h.handleResourceMetadata)
 		h.mux.HandleFunc("GET /.well-known/oauth-protected-resource/{path...}", h.handleResourceMetadata)
 	}
@@ -188,6 +199,13 @@ func (h *HTTP) routes() {
 	}
 	if h.opts.Invoke != nil {
 		h.mux.Handle("POST /api/v1/tools/invoke", api(h.handleInvoke))
+	}
+	if h.opts.Metrics != nil {
+		h.mux.Handle("GET /metrics", api(h.handleMetrics))
+	}
+	if h.opts.Usage != nil {
+		h.mux.Handle("GET /admin/usage", api(h.handleUsageTop))
+		h.mux.Handle("GET /admin/tenants/{tenantId}/usage", api(h.handleUsage))
 	}
 	h.mux.Handle("GET /oauth/callback/{integration}", h.checkHost(http.HandlerFunc(h.handleCallback)))
 

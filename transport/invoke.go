@@ -73,8 +73,15 @@ func (h *HTTP) handleInvoke(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, server.ErrNotLinked), vault.IsNotFound(err):
 		writeError(w, r, http.StatusNotFound, "CredentialNotFoundError", "Credentials not found for "+tenant+"/"+integration)
 		return
-	default:
+	case isStoreError(err):
 		h.storeError(w, r, err)
+		return
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		writeError(w, r, http.StatusGatewayTimeout, "UpstreamTimeout", "the tool did not answer in time")
+		return
+	default:
+		h.log.WarnContext(r.Context(), "invoke_failed", "integration", integration, "error", err, "requestId", RequestID(r.Context()))
+		writeError(w, r, http.StatusBadGateway, "UpstreamError", "the integration could not run the tool")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -96,4 +103,13 @@ func jsonFieldError(err error) string {
 		return strings.TrimPrefix(msg, "json: ") + ": not part of the request"
 	}
 	return "the body must be one JSON object"
+}
+
+// isStoreError reports whether err came from the credential store.
+func isStoreError(err error) bool {
+	var (
+		ve *vault.VaultError
+		ee *vault.VaultEncryptionError
+	)
+	return errors.As(err, &ve) || errors.As(err, &ee) || vault.IsNotFound(err)
 }

@@ -12,27 +12,67 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/vault"
 )
 
-type requestIDKey struct{}
+// RequestID returns the ID transport gave the request in ctx, if any. It
+// travels as the audit trail's request ID, so deep callers' audit records
+// carry it.
+func RequestID(ctx context.Context) string { return audit.RequestID(ctx) }
 
-// RequestID returns the ID transport gave the request in ctx, if any.
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
-// withRequestID gives every request an ID, echoed in X-Request-Id.
-func (h *HTTP) withRequestID(next http.Handler) http.Handler {
+// withRequestID gives every request an ID, echoed in X-Request-Id, and
+// counts it in the metrics by route pattern and status.
+func (h *HTTP) withRequestID(next *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		r = r.WithContext(audit.WithRequestID(r.Context(), id))
+		if h.opts.Metrics == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r) // the mux sets r.Pattern
+		h.opts.Metrics.HTTP(r.Pattern, sw.status, time.Since(start))
 	})
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the writer (flushing event
+// streams).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher, for event streams.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // checkOrigin refuses browser requests from origins that are not allowed,
@@ -156,6 +196,14 @@ func (h *HTTP) authenticateWith(auth Authenticator, next http.Handler) http.Hand
 			h.log.InfoContext(r.Context(), "authorization_failed", "error", err, "request_id", RequestID(r.Context()))
 			w.Header().Set("WWW-Authenticate", h.challenge(`error="insufficient_scope"`, scopeErr.Required))
 			writeError(w, r, http.StatusForbidden, "InsufficientScope", "the token lacks a required scope")
+			return
+		}
+		if _, down := errors.AsType[*vault.VaultError](err); down {
+			// The key could not be checked, not found wanting: a 401 would
+			// tell the client to throw a good key away.
+			h.log.WarnContext(r.Context(), "authentication_unavailable", "error", err, "request_id", RequestID(r.Context()))
+			w.Header().Set("Retry-After", "5")
+			writeError(w, r, http.StatusServiceUnavailable, "VaultError", "Failed to connect to Vault: the credential could not be checked")
 			return
 		}
 		if err != nil {

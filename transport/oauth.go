@@ -18,15 +18,10 @@ import (
 // provider for a browser.
 func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	integration := r.PathValue("integration")
+	if !h.linkable(w, r, integration) {
+		return
+	}
 	flow := h.opts.OAuth
-	if flow == nil {
-		writeError(w, r, http.StatusNotFound, "OAuthNotConfigured", "this gateway has no OAuth provider configured")
-		return
-	}
-	if _, ok := flow.Provider(integration); !ok {
-		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration with an OAuth provider by that name")
-		return
-	}
 	q := r.URL.Query()
 	tenant, ok := h.tenantFor(w, r, q.Get("tenant_id"))
 	if !ok {
@@ -57,15 +52,10 @@ func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 // browser signed in to the gateway as another tenant is refused.
 func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 	integration := r.PathValue("integration")
+	if !h.linkable(w, r, integration) {
+		return
+	}
 	flow := h.opts.OAuth
-	if flow == nil {
-		writeError(w, r, http.StatusNotFound, "OAuthNotConfigured", "this gateway has no OAuth provider configured")
-		return
-	}
-	if _, ok := flow.Provider(integration); !ok {
-		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration with an OAuth provider by that name")
-		return
-	}
 	browserTenant := ""
 	if h.opts.Browser != nil {
 		if s, err := h.opts.Browser.session(r); err == nil {
@@ -95,6 +85,25 @@ func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.finishLink(w, r, res, "")
 	}
+}
+
+// linkable answers 404 unless integration can be linked here: no such
+// integration (IntegrationNotFound), or one without an OAuth client
+// configured (OAuthNotConfigured).
+func (h *HTTP) linkable(w http.ResponseWriter, r *http.Request, integration string) bool {
+	if h.opts.OAuth != nil {
+		if _, ok := h.opts.OAuth.Provider(integration); ok {
+			return true
+		}
+	}
+	if c := h.opts.Credentials; c != nil && c.Registry != nil {
+		if _, ok := c.Registry.Get(integration); !ok {
+			writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
+			return false
+		}
+	}
+	writeError(w, r, http.StatusNotFound, "OAuthNotConfigured", "this integration has no OAuth client configured here ({NAME}_CLIENT_ID)")
+	return false
 }
 
 // finishLink sends the tenant back to where the flow began, with

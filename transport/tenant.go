@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 
+	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -72,8 +74,14 @@ func (h *HTTP) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 	return h.adminScoped(w, r, id)
 }
 
-// denied records a refused cross-tenant or admin-only attempt.
+// denied records a refused cross-tenant or admin-only attempt, in the log
+// and the audit trail.
 func (h *HTTP) denied(r *http.Request, caller tenants.Identity, requested string) {
+	h.opts.Audit.Record(r.Context(), audit.Record{
+		TenantID:  requested,
+		Operation: audit.OpAccessDenied,
+		Err:       fmt.Errorf("%s %s by tenant %s", r.Method, r.Pattern, caller.Tenant),
+	})
 	h.log.WarnContext(r.Context(), "tenant_access_denied",
 		"tenantId", requested,
 		"callerTenantId", caller.Tenant,

@@ -2,81 +2,16 @@ package vault_test
 
 import (
 	"errors"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/connectors-gateway/connectors/internal/testenv"
 	"github.com/connectors-gateway/connectors/vault"
 )
-
-// switchProxy forwards TCP connections to a target until it is cut: then
-// every open connection is closed and new ones are refused at once, as
-// when Vault goes down; restore brings it back.
-type switchProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-}
-
-func newSwitchProxy(t *testing.T, target string) *switchProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &switchProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
-	go p.serve()
-	return p
-}
-
-func (p *switchProxy) addr() string { return "http://" + p.ln.Addr().String() }
-
-func (p *switchProxy) serve() {
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			in.Close()
-			continue
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			in.Close()
-			continue
-		}
-		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); out.Close() }()
-		go func() { _, _ = io.Copy(in, out); in.Close() }()
-	}
-}
-
-func (p *switchProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
 
 // TestVaultOutage: with Vault unreachable, reads and writes fail with a
 // clear VaultError that holds no token; when Vault returns, the store
@@ -85,9 +20,9 @@ func TestVaultOutage(t *testing.T) {
 	v := startVault(t)
 	token := v.token(t, "gateway-service")
 	target := strings.TrimPrefix(v.addr, "http://")
-	proxy := newSwitchProxy(t, target)
-	s := v.open(t, token, func(c *vault.HashiCorpConfig) { c.Addr = proxy.addr(); c.CacheTTL = -1 })
-	cached := v.open(t, token, func(c *vault.HashiCorpConfig) { c.Addr = proxy.addr(); c.CacheTTL = time.Minute })
+	proxy := testenv.NewSwitchProxy(t, target)
+	s := v.open(t, token, func(c *vault.HashiCorpConfig) { c.Addr = proxy.URL(); c.CacheTTL = -1 })
+	cached := v.open(t, token, func(c *vault.HashiCorpConfig) { c.Addr = proxy.URL(); c.CacheTTL = time.Minute })
 	ctx := t.Context()
 
 	want := vault.Credential{AccessToken: "ntn_outage_secret_1", TokenType: "bearer", Scopes: []string{"read"}}
@@ -98,7 +33,7 @@ func TestVaultOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxy.setCut(true)
+	proxy.Cut(true)
 	_, _, err := s.Get(ctx, "tenant-1", "notion")
 	var ve *vault.VaultError
 	if !errors.As(err, &ve) || !strings.HasPrefix(err.Error(), "Failed to connect to Vault") {
@@ -122,7 +57,7 @@ func TestVaultOutage(t *testing.T) {
 		t.Errorf("cached Get with Vault down = %v, %v; want the cached credential", got.AccessToken, err)
 	}
 
-	proxy.setCut(false)
+	proxy.Cut(false)
 	got, version, err := s.Get(ctx, "tenant-1", "notion")
 	if err != nil {
 		t.Fatalf("Get after Vault returned: %v", err)

@@ -1,0 +1,52 @@
+package transport
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// handleMetrics handles the "GET /metrics" route (admins only): the
+// Prometheus metrics. Scrape it with an admin API key as the bearer token.
+func (h *HTTP) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	h.opts.Metrics.Handler().ServeHTTP(w, r)
+}
+
+// handleUsage handles the "GET /admin/tenants/{tenantId}/usage" route
+// (admins only): one tenant's figures since this replica started (the
+// seed's per-tenant metrics: calls, credential accesses, refresh success
+// rate, active integrations).
+func (h *HTTP) handleUsage(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
+	if !ok {
+		return
+	}
+	u, ok := h.opts.Usage.Tenant(tenant)
+	if !ok {
+		writeError(w, r, http.StatusNotFound, "NoUsage", "no use by this tenant seen by this replica")
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+// handleUsageTop handles the "GET /admin/usage" route (admins only): the
+// busiest tenants, ?top=N (default 20, at most 1000).
+func (h *HTTP) handleUsageTop(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	n := 20
+	if v := r.URL.Query().Get("top"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			writeError(w, r, http.StatusBadRequest, "ValidationError", "top: must be a whole number from 1 to 1000")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenants": h.opts.Usage.Top(n)})
+}

@@ -90,6 +90,10 @@ type Config struct {
 	// can go unseen here (CONNECTORS_VAULT_CACHE_TTL, a Go duration; empty:
 	// 5s; "0s" or negative: no cache).
 	VaultCacheTTL time.Duration
+	// AuditLog is where the credential audit trail goes
+	// (CONNECTORS_AUDIT_LOG: "stderr", the default, beside the log;
+	// "stdout"; or a file, appended to and fsync'd after every record).
+	AuditLog string
 	// LogFormat is "json" (default) or "text" (CONNECTORS_LOG_FORMAT).
 	LogFormat string
 	// TenantConfigFile turns on the seed's tenant config file, synced into
@@ -118,6 +122,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		OIDCScopes:         list(getenv("CONNECTORS_OIDC_SCOPES")),
 		OIDCAdminScopes:    list(getenv("CONNECTORS_OIDC_ADMIN_SCOPES")),
 		LogFormat:          getenv("CONNECTORS_LOG_FORMAT"),
+		AuditLog:           getenv("CONNECTORS_AUDIT_LOG"),
 		TenantConfigPath:   getenv("TENANT_CONFIG_PATH"),
 	}
 	if c.TenantConfigPath == "" {

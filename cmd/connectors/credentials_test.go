@@ -367,3 +367,37 @@ func testCredentialRoutes(t *testing.T, g *gateway) {
 		}
 	}
 }
+
+// TestCredentialRoutesVaultDown: with Vault unreachable the routes answer
+// 503 with the seed's error name and no secret, and recover with it.
+func TestCredentialRoutesVaultDown(t *testing.T) {
+	addr, root := testenv.Vault(t)
+	proxy := testenv.NewSwitchProxy(t, strings.TrimPrefix(addr, "http://"))
+	g := newGatewayWithEnv(t, map[string]string{"VAULT_ADDR": proxy.URL(), "VAULT_TOKEN": root, "CONNECTORS_VAULT_CACHE_TTL": "0s"})
+	g.serve()
+	if status, _, raw := g.api("tenant-a", "GET", "/tenants/tenant-a/integrations", ""); status != http.StatusOK {
+		t.Fatalf("with Vault up: %d %s", status, raw)
+	}
+	proxy.Cut(true)
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/tenants/tenant-a/integrations", ""},
+		{"GET", "/tenants/tenant-a/integrations/notion", ""},
+		{"POST", "/tenants/tenant-a/integrations/notion/credentials", `{"accessToken": "ntn_while_down_planted"}`},
+		{"DELETE", "/tenants/tenant-a/integrations/notion/credentials", ""},
+	} {
+		status, out, raw := g.api("tenant-a", r.method, r.path, r.body)
+		// The API key itself lives in Vault: with Vault down the caller
+		// cannot be authenticated either, which is a 503 too, not a 401.
+		if status != http.StatusServiceUnavailable || out["error"] != "VaultError" || strings.Contains(raw, root) {
+			t.Errorf("%s %s with Vault down: %d %s, want 503 VaultError", r.method, r.path, status, raw)
+		}
+	}
+	if status, _, _ := g.api("", "GET", "/readyz", ""); status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Vault down: %d, want 503", status)
+	}
+	proxy.Cut(false)
+	if status, out, raw := g.api("tenant-a", "GET", "/tenants/tenant-a/integrations/notion", ""); status != http.StatusOK || out["hasCredentials"] != true {
+		t.Errorf("after Vault returned: %d %s", status, raw)
+	}
+	g.assertNoSecretsIn(root)
+}

@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -135,7 +137,7 @@ func scheduleStored(ctx context.Context, st store, r *oauth.Refresher, integrati
 // credentialRoutes wires the credential routes to the store, the
 // refresher (schedule, forget, health) and the providers (revocation).
 // flow and refresher are nil when no OAuth provider is configured.
-func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher *oauth.Refresher, g *server.Gateway) *transport.Credentials {
+func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher *oauth.Refresher, g *server.Gateway, trail *audit.Logger) *transport.Credentials {
 	c := &transport.Credentials{
 		Store:           st,
 		Registry:        reg,
@@ -164,12 +166,22 @@ func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher
 			if !ok {
 				return false, nil
 			}
+			start := time.Now()
 			err := p.Revoke(ctx, cred)
 			if errors.Is(err, oauth.ErrRevokeUnsupported) {
 				return false, nil
 			}
+			trail.Record(ctx, audit.Record{TenantID: tenantOf(ctx), Integration: integration, Operation: audit.OpRevoke,
+				Duration: time.Since(start), Success: err == nil, Err: err})
 			return err == nil, err
 		}
 	}
 	return c
+}
+
+// tenantOf is the tenant a request acts on, for records made below the
+// transport (the revocation of a tenant's credential).
+func tenantOf(ctx context.Context) string {
+	id, _ := tenants.FromContext(ctx)
+	return id.Tenant
 }

@@ -254,7 +254,7 @@ func TestOAuthLinkRefusals(t *testing.T) {
 	resp, body = g.getAs("tenant-a", base+"/oauth/authorize/nope")
 	check("unknown integration", resp, body, http.StatusNotFound, "IntegrationNotFound")
 	resp, body = g.getAs("tenant-a", base+"/oauth/authorize/notion") // a preset whose client is not configured
-	check("integration without a client", resp, body, http.StatusNotFound, "IntegrationNotFound")
+	check("integration without a client", resp, body, http.StatusNotFound, "OAuthNotConfigured")
 
 	// Callbacks.
 	_, state := g.startLink(base, "tenant-a", "linked")
@@ -268,7 +268,7 @@ func TestOAuthLinkRefusals(t *testing.T) {
 	resp, body = g.getAs("", callback+url.QueryEscape(state[:len(state)-4]))
 	check("truncated state", resp, body, http.StatusBadRequest, "InvalidState")
 	resp, body = g.getAs("", base+"/oauth/callback/everything?code=x&state="+url.QueryEscape(state))
-	check("state at another integration's callback", resp, body, http.StatusNotFound, "IntegrationNotFound")
+	check("state at another integration's callback", resp, body, http.StatusNotFound, "OAuthNotConfigured")
 
 	// The tenant says no at the provider: sent back with the error, nothing stored.
 	resp, _ = g.getAs("", base+"/oauth/callback/linked?error=access_denied&error_description=no&state="+url.QueryEscape(state))

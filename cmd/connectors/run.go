@@ -20,6 +20,8 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/oauth2"
 
+	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -88,6 +90,10 @@ type Main struct {
 	Listening func(addr string)
 
 	closers []func() error
+	audit   *audit.Logger    // the audit trail, once opened
+	metrics *metrics.Metrics // serve's metrics; nil for other commands
+	usage   *metrics.Usage   // serve's per-tenant figures
+	pool    *tools.Pool      // the gateway's upstreams, once started
 }
 
 // NewMain returns a Main on the process's own streams and environment.
@@ -190,9 +196,26 @@ type store interface {
 // openStore opens the configured credential store: HashiCorp Vault when
 // VAULT_ADDR is set, else the embedded store.
 func (m *Main) openStore(cfg Config, log *slog.Logger) (store, error) {
-	if cfg.VaultAddr != "" {
-		return m.openVault(cfg, log)
+	trail, err := m.openAudit(cfg)
+	if err != nil {
+		return nil, err
 	}
+	var st store
+	backend := metrics.BackendEmbedded
+	if cfg.VaultAddr != "" {
+		backend = metrics.BackendVault
+		st, err = m.openVault(cfg, log)
+	} else {
+		st, err = m.openEmbedded(cfg, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return observe(st, trail, m.metrics, m.usage, backend), nil
+}
+
+// openEmbedded opens the embedded store in the data directory.
+func (m *Main) openEmbedded(cfg Config, log *slog.Logger) (store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
@@ -273,6 +296,7 @@ func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st store, reg *to
 			opts.Linker, opts.Refresher = linker, refresher
 		}
 	}
+	opts.Metrics, opts.Usage = m.metrics, m.usage
 	pool := tools.NewPool(&tools.PoolOptions{
 		Logger: log,
 		OnNotification: func(tenant, integration string, n mcp.JSONRPCNotification) {
@@ -281,6 +305,7 @@ func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st store, reg *to
 	})
 	m.onClose(func() error { pool.Close(); return nil })
 	opts.Upstreams = pool
+	m.pool = pool
 	g = server.New(opts)
 	return g, st, reg, nil
 }
@@ -293,6 +318,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	log := m.logger(cfg)
+	m.metrics, m.usage = metrics.New(), metrics.NewUsage(0)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -318,8 +344,17 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 			Margin: cfg.Refresh.Margin, Jitter: cfg.Refresh.Jitter,
 			MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
 			Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
+			OnAttempt: func(tenant, integration string, d time.Duration, err error) {
+				m.audit.Record(context.Background(), audit.Record{
+					TenantID: tenant, Integration: integration, Operation: audit.OpRefresh,
+					Duration: d, Success: err == nil, Err: err,
+				})
+				m.metrics.Refresh(integration, err)
+				m.usage.Refresh(tenant, integration, err == nil)
+			},
 		})
 		flow, err = m.linkFlow(cfg, st, providers, callbacks, func(tenant, integration string, cred vault.Credential) {
+			m.audit.Record(context.Background(), audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpLink, Success: true})
 			refresher.Schedule(tenant, integration, cred)
 			g().NotifyToolsChanged(tenant)
 		}, log)
@@ -331,7 +366,15 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
+	if sweeper, ok := st.(*observedStore).store.(interface {
+		SweepClaims(context.Context) (int, error)
+	}); ok {
+		go sweepClaims(ctx, sweeper, log)
+	}
+	m.metrics.ActiveSessions(g.ActiveSessions)
+	m.metrics.UpstreamProcesses(m.pool.Processes)
 	if refresher != nil {
+		m.metrics.RefreshQueue(refresher.QueueLen)
 		go func() { _ = refresher.Run(ctx) }()
 		go scheduleStored(ctx, st, refresher, flow.Integrations(), log)
 	}
@@ -359,8 +402,11 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
 		OAuth:                flow,
-		Credentials:          credentialRoutes(st, reg, flow, refresher, g),
+		Credentials:          credentialRoutes(st, reg, flow, refresher, g, m.audit),
 		Invoke:               g,
+		Audit:                m.audit,
+		Metrics:              m.metrics,
+		Usage:                m.usage,
 		MCP:                  g.MCPServer(),
 		Integrations:         single,
 		Auth:                 auth,

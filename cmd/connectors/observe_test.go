@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/connectors-gateway/connectors/internal/fakeoauth"
+)
+
+// TestAuditTrailAndMetrics: every credential operation leaves one audit
+// record in the seed's shape (who, request ID, no secret) in the
+// configured file, and the metrics and per-tenant figures move.
+func TestAuditTrailAndMetrics(t *testing.T) {
+	fake := fakeoauth.New(t, fakeoauth.GitHub, "gh-client", "gh-client-s3cret")
+	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	g := newGatewayWithEnv(t, oauthEnv("gh", map[string]string{
+		"GH_CLIENT_ID": "gh-client", "GH_CLIENT_SECRET": "gh-client-s3cret",
+		"CONNECTORS_AUDIT_LOG": auditPath,
+	}), oauthIntegration(t, "gh", fake))
+	g.withAdmin()
+	expired := g.putExpiring("tenant-a", "gh", fake)
+	g.serve()
+
+	// A call (get), an expired token (refresh, put), the credential API
+	// (put, delete, rotate) and a refused cross-tenant attempt.
+	c := g.client("tenant-a")
+	if got := mustCall(t, c, "notion_API-get-self", nil); !strings.Contains(got, "Acme Bot") {
+		t.Fatalf("call: %s", got)
+	}
+	fresh := probe(t, c, "gh_env")
+	if status, _, raw := g.api("tenant-a", "POST", "/tenants/tenant-a/integrations/github/credentials", `{"accessToken": "ghp_audit_planted_7"}`); status != 201 {
+		t.Fatalf("POST: %d %s", status, raw)
+	}
+	if status, _, raw := g.api("tenant-a", "DELETE", "/tenants/tenant-a/integrations/github/credentials", ""); status != 200 {
+		t.Fatalf("DELETE: %d %s", status, raw)
+	}
+	if status, _, raw := g.api("admin", "POST", "/admin/tenants/tenant-a/rotate-key", ""); status != 200 {
+		t.Fatalf("rotate: %d %s", status, raw)
+	}
+	if status, _, _ := g.api("tenant-b", "GET", "/tenants/tenant-a/integrations", ""); status != 403 {
+		t.Fatalf("cross-tenant: %d", status)
+	}
+
+	// Metrics (admins only) and usage.
+	status, _, metricsText := g.api("admin", "GET", "/metrics", "")
+	if status != 200 {
+		t.Fatalf("GET /metrics: %d", status)
+	}
+	for _, want := range []string{
+		`connectors_tool_calls_total{integration="notion",outcome="ok"} 1`,
+		`connectors_tool_calls_total{integration="gh",outcome="ok"} 1`,
+		`connectors_token_refreshes_total{integration="gh",result="success"} 1`,
+		`connectors_store_operation_duration_seconds_count{backend="embedded",operation="get"}`,
+		`connectors_upstream_request_duration_seconds_count{integration="notion",transport="stdio"} 1`,
+		`connectors_http_requests_total{route="POST /tenants/{tenantId}/integrations/{integration}/credentials",status="2xx"} 1`,
+		"connectors_active_sessions ",
+		"connectors_upstream_processes 2",
+		"connectors_token_refresh_queue_length",
+	} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(metricsText, "tenant-a") {
+		t.Error("a tenant ID appears in the metrics (unbounded labels)")
+	}
+	if status, _, _ := g.api("tenant-a", "GET", "/metrics", ""); status != 403 {
+		t.Errorf("GET /metrics as a tenant: %d, want 403", status)
+	}
+	status, usage, raw := g.api("admin", "GET", "/admin/tenants/tenant-a/usage", "")
+	if status != 200 || usage["apiCalls"] != float64(2) || usage["refreshes"] != float64(1) || usage["refreshSuccessRate"] != float64(1) {
+		t.Errorf("usage of tenant-a: %d %s", status, raw)
+	}
+
+	// The audit file: one record per operation, the seed's keys, who and
+	// request ID, no secret.
+	f, err := os.Open(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if info, _ := f.Stat(); info.Mode().Perm() != 0o600 {
+		t.Errorf("audit file mode %v, want 0600", info.Mode().Perm())
+	}
+	ops := map[string][]map[string]any{}
+	sc := bufio.NewScanner(f)
+	var all strings.Builder
+	for sc.Scan() {
+		all.WriteString(sc.Text() + "\n")
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("audit line is not JSON: %q", sc.Text())
+		}
+		if rec["msg"] != "tenant_credential_access" {
+			t.Errorf("audit record %v: msg is not tenant_credential_access", rec)
+		}
+		for _, k := range []string{"time", "tenantId", "operation", "duration", "success", "subject"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("audit record lacks %s: %v", k, rec)
+			}
+		}
+		op := rec["operation"].(string)
+		ops[op] = append(ops[op], rec)
+	}
+	find := func(op string, match func(map[string]any) bool) map[string]any {
+		for _, r := range ops[op] {
+			if match(r) {
+				return r
+			}
+		}
+		t.Errorf("no %s record matching; got %d %s records", op, len(ops[op]), op)
+		return map[string]any{}
+	}
+	is := func(tenant, integration string) func(map[string]any) bool {
+		return func(r map[string]any) bool { return r["tenantId"] == tenant && r["integration"] == integration }
+	}
+	if r := find("get", is("tenant-a", "notion")); !strings.HasPrefix(fmt.Sprint(r["subject"]), "apikey:") || r["success"] != true {
+		t.Errorf("the call's credential read: %v", r)
+	}
+	if r := find("refresh", is("tenant-a", "gh")); r["subject"] != "system" && !strings.HasPrefix(fmt.Sprint(r["subject"]), "apikey:") {
+		t.Errorf("refresh record: %v", r)
+	}
+	if r := find("put", is("tenant-a", "github")); r["requestId"] == nil || r["requestId"] == "" {
+		t.Errorf("the API's write has no request ID: %v", r)
+	}
+	find("delete", is("tenant-a", "github"))
+	find("rotate", func(r map[string]any) bool { return r["tenantId"] == "tenant-a" })
+	if r := find("access_denied", func(r map[string]any) bool { return r["tenantId"] == "tenant-a" }); r["success"] != false {
+		t.Errorf("denied record: %v", r)
+	}
+	g.assertNoSecretsIn(all.String())
+	for _, secret := range []string{expired, fresh, "ghp_audit_planted_7", "gh-client-s3cret"} {
+		if strings.Contains(all.String(), secret) || strings.Contains(g.stderr.String(), secret) {
+			t.Errorf("a secret (%.8s…) appears in the audit trail or the log", secret)
+		}
+	}
+}

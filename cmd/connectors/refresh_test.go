@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -112,7 +115,7 @@ func TestTwoGatewaysOneRefresh(t *testing.T) {
 	old := g1.putExpiring("tenant-a", "gh", fake)
 	g2 := g1.twin()
 	g1.serve()
-	g2.serve()
+	g2.addr = g2.serveProcess(buildGateway(t)) // a second process, as a second replica is
 	c1, c2 := g1.client("tenant-a"), g2.client("tenant-a")
 	var t1, t2 []string
 	var wg sync.WaitGroup
@@ -131,6 +134,44 @@ func TestTwoGatewaysOneRefresh(t *testing.T) {
 		if strings.Contains(g.stderr.String(), "bad_refresh_token") {
 			t.Error("a gateway spent a refresh token twice")
 		}
+	}
+}
+
+// serveProcess runs "bin serve" as its own process with g's environment
+// until the test ends, and returns its address.
+func (g *gateway) serveProcess(bin string) string {
+	g.t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0")
+	for k, v := range g.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			g.stderr.Write([]byte(line + "\n"))
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "gateway_listening" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return a
+	case <-time.After(30 * time.Second):
+		g.t.Fatalf("%s serve did not start:\n%s", bin, g.stderr)
+		return ""
 	}
 }
 

@@ -123,19 +123,22 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Operator commands act as the person at the terminal: their audit
+	// records say so.
+	operator := tenants.NewContext(ctx, tenants.Identity{Subject: "cli:" + m.Getenv("USER")})
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return m.serve(ctx, cfg, rest)
 	case "stdio":
 		return m.stdio(ctx, cfg, rest)
 	case "credential":
-		return m.credential(ctx, cfg, rest)
+		return m.credential(operator, cfg, rest)
 	case "apikey":
-		return m.apikey(ctx, cfg, rest)
+		return m.apikey(operator, cfg, rest)
 	case "key":
-		return m.key(ctx, cfg, rest)
+		return m.key(operator, cfg, rest)
 	case "tenant":
-		return m.tenant(ctx, cfg, rest)
+		return m.tenant(operator, cfg, rest)
 	case "integrations":
 		return m.integrations(cfg, rest)
 	case "remote":

@@ -222,7 +222,7 @@ func (g *Gateway) access(ctx context.Context) (func(integration string) access, 
 		a := accessDisabled
 		if _, known := g.reg.Get(integration); known && settings.Enabled(integration) {
 			a = accessNone
-			cred, _, err := g.store.Get(ctx, id.Tenant, integration)
+			cred, _, err := g.storeGet(ctx, id.Tenant, integration)
 			switch {
 			case err == nil && cred.Status == vault.StatusNeedsReauth:
 				a = accessRelink
@@ -245,7 +245,7 @@ const expirySkew = 30 * time.Second
 // refreshed first when it has expired. A credential that needs a new link
 // is errNeedsLink.
 func (g *Gateway) credential(ctx context.Context, tenant, integration string) (vault.Credential, error) {
-	cred, _, err := g.store.Get(ctx, tenant, integration)
+	cred, _, err := g.storeGet(ctx, tenant, integration)
 	if err != nil {
 		return cred, err
 	}
@@ -253,6 +253,7 @@ func (g *Gateway) credential(ctx context.Context, tenant, integration string) (v
 		return cred, errNeedsLink
 	}
 	if g.refresher != nil && !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
+		forget(ctx, tenant, integration)
 		fresh, err := g.refresher.Refresh(ctx, tenant, integration, cred.AccessToken)
 		if errors.Is(err, oauth.ErrNeedsReauth) {
 			return cred, errNeedsLink
@@ -352,6 +353,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 		if g.refresher != nil && cred.RefreshToken != "" && refused(res, err) && ctx.Err() == nil {
 			id, _ := tenants.FromContext(ctx)
 			g.log.InfoContext(ctx, "upstream_refused_token", "tenant_id", id.Tenant, "integration", integration)
+			forget(ctx, id.Tenant, integration)
 			fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
 			switch {
 			case errors.Is(rerr, oauth.ErrNeedsReauth):

@@ -25,6 +25,7 @@ import (
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
+	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -154,6 +155,8 @@ func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPSer
 		mcpserver.WithEventStore(mcpserver.NewInMemoryEventStore()),
 		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
 			// The identity was put on r's context by authenticate; keep it.
+			// One request reads each credential once (server.WithRequestMemo).
+			ctx = audit.WithRequestID(server.WithRequestMemo(ctx), RequestID(r.Context()))
 			if id, ok := tenants.FromContext(r.Context()); ok {
 				return tenants.NewContext(ctx, id)
 			}

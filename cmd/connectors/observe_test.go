@@ -32,6 +32,17 @@ func TestAuditTrailAndMetrics(t *testing.T) {
 	if got := mustCall(t, c, "notion_API-get-self", nil); !strings.Contains(got, "Acme Bot") {
 		t.Fatalf("call: %s", got)
 	}
+	// One call reads the tenant's credential once (not once to decide it
+	// may, once to call): one audit record per call.
+	gets := func() int {
+		b, _ := os.ReadFile(auditPath)
+		return strings.Count(string(b), `"tenantId":"tenant-a","integration":"notion","operation":"get"`)
+	}
+	before := gets()
+	mustCall(t, c, "notion_API-get-self", nil)
+	if n := gets() - before; n != 1 {
+		t.Errorf("one call read the credential %d times, want 1", n)
+	}
 	fresh := probe(t, c, "gh_env")
 	if status, _, raw := g.api("tenant-a", "POST", "/tenants/tenant-a/integrations/github/credentials", `{"accessToken": "ghp_audit_planted_7"}`); status != 201 {
 		t.Fatalf("POST: %d %s", status, raw)
@@ -52,11 +63,11 @@ func TestAuditTrailAndMetrics(t *testing.T) {
 		t.Fatalf("GET /metrics: %d", status)
 	}
 	for _, want := range []string{
-		`connectors_tool_calls_total{integration="notion",outcome="ok"} 1`,
+		`connectors_tool_calls_total{integration="notion",outcome="ok"} 2`,
 		`connectors_tool_calls_total{integration="gh",outcome="ok"} 1`,
 		`connectors_token_refreshes_total{integration="gh",result="success"} 1`,
 		`connectors_store_operation_duration_seconds_count{backend="embedded",operation="get"}`,
-		`connectors_upstream_request_duration_seconds_count{integration="notion",transport="stdio"} 1`,
+		`connectors_upstream_request_duration_seconds_count{integration="notion",transport="stdio"} 2`,
 		`connectors_http_requests_total{route="POST /tenants/{tenantId}/integrations/{integration}/credentials",status="2xx"} 1`,
 		"connectors_active_sessions ",
 		"connectors_upstream_processes 2",
@@ -73,7 +84,7 @@ func TestAuditTrailAndMetrics(t *testing.T) {
 		t.Errorf("GET /metrics as a tenant: %d, want 403", status)
 	}
 	status, usage, raw := g.api("admin", "GET", "/admin/tenants/tenant-a/usage", "")
-	if status != 200 || usage["apiCalls"] != float64(2) || usage["refreshes"] != float64(1) || usage["refreshSuccessRate"] != float64(1) {
+	if status != 200 || usage["apiCalls"] != float64(3) || usage["refreshes"] != float64(1) || usage["refreshSuccessRate"] != float64(1) {
 		t.Errorf("usage of tenant-a: %d %s", status, raw)
 	}
 

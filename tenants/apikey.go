@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -72,14 +73,73 @@ type apiKeyRecord struct {
 
 // APIKeys creates, lists, revokes and verifies API keys kept in a KeyStore.
 // It is safe for concurrent use if its store is.
+//
+// Verify keeps the records it read for CacheTTL, so a busy agent's key is
+// not fetched from the store (a Vault round trip) on every request. A key
+// revoked through this APIKeys is forgotten at once; one revoked elsewhere
+// (another replica) stops working within CacheTTL.
 type APIKeys struct {
 	store KeyStore
 	now   func() time.Time
+	// CacheTTL bounds how long a verified key's record is reused; zero
+	// means DefaultAPIKeyCacheTTL, negative no cache. Set it before use.
+	CacheTTL time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cachedKey // by key ID; guarded by mu
+}
+
+// DefaultAPIKeyCacheTTL is the CacheTTL of a zero APIKeys: as long as a
+// credential read from Vault is reused.
+const DefaultAPIKeyCacheTTL = 5 * time.Second
+
+// maxCachedKeys bounds the cache; beyond it, it starts over.
+const maxCachedKeys = 100_000
+
+type cachedKey struct {
+	rec     apiKeyRecord
+	fetched time.Time
 }
 
 // NewAPIKeys returns API keys kept in store.
 func NewAPIKeys(store KeyStore) *APIKeys {
 	return &APIKeys{store: store, now: time.Now}
+}
+
+// cached returns id's record if it was read within CacheTTL.
+func (k *APIKeys) cached(id string) (apiKeyRecord, bool) {
+	ttl := k.CacheTTL
+	if ttl == 0 {
+		ttl = DefaultAPIKeyCacheTTL
+	}
+	if ttl < 0 {
+		return apiKeyRecord{}, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, ok := k.cache[id]
+	if !ok || k.now().Sub(c.fetched) >= ttl || k.now().Before(c.fetched) {
+		return apiKeyRecord{}, false
+	}
+	return c.rec, true
+}
+
+func (k *APIKeys) remember(id string, rec apiKeyRecord) {
+	if k.CacheTTL < 0 {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cache == nil || len(k.cache) >= maxCachedKeys {
+		k.cache = map[string]cachedKey{}
+	}
+	k.cache[id] = cachedKey{rec: rec, fetched: k.now()}
+}
+
+func (k *APIKeys) forget(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.cache, id)
 }
 
 // Create makes a new key for tenant, admin or not, and returns it with its
@@ -122,6 +182,7 @@ func (k *APIKeys) Revoke(ctx context.Context, id string) error {
 	if !validAPIKeyID(id) {
 		return fmt.Errorf("revoking API key %q: %w", id, ErrKeyNotFound)
 	}
+	k.forget(id)
 	err := k.store.DeleteAPIKey(ctx, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("revoking API key %s: %w", id, ErrKeyNotFound)
@@ -161,16 +222,23 @@ func (k *APIKeys) Verify(ctx context.Context, key string) (Identity, error) {
 	if !ok {
 		return Identity{}, ErrInvalidAPIKey
 	}
-	rec, err := k.load(ctx, id)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Identity{}, ErrInvalidAPIKey
-	}
-	if err != nil {
-		return Identity{}, fmt.Errorf("verifying API key: %w", err)
+	rec, hit := k.cached(id)
+	if !hit {
+		var err error
+		rec, err = k.load(ctx, id)
+		if errors.Is(err, fs.ErrNotExist) {
+			return Identity{}, ErrInvalidAPIKey
+		}
+		if err != nil {
+			return Identity{}, fmt.Errorf("verifying API key: %w", err)
+		}
 	}
 	hash := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(hash[:], rec.Hash) != 1 {
 		return Identity{}, ErrInvalidAPIKey
+	}
+	if !hit {
+		k.remember(id, rec) // only a record that verified a key: guessed IDs fill nothing
 	}
 	return Identity{Tenant: rec.Tenant, Subject: "apikey:" + id, Admin: rec.Admin}, nil
 }

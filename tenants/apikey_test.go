@@ -23,6 +23,7 @@ type memKeyStore struct {
 	mu      sync.Mutex
 	records map[string][]byte // guarded by mu
 	getErr  error             // returned by GetAPIKey when set
+	gets    int               // GetAPIKey calls
 	putErrs []error           // returned by successive PutAPIKey calls first
 }
 
@@ -46,6 +47,7 @@ func (s *memKeyStore) PutAPIKey(_ context.Context, id string, record []byte) err
 func (s *memKeyStore) GetAPIKey(_ context.Context, id string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gets++
 	if s.getErr != nil {
 		return nil, s.getErr
 	}
@@ -326,5 +328,53 @@ func TestParseAPIKeySecretWithSeparators(t *testing.T) {
 	id, got, ok := parseAPIKey("cgw_0123456789abcdef_" + secret)
 	if !ok || id != "0123456789abcdef" || got != secret {
 		t.Errorf("parseAPIKey = %q, %q, %t; want 0123456789abcdef, %q, true", id, got, ok, secret)
+	}
+}
+
+// TestAPIKeysCache: a verified key's record is reused for CacheTTL (no
+// store read per request); revocation through the same APIKeys is
+// immediate; one made elsewhere takes effect within CacheTTL; a wrong
+// secret never verifies, cached record or not.
+func TestAPIKeysCache(t *testing.T) {
+	st := newMemKeyStore()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	k := NewAPIKeys(st)
+	k.now = func() time.Time { return now }
+	other := NewAPIKeys(st) // another replica on the same store
+	key, id, err := k.Create(t.Context(), "tenant-a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := k.Verify(t.Context(), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.gets != 1 {
+		t.Errorf("10 verifications read the store %d times, want 1", st.gets)
+	}
+	if _, err := k.Verify(t.Context(), key[:len(key)-1]+"x"); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("a wrong secret with the record cached: %v", err)
+	}
+	if err := other.Revoke(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Verify(t.Context(), key); err != nil {
+		t.Errorf("within the cache TTL of a revocation elsewhere: %v (allowed to still work)", err)
+	}
+	now = now.Add(DefaultAPIKeyCacheTTL)
+	if _, err := k.Verify(t.Context(), key); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("after the cache TTL, a key revoked elsewhere: %v, want ErrInvalidAPIKey", err)
+	}
+
+	key2, id2, _ := k.Create(t.Context(), "tenant-a", false)
+	if _, err := k.Verify(t.Context(), key2); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Revoke(t.Context(), id2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Verify(t.Context(), key2); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("right after revoking through the same APIKeys: %v, want ErrInvalidAPIKey", err)
 	}
 }

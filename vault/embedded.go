@@ -73,6 +73,39 @@ type Embedded struct {
 	mu          sync.RWMutex
 	dataKeys    map[dataKeyRef]cipher.AEAD // unwrapped data keys; guarded by mu
 	claimsSwept time.Time                  // last purge of expired claims; guarded by mu
+	openedRecs  map[recordRef]openedRecord // decrypted credentials by their stored bytes; guarded by mu
+}
+
+// openedRecord is a credential decrypted from exactly the bytes raw.
+type openedRecord struct {
+	raw     []byte
+	cred    Credential
+	version int64
+}
+
+// maxOpened bounds the decrypted-credential cache; beyond it, it starts over.
+const maxOpened = 100_000
+
+// opened returns the credential decrypted earlier from the same stored
+// bytes, if any: any write changes the bytes (version, nonces), so a hit is
+// never stale.
+func (e *Embedded) opened(tenant, integration string, raw []byte) (Credential, int64, bool) {
+	e.mu.RLock()
+	o, ok := e.openedRecs[recordRef{tenant, integration}]
+	e.mu.RUnlock()
+	if !ok || !bytes.Equal(o.raw, raw) {
+		return Credential{}, 0, false
+	}
+	return cloneCredential(o.cred), o.version, true
+}
+
+func (e *Embedded) keepOpened(tenant, integration string, raw []byte, cred Credential, version int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.openedRecs == nil || len(e.openedRecs) >= maxOpened {
+		e.openedRecs = make(map[recordRef]openedRecord)
+	}
+	e.openedRecs[recordRef{tenant, integration}] = openedRecord{raw: bytes.Clone(raw), cred: cloneCredential(cred), version: version}
 }
 
 // dataKeyRef names one version of one tenant's data key. Versions are never
@@ -207,6 +240,12 @@ func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credent
 		if raw == nil {
 			return &CredentialNotFoundError{Tenant: tenant, Integration: integration}
 		}
+		// The same stored bytes as last time: the same credential, without
+		// decoding and decrypting it again.
+		if c, v, ok := e.opened(tenant, integration, raw); ok {
+			cred, version = c, v
+			return nil
+		}
 		rec, err := decodeRecord(tenant, integration, raw)
 		if err != nil {
 			return err
@@ -217,6 +256,9 @@ func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credent
 		}
 		cred, err = rec.open(aead, tenant, integration)
 		version = rec.Version
+		if err == nil {
+			e.keepOpened(tenant, integration, raw, cred, version)
+		}
 		return err
 	})
 	if err != nil {

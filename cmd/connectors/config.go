@@ -94,6 +94,10 @@ type Config struct {
 	// (CONNECTORS_AUDIT_LOG: "stderr", the default, beside the log;
 	// "stdout"; or a file, appended to and fsync'd after every record).
 	AuditLog string
+	// PprofAddr, if set, serves Go's profiler (net/http/pprof) on this
+	// address, for profiling under load; keep it on loopback
+	// (CONNECTORS_PPROF_ADDR, e.g. 127.0.0.1:6060; empty: off).
+	PprofAddr string
 	// LogFormat is "json" (default) or "text" (CONNECTORS_LOG_FORMAT).
 	LogFormat string
 	// TenantConfigFile turns on the seed's tenant config file, synced into
@@ -123,6 +127,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		OIDCAdminScopes:    list(getenv("CONNECTORS_OIDC_ADMIN_SCOPES")),
 		LogFormat:          getenv("CONNECTORS_LOG_FORMAT"),
 		AuditLog:           getenv("CONNECTORS_AUDIT_LOG"),
+		PprofAddr:          getenv("CONNECTORS_PPROF_ADDR"),
 		TenantConfigPath:   getenv("TENANT_CONFIG_PATH"),
 	}
 	if c.TenantConfigPath == "" {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,5 +150,33 @@ func TestAuditTrailAndMetrics(t *testing.T) {
 		if strings.Contains(all.String(), secret) || strings.Contains(g.stderr.String(), secret) {
 			t.Errorf("a secret (%.8s…) appears in the audit trail or the log", secret)
 		}
+	}
+}
+
+// TestPprof: the profiler is served on its own listener when asked for,
+// never on the gateway's.
+func TestPprof(t *testing.T) {
+	g := newGatewayWithEnv(t, map[string]string{"CONNECTORS_PPROF_ADDR": "127.0.0.1:0"})
+	g.serve()
+	var addr string
+	for line := range strings.Lines(g.stderr.String()) {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "pprof_listening" {
+			addr = rec.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no pprof_listening in the log:\n%s", g.stderr)
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("pprof index: %s", resp.Status)
+	}
+	if status, _, _ := g.api("tenant-a", "GET", "/debug/pprof/", ""); status != http.StatusNotFound {
+		t.Errorf("pprof through the gateway's own address: %d, want 404", status)
 	}
 }

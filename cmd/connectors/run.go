@@ -322,6 +322,11 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	}
 	log := m.logger(cfg)
 	m.metrics, m.usage = metrics.New(), metrics.NewUsage(0)
+	if cfg.PprofAddr != "" {
+		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

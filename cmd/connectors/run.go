@@ -191,6 +191,7 @@ type store interface {
 	RetireOldKeyVersions(ctx context.Context, tenant string) error
 	Claim(ctx context.Context, key string, until time.Time) error
 	ReleaseClaim(ctx context.Context, key string) error
+	Ping(ctx context.Context) error
 	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
 	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
 	OffboardTenant(ctx context.Context, tenant string) error
@@ -424,10 +425,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		AdminScopes:          cfg.OIDCAdminScopes,
 		AllowedOrigins:       cfg.AllowedOrigins,
 		AllowedHosts:         cfg.AllowedHosts,
-		Ready: func(ctx context.Context) error {
-			_, err := st.Tenants(ctx)
-			return err
-		},
+		Ready: st.Ping,
 		Logger: log,
 	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}

@@ -53,6 +53,10 @@ type EmbeddedOptions struct {
 	// Logger receives the store's few events; it never sees a secret.
 	// Nil: logs are discarded.
 	Logger *slog.Logger
+	// NoSync skips the fsync after each write: for loading many records
+	// at once (benchmarks, migrations), never for serving, since a crash
+	// may then lose acknowledged writes.
+	NoSync bool
 	// Now stamps CreatedAt and UpdatedAt. Nil: time.Now.
 	Now func() time.Time
 }
@@ -146,6 +150,7 @@ func OpenEmbedded(path string, opts *EmbeddedOptions) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
+	db.NoSync = o.NoSync
 	e := &Embedded{db: db, log: o.Logger, now: o.Now, dataKeys: make(map[dataKeyRef]cipher.AEAD)}
 	if err := e.init(path, &o); err != nil {
 		db.Close()

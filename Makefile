@@ -6,7 +6,7 @@ NPM_DIR := testdata/npm
 BIN     := bin/connectors
 ADDR    ?= 127.0.0.1:3000
 
-.PHONY: all build run test test-deps vet clean
+.PHONY: all build run test test-deps vet bench clean
 
 all: build
 
@@ -44,10 +44,20 @@ $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-l
 	touch $@
 
 vet:
-	$(GO) vet ./... ./testdata/upstream-env ./testdata/upstream-conformance
+	$(GO) vet ./... ./testdata/upstream-env ./testdata/upstream-conformance ./testdata/upstream-echo
 
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# Benchmarks (never part of make test): the gateway's cost per call beside a
+# direct call (HTTP and stdio upstreams, embedded store and Vault, several
+# concurrencies), scale runs and the refresh scheduler; about 10 minutes.
+# The report replaces BENCHMARKS.md. BENCH_FLAGS adds flags, for example
+# BENCH_FLAGS="-bench.duration=2s -bench.conc=1,16 -bench.scale=1000".
+BENCH_FLAGS ?=
+bench: test-deps
+	$(GO) test ./bench -run '^$$' -bench . -benchtime 1x -timeout 60m \
+		-args -bench.out=$(CURDIR)/BENCHMARKS.md -bench.command="make bench $(BENCH_FLAGS)" $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin $(NPM_DIR)/node_modules

@@ -1,0 +1,379 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
+	"github.com/connectors-gateway/connectors/oauth"
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// report collects Markdown and prints it (and appends it to -bench.out).
+type report struct{ strings.Builder }
+
+func (r *report) line(format string, args ...any) { fmt.Fprintf(r, format+"\n", args...) }
+
+func (r *report) flush(b *testing.B) {
+	fmt.Print(r.String())
+	if *flagOut == "" {
+		return
+	}
+	f, err := os.OpenFile(*flagOut, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	_, _ = f.WriteString(r.String())
+}
+
+func concurrencies(b *testing.B) []int {
+	var out []int
+	for _, s := range strings.Split(*flagConc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			b.Fatalf("-bench.conc: %q", s)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// target is one way to call the echo tool.
+type target struct {
+	name    string
+	tool    string
+	clients func(n int) []*client.Client
+	gw      *gateway // nil for direct
+}
+
+// BenchmarkGateway: (A) direct to the upstream, (B) through the gateway on
+// the embedded store, (C) through the gateway on a real Vault, for an HTTP
+// and a stdio upstream, at each concurrency, interleaved A, B, C.
+func BenchmarkGateway(b *testing.B) {
+	bin := testenv.Build(b, "./cmd/connectors")
+	echoBin := testenv.Build(b, "./testdata/upstream-echo")
+	_, echoAddr := start(b, echoBin, os.Environ(), "--http", "127.0.0.1:0")
+	echoURL := "http://" + echoAddr + "/mcp"
+	var pprofEnv []string
+	if *flagPprof != "" {
+		pprofEnv = append(pprofEnv, "CONNECTORS_PPROF_ADDR="+*flagPprof)
+	}
+	emb := newGateway(b, bin, echoBin, echoURL, pprofEnv...)
+	vaultAddr, vaultToken := testenv.Vault(b)
+	vlt := newGateway(b, bin, echoBin, echoURL, "VAULT_ADDR="+vaultAddr, "VAULT_TOKEN="+vaultToken)
+
+	var r report
+	r.line("## Cost per call (%s measured per cell after %s warm-up, %d round(s))\n", *flagDuration, *flagWarmup, *flagRounds)
+	// Cold start of a tenant's stdio upstream: its first call.
+	cold := call(b, dial(b, emb.url+"/mcp", emb.key), "echo-stdio_echo")
+	r.line("First call through a tenant's stdio upstream (process start included): %s ms.\n", ms(cold))
+
+	gwClients := func(g *gateway) func(int) []*client.Client {
+		return func(n int) []*client.Client {
+			cs := make([]*client.Client, n)
+			for i := range cs {
+				cs[i] = dial(b, g.url+"/mcp", g.key)
+			}
+			return cs
+		}
+	}
+	matrix := []struct {
+		transport string
+		targets   []target
+	}{
+		{"http", []target{
+			{name: "A direct", tool: "echo", clients: func(n int) []*client.Client {
+				cs := make([]*client.Client, n)
+				for i := range cs {
+					cs[i] = dial(b, echoURL, "")
+				}
+				return cs
+			}},
+			{name: "B embedded", tool: "echo-http_echo", clients: gwClients(emb), gw: emb},
+			{name: "C vault", tool: "echo-http_echo", clients: gwClients(vlt), gw: vlt},
+		}},
+		{"stdio", []target{
+			{name: "A direct", tool: "echo", clients: func(n int) []*client.Client {
+				c := dialStdio(b, echoBin) // one process, as the gateway has per tenant
+				cs := make([]*client.Client, n)
+				for i := range cs {
+					cs[i] = c
+				}
+				return cs
+			}},
+			{name: "B embedded", tool: "echo-stdio_echo", clients: gwClients(emb), gw: emb},
+			{name: "C vault", tool: "echo-stdio_echo", clients: gwClients(vlt), gw: vlt},
+		}},
+	}
+	r.line("| upstream | concurrency | path | calls/s | p50 ms | p90 ms | p99 ms | gateway CPU µs/call | calls/s vs A | added p50 ms | added p99 ms |")
+	r.line("|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, m := range matrix {
+		for _, conc := range concurrencies(b) {
+			results := make([][]result, len(m.targets))
+			for range *flagRounds {
+				for i, t := range m.targets {
+					cs := t.clients(conc)
+					var cpu func() time.Duration
+					if t.gw != nil {
+						cpu = t.gw.cpu
+					}
+					results[i] = append(results[i], run(b, cs, t.tool, *flagWarmup, *flagDuration, cpu))
+					for _, c := range cs {
+						_ = c.Close()
+					}
+				}
+			}
+			base := merge(results[0])
+			for i, t := range m.targets {
+				res := merge(results[i])
+				cpu := "—"
+				if t.gw != nil && res.calls > 0 {
+					cpu = fmt.Sprintf("%.0f", float64(res.cpu.Microseconds())/float64(res.calls))
+				}
+				r.line("| %s | %d | %s | %.0f | %s | %s | %s | %s | %.0f %% | %s | %s |", m.transport, conc, t.name, res.rate(),
+					ms(res.pct(0.50)), ms(res.pct(0.90)), ms(res.pct(0.99)), cpu,
+					100*res.rate()/base.rate(), ms(res.pct(0.50)-base.pct(0.50)), ms(res.pct(0.99)-base.pct(0.99)))
+			}
+		}
+	}
+	for _, g := range []struct {
+		name string
+		gw   *gateway
+	}{{"embedded", emb}, {"vault", vlt}} {
+		_, peak := g.gw.memory()
+		r.line("\nPeak RSS of the gateway (%s store): %d MiB.", g.name, peak>>20)
+	}
+	r.line("")
+	r.flush(b)
+}
+
+// merge joins the rounds of one cell.
+func merge(rs []result) result {
+	var out result
+	for _, r := range rs {
+		out.calls += r.calls
+		out.elapsed += r.elapsed
+		out.cpu += r.cpu
+		out.latencies = append(out.latencies, r.latencies...)
+	}
+	slices.Sort(out.latencies)
+	return out
+}
+
+// BenchmarkScale starts the gateway over stores of 1,000 to 100,000
+// tenants with three credentials each: time to ready, memory, tools/list
+// latency for one tenant, first-call latency for a tenant not seen since
+// the start.
+func BenchmarkScale(b *testing.B) {
+	bin := testenv.Build(b, "./cmd/connectors")
+	echoBin := testenv.Build(b, "./testdata/upstream-echo")
+	_, echoAddr := start(b, echoBin, os.Environ(), "--http", "127.0.0.1:0")
+	echoURL := "http://" + echoAddr + "/mcp"
+	var r report
+	r.line("## Scale\n")
+	r.line("| tenants | load time | ready after start | RSS ready MiB | RSS after MiB | tools/list p50 ms | tools/list p99 ms | first call, unseen tenant ms |")
+	r.line("|---|---|---|---|---|---|---|---|")
+	for _, s := range strings.Split(*flagScale, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 2 {
+			b.Fatalf("-bench.scale: %q", s)
+		}
+		r.line("%s", scaleRun(b, bin, echoBin, echoURL, n))
+	}
+	r.line("")
+	r.flush(b)
+}
+
+func scaleRun(b *testing.B, bin, echoBin, echoURL string, n int) string {
+	dir := b.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	// Load the store directly (the CLI would take a process per record).
+	loadStart := time.Now()
+	st, err := vault.OpenEmbedded(filepath.Join(dataDir, "connectors.db"), &vault.EmbeddedOptions{
+		KeyFile: filepath.Join(dataDir, "master.key"), NoSync: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	tenant := func(i int) string { return fmt.Sprintf("t%06d", i) }
+	for i := range n {
+		for _, in := range []string{"echo-http", "echo-stdio", "echo-http2"} {
+			if _, err := st.Put(ctx, tenant(i), in, vault.Credential{AccessToken: "tok-" + tenant(i) + "-" + in}, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	keys := tenants.NewAPIKeys(st)
+	seen, _, err := keys.Create(ctx, tenant(0), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	unseen, _, err := keys.Create(ctx, tenant(n-1), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	loaded := time.Since(loadStart)
+
+	g := newScaleGateway(b, bin, echoBin, echoURL, dir, dataDir)
+	begin := time.Now()
+	var addr string
+	g.process, addr = start(b, bin, g.env, "serve", "--addr", "127.0.0.1:0")
+	g.url = "http://" + addr
+	waitReady(b, g.url)
+	ready := time.Since(begin)
+	rssReady, _ := g.memory()
+
+	c := dial(b, g.url+"/mcp", seen)
+	var lat []time.Duration
+	for i := range 220 {
+		t0 := time.Now()
+		res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+		d := time.Since(t0)
+		if err != nil || len(res.Tools) != 3 {
+			b.Fatalf("tools/list: %v %v", res, err)
+		}
+		if i >= 20 { // the first ones discover the catalogues
+			lat = append(lat, d)
+		}
+	}
+	slices.Sort(lat)
+	list := result{latencies: lat}
+	first := call(b, dial(b, g.url+"/mcp", unseen), "echo-http_echo")
+	rssAfter, _ := g.memory()
+	return fmt.Sprintf("| %d | %s | %s | %d | %d | %s | %s | %s |", n, loaded.Round(time.Millisecond), ready.Round(time.Millisecond),
+		rssReady>>20, rssAfter>>20, ms(list.pct(0.5)), ms(list.pct(0.99)), ms(first))
+}
+
+// newScaleGateway is a gateway over a data dir loaded beforehand, with a
+// third integration (echo-http2, the same upstream).
+func newScaleGateway(b *testing.B, bin, echoBin, echoURL, dir, dataDir string) *gateway {
+	cfg := fmt.Sprintf(`{"integrations": [
+		{"name": "echo-http", "category": "bench", "upstream": {"url": %q, "headers": {"Authorization": "Bearer {{access_token}}"}}},
+		{"name": "echo-http2", "category": "bench", "upstream": {"url": %q, "headers": {"Authorization": "Bearer {{access_token}}"}}},
+		{"name": "echo-stdio", "category": "bench", "upstream": {"command": %q}}]}`, echoURL, echoURL, echoBin)
+	cfgPath := filepath.Join(dir, "integrations.json")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return &gateway{bin: bin, env: []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
+		"CONNECTORS_DATA_DIR=" + dataDir, "CONNECTORS_CONFIG=" + cfgPath,
+		"CONNECTORS_AUDIT_LOG=" + filepath.Join(dir, "audit.log"),
+	}}
+}
+
+// provider is a token endpoint that takes delay per refresh and counts how
+// many run at once.
+type provider struct {
+	delay           time.Duration
+	running, peak   atomic.Int32
+	calls           atomic.Int64
+	mu              sync.Mutex
+	lateRefreshes   int
+	expiryByRefresh map[string]time.Time // refresh token → its access token's expiry
+}
+
+func (p *provider) Refresh(ctx context.Context, refreshToken string) (oauth.Token, error) {
+	n := p.running.Add(1)
+	defer p.running.Add(-1)
+	for {
+		peak := p.peak.Load()
+		if n <= peak || p.peak.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	p.calls.Add(1)
+	p.mu.Lock()
+	if exp, ok := p.expiryByRefresh[refreshToken]; ok && time.Now().After(exp) {
+		p.lateRefreshes++
+	}
+	p.mu.Unlock()
+	select {
+	case <-time.After(p.delay):
+	case <-ctx.Done():
+		return oauth.Token{}, ctx.Err()
+	}
+	return oauth.Token{AccessToken: "at-new-" + refreshToken, RefreshToken: "rt-new-" + refreshToken, Expiry: time.Now().Add(8 * time.Hour)}, nil
+}
+
+// BenchmarkRefreshScheduler: 10,000 tokens all expiring within the same
+// minute, against a provider that takes 20 ms per refresh: all refreshed
+// before expiry, concurrency bounded by the workers, memory flat.
+func BenchmarkRefreshScheduler(b *testing.B) {
+	const tokens, workers = 10_000, 8
+	st, err := vault.OpenEmbedded(filepath.Join(b.TempDir(), "s.db"), &vault.EmbeddedOptions{MasterKey: make([]byte, 32), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	p := &provider{delay: 20 * time.Millisecond, expiryByRefresh: map[string]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := oauth.NewRefresher(oauth.RefresherOptions{
+		Store: st, Providers: map[string]oauth.TokenRefresher{"crm": p},
+		Margin: 30 * time.Second, Jitter: -1, Workers: workers,
+	})
+	go func() { _ = r.Run(ctx) }()
+
+	var before, scheduled, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	for i := range tokens {
+		// Expiries spread over one minute, 35 to 95 s from now.
+		exp := start.Add(35*time.Second + time.Duration(i)*time.Minute/tokens)
+		cred := vault.Credential{AccessToken: fmt.Sprintf("at-%d", i), RefreshToken: fmt.Sprintf("rt-%d", i), ExpiresAt: exp}
+		p.expiryByRefresh[cred.RefreshToken] = exp
+		tenant := fmt.Sprintf("t%05d", i)
+		if _, err := st.Put(ctx, tenant, "crm", cred, 0); err != nil {
+			b.Fatal(err)
+		}
+		r.Schedule(tenant, "crm", cred)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&scheduled)
+	deadline := start.Add(100 * time.Second)
+	for p.calls.Load() < tokens && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	p.mu.Lock()
+	late := p.lateRefreshes
+	p.mu.Unlock()
+
+	var rep report
+	rep.line("## Refresh scheduler\n")
+	rep.line("%d tokens expiring within one minute (35–95 s after start), refresh margin 30 s, %d workers, provider 20 ms per refresh:\n", tokens, workers)
+	rep.line("| refreshed | after expiry | peak concurrent refreshes | time to refresh all | heap before | heap scheduled | heap after |")
+	rep.line("|---|---|---|---|---|---|---|")
+	rep.line("| %d | %d | %d | %s | %.1f MiB | %.1f MiB | %.1f MiB |\n", p.calls.Load(), late, p.peak.Load(), elapsed.Round(time.Second),
+		float64(before.HeapAlloc)/(1<<20), float64(scheduled.HeapAlloc)/(1<<20), float64(after.HeapAlloc)/(1<<20))
+	rep.flush(b)
+	if p.calls.Load() < tokens || late > 0 || p.peak.Load() > workers {
+		b.Errorf("refreshed %d of %d, %d after expiry, peak concurrency %d (workers %d)", p.calls.Load(), tokens, late, p.peak.Load(), workers)
+	}
+}

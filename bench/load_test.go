@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// dial connects an MCP client over streamable HTTP (with key as bearer
+// token when set) and initializes it.
+func dial(b testing.TB, url, key string) *client.Client {
+	b.Helper()
+	var opts []transport.StreamableHTTPCOption
+	if key != "" {
+		opts = append(opts, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
+	}
+	c, err := client.NewStreamableHttpClient(url, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return initialize(b, c)
+}
+
+// dialStdio starts bin as a stdio MCP server and connects to it.
+func dialStdio(b testing.TB, bin string) *client.Client {
+	b.Helper()
+	c, err := client.NewStdioMCPClient(bin, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return initialize(b, c)
+}
+
+func initialize(b testing.TB, c *client.Client) *client.Client {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ProtocolVersion: mcp.LATEST_PROTOCOL_VERSION, ClientInfo: mcp.Implementation{Name: "bench", Version: "1"},
+	}}); err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// call makes one echo call and fails b on any error.
+func call(b testing.TB, c *client.Client, tool string) time.Duration {
+	req := mcp.CallToolRequest{Params: mcp.CallToolParams{Name: tool, Arguments: map[string]any{"text": "hello"}}}
+	begin := time.Now()
+	res, err := c.CallTool(context.Background(), req)
+	d := time.Since(begin)
+	if err != nil || res.IsError {
+		b.Fatalf("call %s: %v %v", tool, res, err)
+	}
+	return d
+}
+
+// result is one cell's figures.
+type result struct {
+	calls     int
+	elapsed   time.Duration
+	latencies []time.Duration // sorted
+	cpu       time.Duration   // gateway CPU during the measured window; 0 for direct
+}
+
+func (r result) rate() float64 { return float64(r.calls) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+}
+
+// run holds concurrency workers, each calling tool in a loop through its
+// own client from clients, for warmup and then duration, and records every
+// latency of the measured part. cpu, if set, is read around it.
+func run(b testing.TB, clients []*client.Client, tool string, warmup, duration time.Duration, cpu func() time.Duration) result {
+	b.Helper()
+	var (
+		mu   sync.Mutex
+		all  []time.Duration
+		wg   sync.WaitGroup
+		stop = make(chan struct{})
+		meas = make(chan struct{})
+	)
+	for _, c := range clients {
+		wg.Go(func() {
+			var mine []time.Duration
+			measuring := false
+			for {
+				select {
+				case <-stop:
+					mu.Lock()
+					all = append(all, mine...)
+					mu.Unlock()
+					return
+				case <-meas:
+					measuring = true
+				default:
+				}
+				d := call(b, c, tool)
+				if measuring {
+					mine = append(mine, d)
+				}
+			}
+		})
+	}
+	time.Sleep(warmup)
+	var cpu0 time.Duration
+	if cpu != nil {
+		cpu0 = cpu()
+	}
+	begin := time.Now()
+	close(meas)
+	time.Sleep(duration)
+	close(stop)
+	elapsed := time.Since(begin)
+	var used time.Duration
+	if cpu != nil {
+		used = cpu() - cpu0
+	}
+	wg.Wait()
+	slices.Sort(all)
+	return result{calls: len(all), elapsed: elapsed, latencies: all, cpu: used}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }

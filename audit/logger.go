@@ -131,33 +131,67 @@ func (l *Logger) Close() error {
 	return l.out.close()
 }
 
-// sink serialises records onto the destination: one Write per record, then
-// fsync when the destination is a file, under one mutex so that a record is
-// durable before the next one starts.
+// sink serialises records onto the destination: one Write per record and,
+// when the destination is a file, an fsync before Write returns, so a
+// record is durable once recorded. Records written while an fsync runs
+// share the next one (group commit): one disk flush per batch rather than
+// per record, and writers never wait for each other's flush to start
+// their own write.
 type sink struct {
 	w      io.Writer
 	sync   func() error // nil: no fsync
 	closer io.Closer    // nil: not ours to close
 
-	mu     sync.Mutex
-	err    error // first write or sync error
-	closed bool
+	mu      sync.Mutex
+	err     error  // first write or sync error; guarded by mu
+	closed  bool   // guarded by mu
+	written uint64 // records written; guarded by mu
+
+	syncMu sync.Mutex // one fsync at a time
+	synced uint64     // records covered by a completed fsync; guarded by syncMu
 }
 
 func (s *sink) Write(p []byte) (int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return 0, os.ErrClosed
 	}
 	n, err := s.w.Write(p)
-	if err == nil && s.sync != nil {
-		err = s.sync()
-	}
+	s.written++
+	seq := s.written
 	if err != nil && s.err == nil {
 		s.err = err
 	}
+	s.mu.Unlock()
+	if err == nil && s.sync != nil {
+		err = s.syncThrough(seq)
+	}
 	return n, err
+}
+
+// syncThrough returns once record seq is on disk: covered by an fsync that
+// started after it was written.
+func (s *sink) syncThrough(seq uint64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= seq {
+		return nil // a flush that started after our write covered it
+	}
+	s.mu.Lock()
+	target := s.written
+	s.mu.Unlock()
+	err := s.sync()
+	if err != nil {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = err
+		}
+		s.mu.Unlock()
+		return err
+	}
+	s.synced = target
+	return nil
 }
 
 func (s *sink) close() error {

@@ -2,12 +2,15 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"go/parser"
 	"go/token"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestFileRecordsSynced checks that a file sink fsyncs once per record,
@@ -69,3 +72,57 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+// TestSinkGroupCommitDurable: concurrent records share fsyncs, and none
+// returns before an fsync that began after it was written.
+func TestSinkGroupCommitDurable(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		position = map[string]int{} // record → its place in the file
+		synced   int                // records written before the last fsync began
+		syncs    int
+	)
+	s := &sink{w: writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		position[string(p)] = len(position) + 1
+		mu.Unlock()
+		return len(p), nil
+	})}
+	s.sync = func() error {
+		mu.Lock()
+		covered := len(position)
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond) // a disk flush
+		mu.Lock()
+		synced, syncs = covered, syncs+1
+		mu.Unlock()
+		return nil
+	}
+	const writers, each = 16, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				rec := fmt.Sprintf("{\"w\":%d,\"i\":%d}\n", w, i)
+				if _, err := s.Write([]byte(rec)); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				durable := synced >= position[rec]
+				mu.Unlock()
+				if !durable {
+					t.Errorf("record %d returned before an fsync covered it", position[rec])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if syncs >= writers*each {
+		t.Errorf("%d fsyncs for %d records: no group commit", syncs, writers*each)
+	}
+	t.Logf("%d records, %d fsyncs", writers*each, syncs)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

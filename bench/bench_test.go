@@ -80,7 +80,7 @@ func BenchmarkGateway(b *testing.B) {
 	var r report
 	r.line("## Cost per call (%s measured per cell after %s warm-up, %d round(s))\n", *flagDuration, *flagWarmup, *flagRounds)
 	// Cold start of a tenant's stdio upstream: its first call.
-	cold := call(b, dial(b, emb.url+"/mcp", emb.key), "echo-stdio_echo")
+	cold := mustCall(b, dial(b, emb.url+"/mcp", emb.key), "echo-stdio_echo")
 	r.line("First call through a tenant's stdio upstream (process start included): %s ms.\n", ms(cold))
 
 	gwClients := func(g *gateway) func(int) []*client.Client {
@@ -260,7 +260,7 @@ func scaleRun(b *testing.B, bin, echoBin, echoURL string, n int) string {
 	}
 	slices.Sort(lat)
 	list := result{latencies: lat}
-	first := call(b, dial(b, g.url+"/mcp", unseen), "echo-http_echo")
+	first := mustCall(b, dial(b, g.url+"/mcp", unseen), "echo-http_echo")
 	rssAfter, _ := g.memory()
 	return fmt.Sprintf("| %d | %s | %s | %d | %d | %s | %s | %s |", n, loaded.Round(time.Millisecond), ready.Round(time.Millisecond),
 		rssReady>>20, rssAfter>>20, ms(list.pct(0.5)), ms(list.pct(0.99)), ms(first))
@@ -280,7 +280,6 @@ func newScaleGateway(b *testing.B, bin, echoBin, echoURL, dir, dataDir string) *
 	return &gateway{bin: bin, env: []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
 		"CONNECTORS_DATA_DIR=" + dataDir, "CONNECTORS_CONFIG=" + cfgPath,
-		"CONNECTORS_AUDIT_LOG=" + filepath.Join(dir, "audit.log"),
 	}}
 }
 
@@ -345,7 +344,9 @@ func BenchmarkRefreshScheduler(b *testing.B) {
 		// Expiries spread over one minute, 35 to 95 s from now.
 		exp := start.Add(35*time.Second + time.Duration(i)*time.Minute/tokens)
 		cred := vault.Credential{AccessToken: fmt.Sprintf("at-%d", i), RefreshToken: fmt.Sprintf("rt-%d", i), ExpiresAt: exp}
+		p.mu.Lock()
 		p.expiryByRefresh[cred.RefreshToken] = exp
+		p.mu.Unlock()
 		tenant := fmt.Sprintf("t%05d", i)
 		if _, err := st.Put(ctx, tenant, "crm", cred, 0); err != nil {
 			b.Fatal(err)

@@ -54,14 +54,27 @@ func initialize(b testing.TB, c *client.Client) *client.Client {
 	return c
 }
 
-// call makes one echo call and fails b on any error.
-func call(b testing.TB, c *client.Client, tool string) time.Duration {
+// call makes one echo call and returns how long it took.
+func call(c *client.Client, tool string) (time.Duration, error) {
 	req := mcp.CallToolRequest{Params: mcp.CallToolParams{Name: tool, Arguments: map[string]any{"text": "hello"}}}
 	begin := time.Now()
 	res, err := c.CallTool(context.Background(), req)
 	d := time.Since(begin)
-	if err != nil || res.IsError {
-		b.Fatalf("call %s: %v %v", tool, res, err)
+	if err == nil && res.IsError {
+		err = fmt.Errorf("tool error: %v", res.Content)
+	}
+	if err != nil {
+		return d, fmt.Errorf("call %s: %w", tool, err)
+	}
+	return d, nil
+}
+
+// mustCall is call on the benchmark's own goroutine, failing b on error.
+func mustCall(b testing.TB, c *client.Client, tool string) time.Duration {
+	b.Helper()
+	d, err := call(c, tool)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return d
 }
@@ -89,11 +102,12 @@ func (r result) pct(p float64) time.Duration {
 func run(b testing.TB, clients []*client.Client, tool string, warmup, duration time.Duration, cpu func() time.Duration) result {
 	b.Helper()
 	var (
-		mu   sync.Mutex
-		all  []time.Duration
-		wg   sync.WaitGroup
-		stop = make(chan struct{})
-		meas = make(chan struct{})
+		mu       sync.Mutex
+		all      []time.Duration
+		firstErr error // guarded by mu
+		wg       sync.WaitGroup
+		stop     = make(chan struct{})
+		meas     = make(chan struct{})
 	)
 	for _, c := range clients {
 		wg.Go(func() {
@@ -110,7 +124,16 @@ func run(b testing.TB, clients []*client.Client, tool string, warmup, duration t
 					measuring = true
 				default:
 				}
-				d := call(b, c, tool)
+				d, err := call(c, tool)
+				if err != nil { // reported below, from the benchmark's goroutine
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					<-stop
+					continue
+				}
 				if measuring {
 					mine = append(mine, d)
 				}
@@ -132,6 +155,9 @@ func run(b testing.TB, clients []*client.Client, tool string, warmup, duration t
 		used = cpu() - cpu0
 	}
 	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
 	slices.Sort(all)
 	return result{calls: len(all), elapsed: elapsed, latencies: all, cpu: used}
 }

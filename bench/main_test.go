@@ -21,7 +21,7 @@ var (
 	flagDuration = flag.Duration("bench.duration", 5e9, "measured time per cell")
 	flagWarmup   = flag.Duration("bench.warmup", 1e9, "unmeasured warm-up per cell")
 	flagConc     = flag.String("bench.conc", "1,16,64", "concurrencies")
-	flagRounds   = flag.Int("bench.rounds", 1, "rounds of the interleaved A/B/C matrix")
+	flagRounds   = flag.Int("bench.rounds", 2, "rounds of the interleaved A/B/C matrix")
 	flagScale    = flag.String("bench.scale", "1000,10000,100000", "tenant counts of the scale runs")
 	flagOut      = flag.String("bench.out", "", "append the report to this Markdown file")
 	flagCommand  = flag.String("bench.command", "", "the command to name in the report's header")

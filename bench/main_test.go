@@ -25,6 +25,7 @@ var (
 	flagRounds   = flag.Int("bench.rounds", 2, "rounds of the interleaved A/B/C matrix")
 	flagScale    = flag.String("bench.scale", "1000,10000,100000", "tenant counts of the scale runs")
 	flagOut      = flag.String("bench.out", "", "append the report to this Markdown file")
+	flagEnv      = flag.String("bench.env", "", "more environment for the gateways, comma-separated K=V (e.g. GOGC=200)")
 	flagCommand  = flag.String("bench.command", "", "the command to name in the report's header")
 	flagPprof    = flag.String("bench.pprof", "", "serve the embedded-store gateway's profiler on this address (CONNECTORS_PPROF_ADDR)")
 )

@@ -146,7 +146,7 @@ func newGateway(b testing.TB, bin, echoBin, echoURL string, extra ...string) *ga
 		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
 		"CONNECTORS_DATA_DIR=" + filepath.Join(dir, "data"),
 		"CONNECTORS_CONFIG=" + cfgPath,
-	}, extra...)}
+	}, append(gatewayEnv(), extra...)...)}
 	for _, in := range []string{"echo-http", "echo-stdio"} {
 		g.cli(b, `{"accessToken": "bench-token-`+in+`"}`, "credential", "put", "--tenant", "bench", "--integration", in)
 	}
@@ -174,4 +174,15 @@ func waitReady(b testing.TB, base string) time.Duration {
 	}
 	b.Fatalf("%s never became ready", base)
 	return 0
+}
+
+// gatewayEnv is the -bench.env environment.
+func gatewayEnv() []string {
+	var env []string
+	for _, kv := range strings.Split(*flagEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -3,14 +3,12 @@ package audit
 import (
 	"context"
 	"fmt"
-	"go/parser"
-	"go/token"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
 // TestFileRecordsSynced checks that a file sink fsyncs once per record,
@@ -50,28 +48,7 @@ func TestStreamsNotSynced(t *testing.T) {
 // TestImports keeps audit importable by every package that touches
 // credentials: it may know the identity in a context (tenants), nothing else
 // of the gateway's.
-func TestImports(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const module = "github.com/connectors-gateway/connectors/"
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(path, module) && path != module+"tenants" {
-				t.Errorf("%s imports %s; audit may import only tenants", name, path)
-			}
-		}
-	}
-}
+func TestImports(t *testing.T) { testenv.CheckImports(t, "tenants") }
 
 // TestSinkGroupCommitDurable: concurrent records share fsyncs, and none
 // returns before an fsync that began after it was written.

@@ -3,18 +3,17 @@ package metrics
 import (
 	"errors"
 	"fmt"
-	"go/parser"
-	"go/token"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -398,25 +397,4 @@ func TestConcurrentMetrics(t *testing.T) {
 
 // TestImports keeps metrics a leaf: every package may record metrics, so it
 // imports none of the gateway's.
-func TestImports(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const module = "github.com/connectors-gateway/connectors/"
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(path, module) {
-				t.Errorf("%s imports %s; metrics must not import the gateway's packages", name, path)
-			}
-		}
-	}
-}
+func TestImports(t *testing.T) { testenv.CheckImports(t) }

@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hashicorp/vault/api"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
@@ -68,18 +66,8 @@ func TestCredentialRoutes(t *testing.T) {
 // TestCredentialRoutesOnVault runs the same against a real Vault server,
 // with only the shipped gateway policy.
 func TestCredentialRoutesOnVault(t *testing.T) {
-	addr, root := testenv.Vault(t, "-policy",
-		"gateway-service="+filepath.Join(testenv.Root(), "vault", "policies", "gateway-service-policy.hcl"))
-	rootClient, err := api.NewClient(&api.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootClient.SetToken(root)
-	tok, err := rootClient.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"gateway-service"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGatewayWithEnv(t, map[string]string{"VAULT_ADDR": addr, "VAULT_TOKEN": tok.Auth.ClientToken})
+	addr, rootClient, token := gatewayVault(t)
+	g := newGatewayWithEnv(t, map[string]string{"VAULT_ADDR": addr, "VAULT_TOKEN": token})
 	g.withAdmin()
 	g.serve()
 	testCredentialRoutes(t, g)

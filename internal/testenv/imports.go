@@ -1,0 +1,41 @@
+package testenv
+
+import (
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Module is the gateway's module path, with a trailing slash.
+const Module = "github.com/connectors-gateway/connectors/"
+
+// CheckImports fails tb if a non-test Go file of the current directory
+// imports one of the gateway's packages other than allowed (paths relative
+// to the module, such as "tenants"): the test that keeps a package's
+// dependencies pointing one way.
+func CheckImports(tb testing.TB, allowed ...string) {
+	tb.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if rel, ours := strings.CutPrefix(path, Module); ours && !slices.Contains(allowed, rel) {
+				tb.Errorf("%s imports %s; allowed: %v", name, path, allowed)
+			}
+		}
+	}
+}

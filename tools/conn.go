@@ -253,6 +253,13 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 	}
 	if m := req.Params.Meta; m != nil {
 		meta := &mcp.Meta{AdditionalFields: maps.Clone(m.AdditionalFields)}
+		// The protocol's own keys (protocolVersion, clientInfo,
+		// clientCapabilities of 2026-07-28) describe the agent's hop, not
+		// this one: the upstream client sets its own, and an agent's
+		// 2026-07-28 version beside a pinned 2025-11-25 header is refused.
+		maps.DeleteFunc(meta.AdditionalFields, func(k string, _ any) bool {
+			return strings.HasPrefix(k, "io.modelcontextprotocol/")
+		})
 		if m.ProgressToken != nil {
 			cl.token = m.ProgressToken
 			cl.upToken = c.tokenPrefix + strconv.FormatUint(c.seq.Add(1), 10)

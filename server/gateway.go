@@ -349,7 +349,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 		r := newRelay(ctx, srv())
 		upstreamStart := time.Now()
 		res, err := conn.CallTool(ctx, req, r)
-		g.metrics.Upstream(integration, transportOf(g.reg, integration), time.Since(upstreamStart))
+		g.metrics.Upstream(integration, transportOf(conn), time.Since(upstreamStart))
 		if g.refresher != nil && cred.RefreshToken != "" && refused(res, err) && ctx.Err() == nil {
 			id, _ := tenants.FromContext(ctx)
 			g.log.InfoContext(ctx, "upstream_refused_token", "tenant_id", id.Tenant, "integration", integration)
@@ -423,10 +423,10 @@ func refused(res *mcp.CallToolResult, err error) bool {
 	return false
 }
 
-// transportOf is the metrics label of integration's upstream transport.
-func transportOf(reg *tools.Registry, integration string) string {
-	if in, ok := reg.Get(integration); ok && in.Upstream.URL != "" {
-		return metrics.TransportHTTP
+// transportOf is the metrics label of a connection's transport.
+func transportOf(conn *tools.Conn) string {
+	if conn.Stdio() {
+		return metrics.TransportStdio
 	}
-	return metrics.TransportStdio
+	return metrics.TransportHTTP
 }

@@ -62,15 +62,8 @@ func (g *Gateway) Invoke(ctx context.Context, integration, tool string, args map
 	req := mcp.CallToolRequest{}
 	req.Params.Name = name
 	req.Params.Arguments = args
-	res, err := g.forward(func() *mcpserver.MCPServer { return v.mcp }, integration, tool)(ctx, req)
-	if err != nil {
-		var elicit mcp.URLElicitationRequiredError
-		if errors.As(err, &elicit) && len(elicit.Elicitations) > 0 {
-			// REST callers get the link as a tool error, like MCP clients
-			// without URL elicitation.
-			return mcp.NewToolResultError(fmt.Sprintf("Connect your %s account to continue: open %s and approve access.", integration, elicit.Elicitations[0].URL)), nil
-		}
-		return nil, err
-	}
-	return res, nil
+	// A REST caller has no MCP session, so a link offer comes back as a
+	// tool error holding the link (linkResult), as for MCP clients without
+	// URL elicitation.
+	return g.forward(func() *mcpserver.MCPServer { return v.mcp }, integration, tool)(ctx, req)
 }

@@ -228,6 +228,10 @@ func (c *Conn) Tools(ctx context.Context) ([]mcp.Tool, error) {
 	return tools, nil
 }
 
+// Stdio reports whether the upstream is a process over stdio (else
+// streamable HTTP).
+func (c *Conn) Stdio() bool { return c.pid != 0 }
+
 // CallTool calls an upstream tool and returns its result unchanged (content,
 // structuredContent, isError, _meta). req.Params.Name is the upstream's own
 // tool name. The request's HTTP header (the agent's) is never forwarded.

@@ -419,7 +419,7 @@ func (p *Pool) Processes() int {
 	defer p.mu.Unlock()
 	n := 0
 	for _, e := range p.entries {
-		if e.settled() && e.conn != nil && e.conn.pid != 0 {
+		if e.settled() && e.conn != nil && e.conn.Stdio() {
 			n++
 		}
 	}

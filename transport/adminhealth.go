@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -85,7 +86,7 @@ func (h *HTTP) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
 			}
 			out.TotalIntegrations++
 			switch state {
-			case HealthActive, HealthExpiring:
+			case oauth.HealthActive, oauth.HealthExpiring:
 				th.Integrations[name] = "healthy"
 				out.Healthy++
 			default:

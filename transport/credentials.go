@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
@@ -21,24 +22,6 @@ type CredentialStore interface {
 	Tenants(ctx context.Context) ([]string, error)
 }
 
-// Credential health states (oauth's), and what the admin health route
-// counts as healthy.
-const (
-	HealthActive        = "active"
-	HealthExpiring      = "expiring"
-	HealthRefreshFailed = "refresh_failed"
-	HealthNeedsReauth   = "needs_reauth"
-	HealthRevoked       = "revoked"
-)
-
-// Health is a credential's health, as the refresher knows it.
-type Health struct {
-	State       string    `json:"status"`
-	Failures    int       `json:"failures,omitempty"`
-	LastError   string    `json:"lastError,omitempty"`
-	NextAttempt time.Time `json:"nextAttempt,omitzero"`
-}
-
 // Credentials are the credential routes' parts. Store and Registry are
 // required.
 type Credentials struct {
@@ -46,12 +29,13 @@ type Credentials struct {
 	Registry *tools.Registry
 	// Health reports a credential's health (cred nil: none stored); nil
 	// derives it from the credential alone.
-	Health func(tenant, integration string, cred *vault.Credential) Health
+	Health func(tenant, integration string, cred *vault.Credential) oauth.Health
 	// Changed is told after a credential is stored (cred) or deleted
 	// (nil): schedule or forget its refresh, tell the tenant's sessions.
 	Changed func(tenant, integration string, cred *vault.Credential)
-	// Revoke revokes cred at integration's provider, if it can; nil: never.
-	Revoke func(ctx context.Context, integration string, cred vault.Credential) (revoked bool, err error)
+	// Revoke revokes tenant's cred at integration's provider, if it can;
+	// nil: never.
+	Revoke func(ctx context.Context, tenant, integration string, cred vault.Credential) (revoked bool, err error)
 	// Settings, if set, keeps tenants' settings: PUT and DELETE
 	// /tenants/{tenantId}/integrations/{integration} turn integrations on
 	// and off; SettingsChanged is told after each change.
@@ -71,19 +55,19 @@ func (c *Credentials) now() time.Time {
 }
 
 // health is c.Health, or the credential's own state.
-func (c *Credentials) health(tenant, integration string, cred *vault.Credential) Health {
+func (c *Credentials) health(tenant, integration string, cred *vault.Credential) oauth.Health {
 	if c.Health != nil {
 		return c.Health(tenant, integration, cred)
 	}
 	switch {
 	case cred == nil:
-		return Health{}
+		return oauth.Health{}
 	case cred.Status == vault.StatusNeedsReauth:
-		return Health{State: HealthNeedsReauth}
+		return oauth.Health{State: oauth.HealthNeedsReauth}
 	case !cred.ExpiresAt.IsZero() && c.now().After(cred.ExpiresAt.Add(-5*time.Minute)):
-		return Health{State: HealthExpiring}
+		return oauth.Health{State: oauth.HealthExpiring}
 	}
-	return Health{State: HealthActive}
+	return oauth.Health{State: oauth.HealthActive}
 }
 
 // storeError answers a failed store call with the seed's error names.
@@ -181,7 +165,7 @@ func (h *HTTP) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	revoked := false
 	if c.Revoke != nil {
-		if revoked, err = c.Revoke(r.Context(), in.Name, cred); err != nil {
+		if revoked, err = c.Revoke(r.Context(), tenant, in.Name, cred); err != nil {
 			// The tenant asked for the credential to go: it goes, even if
 			// the provider could not be told.
 			h.log.WarnContext(r.Context(), "provider_revoke_failed", "tenantId", tenant, "integration", in.Name, "error", err)
@@ -217,7 +201,7 @@ type integrationStatus struct {
 	Scopes         []string        `json:"scopes,omitempty"`
 	TokenType      string          `json:"tokenType,omitempty"`
 	Status         string          `json:"status,omitempty"`
-	Health         *Health         `json:"health,omitempty"`
+	Health         *oauth.Health   `json:"health,omitempty"`
 	Enabled        bool            `json:"enabled"`
 	Tools          []string        `json:"tools,omitzero"` // the allowlist, if narrowed ([]: no tool)
 }

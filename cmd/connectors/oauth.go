@@ -156,12 +156,10 @@ func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher
 		},
 	}
 	if refresher != nil {
-		c.Health = func(tenant, integration string, cred *vault.Credential) transport.Health {
-			return transport.Health(refresher.Health(tenant, integration, cred))
-		}
+		c.Health = refresher.Health
 	}
 	if flow != nil {
-		c.Revoke = func(ctx context.Context, integration string, cred vault.Credential) (bool, error) {
+		c.Revoke = func(ctx context.Context, tenant, integration string, cred vault.Credential) (bool, error) {
 			p, ok := flow.Provider(integration)
 			if !ok {
 				return false, nil
@@ -171,17 +169,10 @@ func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher
 			if errors.Is(err, oauth.ErrRevokeUnsupported) {
 				return false, nil
 			}
-			trail.Record(ctx, audit.Record{TenantID: tenantOf(ctx), Integration: integration, Operation: audit.OpRevoke,
+			trail.Record(ctx, audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpRevoke,
 				Duration: time.Since(start), Success: err == nil, Err: err})
 			return err == nil, err
 		}
 	}
 	return c
-}
-
-// tenantOf is the tenant a request acts on, for records made below the
-// transport (the revocation of a tenant's credential).
-func tenantOf(ctx context.Context) string {
-	id, _ := tenants.FromContext(ctx)
-	return id.Tenant
 }

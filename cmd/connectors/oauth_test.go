@@ -27,14 +27,7 @@ func linkedGateway(t *testing.T) (*gateway, *testidp.IDP, string) {
 	t.Helper()
 	idp := testidp.Start(t)
 	const public = "http://gateway.test"
-	idp.AddWebClient(testidp.WebClient{ID: "linker", Secret: "linker-s3cret", RedirectURIs: []string{public + "/oauth/callback/linked"}})
-	disc := discover(t, idp.Issuer)
-	in := envIntegration(t, "linked", "cgw-linked", "")
-	in["oauth"] = map[string]any{
-		"authorizeUrl": disc.AuthorizationEndpoint,
-		"tokenUrl":     disc.TokenEndpoint,
-		"scopes":       []string{"openid", "offline_access"},
-	}
+	in := linkedIntegration(t, idp, public, "cgw-linked")
 	g := newGatewayWithEnv(t, map[string]string{
 		"CONNECTORS_PUBLIC_URL":          public,
 		"CONNECTORS_OAUTH_REDIRECT_URIS": appCallback,
@@ -43,6 +36,21 @@ func linkedGateway(t *testing.T) (*gateway, *testidp.IDP, string) {
 		"LINKED_CLIENT_SECRET":           "linker-s3cret",
 	}, in)
 	return g, idp, "http://" + g.serve()
+}
+
+// linkedIntegration is the upstream-env fixture as integration "linked",
+// linked through idp (client "linker", whose callback is under public).
+func linkedIntegration(t *testing.T, idp *testidp.IDP, public, marker string) map[string]any {
+	t.Helper()
+	idp.AddWebClient(testidp.WebClient{ID: "linker", Secret: "linker-s3cret", RedirectURIs: []string{public + "/oauth/callback/linked"}})
+	disc := discover(t, idp.Issuer)
+	in := envIntegration(t, "linked", marker, "")
+	in["oauth"] = map[string]any{
+		"authorizeUrl": disc.AuthorizationEndpoint,
+		"tokenUrl":     disc.TokenEndpoint,
+		"scopes":       []string{"openid", "offline_access"},
+	}
+	return in
 }
 
 type discovery struct {

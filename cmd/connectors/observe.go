@@ -112,10 +112,7 @@ func (s *observedStore) OffboardTenant(ctx context.Context, tenant string) error
 // from Vault every ten minutes; the embedded store purges its own.
 func sweepClaims(ctx context.Context, s interface {
 	SweepClaims(context.Context) (int, error)
-}, log interface {
-	Warn(string, ...any)
-	Debug(string, ...any)
-}) {
+}, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {

@@ -279,20 +279,13 @@ func openAPIGateway(t *testing.T) (*gateway, *testidp.IDP, string) {
 	t.Helper()
 	idp := testidp.Start(t)
 	const public = "http://gateway.test"
-	idp.AddWebClient(testidp.WebClient{ID: "linker", Secret: "linker-s3cret", RedirectURIs: []string{public + "/oauth/callback/linked"}})
 	idp.AddWebClient(testidp.WebClient{ID: "gateway-web", Secret: "web-s3cret", RedirectURIs: []string{public + "/auth/callback"}})
 	idp.SetUserClaims(testidp.UserID, map[string]any{"tenant_id": "tenant-a"})
 	idp.AddClient(testidp.Client{ID: "agent-a", Secret: "s3cret-agent-a", Audience: []string{resource},
 		Claims: map[string]any{"tenant_id": "tenant-a"}, Scopes: []string{"mcp"}})
 	idp.AddClient(testidp.Client{ID: "agent-noscope", Secret: "s3cret-agent-noscope", Audience: []string{resource},
 		Claims: map[string]any{"tenant_id": "tenant-a"}})
-	disc := discover(t, idp.Issuer)
-	in := envIntegration(t, "linked", "cgw-openapi", "")
-	in["oauth"] = map[string]any{
-		"authorizeUrl": disc.AuthorizationEndpoint,
-		"tokenUrl":     disc.TokenEndpoint,
-		"scopes":       []string{"openid", "offline_access"},
-	}
+	in := linkedIntegration(t, idp, public, "cgw-openapi")
 	g := newGatewayWithEnv(t, map[string]string{
 		"CONNECTORS_PUBLIC_URL":            public,
 		"CONNECTORS_OAUTH_REDIRECT_URIS":   appCallback,

@@ -101,8 +101,16 @@ type Conn struct {
 
 	// dial makes a new client session; set for HTTP, where a session the
 	// upstream forgot (404) is re-initialized. Nil for stdio.
-	dial     func(ctx context.Context) (*client.Client, error)
-	redialMu sync.Mutex // one re-initialization at a time
+	dial func(ctx context.Context) (*client.Client, error)
+	// raw, set for HTTP, is where raw calls go; negotiated holds the
+	// session's protocol version (a string).
+	raw        *rawTarget
+	negotiated atomic.Value
+	// clientInfoJSON and encodedSecrets serve raw calls: the gateway's
+	// client info, and the credential values as JSON spells them.
+	clientInfoJSON json.RawMessage
+	encodedSecrets [][]byte
+	redialMu       sync.Mutex // one re-initialization at a time
 
 	// teardown ends what the transport doesn't (the process group); run by
 	// Close after the client closed.
@@ -140,12 +148,15 @@ func newConn(tenant string, in Integration, l *launch, opts *PoolOptions) *Conn 
 		secrets:     l.secrets,
 		onNote:      opts.OnNotification,
 		tokenPrefix: "gw-" + strconv.FormatUint(connSeq.Add(1), 36) + "-",
-		ctx:         ctx,
-		cancel:      cancel,
-		calls:       make(map[*call]struct{}),
-		byToken:     make(map[string]*call),
-		lastUsed:    time.Now(),
-		closed:      make(chan struct{}),
+
+		clientInfoJSON: mustJSON(opts.ClientInfo),
+		encodedSecrets: encodedStrings(l.secrets),
+		ctx:            ctx,
+		cancel:         cancel,
+		calls:          make(map[*call]struct{}),
+		byToken:        make(map[string]*call),
+		lastUsed:       time.Now(),
+		closed:         make(chan struct{}),
 	}
 }
 
@@ -200,6 +211,7 @@ func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.
 		_ = cli.Close()
 		return nil, err
 	}
+	c.negotiated.Store(res.ProtocolVersion)
 	if res.Capabilities.Logging != nil {
 		// Ask for every log message: each agent's own level is applied as
 		// the gateway relays them, so the upstream must not filter first.
@@ -542,6 +554,7 @@ type trackedHTTP struct{ *tracked }
 
 func (t trackedHTTP) SetProtocolVersion(v string) {
 	t.version.Store(v)
+	t.conn.negotiated.Store(v)
 	t.http.SetProtocolVersion(v)
 }
 
@@ -552,4 +565,20 @@ func track(c *Conn, tr transport.Interface) transport.Interface {
 		return trackedHTTP{t}
 	}
 	return t
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func encodedStrings(ss []string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = encodedString(s)
+	}
+	return out
 }

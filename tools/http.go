@@ -37,6 +37,7 @@ func defaultHTTPClient() *http.Client {
 // carries l's rendered headers and nothing of the agent's.
 func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, error) {
 	c := newConn(tenant, l.in, l, &p.opts)
+	c.raw = newRawTarget(l, p.opts.HTTPClient)
 	c.dial = func(ctx context.Context) (*client.Client, error) {
 		opts := []transport.StreamableHTTPCOption{
 			transport.WithHTTPBasicClient(p.opts.HTTPClient),
@@ -61,4 +62,13 @@ func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, e
 	}
 	c.client = cli
 	return c, nil
+}
+
+// newRawTarget is where the raw calls of a conn dialled from l go.
+func newRawTarget(l *launch, hc *http.Client) *rawTarget {
+	t := &rawTarget{url: l.in.Upstream.URL, headers: http.Header{}, client: hc}
+	for k, v := range l.headers {
+		t.headers.Set(k, v)
+	}
+	return t
 }

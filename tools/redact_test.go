@@ -33,3 +33,35 @@ func TestRedactResult(t *testing.T) {
 		t.Errorf("clean result changed: %v", got)
 	}
 }
+
+// TestRedactRaw: a raw result is redacted however its JSON spells the
+// credential (plainly, with \u escapes, with \/), in any string, and a
+// result without it is returned as is.
+func TestRedactRaw(t *testing.T) {
+	secrets := []string{"tok/secret&123"}
+	encoded := encodedStrings(secrets)
+	for _, raw := range []string{
+		`{"content":[{"type":"text","text":"Bearer tok/secret&123"}]}`,
+		`{"content":[{"type":"text","text":"Bearer \u0074ok/secret\u0026123"}]}`,
+		`{"content":[{"type":"text","text":"Bearer tok\/secret&123"}]}`,
+		`{"content":[],"structuredContent":{"deep":[{"tok/secret&123":1}]},"_meta":{"x":"tok/secret&123"}}`,
+	} {
+		got := redactRaw(json.RawMessage(raw), secrets, encoded)
+		var v any
+		if err := json.Unmarshal(got, &v); err != nil {
+			t.Fatalf("redactRaw(%s) = %s: not JSON", raw, got)
+		}
+		plain, _ := json.Marshal(v)
+		if strings.Contains(string(got), "secret") || strings.Contains(string(plain), "tok/secret&123") || !strings.Contains(string(got), "[redacted]") {
+			t.Errorf("redactRaw(%s) = %s", raw, got)
+		}
+	}
+	clean := `{"content":[{"type":"text","text":"nothing \u0074o hide"}],"isError":false}`
+	if got := redactRaw(json.RawMessage(clean), secrets, encoded); !strings.Contains(string(got), "nothing to hide") {
+		t.Errorf("clean result: %s", got)
+	}
+	same := `{"content":[{"type":"text","text":"nothing to hide"}]}`
+	if got := redactRaw(json.RawMessage(same), secrets, encoded); string(got) != same {
+		t.Errorf("a result without the credential changed: %s", got)
+	}
+}

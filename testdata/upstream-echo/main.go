@@ -2,6 +2,12 @@
 // tool, echo, that returns its text argument. It serves stdio, or
 // streamable HTTP at /mcp with --http ADDR (then it prints
 // {"addr": "127.0.0.1:PORT"} on stdout once listening).
+//
+// For the gateway's tests it also has whoami, which returns the
+// credential it was called with (the Authorization header over HTTP,
+// ECHO_TOKEN over stdio), as is or wrapped in <...>; and over HTTP,
+// --reject PREFIX answers a tools/call with a bearer token starting with
+// PREFIX with 401.
 package main
 
 import (
@@ -12,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -19,11 +26,23 @@ import (
 
 func main() {
 	addr := flag.String("http", "", "serve streamable HTTP on `host:port` instead of stdio")
+	reject := flag.String("reject", "", "over HTTP, answer 401 to bearer tokens starting with `prefix`")
 	flag.Parse()
 	s := server.NewMCPServer("upstream-echo", "1.0.0", server.WithToolCapabilities(false))
 	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Returns text."), mcp.WithString("text")),
 		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultText(req.GetString("text", "")), nil
+		})
+	s.AddTool(mcp.NewTool("whoami", mcp.WithDescription("Returns the credential of the call."), mcp.WithBoolean("wrap")),
+		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			who := os.Getenv("ECHO_TOKEN")
+			if req.Header != nil {
+				who = req.Header.Get("Authorization")
+			}
+			if req.GetBool("wrap", false) {
+				who = "<" + who + ">" // encoded \u003c...\u003e
+			}
+			return mcp.NewToolResultText(who), nil
 		})
 	if *addr == "" {
 		if err := server.ServeStdio(s); err != nil {
@@ -39,7 +58,14 @@ func main() {
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(map[string]string{"addr": ln.Addr().String()})
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", server.NewStreamableHTTPServer(s))
+	mcpHandler := server.NewStreamableHTTPServer(s)
+	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if *reject != "" && r.Header.Get("Mcp-Method") == "tools/call" && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "+*reject) {
+			http.Error(w, "invalid token", http.StatusUnauthorized)
+			return
+		}
+		mcpHandler.ServeHTTP(w, r)
+	}))
 	if err := http.Serve(ln, mux); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

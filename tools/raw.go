@@ -1,0 +1,330 @@
+package tools
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// A raw call is a tools/call forwarded to a streamable-HTTP upstream as
+// bytes: the arguments go out and the result comes back without being
+// decoded into Go values and encoded again. Only an upstream that speaks
+// protocol 2026-07-28 takes one: every request stands alone there (no
+// session, no server-to-client requests on the stream, input requests
+// carried in the result), so a call is one POST and its answer.
+
+// RawCall is one tools/call to forward as bytes.
+type RawCall struct {
+	Name      string          // the upstream's tool name
+	Arguments json.RawMessage // a JSON object, or empty
+	// Capabilities are the agent's client capabilities (a JSON object):
+	// the upstream asks (input_required) only for what the agent can do.
+	Capabilities json.RawMessage
+	// Meta holds the agent's other _meta entries, forwarded; none may be
+	// a protocol key (io.modelcontextprotocol/...).
+	Meta map[string]json.RawMessage
+	// InputResponses and RequestState, when set, answer an earlier
+	// input_required result of the same call.
+	InputResponses json.RawMessage
+	RequestState   json.RawMessage
+}
+
+// ErrNoRaw is returned by CallRaw when c cannot take raw calls; nothing was
+// sent.
+var ErrNoRaw = errors.New("the upstream does not take raw calls")
+
+// rawTarget is where an HTTP conn's raw calls go.
+type rawTarget struct {
+	url     string
+	headers http.Header // the rendered upstream headers
+	client  *http.Client
+}
+
+// version is the protocol the conn's session negotiated, set by the
+// client through trackedHTTP.SetProtocolVersion.
+func (c *Conn) version() string {
+	v, _ := c.negotiated.Load().(string)
+	return v
+}
+
+// Raw reports whether c takes raw calls: a live upstream, streamable HTTP
+// or stdio, whose session speaks 2026-07-28.
+func (c *Conn) Raw() bool {
+	return (c.raw != nil || c.pid != 0) && mcp.IsModernProtocol(c.version()) && c.Err() == nil
+}
+
+var rawSeq atomic.Uint64
+
+// CallRaw calls an upstream tool and returns its result as the upstream
+// sent it, with the tenant's credential values redacted. An upstream that
+// refuses the credential (HTTP 401) is an error wrapping
+// transport.ErrAuthorizationRequired; the call was not made. Bounds,
+// cancellation and errors are those of CallTool.
+func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, error) {
+	if !c.Raw() {
+		return nil, ErrNoRaw
+	}
+	params, err := c.rawParams(call)
+	if err != nil {
+		return nil, err
+	}
+	// A request ID of the gateway's own, never the agent's, and never one
+	// of the mcp-go client's (numbers).
+	id := "gw-" + strconv.FormatUint(rawSeq.Add(1), 36)
+	var result json.RawMessage
+	err = c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		if c.raw == nil { // stdio: through the session's transport
+			tr := cli.GetTransport()
+			reqID := mcp.NewRequestId(id)
+			resp, err := tr.SendRequest(ctx, transport.JSONRPCRequest{
+				JSONRPC: mcp.JSONRPC_VERSION, ID: reqID, Method: string(mcp.MethodToolsCall), Params: params,
+			})
+			switch {
+			case err != nil && ctx.Err() != nil:
+				// What mcp-go's client does for its own calls over stdio.
+				if t, ok := tr.(*tracked); ok {
+					t.sendCancelled(ctx, reqID)
+				}
+				return err
+			case err != nil:
+				return err
+			case resp.Error != nil:
+				return resp.Error.AsError()
+			case len(resp.Result) == 0 || resp.Result[0] != '{':
+				return errors.New("response without a result object")
+			}
+			result = resp.Result
+			return nil
+		}
+		body := make([]byte, 0, len(params)+64)
+		body = append(body, `{"jsonrpc":"2.0","id":"`...)
+		body = append(body, id...)
+		body = append(body, `","method":"tools/call","params":`...)
+		body = append(body, params...)
+		body = append(body, '}')
+		result, err = c.postRaw(ctx, call.Name, body, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return redactRaw(result, c.secrets, c.encodedSecrets), nil
+}
+
+// rawParams encodes the params of call.
+func (c *Conn) rawParams(call RawCall) (json.RawMessage, error) {
+	meta := make(map[string]json.RawMessage, len(call.Meta)+3)
+	maps.Copy(meta, call.Meta)
+	caps := call.Capabilities
+	if len(caps) == 0 {
+		caps = json.RawMessage("{}")
+	}
+	meta[mcp.MetaKeyClientCapabilities] = caps
+	meta[mcp.MetaKeyProtocolVersion] = json.RawMessage(strconv.Quote(c.version()))
+	meta[mcp.MetaKeyClientInfo] = c.clientInfoJSON
+	params := struct {
+		Meta           map[string]json.RawMessage `json:"_meta"`
+		Name           string                     `json:"name"`
+		Arguments      json.RawMessage            `json:"arguments,omitempty"`
+		InputResponses json.RawMessage            `json:"inputResponses,omitempty"`
+		RequestState   json.RawMessage            `json:"requestState,omitempty"`
+	}{meta, call.Name, call.Arguments, call.InputResponses, call.RequestState}
+	if bytes.Equal(bytes.TrimSpace(params.Arguments), []byte("null")) {
+		params.Arguments = nil // "no arguments"; some servers choke on null
+	}
+	return json.Marshal(params)
+}
+
+// maxRawResult bounds an upstream's answer to one call.
+const maxRawResult = 64 << 20
+
+// postRaw sends body and reads the answer with ID id: a JSON body, or the
+// response event of an SSE stream (notifications on it go where the
+// session's would).
+func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.raw.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = c.raw.headers.Clone()
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["Accept"] = []string{"application/json, text/event-stream"}
+	req.Header[mcp.HeaderProtocolVersion] = []string{c.version()}
+	req.Header[mcp.HeaderMethod] = []string{string(mcp.MethodToolsCall)}
+	req.Header[mcp.HeaderName] = []string{name}
+	resp, err := c.raw.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, transport.ErrAuthorizationRequired
+	case resp.StatusCode != http.StatusOK:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return nil, fmt.Errorf("request failed with status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	media, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch media {
+	case "application/json":
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRawResult))
+		if err != nil {
+			return nil, err
+		}
+		return answer(raw, id)
+	case "text/event-stream":
+		return c.readEvents(resp.Body, id)
+	}
+	return nil, fmt.Errorf("unexpected content type %q", media)
+}
+
+// answer returns the result of the JSON-RPC response raw to request id.
+func answer(raw []byte, id string) (json.RawMessage, error) {
+	var msg struct {
+		ID     json.RawMessage          `json:"id"`
+		Result json.RawMessage          `json:"result"`
+		Error  *mcp.JSONRPCErrorDetails `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &msg); err != nil {
+		return nil, fmt.Errorf("malformed response: %w", err)
+	}
+	if want, _ := json.Marshal(id); !bytes.Equal(msg.ID, want) {
+		return nil, fmt.Errorf("response to another request (id %s)", msg.ID)
+	}
+	if msg.Error != nil {
+		return nil, msg.Error.AsError()
+	}
+	if len(msg.Result) == 0 || msg.Result[0] != '{' {
+		return nil, errors.New("response without a result object")
+	}
+	return msg.Result, nil
+}
+
+// readEvents reads an SSE stream until the response to id. Notifications
+// are handled as the session's are; anything else is skipped.
+func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxRawResult)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0: // end of an event
+			if len(data) == 0 {
+				continue
+			}
+			var probe struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+			}
+			if json.Unmarshal(data, &probe) == nil {
+				switch {
+				case probe.Method != "" && len(probe.ID) == 0:
+					var n mcp.JSONRPCNotification
+					if json.Unmarshal(data, &n) == nil {
+						c.handleNotification(n)
+					}
+				case probe.Method == "" && len(probe.ID) > 0:
+					return answer(data, id)
+				default:
+					c.logger.Debug("upstream_request_ignored", "method", probe.Method)
+				}
+			}
+			data = data[:0]
+		case bytes.HasPrefix(line, []byte("data:")):
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("data:")), []byte(" "))...)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("stream ended without a response")
+}
+
+// redactRaw is redactResult for a result as bytes. Without an escape that
+// could spell a character another way (\u, \/), a JSON text holds a string
+// only in its canonical encoding, so one search per secret decides; the
+// rare result that may hide one is rewritten string by string.
+func redactRaw(raw json.RawMessage, secrets []string, encoded [][]byte) json.RawMessage {
+	if len(secrets) == 0 {
+		return raw
+	}
+	if !bytes.Contains(raw, []byte(`\u`)) && !bytes.Contains(raw, []byte(`\/`)) {
+		found := false
+		for _, s := range encoded {
+			if bytes.Contains(raw, s) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return raw
+		}
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
+	}
+	out, err := marshalPlain(redactValue(v, secrets))
+	if err != nil {
+		return json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
+	}
+	return out
+}
+
+// redactValue redacts every string (keys included) of a decoded JSON value.
+func redactValue(v any, secrets []string) any {
+	switch v := v.(type) {
+	case string:
+		return redact(v, secrets)
+	case []any:
+		for i := range v {
+			v[i] = redactValue(v[i], secrets)
+		}
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[redact(k, secrets)] = redactValue(e, secrets)
+		}
+		return out
+	}
+	return v
+}
+
+// encodedString is s as it appears inside a JSON string.
+func encodedString(s string) []byte {
+	b, _ := marshalPlain(s)
+	return bytes.TrimSuffix(bytes.TrimPrefix(bytes.TrimSpace(b), []byte(`"`)), []byte(`"`))
+}
+
+// marshalPlain is json.Marshal without HTML escaping.
+func marshalPlain(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

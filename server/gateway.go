@@ -19,6 +19,11 @@
 // the context ([tenants.FromContext]); a request without one is refused.
 // One function, [Gateway.allowed], decides what a tenant may list and call.
 //
+// A plain tools/call of protocol 2026-07-28 to a tool of a 2026-07-28
+// upstream takes the direct path ([Gateway.CallDirect]): the same
+// authorization and credential, but arguments and result forwarded as
+// bytes, without mcp-go's decoding and encoding on either leg.
+//
 // Tool and prompt catalogues are discovered lazily, per integration,
 // through the first tenant that lists or calls them, and then shared: an
 // integration's tools are the same for every tenant. Resources are the

@@ -30,7 +30,13 @@ type memoKey struct{}
 // credential reads. Give it only to a context that ends with its request
 // (an HTTP request), never to a long-lived one (a stdio session): the
 // memo is never refreshed.
+//
+// A ctx that carries a memo already is returned as is: the request's
+// direct path and its mcp-go handling share one.
 func WithRequestMemo(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(memoKey{}).(*requestMemo); ok {
+		return ctx
+	}
 	return context.WithValue(ctx, memoKey{}, &requestMemo{creds: map[memoRef]memoEntry{}})
 }
 

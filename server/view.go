@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -29,6 +31,7 @@ type view struct {
 	discovered map[string]bool          // integration → catalogue registered
 	discovery  map[string]chan struct{} // integration → discovery in flight
 	registered map[string][]string      // integration → exposed tool names
+	plain      map[string]bool          // exposed tool name → may take the direct path
 	sessions   map[string]*viewSession  // session ID → its tenant and subscriptions
 }
 
@@ -38,6 +41,7 @@ func newView(g *Gateway, only string) *view {
 		discovered: map[string]bool{},
 		discovery:  map[string]chan struct{}{},
 		registered: map[string][]string{},
+		plain:      map[string]bool{},
 		sessions:   map[string]*viewSession{},
 	}
 }
@@ -235,15 +239,23 @@ func (v *view) register(ctx context.Context, integration string) error {
 		}
 		entries := make([]mcpserver.ServerTool, 0, len(upstream))
 		names := make([]string, 0, len(upstream))
+		plain := make([]bool, 0, len(upstream))
 		for _, t := range upstream {
 			name := t.Name
 			t.Name = v.expose(integration, name)
 			names = append(names, t.Name)
+			plain = append(plain, plainTool(t))
 			entries = append(entries, mcpserver.ServerTool{Tool: t, Handler: v.g.forward(srv, integration, name)})
 		}
 		v.mu.Lock()
 		gone := slices.DeleteFunc(v.registered[integration], func(n string) bool { return slices.Contains(names, n) })
 		v.registered[integration] = names
+		for _, n := range gone {
+			delete(v.plain, n)
+		}
+		for i, n := range names {
+			v.plain[n] = plain[i]
+		}
 		v.mu.Unlock()
 		if len(gone) > 0 { // the upstream dropped tools since the last discovery
 			v.mcp.DeleteTools(gone...)
@@ -263,4 +275,24 @@ func (v *view) register(ctx context.Context, integration string) error {
 		v.mcp.AddPrompts(entries...)
 	}
 	return nil
+}
+
+// direct reports whether a call of the exposed tool name of integration
+// may take the direct path: its catalogue is registered and the tool is
+// plain.
+func (v *view) direct(integration, name string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.discovered[integration] && v.plain[name]
+}
+
+// plainTool reports whether calls of t need nothing of mcp-go beyond
+// forwarding: no arguments bound to HTTP headers (which mcp-go checks on
+// the way in and sets on the way out), no task augmentation.
+func plainTool(t mcp.Tool) bool {
+	if t.Execution != nil && t.Execution.TaskSupport != "" && t.Execution.TaskSupport != mcp.TaskSupportForbidden {
+		return false
+	}
+	raw, err := json.Marshal(t)
+	return err == nil && !bytes.Contains(raw, []byte("x-mcp-header"))
 }

@@ -88,6 +88,9 @@ type HTTPOptions struct {
 	Credentials *Credentials
 	// Invoke, if set, serves POST /api/v1/tools/invoke.
 	Invoke Invoker
+	// Direct, if set, serves the tools/call requests it can without
+	// mcp-go (see server.Gateway.CallDirect).
+	Direct Director
 
 	// Ready reports whether the gateway can serve (store and registry up),
 	// for GET /readyz; nil means always ready.
@@ -215,8 +218,8 @@ func (h *HTTP) routes() {
 	guard := func(next http.Handler) http.Handler {
 		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))
 	}
-	mcp := guard(h.mcp)
-	single := guard(http.HandlerFunc(h.handleSingle))
+	mcp := guard(h.direct(h.mcp))
+	single := guard(h.direct(http.HandlerFunc(h.handleSingle)))
 	for _, method := range []string{"POST", "GET", "DELETE"} {
 		h.mux.Handle(method+" /mcp", mcp)
 		h.mux.Handle(method+" /mcp/{integration}", single)

@@ -98,6 +98,9 @@ type Config struct {
 	// address, for profiling under load; keep it on loopback
 	// (CONNECTORS_PPROF_ADDR, e.g. 127.0.0.1:6060; empty: off).
 	PprofAddr string
+	// NoDirect turns the direct path off: every tools/call goes through
+	// mcp-go on both legs (CONNECTORS_DIRECT_CALLS=off; default on).
+	NoDirect bool
 	// LogFormat is "json" (default) or "text" (CONNECTORS_LOG_FORMAT).
 	LogFormat string
 	// TenantConfigFile turns on the seed's tenant config file, synced into
@@ -129,6 +132,13 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		AuditLog:           getenv("CONNECTORS_AUDIT_LOG"),
 		PprofAddr:          getenv("CONNECTORS_PPROF_ADDR"),
 		TenantConfigPath:   getenv("TENANT_CONFIG_PATH"),
+	}
+	switch v := getenv("CONNECTORS_DIRECT_CALLS"); v {
+	case "", "on":
+	case "off":
+		c.NoDirect = true
+	default:
+		return c, fmt.Errorf("CONNECTORS_DIRECT_CALLS: %q is neither on nor off", v)
 	}
 	if c.TenantConfigPath == "" {
 		c.TenantConfigPath = filepath.Join("config", "tenants.json")

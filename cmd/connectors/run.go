@@ -421,6 +421,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		OAuth:                flow,
 		Credentials:          credentialRoutes(st, reg, flow, refresher, g, m.audit),
 		Invoke:               g,
+		Direct:               direct(cfg, g),
 		Audit:                m.audit,
 		Metrics:              m.metrics,
 		Usage:                m.usage,
@@ -584,4 +585,13 @@ func (m *Main) integrations(cfg Config, args []string) error {
 		fmt.Fprintf(m.Stdout, "%-16s %-14s %s\n", in.Name, in.Category, up)
 	}
 	return nil
+}
+
+// direct is the gateway's direct path, unless the configuration turns it
+// off.
+func direct(cfg Config, g *server.Gateway) transport.Director {
+	if cfg.NoDirect {
+		return nil
+	}
+	return g
 }

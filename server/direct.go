@@ -1,0 +1,168 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	mcptransport "github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/metrics"
+	"github.com/connectors-gateway/connectors/oauth"
+	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// The direct path: a tools/call of protocol 2026-07-28 to a tool of a
+// 2026-07-28 streamable-HTTP upstream is forwarded as bytes, without
+// mcp-go on either leg. Each such request stands alone (no session, no
+// server-to-client requests, input requests carried in the result), so
+// forwarding it is a matter of authorizing it and passing its arguments
+// and result through; the profile put mcp-go's decoding and encoding of
+// both legs at most of the gateway's cost per call.
+//
+// The direct path decides before anything is sent upstream, and only
+// ever says yes: any request it is not sure of (another protocol version,
+// a progress token, a tool not yet discovered, a credential that must be
+// refreshed or linked first, a stdio or older upstream, ...) is served by
+// mcp-go as before, which also makes every error answer the same.
+
+// DirectCall is a tools/call the transport parsed for the direct path.
+type DirectCall struct {
+	// View is the integration of a /mcp/{integration} endpoint, or empty
+	// for the aggregate.
+	View      string
+	Name      string          // the tool's name in that view
+	Arguments json.RawMessage // an object, or empty
+	// Capabilities are the agent's declared client capabilities.
+	Capabilities json.RawMessage
+	// Meta holds the agent's other _meta entries (no protocol keys).
+	Meta           map[string]json.RawMessage
+	InputResponses json.RawMessage
+	RequestState   json.RawMessage
+}
+
+// CallDirect serves c on the direct path and returns its result; ok is
+// false when it does not (nothing was sent, serve it the usual way). The
+// result may be nil with ok true when ctx ended.
+func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, ok bool) {
+	id, found := tenants.FromContext(ctx)
+	if !found {
+		return nil, false
+	}
+	v := g.aggregate
+	if c.View != "" {
+		if v, found = g.single[c.View]; !found {
+			return nil, false
+		}
+	}
+	integration, upstream, found := v.resolve(c.Name)
+	if !found || !v.direct(integration, c.Name) {
+		return nil, false
+	}
+	in, found := g.reg.Get(integration)
+	if !found || !g.settings(ctx, id.Tenant).AllowsTool(integration, upstream) {
+		return nil, false
+	}
+	cred, _, err := g.storeGet(ctx, id.Tenant, integration)
+	if err != nil || cred.Status == vault.StatusNeedsReauth ||
+		(!cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew))) {
+		return nil, false
+	}
+	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))
+	if err != nil || !conn.Raw() {
+		return nil, false
+	}
+
+	// From here on the call is ours to answer.
+	start := time.Now()
+	call := tools.RawCall{
+		Name: upstream, Arguments: c.Arguments, Capabilities: c.Capabilities, Meta: c.Meta,
+		InputResponses: c.InputResponses, RequestState: c.RequestState,
+	}
+	res, err := conn.CallRaw(ctx, call)
+	g.metrics.Upstream(integration, transportOf(conn), time.Since(start))
+	if g.refresher != nil && cred.RefreshToken != "" && ctx.Err() == nil && refusedRaw(res, err) {
+		g.log.InfoContext(ctx, "upstream_refused_token", "tenant_id", id.Tenant, "integration", integration)
+		forget(ctx, id.Tenant, integration)
+		fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
+		switch {
+		case errors.Is(rerr, oauth.ErrNeedsReauth):
+			linked, lerr := g.linkResult(ctx, integration)
+			res, err = encodeResult(linked), lerr
+		case rerr == nil:
+			if conn, err = g.upstreams.Conn(ctx, id.Tenant, in, templateVars(fresh)); err == nil {
+				res, err = conn.CallRaw(ctx, call)
+			}
+		default:
+			g.log.WarnContext(ctx, "refresh_after_401_failed", "tenant_id", id.Tenant, "integration", integration, "error", rerr)
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			g.count(ctx, integration, metrics.OutcomeError, start)
+			return nil, true
+		}
+		// As on the usual path: an upstream failure is a tool execution
+		// error, which the model sees.
+		res = encodeResult(mcp.NewToolResultError(err.Error()))
+	}
+	outcome := metrics.OutcomeOK
+	if isError(res) {
+		outcome = metrics.OutcomeToolError
+	}
+	g.count(ctx, integration, outcome, start)
+	return res, true
+}
+
+// count is measured's accounting of one call.
+func (g *Gateway) count(ctx context.Context, integration, outcome string, start time.Time) {
+	g.metrics.ToolCall(integration, outcome, time.Since(start))
+	if id, ok := tenants.FromContext(ctx); ok {
+		g.usage.Call(id.Tenant, integration)
+	}
+}
+
+// refusedRaw is refused for a raw result: the status code, or an API's
+// 401 reported in the result (which is decoded only when it may hold one).
+func refusedRaw(res json.RawMessage, err error) bool {
+	if err != nil {
+		return errors.Is(err, mcptransport.ErrAuthorizationRequired)
+	}
+	if !bytes.Contains(res, []byte("401")) && !bytes.Contains(res, []byte("nauthorized")) {
+		return false
+	}
+	var r mcp.CallToolResult
+	if json.Unmarshal(res, &r) != nil {
+		return false
+	}
+	return refused(&r, nil)
+}
+
+// isError reports whether a raw result is a tool error.
+func isError(res json.RawMessage) bool {
+	if !bytes.Contains(res, []byte(`"isError"`)) {
+		return false
+	}
+	var r struct {
+		IsError bool `json:"isError"`
+	}
+	return json.Unmarshal(res, &r) == nil && r.IsError
+}
+
+// encodeResult encodes a result the gateway made itself.
+func encodeResult(r *mcp.CallToolResult) json.RawMessage {
+	if r == nil {
+		return nil
+	}
+	r.ResultType = mcp.ResultTypeComplete
+	b, err := json.Marshal(r)
+	if err != nil {
+		return json.RawMessage(`{"content":[{"type":"text","text":"internal error"}],"isError":true,"resultType":"complete"}`)
+	}
+	return b
+}

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,8 +96,12 @@ type poolKey struct{ tenant, integration string }
 type entry struct {
 	key         poolKey
 	fingerprint [sha256.Size]byte
-	elem        *list.Element
-	removed     bool // guarded by Pool.mu
+	// in and vars are what the entry was started from: a Conn asking for
+	// exactly these is answered without preparing a launch again.
+	in      Integration
+	vars    map[string]string
+	elem    *list.Element
+	removed bool // guarded by Pool.mu
 
 	ready    chan struct{} // closed once conn or err is set
 	conn     *Conn
@@ -166,6 +172,10 @@ func NewPool(opts *PoolOptions) *Pool {
 // returns an error wrapping ErrConnClosed, and the caller gets a fresh one
 // from Conn.
 func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map[string]string) (*Conn, error) {
+	if c := p.live(poolKey{tenant, in.Name}, in, vars); c != nil {
+		c.touch()
+		return c, nil
+	}
 	if err := validate(in, 0); err != nil {
 		return nil, err
 	}
@@ -177,7 +187,7 @@ func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map
 	// A connection whose process dies right after its start is retried
 	// once; a second death is reported.
 	for attempt := 0; ; attempt++ {
-		e, err := p.entry(key, l)
+		e, err := p.entry(key, l, in, vars)
 		if err != nil {
 			return nil, err
 		}
@@ -200,8 +210,23 @@ func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map
 	}
 }
 
+// live returns key's live connection if it was started from exactly in
+// and vars: the common case, answered without rendering and hashing a
+// launch.
+func (p *Pool) live(key poolKey, in Integration, vars map[string]string) *Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.entries[key]
+	if e == nil || !e.settled() || e.err != nil || e.conn.Err() != nil ||
+		!maps.Equal(e.vars, vars) || !reflect.DeepEqual(e.in, in) {
+		return nil
+	}
+	p.lru.MoveToFront(e.elem)
+	return e.conn
+}
+
 // entry returns the live or starting entry for key, or starts one.
-func (p *Pool) entry(key poolKey, l *launch) (*entry, error) {
+func (p *Pool) entry(key poolKey, l *launch, in Integration, vars map[string]string) (*entry, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -221,7 +246,7 @@ func (p *Pool) entry(key poolKey, l *launch) (*entry, error) {
 		}
 		p.removeLocked(e)
 	}
-	e := &entry{key: key, fingerprint: l.fingerprint, ready: make(chan struct{})}
+	e := &entry{key: key, fingerprint: l.fingerprint, in: in, vars: maps.Clone(vars), ready: make(chan struct{})}
 	e.elem = p.lru.PushFront(e)
 	p.entries[key] = e
 	p.evictLocked()

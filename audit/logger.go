@@ -5,7 +5,7 @@
 // # Overview
 //
 // A record is one JSON line in the seed document's tenant_credential_access
-// shape, written through log/slog:
+// shape, as log/slog's JSON handler writes it:
 //
 //	{"time":"2025-11-12T10:55:00.123Z","level":"INFO","msg":"tenant_credential_access",
 //	 "tenantId":"tenant-123","integration":"notion","operation":"get","duration":45,
@@ -33,7 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -56,7 +55,6 @@ const (
 // Logger writes audit records. Its methods are safe for concurrent use. A nil
 // *Logger is valid and records nothing.
 type Logger struct {
-	h   slog.Handler
 	out *sink
 }
 
@@ -107,18 +105,7 @@ func New(w io.Writer) *Logger {
 }
 
 func newLogger(s *sink) *Logger {
-	return &Logger{
-		out: s,
-		h:   slog.NewJSONHandler(s, &slog.HandlerOptions{ReplaceAttr: formatTime}),
-	}
-}
-
-// formatTime writes the record's time in UTC, RFC 3339 with milliseconds.
-func formatTime(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
-		return slog.String(slog.TimeKey, a.Value.Time().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-	}
-	return a
+	return &Logger{out: s}
 }
 
 // Close closes the file Open opened and reports the first error met writing

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -442,4 +444,32 @@ func keys(t *testing.T, line []byte) []string {
 		}
 	}
 	return out
+}
+
+// TestRecordLineIsSlogs: the hand-encoded line is the one log/slog's JSON
+// handler writes for the same record (the time aside), odd characters
+// included.
+func TestRecordLineIsSlogs(t *testing.T) {
+	var got bytes.Buffer
+	l := audit.New(&got)
+	ctx := audit.WithRequestID(context.Background(), `req<1>&"x"`)
+	l.Record(ctx, audit.Record{TenantID: "tenant-ü", Integration: "no\ttion", Operation: audit.OpGet, Duration: 1234567 * time.Nanosecond,
+		Err: errors.New("boom \"quoted\" <b>"), Subject: "apikey:\\ci"})
+	var want bytes.Buffer
+	h := slog.NewJSONHandler(&want, nil)
+	rec := slog.NewRecord(time.Now(), slog.LevelWarn, audit.Message, 0)
+	rec.AddAttrs(slog.String("tenantId", "tenant-ü"), slog.String("integration", "no\ttion"), slog.String("operation", audit.OpGet),
+		slog.Float64("duration", 1.234), slog.Bool("success", false), slog.String("subject", "apikey:\\ci"),
+		slog.String("requestId", `req<1>&"x"`), slog.String("error", "boom \"quoted\" <b>"))
+	_ = h.Handle(ctx, rec)
+	strip := func(line string) string { // drop the time member
+		i := strings.Index(line, `"level"`)
+		return line[i:]
+	}
+	if strip(got.String()) != strip(want.String()) {
+		t.Errorf("line:\n%s\nslog's:\n%s", got.String(), want.String())
+	}
+	if !regexp.MustCompile(`^\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",`).MatchString(got.String()) {
+		t.Errorf("time: %s", got.String())
+	}
 }

@@ -88,10 +88,13 @@ Machine: %s, %d cores (the load generator, the upstream, Vault and the
 gateway share them), Linux %s, %s.
 
 All on loopback. A: the load generator calls the echo upstream directly.
+P (HTTP upstream only): through a bare reverse proxy (net/http/httputil,
+testdata/bare-proxy), the least any HTTP hop costs on this machine.
 B: through the gateway, embedded store. C: through the gateway, HashiCorp
 Vault (the development server of testdata/vaultdev). Every client is an
-mcp-go streamable-HTTP session (stdio for A with a stdio upstream); each
-call is one tools/call of echo. Percentiles are over every call of the
+mcp-go streamable-HTTP session speaking 2026-07-28 (stdio for A with a
+stdio upstream); each call is one tools/call of echo, which the gateway
+serves on its direct path. Percentiles are over every call of the
 measured window.
 
 `, command, time.Now().UTC().Format("2006-01-02 15:04 MST"), cpu, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version())

@@ -14,7 +14,6 @@ import (
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
-	"github.com/connectors-gateway/connectors/vault"
 )
 
 // The direct path: a tools/call of protocol 2026-07-28 to a tool of a
@@ -64,13 +63,20 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	if !found || !v.direct(integration, c.Name) {
 		return nil, false
 	}
-	in, found := g.reg.Get(integration)
-	if !found || !g.settings(ctx, id.Tenant).AllowsTool(integration, upstream) {
+	// The decision filterTools makes for the usual path: the integration
+	// registered, enabled and linked for the tenant, the tool allowed.
+	acc, err := g.access(ctx)
+	if err != nil || acc(integration) != accessLinked || !g.settings(ctx, id.Tenant).AllowsTool(integration, upstream) {
 		return nil, false
 	}
+	in, found := g.reg.Get(integration)
+	if !found {
+		return nil, false
+	}
+	// The credential (read once per request: the memo), which must not
+	// need a refresh first.
 	cred, _, err := g.storeGet(ctx, id.Tenant, integration)
-	if err != nil || cred.Status == vault.StatusNeedsReauth ||
-		(!cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew))) {
+	if err != nil || !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
 		return nil, false
 	}
 	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))

@@ -143,46 +143,56 @@ func TestDirectPathAnswersAsMCPGo(t *testing.T) {
 	off := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_DIRECT_CALLS": "off"}, in)
 	for _, g := range []*gateway{on, off} {
 		g.serve()
-		toolNames(t, g.client("tenant-a")) // discovers the catalogue
+		toolNames(t, g.client("tenant-a")) // discovers the catalogues
+		toolNames(t, g.dialPath("tenant-a", "/mcp/echo", nil))
 	}
 
 	cases := []struct {
 		name, tool, body string
 		headers          map[string]string
-		direct           bool // the direct path serves it
+		direct           bool   // the direct path serves it
+		path             string // default /mcp
 	}{
-		{"ordinary", "echo_echo", callBody("1", "echo_echo", `"arguments":{"text":"hello"}`), nil, true},
-		{"string id", "echo_echo", callBody(`"abc"`, "echo_echo", `"arguments":{"text":"hi"}`), nil, true},
-		{"no arguments", "echo_echo", callBody("2", "echo_echo", ""), nil, true},
-		{"null arguments", "echo_echo", callBody("3", "echo_echo", `"arguments":null`), nil, true},
-		{"result holding the credential", "echo_whoami", callBody("4", "echo_whoami", ""), nil, true},
-		{"escaped credential", "echo_whoami", callBody("5", "echo_whoami", `"arguments":{"wrap":true}`), nil, true},
-		{"unknown tool", "echo_nope", callBody("6", "echo_nope", ""), nil, false},
-		{"another tenant's name for a tool", "notion_x", callBody("7", "notion_x", ""), nil, false},
-		{"name unlike Mcp-Name", "echo_whoami", callBody("8", "echo_echo", ""), nil, false},
-		{"unknown parameter", "echo_echo", callBody("9", "echo_echo", `"arguments":{"text":"x"},"extra":1`), nil, false},
-		{"arguments not an object", "echo_echo", callBody("10", "echo_echo", `"arguments":["x"]`), nil, false},
-		{"progress token", "echo_echo", strings.Replace(callBody("11", "echo_echo", ""), `"_meta":{`, `"_meta":{"progressToken":"p1",`, 1), nil, false},
-		{"log level", "echo_echo", strings.Replace(callBody("12", "echo_echo", ""), `"_meta":{`, `"_meta":{"io.modelcontextprotocol/logLevel":"debug",`, 1), nil, false},
-		{"older protocol in _meta", "echo_echo", strings.Replace(callBody("13", "echo_echo", ""), `"2026-07-28"`, `"2025-11-25"`, 1), nil, false},
-		{"null id", "echo_echo", callBody("null", "echo_echo", ""), nil, false},
-		{"trailing data", "echo_echo", callBody("14", "echo_echo", "") + `{"jsonrpc":"2.0"}`, nil, false},
-		{"batch", "echo_echo", "[" + callBody("15", "echo_echo", "") + "]", nil, false},
-		{"malformed", "echo_echo", `{"jsonrpc":"2.0","id":16,"method":"tools/call","params":{`, nil, false},
-		{"session header", "echo_echo", callBody("17", "echo_echo", ""), map[string]string{"Mcp-Session-Id": "made-up"}, false},
-		{"older protocol header", "echo_echo", callBody("18", "echo_echo", ""), map[string]string{"Mcp-Protocol-Version": "2025-11-25"}, false},
+		{"single integration", "echo", callBody("100", "echo", `"arguments":{"text":"alone"}`), nil, true, "/mcp/echo"},
+		{"single integration, credential", "whoami", callBody("101", "whoami", ""), nil, true, "/mcp/echo"},
+		{"single integration, aggregate name", "echo_echo", callBody("102", "echo_echo", ""), nil, false, "/mcp/echo"},
+		{"unknown integration", "echo", callBody("103", "echo", ""), nil, false, "/mcp/nope"},
+		{"ordinary", "echo_echo", callBody("1", "echo_echo", `"arguments":{"text":"hello"}`), nil, true, ""},
+		{"string id", "echo_echo", callBody(`"abc"`, "echo_echo", `"arguments":{"text":"hi"}`), nil, true, ""},
+		{"no arguments", "echo_echo", callBody("2", "echo_echo", ""), nil, true, ""},
+		{"null arguments", "echo_echo", callBody("3", "echo_echo", `"arguments":null`), nil, true, ""},
+		{"result holding the credential", "echo_whoami", callBody("4", "echo_whoami", ""), nil, true, ""},
+		{"escaped credential", "echo_whoami", callBody("5", "echo_whoami", `"arguments":{"wrap":true}`), nil, true, ""},
+		{"unknown tool", "echo_nope", callBody("6", "echo_nope", ""), nil, false, ""},
+		{"another tenant's name for a tool", "notion_x", callBody("7", "notion_x", ""), nil, false, ""},
+		{"name unlike Mcp-Name", "echo_whoami", callBody("8", "echo_echo", ""), nil, false, ""},
+		{"unknown parameter", "echo_echo", callBody("9", "echo_echo", `"arguments":{"text":"x"},"extra":1`), nil, false, ""},
+		{"arguments not an object", "echo_echo", callBody("10", "echo_echo", `"arguments":["x"]`), nil, false, ""},
+		{"progress token", "echo_echo", strings.Replace(callBody("11", "echo_echo", ""), `"_meta":{`, `"_meta":{"progressToken":"p1",`, 1), nil, false, ""},
+		{"log level", "echo_echo", strings.Replace(callBody("12", "echo_echo", ""), `"_meta":{`, `"_meta":{"io.modelcontextprotocol/logLevel":"debug",`, 1), nil, false, ""},
+		{"older protocol in _meta", "echo_echo", strings.Replace(callBody("13", "echo_echo", ""), `"2026-07-28"`, `"2025-11-25"`, 1), nil, false, ""},
+		{"null id", "echo_echo", callBody("null", "echo_echo", ""), nil, false, ""},
+		{"trailing data", "echo_echo", callBody("14", "echo_echo", "") + `{"jsonrpc":"2.0"}`, nil, false, ""},
+		{"batch", "echo_echo", "[" + callBody("15", "echo_echo", "") + "]", nil, false, ""},
+		{"malformed", "echo_echo", `{"jsonrpc":"2.0","id":16,"method":"tools/call","params":{`, nil, false, ""},
+		{"session header", "echo_echo", callBody("17", "echo_echo", ""), map[string]string{"Mcp-Session-Id": "made-up"}, false, ""},
+		{"older protocol header", "echo_echo", callBody("18", "echo_echo", ""), map[string]string{"Mcp-Protocol-Version": "2025-11-25"}, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			path := c.path
+			if path == "" {
+				path = "/mcp"
+			}
 			before := len(up.calls())
-			onStatus, onBody := on.post("tenant-a", "/mcp", c.tool, c.body, c.headers)
+			onStatus, onBody := on.post("tenant-a", path, c.tool, c.body, c.headers)
 			directCalls := 0
 			for _, r := range up.calls()[before:] {
 				if r.direct() {
 					directCalls++
 				}
 			}
-			offStatus, offBody := off.post("tenant-a", "/mcp", c.tool, c.body, c.headers)
+			offStatus, offBody := off.post("tenant-a", path, c.tool, c.body, c.headers)
 			if onStatus != offStatus || !sameJSON(onBody, offBody) {
 				t.Errorf("with the direct path: %d %s\nwithout: %d %s", onStatus, onBody, offStatus, offBody)
 			}
@@ -280,12 +290,31 @@ func TestDirectPathCredentials(t *testing.T) {
 		t.Errorf("tenant-b echo_whoami after tenant-a's narrowing: %d %s", status, body)
 	}
 
+	// An admin turns echo off for tenant-a: no call reaches the upstream
+	// until it is turned on again.
+	if status, _, raw := g.api("admin", "DELETE", "/tenants/tenant-a/integrations/echo", ""); status != http.StatusOK && status != http.StatusNoContent {
+		t.Fatalf("disabling: %d %s", status, raw)
+	}
+	before := len(up.calls())
+	if status, body := g.post("tenant-a", "/mcp", "echo_echo", callBody("54", "echo_echo", `"arguments":{"text":"off"}`), nil); status == http.StatusOK && !strings.Contains(body, `"error"`) {
+		t.Errorf("tenant-a calls a disabled integration: %d %s", status, body)
+	}
+	if n := len(up.calls()) - before; n != 0 {
+		t.Errorf("%d upstream calls for a disabled integration, want 0", n)
+	}
+	if status, _, raw := g.api("admin", "PUT", "/tenants/tenant-a/integrations/echo", `{}`); status != http.StatusOK {
+		t.Fatalf("enabling: %d %s", status, raw)
+	}
+	if status, body := g.post("tenant-a", "/mcp", "echo_whoami", callBody("55", "echo_whoami", ""), nil); status != http.StatusOK || !strings.Contains(body, "[redacted]") {
+		t.Errorf("tenant-a echo_whoami once enabled with every tool again: %d %s", status, body)
+	}
+
 	// tenant-b's credential is revoked: its next call does not reach the
 	// upstream.
 	if status, _, raw := g.api("admin", "DELETE", "/tenants/tenant-b/integrations/echo/credentials", ""); status != http.StatusNoContent && status != http.StatusOK {
 		t.Fatalf("revoking: %d %s", status, raw)
 	}
-	before := len(up.calls())
+	before = len(up.calls())
 	if status, body := g.post("tenant-b", "/mcp", "echo_echo", callBody("53", "echo_echo", `"arguments":{"text":"x"}`), nil); status == http.StatusOK && strings.Contains(body, `"x"`) {
 		t.Errorf("tenant-b calls after revocation: %d %s", status, body)
 	}

@@ -16,9 +16,10 @@ import (
 	"github.com/connectors-gateway/connectors/tools"
 )
 
-// The direct path: a tools/call of protocol 2026-07-28 to a tool of a
-// 2026-07-28 streamable-HTTP upstream is forwarded as bytes, without
-// mcp-go on either leg. Each such request stands alone (no session, no
+// The direct path: a tools/call of protocol 2026-07-28 to a tool of an
+// upstream whose session speaks 2026-07-28 (streamable HTTP or stdio) is
+// forwarded as bytes, without mcp-go's encoding on either leg (over stdio
+// mcp-go's transport still carries the bytes). Each such request stands alone (no session, no
 // server-to-client requests, input requests carried in the result), so
 // forwarding it is a matter of authorizing it and passing its arguments
 // and result through; the profile put mcp-go's decoding and encoding of
@@ -27,8 +28,11 @@ import (
 // The direct path decides before anything is sent upstream, and only
 // ever says yes: any request it is not sure of (another protocol version,
 // a progress token, a tool not yet discovered, a credential that must be
-// refreshed or linked first, a stdio or older upstream, ...) is served by
-// mcp-go as before, which also makes every error answer the same.
+// refreshed or linked first, an upstream on an older protocol, ...) is
+// served by mcp-go as before, which also makes every error answer the
+// same. Once the upstream is asked, the answer is the one the usual path
+// would give: the same error texts, resultType and serverInfo added where
+// mcp-go adds them.
 
 // DirectCall is a tools/call the transport parsed for the direct path.
 type DirectCall struct {
@@ -49,6 +53,7 @@ type DirectCall struct {
 // false when it does not (nothing was sent, serve it the usual way). The
 // result may be nil with ok true when ctx ended.
 func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, ok bool) {
+	begin := time.Now()
 	id, found := tenants.FromContext(ctx)
 	if !found {
 		return nil, false
@@ -63,10 +68,10 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	if !found || !v.direct(integration, c.Name) {
 		return nil, false
 	}
-	// The decision filterTools makes for the usual path: the integration
-	// registered, enabled and linked for the tenant, the tool allowed.
+	// The usual path's rule (filterTools), and a credential to call with
+	// rather than a link to offer.
 	acc, err := g.access(ctx)
-	if err != nil || acc(integration) != accessLinked || !g.settings(ctx, id.Tenant).AllowsTool(integration, upstream) {
+	if err != nil || !v.offers(c.Name, acc, g.settings(ctx, id.Tenant)) || acc(integration) != accessLinked {
 		return nil, false
 	}
 	in, found := g.reg.Get(integration)
@@ -102,7 +107,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 			res, err = encodeResult(linked), lerr
 		case rerr == nil:
 			if conn, err = g.upstreams.Conn(ctx, id.Tenant, in, templateVars(fresh)); err == nil {
-				res, err = conn.CallRaw(ctx, call)
+				res, err = callConn(ctx, conn, call)
 			}
 		default:
 			g.log.WarnContext(ctx, "refresh_after_401_failed", "tenant_id", id.Tenant, "integration", integration, "error", rerr)
@@ -110,7 +115,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			g.count(ctx, integration, metrics.OutcomeError, start)
+			g.count(ctx, integration, metrics.OutcomeError, begin)
 			return nil, true
 		}
 		// As on the usual path: an upstream failure is a tool execution
@@ -121,8 +126,64 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	if isError(res) {
 		outcome = metrics.OutcomeToolError
 	}
-	g.count(ctx, integration, outcome, start)
-	return res, true
+	g.count(ctx, integration, outcome, begin)
+	return v.complete(res), true
+}
+
+// callConn is CallRaw, or CallTool when conn does not take raw calls (a
+// connection replaced after a refresh may not).
+func callConn(ctx context.Context, conn *tools.Conn, call tools.RawCall) (json.RawMessage, error) {
+	if conn.Raw() {
+		return conn.CallRaw(ctx, call)
+	}
+	var req mcp.CallToolRequest
+	req.Params.Name = call.Name
+	if len(call.Arguments) > 0 {
+		req.Params.Arguments = call.Arguments
+	}
+	res, err := conn.CallTool(ctx, req, nil)
+	return encodeResult(res), err
+}
+
+// complete gives a 2026-07-28 result what mcp-go's server would add to it
+// on the usual path when the upstream left it out: resultType, and the
+// serving view's serverInfo in _meta.
+func (v *view) complete(res json.RawMessage) json.RawMessage {
+	const infoKey = `"` + mcp.MetaKeyServerInfo + `"`
+	if bytes.Contains(res, []byte(`"resultType"`)) && bytes.Contains(res, []byte(infoKey)) {
+		return res
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(res, &fields) != nil {
+		return res
+	}
+	if _, ok := fields["resultType"]; !ok {
+		fields["resultType"] = json.RawMessage(`"` + mcp.ResultTypeComplete + `"`)
+	}
+	var meta map[string]json.RawMessage
+	if raw, ok := fields["_meta"]; ok && json.Unmarshal(raw, &meta) != nil {
+		return res
+	}
+	if _, ok := meta[mcp.MetaKeyServerInfo]; !ok {
+		if meta == nil {
+			meta = map[string]json.RawMessage{}
+		}
+		meta[mcp.MetaKeyServerInfo], _ = json.Marshal(mcp.Implementation{Name: v.serverName(), Version: v.g.version})
+		fields["_meta"], _ = json.Marshal(meta)
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return res
+	}
+	return out
+}
+
+// serverName is the name the view's mcp-go server introduces itself with.
+func (v *view) serverName() string {
+	if v.only != "" {
+		return v.g.name + "/" + v.only
+	}
+	return v.g.name
 }
 
 // count is measured's accounting of one call.

@@ -51,7 +51,7 @@ func newSingle(g *Gateway, integration string) *view {
 		v.unsubscribe(ctx, req.Params.URI)
 	})
 
-	v.mcp = mcpserver.NewMCPServer(g.name+"/"+integration, g.version,
+	v.mcp = mcpserver.NewMCPServer(v.serverName(), g.version,
 		mcpserver.WithToolCapabilities(true),
 		mcpserver.WithResourceCapabilities(true, true),
 		mcpserver.WithPromptCapabilities(true),

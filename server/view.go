@@ -62,7 +62,7 @@ func newAggregate(g *Gateway) *view {
 		}
 	})
 	v.trackSessions(hooks)
-	v.mcp = mcpserver.NewMCPServer(g.name, g.version,
+	v.mcp = mcpserver.NewMCPServer(v.serverName(), g.version,
 		mcpserver.WithToolCapabilities(true),
 		mcpserver.WithLogging(),
 		mcpserver.WithElicitation(),
@@ -122,23 +122,31 @@ func (v *view) filterTools(ctx context.Context, all []mcp.Tool) []mcp.Tool {
 	settings := v.g.settings(ctx, id.Tenant)
 	out := all[:0:0]
 	for _, t := range all {
-		if v.only == "" {
-			if integ, ok := v.g.isConnectTool(t.Name); ok {
-				if a := acc(integ); a == accessNone || a == accessRelink {
-					out = append(out, t)
-				}
-				continue
-			}
-		}
-		integ, upstream, found := v.resolve(t.Name)
-		if !found || !settings.AllowsTool(integ, upstream) {
-			continue
-		}
-		if a := acc(integ); a == accessLinked || a == accessRelink {
+		if v.offers(t.Name, acc, settings) {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// offers is the one per-tool rule of tools/list and tools/call (the usual
+// path through filterTools, the direct path through CallDirect): whether
+// this view offers the tool name to a tenant with access acc and settings.
+// A name that is the aggregate's connect tool of an integration is that
+// tool, whatever an upstream calls its own.
+func (v *view) offers(name string, acc func(string) access, settings tenants.Settings) bool {
+	if v.only == "" {
+		if integ, ok := v.g.isConnectTool(name); ok {
+			a := acc(integ)
+			return a == accessNone || a == accessRelink
+		}
+	}
+	integ, upstream, found := v.resolve(name)
+	if !found || !settings.AllowsTool(integ, upstream) {
+		return false
+	}
+	a := acc(integ)
+	return a == accessLinked || a == accessRelink
 }
 
 // discoverForTenant makes sure the catalogue of every integration in this

@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -99,9 +98,9 @@ func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, erro
 				if t, ok := tr.(*tracked); ok {
 					t.sendCancelled(ctx, reqID)
 				}
-				return err
+				return transport.NewError(err)
 			case err != nil:
-				return err
+				return transport.NewError(err)
 			case resp.Error != nil:
 				return resp.Error.AsError()
 			case len(resp.Result) == 0 || resp.Result[0] != '{':
@@ -166,31 +165,39 @@ func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string)
 	req.Header[mcp.HeaderProtocolVersion] = []string{c.version()}
 	req.Header[mcp.HeaderMethod] = []string{string(mcp.MethodToolsCall)}
 	req.Header[mcp.HeaderName] = []string{name}
+	// Failures below the protocol are reported as mcp-go's client reports
+	// them (transport error: ...), so that both paths say the same.
 	resp, err := c.raw.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, transport.NewError(err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, transport.ErrAuthorizationRequired
+		return nil, transport.NewError(transport.ErrAuthorizationRequired)
 	case resp.StatusCode != http.StatusOK:
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return nil, fmt.Errorf("request failed with status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var msg struct {
+			Error *mcp.JSONRPCErrorDetails `json:"error"`
+		}
+		if json.Unmarshal(body, &msg) == nil && msg.Error != nil {
+			return nil, msg.Error.AsError() // a JSON-RPC error, whatever the status
+		}
+		return nil, transport.NewError(fmt.Errorf("request failed with status %d: %s", resp.StatusCode, body))
 	}
 	media, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch media {
 	case "application/json":
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRawResult))
 		if err != nil {
-			return nil, err
+			return nil, transport.NewError(err)
 		}
 		return answer(raw, id)
 	case "text/event-stream":
 		return c.readEvents(resp.Body, id)
 	}
-	return nil, fmt.Errorf("unexpected content type %q", media)
+	return nil, transport.NewError(fmt.Errorf("unexpected content type %q", media))
 }
 
 // answer returns the result of the JSON-RPC response raw to request id.
@@ -201,16 +208,16 @@ func answer(raw []byte, id string) (json.RawMessage, error) {
 		Error  *mcp.JSONRPCErrorDetails `json:"error"`
 	}
 	if err := json.Unmarshal(raw, &msg); err != nil {
-		return nil, fmt.Errorf("malformed response: %w", err)
+		return nil, transport.NewError(fmt.Errorf("malformed response: %w", err))
 	}
 	if want, _ := json.Marshal(id); !bytes.Equal(msg.ID, want) {
-		return nil, fmt.Errorf("response to another request (id %s)", msg.ID)
+		return nil, transport.NewError(fmt.Errorf("response to another request (id %s)", msg.ID))
 	}
 	if msg.Error != nil {
 		return nil, msg.Error.AsError()
 	}
 	if len(msg.Result) == 0 || msg.Result[0] != '{' {
-		return nil, errors.New("response without a result object")
+		return nil, transport.NewError(errors.New("response without a result object"))
 	}
 	return msg.Result, nil
 }
@@ -221,32 +228,41 @@ func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxRawResult)
 	var data []byte
+	// event handles one event's data; done when it was the response.
+	event := func() (json.RawMessage, bool, error) {
+		defer func() { data = data[:0] }()
+		var probe struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		if len(data) == 0 || json.Unmarshal(data, &probe) != nil {
+			return nil, false, nil
+		}
+		switch {
+		case probe.Method != "" && len(probe.ID) == 0:
+			var n mcp.JSONRPCNotification
+			if json.Unmarshal(data, &n) == nil {
+				c.handleNotification(n)
+			}
+		case probe.Method == "" && len(probe.ID) > 0:
+			res, err := answer(data, id)
+			return res, true, err
+		default:
+			c.logger.Debug("upstream_request_ignored", "method", probe.Method)
+		}
+		return nil, false, nil
+	}
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0: // end of an event
-			if len(data) == 0 {
-				continue
+			if res, done, err := event(); done {
+				return res, err
 			}
-			var probe struct {
-				ID     json.RawMessage `json:"id"`
-				Method string          `json:"method"`
-			}
-			if json.Unmarshal(data, &probe) == nil {
-				switch {
-				case probe.Method != "" && len(probe.ID) == 0:
-					var n mcp.JSONRPCNotification
-					if json.Unmarshal(data, &n) == nil {
-						c.handleNotification(n)
-					}
-				case probe.Method == "" && len(probe.ID) > 0:
-					return answer(data, id)
-				default:
-					c.logger.Debug("upstream_request_ignored", "method", probe.Method)
-				}
-			}
-			data = data[:0]
 		case bytes.HasPrefix(line, []byte("data:")):
+			if len(data)+len(line) > maxRawResult {
+				return nil, transport.NewError(errors.New("response event too large"))
+			}
 			if len(data) > 0 {
 				data = append(data, '\n')
 			}
@@ -254,9 +270,13 @@ func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, transport.NewError(err)
 	}
-	return nil, errors.New("stream ended without a response")
+	// A stream may end right after its last data line.
+	if res, done, err := event(); done {
+		return res, err
+	}
+	return nil, transport.NewError(errors.New("stream ended without a response"))
 }
 
 // redactRaw is redactResult for a result as bytes. Without an escape that
@@ -270,7 +290,9 @@ func redactRaw(raw json.RawMessage, secrets []string, encoded [][]byte) json.Raw
 	if !bytes.Contains(raw, []byte(`\u`)) && !bytes.Contains(raw, []byte(`\/`)) {
 		found := false
 		for _, s := range encoded {
-			if bytes.Contains(raw, s) {
+			// A secret JSON escapes (U+2028 is written \u2028, but may come
+			// as is) is looked for string by string, every time.
+			if bytes.Contains(raw, s) || bytes.IndexByte(s, '\\') >= 0 {
 				found = true
 				break
 			}
@@ -279,17 +301,10 @@ func redactRaw(raw json.RawMessage, secrets []string, encoded [][]byte) json.Raw
 			return raw
 		}
 	}
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if dec.Decode(&v) != nil {
-		return json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
+	if out, ok := redactJSON(raw, secrets); ok {
+		return out
 	}
-	out, err := marshalPlain(redactValue(v, secrets))
-	if err != nil {
-		return json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
-	}
-	return out
+	return json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
 }
 
 // redactValue redacts every string (keys included) of a decoded JSON value.
@@ -297,6 +312,11 @@ func redactValue(v any, secrets []string) any {
 	switch v := v.(type) {
 	case string:
 		return redact(v, secrets)
+	case json.Number: // a numeric credential (an account number, a PIN)
+		if r := redact(v.String(), secrets); r != v.String() {
+			return r
+		}
+		return v
 	case []any:
 		for i := range v {
 			v[i] = redactValue(v[i], secrets)

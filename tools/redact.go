@@ -35,18 +35,33 @@ func redactResult(res *mcp.CallToolResult, secrets []string) *mcp.CallToolResult
 	}
 	if res.StructuredContent != nil {
 		if b, err := json.Marshal(res.StructuredContent); err == nil && containsAny(b, secrets) {
-			var clean any
-			if json.Unmarshal([]byte(redact(string(b), secrets)), &clean) == nil {
+			res.StructuredContent = map[string]any{"redacted": true}
+			if clean, ok := redactJSON(b, secrets); ok {
 				res.StructuredContent = clean
-			} else {
-				res.StructuredContent = map[string]any{"redacted": true}
 			}
 		}
 	}
 	if len(res.RawStructuredContent) > 0 && containsAny(res.RawStructuredContent, secrets) {
-		res.RawStructuredContent = json.RawMessage(redact(string(res.RawStructuredContent), secrets))
+		clean, ok := redactJSON(res.RawStructuredContent, secrets)
+		if !ok {
+			clean = json.RawMessage(`{"redacted":true}`)
+		}
+		res.RawStructuredContent = clean
 	}
 	return res
+}
+
+// redactJSON redacts every string and number of the JSON value b (a
+// credential may be numeric); ok is false when b is not JSON.
+func redactJSON(b []byte, secrets []string) (json.RawMessage, bool) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	out, err := marshalPlain(redactValue(v, secrets))
+	return out, err == nil
 }
 
 func containsAny(b []byte, secrets []string) bool {

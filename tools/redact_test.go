@@ -65,3 +65,22 @@ func TestRedactRaw(t *testing.T) {
 		t.Errorf("a result without the credential changed: %s", got)
 	}
 }
+
+// TestRedactNumericCredential: a credential that is a number is redacted
+// where a result carries it as a JSON number, on both paths, and the
+// result stays JSON.
+func TestRedactNumericCredential(t *testing.T) {
+	secrets := []string{"98765432"}
+	raw := redactRaw(json.RawMessage(`{"content":[],"structuredContent":{"account":98765432,"n":1}}`), secrets, encodedStrings(secrets))
+	if strings.Contains(string(raw), "98765432") || !json.Valid(raw) || !strings.Contains(string(raw), `"n":1`) {
+		t.Errorf("redactRaw: %s", raw)
+	}
+	res := redactResult(&mcp.CallToolResult{RawStructuredContent: json.RawMessage(`{"account":98765432,"n":1}`)}, secrets)
+	if s := string(res.RawStructuredContent); strings.Contains(s, "98765432") || !json.Valid(res.RawStructuredContent) || !strings.Contains(s, `"n":1`) {
+		t.Errorf("redactResult raw structured content: %s", s)
+	}
+	res = redactResult(&mcp.CallToolResult{StructuredContent: map[string]any{"account": 98765432, "n": 1}}, secrets)
+	if b, _ := json.Marshal(res.StructuredContent); strings.Contains(string(b), "98765432") || !strings.Contains(string(b), `"n":1`) {
+		t.Errorf("redactResult structured content: %s", b)
+	}
+}

@@ -112,11 +112,11 @@ func parseDirect(body []byte, headerName string) (call server.DirectCall, id jso
 		ID      json.RawMessage `json:"id"`
 		Method  string          `json:"method"`
 		Params  struct {
-			Name           string                     `json:"name"`
-			Arguments      json.RawMessage            `json:"arguments"`
-			Meta           map[string]json.RawMessage `json:"_meta"`
-			InputResponses json.RawMessage            `json:"inputResponses"`
-			RequestState   json.RawMessage            `json:"requestState"`
+			Name           string          `json:"name"`
+			Arguments      json.RawMessage `json:"arguments"`
+			Meta           json.RawMessage `json:"_meta"` // the last of repeated members, as mcp-go reads it
+			InputResponses json.RawMessage `json:"inputResponses"`
+			RequestState   json.RawMessage `json:"requestState"`
 		} `json:"params"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -132,9 +132,23 @@ func parseDirect(body []byte, headerName string) (call server.DirectCall, id jso
 	if t := p.Arguments; len(t) > 0 && !bytes.Equal(t, []byte("null")) && t[0] != '{' {
 		return call, nil, false
 	}
+	// The answers to an earlier input_required result, of the types mcp-go
+	// would decode them into (or it refuses the request).
+	if len(p.RequestState) > 0 && p.RequestState[0] != '"' {
+		return call, nil, false
+	}
+	if len(p.InputResponses) > 0 {
+		var responses mcp.InputResponses
+		if p.InputResponses[0] != '{' || json.Unmarshal(p.InputResponses, &responses) != nil {
+			return call, nil, false
+		}
+	}
 	call.Name, call.Arguments, call.InputResponses, call.RequestState = p.Name, p.Arguments, p.InputResponses, p.RequestState
-	meta := p.Meta
 	if call.Name == "" || call.Name != headerName {
+		return call, nil, false
+	}
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(p.Meta, &meta) != nil {
 		return call, nil, false
 	}
 	var version string

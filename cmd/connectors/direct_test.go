@@ -139,8 +139,13 @@ func TestDirectPathAnswersAsMCPGo(t *testing.T) {
 	upURL, up := recordedEcho(t)
 	in := map[string]any{"name": "echo", "upstream": map[string]any{
 		"url": upURL, "headers": map[string]string{"Authorization": "Bearer {{access_token}}"}}}
-	on := newGatewayWithCredentials(t, nil, in)
-	off := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_DIRECT_CALLS": "off"}, in)
+	// An upstream that refuses every call (401): the error is the
+	// gateway's to word.
+	refusingURL, _ := recordedEcho(t, "--reject", "xtok_")
+	refusing := map[string]any{"name": "refusing", "upstream": map[string]any{
+		"url": refusingURL, "headers": map[string]string{"Authorization": "Bearer {{access_token}}"}}}
+	on := newGatewayWithCredentials(t, nil, in, refusing)
+	off := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_DIRECT_CALLS": "off"}, in, refusing)
 	for _, g := range []*gateway{on, off} {
 		g.serve()
 		toolNames(t, g.client("tenant-a")) // discovers the catalogues
@@ -157,6 +162,10 @@ func TestDirectPathAnswersAsMCPGo(t *testing.T) {
 		{"single integration, credential", "whoami", callBody("101", "whoami", ""), nil, true, "/mcp/echo"},
 		{"single integration, aggregate name", "echo_echo", callBody("102", "echo_echo", ""), nil, false, "/mcp/echo"},
 		{"unknown integration", "echo", callBody("103", "echo", ""), nil, false, "/mcp/nope"},
+		{"upstream refuses the credential", "refusing_echo", callBody("104", "refusing_echo", ""), nil, false, ""},
+		{"repeated _meta", "echo_echo", strings.Replace(callBody("105", "echo_echo", ""), `"name"`, `"_meta":{"x":1},"name"`, 1), nil, false, ""},
+		{"requestState not a string", "echo_echo", callBody("106", "echo_echo", `"requestState":5`), nil, false, ""},
+		{"inputResponses not an object", "echo_echo", callBody("107", "echo_echo", `"inputResponses":[1]`), nil, false, ""},
 		{"ordinary", "echo_echo", callBody("1", "echo_echo", `"arguments":{"text":"hello"}`), nil, true, ""},
 		{"string id", "echo_echo", callBody(`"abc"`, "echo_echo", `"arguments":{"text":"hi"}`), nil, true, ""},
 		{"no arguments", "echo_echo", callBody("2", "echo_echo", ""), nil, true, ""},

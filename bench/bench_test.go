@@ -79,6 +79,9 @@ func BenchmarkGateway(b *testing.B) {
 		pprofEnv = append(pprofEnv, "CONNECTORS_PPROF_ADDR="+*flagPprof)
 	}
 	emb := newGateway(b, bin, echoBin, echoURL, pprofEnv...)
+	// B': the same without the direct path (mcp-go on both legs), the
+	// gateway as it was before it, for the before/after in one run.
+	usual := newGateway(b, bin, echoBin, echoURL, "CONNECTORS_DIRECT_CALLS=off")
 	vaultAddr, vaultToken := testenv.Vault(b)
 	vlt := newGateway(b, bin, echoBin, echoURL, "VAULT_ADDR="+vaultAddr, "VAULT_TOKEN="+vaultToken)
 
@@ -117,6 +120,7 @@ func BenchmarkGateway(b *testing.B) {
 				return cs
 			}},
 			{name: "B embedded", tool: "echo-http_echo", clients: gwClients(emb), gw: emb},
+			{name: "B' embedded, usual path", tool: "echo-http_echo", clients: gwClients(usual), gw: usual},
 			{name: "C vault", tool: "echo-http_echo", clients: gwClients(vlt), gw: vlt},
 		}},
 		{"stdio", []target{
@@ -129,9 +133,11 @@ func BenchmarkGateway(b *testing.B) {
 				return cs
 			}},
 			{name: "B embedded", tool: "echo-stdio_echo", clients: gwClients(emb), gw: emb},
+			{name: "B' embedded, usual path", tool: "echo-stdio_echo", clients: gwClients(usual), gw: usual},
 			{name: "C vault", tool: "echo-stdio_echo", clients: gwClients(vlt), gw: vlt},
 		}},
 	}
+	cells := map[cellKey]result{}
 	r.line("| upstream | concurrency | path | calls/s | p50 ms | p90 ms | p99 ms | gateway CPU µs/call | calls/s vs A | added p50 ms | added p99 ms |")
 	r.line("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, m := range matrix {
@@ -153,6 +159,7 @@ func BenchmarkGateway(b *testing.B) {
 			base := merge(results[0])
 			for i, t := range m.targets {
 				res := merge(results[i])
+				cells[cellKey{m.transport, conc, t.name}] = res
 				cpu := "—"
 				if t.gw != nil && res.calls > 0 {
 					cpu = fmt.Sprintf("%.0f", float64(res.cpu.Microseconds())/float64(res.calls))
@@ -171,7 +178,76 @@ func BenchmarkGateway(b *testing.B) {
 		r.line("\nPeak RSS of the gateway (%s store): %d MiB.", g.name, peak>>20)
 	}
 	r.line("")
+	targets(&r, cells)
 	r.flush(b)
+}
+
+type cellKey struct {
+	transport string
+	conc      int
+	target    string
+}
+
+// targets reports the cost-per-call targets against this run's cells.
+func targets(r *report, cells map[cellKey]result) {
+	added := func(transport string, conc int, name string, p float64) (time.Duration, bool) {
+		a, okA := cells[cellKey{transport, conc, "A direct"}]
+		x, ok := cells[cellKey{transport, conc, name}]
+		return x.pct(p) - a.pct(p), okA && ok
+	}
+	ratio := func(transport string, conc int, name, base string) (float64, bool) {
+		a, okA := cells[cellKey{transport, conc, base}]
+		x, ok := cells[cellKey{transport, conc, name}]
+		return x.rate() / a.rate(), okA && ok && a.calls > 0
+	}
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	r.line("### Against the targets (this run)\n")
+	r.line("| target | figure | met |")
+	r.line("|---|---|---|")
+	for _, t := range []struct {
+		label string
+		p     float64
+		limit time.Duration
+	}{{"added latency at concurrency 1: p50 ≤ 0.3 ms", 0.50, 300 * time.Microsecond}, {"added latency at concurrency 1: p99 ≤ 2 ms", 0.99, 2 * time.Millisecond}} {
+		h, okH := added("http", 1, "B embedded", t.p)
+		st, okS := added("stdio", 1, "B embedded", t.p)
+		p, okP := added("http", 1, "P bare proxy", t.p)
+		u, okU := added("http", 1, "B' embedded, usual path", t.p)
+		if okH && okS && okP && okU {
+			r.line("| %s | HTTP %s ms, stdio %s ms (a bare reverse proxy: %s ms; the usual path: %s ms) | %s |", t.label, ms(h), ms(st), ms(p), ms(u),
+				yes(h <= t.limit && st <= t.limit))
+		}
+	}
+	h, okH := ratio("http", 64, "B embedded", "A direct")
+	st, okS := ratio("stdio", 64, "B embedded", "A direct")
+	u, okU := ratio("http", 64, "B' embedded, usual path", "A direct")
+	if okH && okS && okU {
+		r.line("| throughput at concurrency 64: B ≥ 35 %% of A | HTTP %.0f %%, stdio %.0f %% (the usual path: HTTP %.0f %%) | %s |", 100*h, 100*st, 100*u, yes(h >= 0.35 && st >= 0.35))
+	}
+	var lo, hi float64 = 10, 0
+	for k, c := range cells {
+		if k.target != "C vault" {
+			continue
+		}
+		if b, ok := cells[cellKey{k.transport, k.conc, "B embedded"}]; ok && b.calls > 0 {
+			x := c.rate() / b.rate()
+			lo, hi = min(lo, x), max(hi, x)
+		}
+	}
+	if hi > 0 {
+		r.line("| C within 10 %% of B in steady state (calls/s) | %.0f–%.0f %% of B | %s |", 100*lo, 100*hi, yes(lo >= 0.9))
+	}
+	hp, okH := added("http", 1, "B embedded", 0.5)
+	sp, okS := added("stdio", 1, "B embedded", 0.5)
+	if okH && okS {
+		r.line("| stdio: a warm per-tenant process adds no more than HTTP (p50, concurrency 1) | stdio %s ms, HTTP %s ms | %s |", ms(sp), ms(hp), yes(sp <= hp))
+	}
+	r.line("")
 }
 
 // merge joins the rounds of one cell.
@@ -263,7 +339,7 @@ func scaleRun(b *testing.B, bin, echoBin, echoURL string, n int) string {
 		t0 := time.Now()
 		res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
 		d := time.Since(t0)
-		if err != nil || len(res.Tools) != 3 {
+		if err != nil || len(res.Tools) != 3*2 { // echo and whoami of each integration
 			b.Fatalf("tools/list: %v %v", res, err)
 		}
 		if i >= 20 { // the first ones discover the catalogues

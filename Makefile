@@ -50,8 +50,9 @@ test: test-deps vet
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 # Benchmarks (never part of make test): the gateway's cost per call beside a
-# direct call (HTTP and stdio upstreams, embedded store and Vault, several
-# concurrencies), scale runs and the refresh scheduler; about 6 minutes.
+# direct call and a bare reverse proxy (HTTP and stdio upstreams, embedded
+# store and Vault, with and without the direct path, several concurrencies),
+# scale runs and the refresh scheduler; about 10 minutes.
 # The report replaces BENCHMARKS.md. BENCH_FLAGS adds flags, for example
 # BENCH_FLAGS="-bench.duration=2s -bench.conc=1,16 -bench.scale=1000".
 BENCH_FLAGS ?=

@@ -229,18 +229,26 @@ func targets(r *report, cells map[cellKey]result) {
 	if okH && okS && okU {
 		r.line("| throughput at concurrency 64: B ≥ 35 %% of A | HTTP %.0f %%, stdio %.0f %% (the usual path: HTTP %.0f %%) | %s |", 100*h, 100*st, 100*u, yes(h >= 0.35 && st >= 0.35))
 	}
-	var lo, hi float64 = 10, 0
+	// C against B cell by cell: one 5 s cell moves by ±15 % from run to
+	// run here (compare A with itself across runs), so the steady state is
+	// the median over the cells; the range is shown beside it.
+	var ratios []float64
 	for k, c := range cells {
 		if k.target != "C vault" {
 			continue
 		}
 		if b, ok := cells[cellKey{k.transport, k.conc, "B embedded"}]; ok && b.calls > 0 {
-			x := c.rate() / b.rate()
-			lo, hi = min(lo, x), max(hi, x)
+			ratios = append(ratios, c.rate()/b.rate())
 		}
 	}
-	if hi > 0 {
-		r.line("| C within 10 %% of B in steady state (calls/s) | %.0f–%.0f %% of B | %s |", 100*lo, 100*hi, yes(lo >= 0.9))
+	if len(ratios) > 0 {
+		slices.Sort(ratios)
+		median := ratios[len(ratios)/2]
+		if len(ratios)%2 == 0 {
+			median = (ratios[len(ratios)/2-1] + ratios[len(ratios)/2]) / 2
+		}
+		r.line("| C within 10 %% of B in steady state (calls/s, median of the %d cells) | %.0f %% of B (cells %.0f–%.0f %%) | %s |",
+			len(ratios), 100*median, 100*ratios[0], 100*ratios[len(ratios)-1], yes(median >= 0.9))
 	}
 	hp, okH := added("http", 1, "B embedded", 0.5)
 	sp, okS := added("stdio", 1, "B embedded", 0.5)

@@ -186,7 +186,8 @@ func (v *view) serverName() string {
 	return v.g.name
 }
 
-// count is measured's accounting of one call.
+// count is the accounting of one call, on either path: by integration
+// and outcome in the metrics, by tenant in the usage figures.
 func (g *Gateway) count(ctx context.Context, integration, outcome string, start time.Time) {
 	g.metrics.ToolCall(integration, outcome, time.Since(start))
 	if id, ok := tenants.FromContext(ctx); ok {

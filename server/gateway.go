@@ -335,10 +335,7 @@ func (g *Gateway) measured(integration string, h mcpserver.ToolHandlerFunc) mcps
 		case res != nil && res.IsError:
 			outcome = metrics.OutcomeToolError
 		}
-		g.metrics.ToolCall(integration, outcome, time.Since(start))
-		if id, ok := tenants.FromContext(ctx); ok {
-			g.usage.Call(id.Tenant, integration)
-		}
+		g.count(ctx, integration, outcome, start)
 		return res, err
 	}
 }

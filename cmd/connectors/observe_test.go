@@ -180,3 +180,17 @@ func TestPprof(t *testing.T) {
 		t.Errorf("pprof through the gateway's own address: %d, want 404", status)
 	}
 }
+
+// TestOperatorSubject: an operator command is recorded as cli:$USER, and
+// as cli:unknown where the environment names no user.
+func TestOperatorSubject(t *testing.T) {
+	g := newGateway(t) // its commands run without USER
+	if !strings.Contains(g.stderr.String(), `"operation":"put","duration":`) || !strings.Contains(g.stderr.String(), `"subject":"cli:unknown"`) {
+		t.Errorf("audit records of operator commands without USER:\n%.2000s", g.stderr)
+	}
+	g.env["USER"] = "ops-alice"
+	g.mustRun(`{"accessToken": "unused-again"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "everything")
+	if !strings.Contains(g.stderr.String(), `"subject":"cli:ops-alice"`) {
+		t.Errorf("no record with subject cli:ops-alice:\n%.2000s", g.stderr)
+	}
+}

@@ -126,7 +126,13 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	// Operator commands act as the person at the terminal: their audit
 	// records say so.
-	operator := tenants.NewContext(ctx, tenants.Identity{Subject: "cli:" + m.Getenv("USER")})
+	// Operator commands are recorded as cli:$USER (cli:unknown when the
+	// environment names no user, as in many containers).
+	user := m.Getenv("USER")
+	if user == "" {
+		user = "unknown"
+	}
+	operator := tenants.NewContext(ctx, tenants.Identity{Subject: "cli:" + user})
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return m.serve(ctx, cfg, rest)

@@ -49,13 +49,12 @@ func (h *HTTP) direct(next http.Handler) http.Handler {
 			return
 		}
 		call.View = r.PathValue("integration")
-		// The memo goes on r too: a call declined after reading the
-		// credential reads it once, not twice (nor audits it twice).
 		ctx := server.WithRequestMemo(r.Context())
-		r = r.WithContext(ctx)
 		result, ok := h.opts.Direct.CallDirect(audit.WithRequestID(ctx, RequestID(ctx)), call)
 		if !ok {
-			next.ServeHTTP(w, r)
+			// With the memo: a call declined after reading the credential
+			// reads it once, not twice (nor audits it twice).
+			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
 		if result == nil { // the agent went away

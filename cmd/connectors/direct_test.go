@@ -84,21 +84,6 @@ func (l *upstreamLog) calls() []upstreamRequest {
 // numbers its requests.
 func (r upstreamRequest) direct() bool { return strings.Contains(r.Body, `"id":"gw-`) }
 
-// newGatewayWithCredentials is newGatewayWithEnv whose extra integrations
-// get credentials as in newGatewayWith.
-func newGatewayWithCredentials(t *testing.T, env map[string]string, extra ...map[string]any) *gateway {
-	t.Helper()
-	g := newGatewayWithEnv(t, env, extra...)
-	for _, in := range extra {
-		name := in["name"].(string)
-		for _, tenant := range []string{"tenant-a", "tenant-b"} {
-			g.mustRun(fmt.Sprintf(`{"accessToken": %q}`, extraToken(tenant, name)),
-				"credential", "put", "--tenant", tenant, "--integration", name)
-		}
-	}
-	return g
-}
-
 // post sends body to the gateway's path as tenant with the headers of a
 // 2026-07-28 tools/call of tool (name), and more headers from extra.
 func (g *gateway) post(tenant, path, name, body string, extra map[string]string) (int, string) {

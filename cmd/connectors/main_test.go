@@ -267,7 +267,14 @@ func (l *lockedBuffer) String() string {
 // extraToken(tenant, name).
 func newGatewayWith(t *testing.T, extra ...map[string]any) *gateway {
 	t.Helper()
-	g := newGatewayWithIntegrations(t, extra...)
+	return newGatewayWithCredentials(t, nil, extra...)
+}
+
+// newGatewayWithCredentials is newGatewayWith with extra environment, as
+// in newGatewayWithEnv.
+func newGatewayWithCredentials(t *testing.T, env map[string]string, extra ...map[string]any) *gateway {
+	t.Helper()
+	g := newGatewayWithEnv(t, env, extra...)
 	for _, in := range extra {
 		name := in["name"].(string)
 		for _, tenant := range []string{"tenant-a", "tenant-b"} {

@@ -78,6 +78,7 @@ var DefaultEnvAllowlist = []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"}
 // for concurrent use.
 type Pool struct {
 	opts PoolOptions
+	h1   *h1 // the raw calls' client when opts.HTTPClient is the default; else nil
 
 	ctx    context.Context // ends at Close: aborts starts in progress
 	cancel context.CancelFunc
@@ -140,8 +141,10 @@ func NewPool(opts *PoolOptions) *Pool {
 	if o.EnvAllowlist == nil {
 		o.EnvAllowlist = DefaultEnvAllowlist
 	}
+	var fast *h1
 	if o.HTTPClient == nil {
 		o.HTTPClient = defaultHTTPClient()
+		fast = newH1()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -151,6 +154,7 @@ func NewPool(opts *PoolOptions) *Pool {
 	}
 	p := &Pool{
 		opts:    o,
+		h1:      fast,
 		entries: make(map[poolKey]*entry),
 		lru:     list.New(),
 	}
@@ -347,6 +351,7 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	p.cancel()
 	p.wg.Wait()
+	p.h1.closeIdle()
 }
 
 // reap closes idle and dead connections.

@@ -51,6 +51,35 @@ type rawTarget struct {
 	url     string
 	headers http.Header // the rendered upstream headers
 	client  *http.Client
+	h1      *h1 // nil: every call through client
+}
+
+// send sends req through t's h1 client, or its http.Client for what h1
+// leaves to it: every request when t has no h1, and redirects.
+func (t *rawTarget) send(req *http.Request) (*http.Response, error) {
+	if t.h1 == nil {
+		return t.client.Do(req)
+	}
+	resp, err := t.h1.Do(req)
+	if err != nil || !redirect(resp) {
+		return resp, err
+	}
+	resp.Body.Close()
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	req.Body = body
+	return t.client.Do(req)
+}
+
+// redirect reports whether the http.Client would follow resp.
+func redirect(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return resp.Header.Get("Location") != ""
+	}
+	return false
 }
 
 // version is the protocol the conn's session negotiated, set by the
@@ -167,7 +196,7 @@ func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string)
 	req.Header[mcp.HeaderName] = []string{name}
 	// Failures below the protocol are reported as mcp-go's client reports
 	// them (transport error: ...), so that both paths say the same.
-	resp, err := c.raw.client.Do(req)
+	resp, err := c.raw.send(req)
 	if err != nil {
 		return nil, transport.NewError(err)
 	}

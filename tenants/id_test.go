@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -57,4 +58,18 @@ func TestValidateID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzValidateID holds the hand-written check to the grammar's regular
+// expression.
+func FuzzValidateID(f *testing.F) {
+	for _, s := range []string{"", "a", "tenant-123", "_x", "-x", "a_", "a.b", "../x", "%2F", "ténant", strings.Repeat("a", 64), strings.Repeat("a", 65), "A", "z9_-"} {
+		f.Add(s)
+	}
+	pattern := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := ValidateID(id) == nil, pattern.MatchString(id); got != want {
+			t.Errorf("ValidateID(%q) valid = %v, the pattern says %v", id, got, want)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/internal/rawjson"
 	"github.com/connectors-gateway/connectors/server"
 )
 
@@ -103,78 +104,102 @@ func directShape(r *http.Request) bool {
 // (a JSON number or string, as sent). ok is false for anything else: a
 // progress token or a log level (the answer would be a stream), other
 // protocol metadata, other parameters, a name unlike the Mcp-Name header.
+//
+// It reads the request as agents write it: every member named exactly,
+// once, without escapes. Anything else (which encoding/json might read
+// differently: keys matched without regard to case, the last of repeated
+// members) is declined, and mcp-go reads it. A test holds every request it
+// accepts to what encoding/json reads.
 func parseDirect(body []byte, headerName string) (call server.DirectCall, id json.RawMessage, ok bool) {
-	// One pass of the decoder over the body; any member it does not know
-	// (exactly these, and the _meta object) declines the request.
-	var msg struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Method  string          `json:"method"`
-		Params  struct {
-			Name           string          `json:"name"`
-			Arguments      json.RawMessage `json:"arguments"`
-			Meta           json.RawMessage `json:"_meta"` // the last of repeated members, as mcp-go reads it
-			InputResponses json.RawMessage `json:"inputResponses"`
-			RequestState   json.RawMessage `json:"requestState"`
-		} `json:"params"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&msg) != nil || dec.More() || msg.JSONRPC != mcp.JSONRPC_VERSION || msg.Method != string(mcp.MethodToolsCall) ||
-		len(msg.ID) == 0 || !(msg.ID[0] == '"' || msg.ID[0] == '-' || msg.ID[0] >= '0' && msg.ID[0] <= '9') {
+	if !json.Valid(body) {
 		return call, nil, false
 	}
-	if _, err := dec.Token(); err != io.EOF { // nothing after the request
+	var jsonrpc, method, params []byte
+	if !rawjson.Members(body, func(k, v []byte) bool {
+		switch string(k) {
+		case "jsonrpc":
+			return once(&jsonrpc, v)
+		case "id":
+			return once((*[]byte)(&id), v)
+		case "method":
+			return once(&method, v)
+		case "params":
+			return once(&params, v)
+		}
+		return false
+	}) || string(jsonrpc) != `"`+mcp.JSONRPC_VERSION+`"` || string(method) != `"`+string(mcp.MethodToolsCall)+`"` ||
+		len(id) == 0 || !(id[0] == '"' || id[0] == '-' || id[0] >= '0' && id[0] <= '9') {
 		return call, nil, false
 	}
-	p := &msg.Params
-	if t := p.Arguments; len(t) > 0 && !bytes.Equal(t, []byte("null")) && t[0] != '{' {
+	var name, arguments, meta, inputResponses, requestState []byte
+	if !rawjson.Members(params, func(k, v []byte) bool {
+		switch string(k) {
+		case "name":
+			return once(&name, v)
+		case "arguments":
+			return once(&arguments, v)
+		case "_meta":
+			return once(&meta, v)
+		case "inputResponses":
+			return once(&inputResponses, v)
+		case "requestState":
+			return once(&requestState, v)
+		}
+		return false
+	}) || !rawjson.Plain(name) || len(name) == 2 || string(name[1:len(name)-1]) != headerName {
+		return call, nil, false
+	}
+	if t := arguments; len(t) > 0 && string(t) != "null" && t[0] != '{' {
 		return call, nil, false
 	}
 	// The answers to an earlier input_required result, of the types mcp-go
 	// would decode them into (or it refuses the request).
-	if len(p.RequestState) > 0 && p.RequestState[0] != '"' {
+	if len(requestState) > 0 && requestState[0] != '"' {
 		return call, nil, false
 	}
-	if len(p.InputResponses) > 0 {
+	if len(inputResponses) > 0 {
 		var responses mcp.InputResponses
-		if p.InputResponses[0] != '{' || json.Unmarshal(p.InputResponses, &responses) != nil {
+		if inputResponses[0] != '{' || json.Unmarshal(inputResponses, &responses) != nil {
 			return call, nil, false
 		}
 	}
-	call.Name, call.Arguments, call.InputResponses, call.RequestState = p.Name, p.Arguments, p.InputResponses, p.RequestState
-	if call.Name == "" || call.Name != headerName {
-		return call, nil, false
-	}
-	var meta map[string]json.RawMessage
-	if json.Unmarshal(p.Meta, &meta) != nil {
-		return call, nil, false
-	}
-	var version string
-	for k, v := range meta {
-		switch {
-		case k == mcp.MetaKeyProtocolVersion:
-			if json.Unmarshal(v, &version) != nil {
-				return call, nil, false
-			}
-		case k == mcp.MetaKeyClientCapabilities:
-			if len(v) == 0 || v[0] != '{' {
-				return call, nil, false
+	call.Name, call.Arguments, call.InputResponses, call.RequestState = headerName, arguments, inputResponses, requestState
+	var version []byte
+	if !rawjson.Members(meta, func(k, v []byte) bool {
+		switch string(k) {
+		case mcp.MetaKeyProtocolVersion:
+			return once(&version, v)
+		case mcp.MetaKeyClientCapabilities:
+			if call.Capabilities != nil || v[0] != '{' {
+				return false
 			}
 			call.Capabilities = v
-		case k == mcp.MetaKeyClientInfo:
-			// The agent's; the upstream hears the gateway's.
-		case strings.HasPrefix(k, "io.modelcontextprotocol/"), k == "progressToken":
-			return call, nil, false
-		default:
-			if call.Meta == nil {
-				call.Meta = map[string]json.RawMessage{}
-			}
-			call.Meta[k] = v
+			return true
+		case mcp.MetaKeyClientInfo:
+			return true // the agent's; the upstream hears the gateway's
 		}
-	}
-	if version != mcp.ProtocolVersion20260728 || call.Capabilities == nil {
+		if !rawjson.PlainKey(k) || strings.HasPrefix(string(k), "io.modelcontextprotocol/") || string(k) == "progressToken" {
+			return false
+		}
+		if call.Meta == nil {
+			call.Meta = map[string]json.RawMessage{}
+		}
+		if _, dup := call.Meta[string(k)]; dup {
+			return false
+		}
+		call.Meta[string(k)] = v
+		return true
+	}) || string(version) != `"`+mcp.ProtocolVersion20260728+`"` || call.Capabilities == nil {
 		return call, nil, false
 	}
-	return call, msg.ID, true
+	return call, id, true
+}
+
+// once sets *dst to v, unless it was set: a repeated member.
+func once(dst *[]byte, v []byte) bool {
+	if *dst != nil {
+		return false
+	}
+	*dst = v
+	return true
 }

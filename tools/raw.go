@@ -17,6 +17,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/rawjson"
 )
 
 // A raw call is a tools/call forwarded to a streamable-HTTP upstream as
@@ -231,6 +233,29 @@ func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string)
 
 // answer returns the result of the JSON-RPC response raw to request id.
 func answer(raw []byte, id string) (json.RawMessage, error) {
+	// The answer as servers write it, read by a member walk; anything else
+	// (an error, other members, odd spellings) as encoding/json reads it.
+	if json.Valid(raw) {
+		var gotID, result []byte
+		if rawjson.Members(raw, func(k, v []byte) bool {
+			switch string(k) {
+			case "jsonrpc":
+				return true
+			case "id":
+				return gotID == nil && string(v) == `"`+id+`"` && setTo(&gotID, v)
+			case "result":
+				return result == nil && v[0] == '{' && setTo(&result, v)
+			}
+			return false
+		}) && gotID != nil && result != nil {
+			return result, nil
+		}
+	}
+	return answerDecoded(raw, id)
+}
+
+// answerDecoded is answer with encoding/json.
+func answerDecoded(raw []byte, id string) (json.RawMessage, error) {
 	var msg struct {
 		ID     json.RawMessage          `json:"id"`
 		Result json.RawMessage          `json:"result"`
@@ -249,6 +274,11 @@ func answer(raw []byte, id string) (json.RawMessage, error) {
 		return nil, transport.NewError(errors.New("response without a result object"))
 	}
 	return msg.Result, nil
+}
+
+func setTo(dst *[]byte, v []byte) bool {
+	*dst = v
+	return true
 }
 
 // readEvents reads an SSE stream until the response to id. Notifications

@@ -102,9 +102,11 @@ type Conn struct {
 	// dial makes a new client session; set for HTTP, where a session the
 	// upstream forgot (404) is re-initialized. Nil for stdio.
 	dial func(ctx context.Context) (*client.Client, error)
-	// raw, set for HTTP, is where raw calls go; negotiated holds the
+	// raw, set for HTTP, is where raw calls go; pipe, set for stdio, is
+	// the process's pipes with the raw calls' lane. negotiated holds the
 	// session's protocol version (a string).
 	raw        *rawTarget
+	pipe       *pipe
 	negotiated atomic.Value
 	// clientInfoJSON and encodedSecrets serve raw calls: the gateway's
 	// client info, and the credential values as JSON spells them.

@@ -94,7 +94,7 @@ func (c *Conn) version() string {
 // Raw reports whether c takes raw calls: a live upstream, streamable HTTP
 // or stdio, whose session speaks 2026-07-28.
 func (c *Conn) Raw() bool {
-	return (c.raw != nil || c.pid != 0) && mcp.IsModernProtocol(c.version()) && c.Err() == nil
+	return (c.raw != nil || c.pipe != nil) && mcp.IsModernProtocol(c.version()) && c.Err() == nil
 }
 
 var rawSeq atomic.Uint64
@@ -117,36 +117,27 @@ func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, erro
 	id := "gw-" + strconv.FormatUint(rawSeq.Add(1), 36)
 	var result json.RawMessage
 	err = c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
-		if c.raw == nil { // stdio: through the session's transport
-			tr := cli.GetTransport()
-			reqID := mcp.NewRequestId(id)
-			resp, err := tr.SendRequest(ctx, transport.JSONRPCRequest{
-				JSONRPC: mcp.JSONRPC_VERSION, ID: reqID, Method: string(mcp.MethodToolsCall), Params: params,
-			})
-			switch {
-			case err != nil && ctx.Err() != nil:
-				// What mcp-go's client does for its own calls over stdio.
-				if t, ok := tr.(*tracked); ok {
-					t.sendCancelled(ctx, reqID)
+		frame := make([]byte, 0, len(params)+64)
+		frame = append(frame, `{"jsonrpc":"2.0","id":"`...)
+		frame = append(frame, id...)
+		frame = append(frame, `","method":"tools/call","params":`...)
+		frame = append(frame, params...)
+		frame = append(frame, '}')
+		if c.raw == nil { // stdio: a line on the process's pipes
+			line, err := c.pipe.call(ctx, id, append(frame, '\n'))
+			if err != nil {
+				if ctx.Err() != nil {
+					// What mcp-go's client does for its own calls over stdio.
+					if t, ok := cli.GetTransport().(*tracked); ok {
+						t.sendCancelled(ctx, mcp.NewRequestId(id))
+					}
 				}
 				return transport.NewError(err)
-			case err != nil:
-				return transport.NewError(err)
-			case resp.Error != nil:
-				return resp.Error.AsError()
-			case len(resp.Result) == 0 || resp.Result[0] != '{':
-				return errors.New("response without a result object")
 			}
-			result = resp.Result
-			return nil
+			result, err = answer(line, id)
+			return err
 		}
-		body := make([]byte, 0, len(params)+64)
-		body = append(body, `{"jsonrpc":"2.0","id":"`...)
-		body = append(body, id...)
-		body = append(body, `","method":"tools/call","params":`...)
-		body = append(body, params...)
-		body = append(body, '}')
-		result, err = c.postRaw(ctx, call.Name, body, id)
+		result, err = c.postRaw(ctx, call.Name, frame, id)
 		return err
 	})
 	if err != nil {

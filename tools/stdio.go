@@ -72,8 +72,10 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 	c.teardown = func() { proc.stop(); proc.stdout.Close() }
 
 	// NewIO: the process is ours, not the transport's, so that the pool
-	// controls its environment and process group, and sees it exit.
-	tr := transport.NewIO(proc.stdout, stdin, nil)
+	// controls its environment and process group, and sees it exit. Its
+	// pipes go through c.pipe, the raw calls' lane.
+	c.pipe = newPipe(proc.stdout, stdin)
+	tr := transport.NewIO(c.pipe, c.pipe, nil)
 	cli, err := c.initialize(ctx, track(c, tr))
 	if err != nil {
 		// A handshake that failed because the process died says so. (The

@@ -10,7 +10,10 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -347,4 +350,85 @@ func TestDirectPathRefreshOn401(t *testing.T) {
 		t.Errorf("upstream calls: %+v", calls)
 	}
 	g.assertNoSecretsIn(body)
+}
+
+// TestDirectPathStdio: over a stdio upstream the direct path writes its
+// own request lines and takes its response lines off the process's
+// stdout; the answers are the usual path's, each concurrent call gets its
+// own, and the session's other traffic is untouched.
+func TestDirectPathStdio(t *testing.T) {
+	echoBin := testenv.Build(t, "./testdata/upstream-echo")
+	stdio := func(record string) map[string]any {
+		return map[string]any{"name": "echos", "upstream": map[string]any{
+			"command": echoBin, "args": []string{"--record", record}, "env": map[string]string{"ECHO_TOKEN": "{{access_token}}"}}}
+	}
+	onRecord, offRecord := filepath.Join(t.TempDir(), "on"), filepath.Join(t.TempDir(), "off")
+	on := newGatewayWithCredentials(t, nil, stdio(onRecord))
+	off := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_DIRECT_CALLS": "off"}, stdio(offRecord))
+	for _, g := range []*gateway{on, off} {
+		g.serve()
+		toolNames(t, g.client("tenant-a"))
+	}
+	// direct counts the requests of the direct path the process has read.
+	direct := func(record string) int {
+		b, _ := os.ReadFile(record)
+		return strings.Count(string(b), `"id":"gw-`)
+	}
+
+	cases := []struct {
+		name, tool, body string
+		direct           bool
+	}{
+		{"ordinary", "echos_echo", callBody("1", "echos_echo", `"arguments":{"text":"hello"}`), true},
+		{"string id", "echos_echo", callBody(`"x"`, "echos_echo", `"arguments":{"text":"hi"}`), true},
+		{"result holding the credential", "echos_whoami", callBody("2", "echos_whoami", ""), true},
+		{"escaped credential", "echos_whoami", callBody("3", "echos_whoami", `"arguments":{"wrap":true}`), true},
+		{"unknown tool", "echos_nope", callBody("4", "echos_nope", ""), false},
+		{"progress token", "echos_echo", strings.Replace(callBody("5", "echos_echo", ""), `"_meta":{`, `"_meta":{"progressToken":"p1",`, 1), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := direct(onRecord)
+			onStatus, onBody := on.post("tenant-a", "/mcp", c.tool, c.body, nil)
+			offStatus, offBody := off.post("tenant-a", "/mcp", c.tool, c.body, nil)
+			if onStatus != offStatus || !sameJSON(onBody, offBody) {
+				t.Errorf("with the direct path: %d %s\nwithout: %d %s", onStatus, onBody, offStatus, offBody)
+			}
+			if got := direct(onRecord) - before; (got == 1) != c.direct {
+				t.Errorf("%d direct requests read by the process, want direct %v", got, c.direct)
+			}
+			on.assertNoSecretsIn(onBody)
+		})
+	}
+	if n := direct(offRecord); n != 0 {
+		t.Errorf("%d direct requests with the direct path off", n)
+	}
+
+	// Concurrent calls, each answered with its own text, while the usual
+	// path's session lists tools on the same pipes.
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() {
+			text := fmt.Sprintf("call-%d-%s", i, strings.Repeat("x", i*500))
+			status, body := on.post("tenant-a", "/mcp", "echos_echo", callBody(fmt.Sprint(100+i), "echos_echo", fmt.Sprintf(`"arguments":{"text":%q}`, text)), nil)
+			var resp struct {
+				ID     int `json:"id"`
+				Result struct {
+					Content []struct{ Text string } `json:"content"`
+				} `json:"result"`
+			}
+			if status != http.StatusOK || json.Unmarshal([]byte(body), &resp) != nil || resp.ID != 100+i ||
+				len(resp.Result.Content) != 1 || resp.Result.Content[0].Text != text {
+				t.Errorf("call %d: %d %.300s", i, status, body)
+			}
+		})
+	}
+	for range 4 {
+		wg.Go(func() {
+			if names := toolNames(t, on.client("tenant-a")); !slices.Contains(names, "echos_echo") {
+				t.Errorf("tools/list beside the direct calls: %v", names)
+			}
+		})
+	}
+	wg.Wait()
 }

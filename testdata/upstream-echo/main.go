@@ -7,7 +7,8 @@
 // credential it was called with (the Authorization header over HTTP,
 // ECHO_TOKEN over stdio), as is or wrapped in <...>; and over HTTP,
 // --reject PREFIX answers a tools/call with a bearer token starting with
-// PREFIX with 401.
+// PREFIX with 401; over stdio, --record FILE appends every line it reads
+// to FILE.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +29,7 @@ import (
 func main() {
 	addr := flag.String("http", "", "serve streamable HTTP on `host:port` instead of stdio")
 	reject := flag.String("reject", "", "over HTTP, answer 401 to bearer tokens starting with `prefix`")
+	record := flag.String("record", "", "over stdio, append what it reads to `file`")
 	flag.Parse()
 	s := server.NewMCPServer("upstream-echo", "1.0.0", server.WithToolCapabilities(false))
 	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Returns text."), mcp.WithString("text")),
@@ -45,7 +48,18 @@ func main() {
 			return mcp.NewToolResultText(who), nil
 		})
 	if *addr == "" {
-		if err := server.ServeStdio(s); err != nil {
+		serve := func() error { return server.ServeStdio(s) }
+		if *record != "" {
+			f, err := os.OpenFile(*record, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			serve = func() error {
+				return server.NewStdioServer(s).Listen(context.Background(), io.TeeReader(os.Stdin, f), os.Stdout)
+			}
+		}
+		if err := serve(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -26,8 +26,9 @@ type h1 struct {
 	maxIdle     int           // kept-alive connections per host
 	idleTimeout time.Duration // a connection idle longer is closed, not reused
 
-	mu   sync.Mutex
-	idle map[string][]*h1Conn // by host:port, the most recently used last
+	mu     sync.Mutex
+	idle   map[string][]*h1Conn // by host:port, the most recently used last; guarded by mu
+	closed bool                 // by closeIdle: connections given back are closed; guarded by mu
 }
 
 // h1Conn is one connection; one call at a time holds it.
@@ -196,6 +197,11 @@ func (h *h1) get(ctx context.Context, host string) (c *h1Conn, reused bool, err 
 func (h *h1) put(host string, c *h1Conn) {
 	c.used = time.Now()
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		c.nc.Close()
+		return
+	}
 	l := h.idle[host]
 	var stale []*h1Conn
 	for len(l) > 0 && (len(l) >= h.maxIdle || c.used.Sub(l[0].used) >= h.idleTimeout) {
@@ -209,12 +215,14 @@ func (h *h1) put(host string, c *h1Conn) {
 	}
 }
 
-// closeIdle closes every idle connection.
+// closeIdle closes every idle connection, and every connection given back
+// from now on (the pool is closing).
 func (h *h1) closeIdle() {
 	if h == nil {
 		return
 	}
 	h.mu.Lock()
+	h.closed = true
 	idle := h.idle
 	h.idle = map[string][]*h1Conn{}
 	h.mu.Unlock()

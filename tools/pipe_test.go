@@ -23,7 +23,7 @@ func TestResponseID(t *testing.T) {
 	}{
 		{`{"jsonrpc":"2.0","id":"gw-1","result":{}}`, "gw-1", true},
 		{` {"result":{"x":"\"id\":\"gw-9\""} , "id" : "gw-2"} `, "gw-2", true},
-		{`{"jsonrpc":"2.0","ID":"gw-3","result":{}}`, "gw-3", true},                   // encoding/json ignores case
+		{`{"jsonrpc":"2.0","ID":"gw-3","result":{}}`, "gw-3", true},                    // encoding/json ignores case
 		{`{"jsonrpc":"2.0","id":"gw-x","id":"gw-4","result":{}}`, "gw-4", true},        // the last one
 		{`{"jsonrpc":"2.0","id":"gw\u002d5","result":{}}`, "gw-5", true},               // escapes undone
 		{`{"jsonrpc":"2.0","\u0069d":"gw-6","result":{}}`, "gw-6", true},               // in keys too

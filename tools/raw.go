@@ -21,12 +21,13 @@ import (
 	"github.com/connectors-gateway/connectors/internal/rawjson"
 )
 
-// A raw call is a tools/call forwarded to a streamable-HTTP upstream as
-// bytes: the arguments go out and the result comes back without being
-// decoded into Go values and encoded again. Only an upstream that speaks
-// protocol 2026-07-28 takes one: every request stands alone there (no
-// session, no server-to-client requests on the stream, input requests
-// carried in the result), so a call is one POST and its answer.
+// A raw call is a tools/call forwarded to an upstream as bytes: the
+// arguments go out and the result comes back without being decoded into Go
+// values and encoded again. Only an upstream that speaks protocol
+// 2026-07-28 takes one: every request stands alone there (no session, no
+// server-to-client requests on the stream, input requests carried in the
+// result), so a call is one POST and its answer over streamable HTTP (see
+// h1.go), or one line and its answer over stdio (see pipe.go).
 
 // RawCall is one tools/call to forward as bytes.
 type RawCall struct {

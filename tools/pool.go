@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,7 +221,7 @@ func (p *Pool) live(key poolKey, in Integration, vars map[string]string) *Conn {
 	defer p.mu.Unlock()
 	e := p.entries[key]
 	if e == nil || !e.settled() || e.err != nil || e.conn.Err() != nil ||
-		!maps.Equal(e.vars, vars) || !reflect.DeepEqual(e.in, in) {
+		!maps.Equal(e.vars, vars) || !e.in.equal(&in) {
 		return nil
 	}
 	p.lru.MoveToFront(e.elem)

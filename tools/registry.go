@@ -3,6 +3,7 @@ package tools
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -178,6 +179,28 @@ func (in Integration) clone() Integration {
 		in.OAuth = &o
 	}
 	return in
+}
+
+// equal reports whether in and o are the same configuration (a nil list or
+// map is the same as an empty one), without reflection: it runs on every
+// call. TestIntegrationEqual changes each field in turn, so a field added
+// to Integration, Upstream or OAuth without a line here fails it.
+func (in *Integration) equal(o *Integration) bool {
+	a, b := &in.Upstream, &o.Upstream
+	if in.Name != o.Name || in.Category != o.Category || in.Description != o.Description ||
+		in.Timeout != o.Timeout || in.Protocol != o.Protocol ||
+		a.Command != b.Command || a.URL != b.URL || !slices.Equal(a.Args, b.Args) ||
+		!maps.Equal(a.Env, b.Env) || !maps.Equal(a.Headers, b.Headers) ||
+		(in.OAuth == nil) != (o.OAuth == nil) {
+		return false
+	}
+	if in.OAuth == nil {
+		return true
+	}
+	x, y := in.OAuth, o.OAuth
+	return x.Kind == y.Kind && x.AuthorizeURL == y.AuthorizeURL && x.TokenURL == y.TokenURL &&
+		x.RevokeURL == y.RevokeURL && x.AuthStyle == y.AuthStyle && slices.Equal(x.Scopes, y.Scopes) &&
+		(x.PKCE == nil) == (y.PKCE == nil) && (x.PKCE == nil || *x.PKCE == *y.PKCE)
 }
 
 func cloneMap(m map[string]string) map[string]string {

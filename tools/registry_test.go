@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,90 @@ func TestRender(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("render(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// TestIntegrationEqual changes every field of a complete Integration in
+// turn (found by reflection, so a new field is covered without a line
+// here) and expects equal to notice each.
+func TestIntegrationEqual(t *testing.T) {
+	pkce := true
+	base := Integration{
+		Name: "n", Category: "c", Description: "d", Timeout: time.Second, Protocol: "p",
+		Upstream: Upstream{Command: "cmd", Args: []string{"a"}, Env: map[string]string{"K": "v"},
+			URL: "http://u", Headers: map[string]string{"H": "v"}},
+		OAuth: &OAuth{Kind: "k", AuthorizeURL: "a", TokenURL: "t", RevokeURL: "r",
+			Scopes: []string{"s"}, AuthStyle: "basic", PKCE: &pkce},
+	}
+	same := base.clone()
+	if !base.equal(&same) {
+		t.Fatal("a clone is not equal")
+	}
+	var leaves int
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := range v.NumField() {
+				walk(v.Field(i), path+"."+v.Type().Field(i).Name)
+			}
+			return
+		case reflect.Pointer:
+			if v.IsNil() {
+				t.Fatalf("%s: nil in the complete Integration", path)
+			}
+			walk(v.Elem(), path)
+			return
+		}
+		leaves++
+		// Mutate this leaf in a fresh clone: find it again by path.
+		changed := base.clone()
+		leaf := reflect.ValueOf(&changed).Elem()
+		for _, name := range strings.Split(path, ".")[1:] {
+			if leaf.Kind() == reflect.Pointer {
+				leaf = leaf.Elem()
+			}
+			leaf = leaf.FieldByName(name)
+		}
+		if leaf.Kind() == reflect.Pointer {
+			leaf = leaf.Elem()
+		}
+		switch leaf.Kind() {
+		case reflect.String:
+			leaf.SetString(leaf.String() + "x")
+		case reflect.Int64:
+			leaf.SetInt(leaf.Int() + 1)
+		case reflect.Bool:
+			leaf.SetBool(!leaf.Bool())
+		case reflect.Slice:
+			leaf.Set(reflect.Append(leaf, reflect.ValueOf("x")))
+		case reflect.Map:
+			leaf.SetMapIndex(reflect.ValueOf("X"), reflect.ValueOf("x"))
+		default:
+			t.Fatalf("%s: no mutation for kind %s; teach the test and equal", path, leaf.Kind())
+		}
+		if base.equal(&changed) || changed.equal(&base) {
+			t.Errorf("equal misses a change of %s", path)
+		}
+	}
+	walk(reflect.ValueOf(base), "Integration")
+	if leaves < 17 {
+		t.Fatalf("walked %d fields", leaves)
+	}
+
+	// Presence of the optional parts counts; nil lists and maps are empty ones.
+	for name, change := range map[string]func(*Integration){
+		"no OAuth": func(in *Integration) { in.OAuth = nil },
+		"no PKCE":  func(in *Integration) { in.OAuth.PKCE = nil },
+	} {
+		changed := base.clone()
+		change(&changed)
+		if base.equal(&changed) || changed.equal(&base) {
+			t.Errorf("%s: equal", name)
+		}
+	}
+	a, b := Integration{Upstream: Upstream{Args: []string{}, Env: map[string]string{}}}, Integration{}
+	if !a.equal(&b) {
+		t.Error("empty and nil lists and maps differ")
 	}
 }

@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -147,28 +148,97 @@ func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, erro
 	return redactRaw(result, c.secrets, c.encodedSecrets), nil
 }
 
-// rawParams encodes the params of call.
+// rawParams encodes the params of call: its members as they are (each
+// checked to be one JSON value, so none can add members of its own), the
+// _meta keys in order, as encoding/json would write them.
 func (c *Conn) rawParams(call RawCall) (json.RawMessage, error) {
-	meta := make(map[string]json.RawMessage, len(call.Meta)+3)
-	maps.Copy(meta, call.Meta)
+	// Each value the caller gave must be one JSON value: `1,"name":"x"`
+	// would otherwise add members of its own.
+	for _, v := range call.Meta {
+		if !json.Valid(v) {
+			return nil, errors.New("raw call: a _meta value is not JSON")
+		}
+	}
+	for _, v := range [...][]byte{call.Capabilities, call.Arguments, call.InputResponses, call.RequestState} {
+		if len(v) > 0 && !json.Valid(v) {
+			return nil, errors.New("raw call: a parameter is not JSON")
+		}
+	}
 	caps := call.Capabilities
 	if len(caps) == 0 {
 		caps = json.RawMessage("{}")
 	}
-	meta[mcp.MetaKeyClientCapabilities] = caps
-	meta[mcp.MetaKeyProtocolVersion] = json.RawMessage(strconv.Quote(c.version()))
-	meta[mcp.MetaKeyClientInfo] = c.clientInfoJSON
-	params := struct {
-		Meta           map[string]json.RawMessage `json:"_meta"`
-		Name           string                     `json:"name"`
-		Arguments      json.RawMessage            `json:"arguments,omitempty"`
-		InputResponses json.RawMessage            `json:"inputResponses,omitempty"`
-		RequestState   json.RawMessage            `json:"requestState,omitempty"`
-	}{meta, call.Name, call.Arguments, call.InputResponses, call.RequestState}
-	if bytes.Equal(bytes.TrimSpace(params.Arguments), []byte("null")) {
-		params.Arguments = nil // "no arguments"; some servers choke on null
+	args := call.Arguments
+	if bytes.Equal(bytes.TrimSpace(args), []byte("null")) {
+		args = nil // "no arguments"; some servers choke on null
 	}
-	return json.Marshal(params)
+	fixed := [...]string{mcp.MetaKeyClientCapabilities, mcp.MetaKeyClientInfo, mcp.MetaKeyProtocolVersion}
+	keys := make([]string, 0, len(call.Meta)+len(fixed))
+	size := len(caps) + len(c.clientInfoJSON) + len(args) + len(call.InputResponses) + len(call.RequestState) + 200
+	for k, v := range call.Meta {
+		if slices.Contains(fixed[:], k) {
+			continue // the gateway's own
+		}
+		keys = append(keys, k)
+		size += len(k) + len(v) + 4
+	}
+	keys = append(keys, fixed[:]...)
+	slices.Sort(keys)
+
+	out := make([]byte, 0, size)
+	out = append(out, `{"_meta":{`...)
+	for i, k := range keys {
+		var v []byte
+		switch k {
+		case mcp.MetaKeyClientCapabilities:
+			v = caps
+		case mcp.MetaKeyClientInfo:
+			v = c.clientInfoJSON
+		case mcp.MetaKeyProtocolVersion:
+			v = appendJSONString(nil, c.version())
+		default:
+			v = call.Meta[k]
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, k)
+		out = append(out, ':')
+		out = append(out, v...)
+	}
+	out = append(out, `},"name":`...)
+	out = appendJSONString(out, call.Name)
+	for _, m := range [...]struct {
+		key   string
+		value []byte
+	}{{"arguments", args}, {"inputResponses", call.InputResponses}, {"requestState", call.RequestState}} {
+		if len(m.value) > 0 {
+			out = append(out, `,"`...)
+			out = append(out, m.key...)
+			out = append(out, `":`...)
+			out = append(out, m.value...)
+		}
+	}
+	out = append(out, '}')
+	return out, nil
+}
+
+// appendJSONString appends s as a JSON string: as it is when it needs no
+// escape (the usual case), else as encoding/json writes it.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	if !utf8.ValidString(s) {
+		b, _ := json.Marshal(s)
+		return append(dst, b...)
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // maxRawResult bounds an upstream's answer to one call.

@@ -311,12 +311,12 @@ func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *clien
 	defer c.end(cl)
 
 	// A call ends at the first of: ctx, the timeout, the upstream going away.
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(c.ctx, func() { cancel(context.Cause(c.ctx)) })
+	// (One context for the three: the connection's end cancels it
+	// without a cause, and the switch below names it.)
+	runCtx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimedOut)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
 	defer stop()
-	runCtx, cancelTimeout := context.WithTimeoutCause(runCtx, c.timeout, errTimedOut)
-	defer cancelTimeout()
 
 	c.mu.Lock()
 	cli := c.client
@@ -346,6 +346,9 @@ func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *clien
 	case errors.Is(cause, errTimedOut):
 		return &TimeoutError{Integration: c.integration, After: c.timeout}
 	case runCtx.Err() != nil:
+		if errors.Is(cause, context.Canceled) { // by the connection's end
+			cause = context.Cause(c.ctx)
+		}
 		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, cause))
 	case c.Err() != nil:
 		// The transport noticed first that the process is gone.

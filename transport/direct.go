@@ -37,7 +37,7 @@ func (h *HTTP) direct(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := io.ReadAll(r.Body)
+		body, err := readAll(r.Body)
 		if err != nil { // too large, or cut: mcp-go answers it
 			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
 			next.ServeHTTP(w, r)

@@ -157,7 +157,7 @@ func (h *HTTP) limitBodyFor(jsonRPC bool, next http.Handler) http.Handler {
 			writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+		body, err := readBody(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes), r.ContentLength)
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
@@ -170,10 +170,53 @@ func (h *HTTP) limitBodyFor(jsonRPC bool, next http.Handler) http.Handler {
 			writeJSONRPCError(w, http.StatusBadRequest, -32600, "JSON-RPC batch requests are not supported: send one message per request")
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = &bufferedBody{Reader: bytes.NewReader(body), all: body}
 		r.ContentLength = int64(len(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads r to its end, in one buffer of the announced size when
+// there is one (io.ReadAll would grow it from 512 bytes).
+func readBody(r io.Reader, announced int64) ([]byte, error) {
+	if announced <= 0 {
+		return io.ReadAll(r)
+	}
+	// One byte more than announced, so that a body longer than announced
+	// (which net/http does not let through) would still read to its end.
+	buf := make([]byte, 0, announced+1)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+	}
+}
+
+// bufferedBody is a request body limitBody has read: the handlers after it
+// read it again, or take it whole with [readAll].
+type bufferedBody struct {
+	*bytes.Reader
+	all []byte
+}
+
+func (*bufferedBody) Close() error { return nil }
+
+// readAll is io.ReadAll(body) without a copy when limitBody has read it
+// and nobody has read from it since.
+func readAll(body io.Reader) ([]byte, error) {
+	if b, ok := body.(*bufferedBody); ok && b.Len() == len(b.all) {
+		_, _ = b.Seek(0, io.SeekEnd) // read, as io.ReadAll would leave it
+		return b.all, nil
+	}
+	return io.ReadAll(body)
 }
 
 // authenticate puts the caller's verified identity on the request context

@@ -9,6 +9,7 @@ import (
 
 	mcptransport "github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
@@ -16,23 +17,26 @@ import (
 	"github.com/connectors-gateway/connectors/tools"
 )
 
-// The direct path: a tools/call of protocol 2026-07-28 to a tool of an
-// upstream whose session speaks 2026-07-28 (streamable HTTP or stdio) is
-// forwarded as bytes, without mcp-go's encoding on either leg (over stdio
-// mcp-go's transport still carries the bytes). Each such request stands alone (no session, no
-// server-to-client requests, input requests carried in the result), so
-// forwarding it is a matter of authorizing it and passing its arguments
-// and result through; the profile put mcp-go's decoding and encoding of
-// both legs at most of the gateway's cost per call.
+// The direct path: a tools/call to a tool of an upstream whose session
+// speaks 2026-07-28 (streamable HTTP or stdio) is forwarded as bytes,
+// without mcp-go's encoding on either leg (over stdio mcp-go's transport
+// still carries the bytes), when the agent's request is a 2026-07-28 one
+// or one on a 2025-11-25 session. Each such upstream request stands alone
+// (no session, no server-to-client requests, input requests carried in
+// the result), so forwarding it is a matter of authorizing it and passing
+// its arguments and result through; the profile put mcp-go's decoding and
+// encoding of both legs at most of the gateway's cost per call.
 //
 // The direct path decides before anything is sent upstream, and only
-// ever says yes: any request it is not sure of (another protocol version,
-// a progress token, a tool not yet discovered, a credential that must be
-// refreshed or linked first, an upstream on an older protocol, ...) is
-// served by mcp-go as before, which also makes every error answer the
-// same. Once the upstream is asked, the answer is the one the usual path
-// would give: the same error texts, resultType and serverInfo added where
-// mcp-go adds them.
+// ever says yes: any request it is not sure of (a progress token, a log
+// level, a tool not yet discovered, a credential that must be refreshed
+// or linked first, an upstream on an older protocol, ...) is served by
+// mcp-go as before, which also makes every error answer the same. Once
+// the upstream is asked, the answer is the one the usual path would give:
+// the same error texts, resultType and serverInfo added where mcp-go adds
+// them. One exception: an upstream that answers a 2025-11-25 session's
+// call by asking for input (input_required) is asked again the usual way,
+// which puts the question to the agent as a request on the call's stream.
 
 // DirectCall is a tools/call the transport parsed for the direct path.
 type DirectCall struct {
@@ -47,11 +51,16 @@ type DirectCall struct {
 	Meta           map[string]json.RawMessage
 	InputResponses json.RawMessage
 	RequestState   json.RawMessage
+	// Session, if set, is the 2025-11-25 session the call was made on
+	// (already checked to be the caller's): its capabilities stand for
+	// Capabilities.
+	Session string
 }
 
 // CallDirect serves c on the direct path and returns its result; ok is
-// false when it does not (nothing was sent, serve it the usual way). The
-// result may be nil with ok true when ctx ended.
+// false when it does not: serve it the usual way (nothing was sent, or, on
+// a session, the upstream asked for input). The result may be nil with ok
+// true when ctx ended.
 func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, ok bool) {
 	begin := time.Now()
 	id, found := tenants.FromContext(ctx)
@@ -67,6 +76,11 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	integration, upstream, found := v.resolve(c.Name)
 	if !found || !v.direct(integration, c.Name) {
 		return nil, false
+	}
+	if c.Session != "" {
+		if c.Capabilities, found = v.sessionCapabilities(c.Session, id.Tenant); !found {
+			return nil, false
+		}
 	}
 	// The usual path's rule (filterTools), and a credential to call with
 	// rather than a link to offer.
@@ -113,6 +127,12 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 			g.log.WarnContext(ctx, "refresh_after_401_failed", "tenant_id", id.Tenant, "integration", integration, "error", rerr)
 		}
 	}
+	if c.Session != "" && err == nil && inputRequired(res) {
+		// The upstream asks the agent something (sampling, elicitation),
+		// which a 2025-11-25 agent is asked in requests of its own on the
+		// call's stream: the usual path's, which asks the upstream again.
+		return nil, false
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			g.count(ctx, integration, metrics.OutcomeError, begin)
@@ -127,7 +147,51 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		outcome = metrics.OutcomeToolError
 	}
 	g.count(ctx, integration, outcome, begin)
+	if c.Session != "" {
+		return res, true
+	}
 	return v.complete(res), true
+}
+
+// sessionCapabilities returns the client capabilities to tell the upstream
+// for a call on a 2025-11-25 session of tenant: what the agent declared of
+// what the gateway relays (sampling, elicitation). ok is false when the
+// direct path cannot serve the session: unknown here or another tenant's,
+// not initialized, another protocol version, or it asked for log messages
+// (which the usual path relays on the call's stream).
+func (v *view) sessionCapabilities(session, tenant string) (caps json.RawMessage, ok bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	vs := v.sessions[session]
+	if vs == nil || vs.tenant != tenant || vs.session == nil || !vs.session.Initialized() || vs.logging {
+		return nil, false
+	}
+	if s, ok := vs.session.(mcpserver.SessionWithProtocolVersion); !ok || s.ProtocolVersion() != mcp.ProtocolVersion20251125 {
+		return nil, false
+	}
+	if vs.capabilities == nil {
+		var declared mcp.ClientCapabilities
+		if s, ok := vs.session.(mcpserver.SessionWithClientInfo); ok {
+			declared = s.GetClientCapabilities()
+		}
+		b, err := json.Marshal(mcp.ClientCapabilities{Sampling: declared.Sampling, Elicitation: declared.Elicitation})
+		if err != nil {
+			return nil, false
+		}
+		vs.capabilities = b
+	}
+	return vs.capabilities, true
+}
+
+// inputRequired reports whether a raw result asks for input first.
+func inputRequired(res json.RawMessage) bool {
+	if !bytes.Contains(res, []byte(string(mcp.ResultTypeInputRequired))) {
+		return false
+	}
+	var r struct {
+		ResultType mcp.ResultType `json:"resultType"`
+	}
+	return json.Unmarshal(res, &r) == nil && r.ResultType == mcp.ResultTypeInputRequired
 }
 
 // callConn is CallRaw, or CallTool when conn does not take raw calls (a
@@ -222,15 +286,15 @@ func isError(res json.RawMessage) bool {
 	return json.Unmarshal(res, &r) == nil && r.IsError
 }
 
-// encodeResult encodes a result the gateway made itself.
+// encodeResult encodes a result, as mcp-go's server would for a
+// 2025-11-25 session (view.complete adds what 2026-07-28 wants).
 func encodeResult(r *mcp.CallToolResult) json.RawMessage {
 	if r == nil {
 		return nil
 	}
-	r.ResultType = mcp.ResultTypeComplete
 	b, err := json.Marshal(r)
 	if err != nil {
-		return json.RawMessage(`{"content":[{"type":"text","text":"internal error"}],"isError":true,"resultType":"complete"}`)
+		return json.RawMessage(`{"content":[{"type":"text","text":"internal error"}],"isError":true}`)
 	}
 	return b
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -15,6 +16,14 @@ import (
 type viewSession struct {
 	tenant string
 	uris   []string
+
+	// For the direct path (guarded by v.mu): the mcp-go session, whether
+	// the agent asked for log messages (logging/setLevel), and its
+	// capabilities as the upstream is told them (encoded at its first
+	// direct call).
+	session      mcpserver.ClientSession
+	logging      bool
+	capabilities json.RawMessage
 }
 
 // trackSessions keeps v.sessions in step with the mcp-go server's sessions.
@@ -22,9 +31,12 @@ func (v *view) trackSessions(hooks *mcpserver.Hooks) {
 	hooks.AddOnRegisterSession(func(ctx context.Context, s mcpserver.ClientSession) {
 		if id, ok := tenants.FromContext(ctx); ok {
 			v.mu.Lock()
-			v.sessions[s.SessionID()] = &viewSession{tenant: id.Tenant}
+			v.sessions[s.SessionID()] = &viewSession{tenant: id.Tenant, session: s}
 			v.mu.Unlock()
 		}
+	})
+	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, _ *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
+		v.withSession(ctx, func(vs *viewSession) { vs.logging = true })
 	})
 	hooks.AddOnUnregisterSession(func(ctx context.Context, s mcpserver.ClientSession) {
 		v.mu.Lock()
@@ -37,6 +49,19 @@ func (v *view) trackSessions(hooks *mcpserver.Hooks) {
 			}
 		}
 	})
+}
+
+// withSession runs fn, under v.mu, on the state of the session of ctx.
+func (v *view) withSession(ctx context.Context, fn func(*viewSession)) {
+	s := mcpserver.ClientSessionFromContext(ctx)
+	if s == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if vs := v.sessions[s.SessionID()]; vs != nil {
+		fn(vs)
+	}
 }
 
 // notify sends a notification to every session of tenant on this view.

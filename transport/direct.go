@@ -17,36 +17,62 @@ import (
 )
 
 // Director serves tools/call requests on the direct path
-// (server.Gateway.CallDirect): ok false means it did not, and nothing was
-// sent upstream.
+// (server.Gateway.CallDirect): ok false means it did not, and the request
+// is to be served the usual way. (Nothing was sent upstream, but for a
+// session's call the upstream answered by asking the agent for input,
+// which the usual way asks it again.)
 type Director interface {
 	CallDirect(ctx context.Context, c server.DirectCall) (result json.RawMessage, ok bool)
 }
 
-// direct sends the tools/call requests of protocol 2026-07-28 that match
-// the direct path's shape exactly to Direct, and everything else, and
-// every request Direct declines, to next (mcp-go). It only recognises:
-// it never answers an error of its own, so mcp-go's validation keeps the
-// last word on anything unusual.
+// direct sends the tools/call requests that match the direct path's shape
+// exactly to Direct, and everything else, and every request Direct
+// declines, to next (mcp-go). Two shapes: a 2026-07-28 request, which
+// stands alone, and a request on an initialize-era session (2025-11-25),
+// whose capabilities the session holds. It only recognises: it never
+// answers an error of its own, so mcp-go's validation keeps the last word
+// on anything unusual.
 func (h *HTTP) direct(next http.Handler) http.Handler {
 	if h.opts.Direct == nil {
 		return next
 	}
+	// mcp-go ends a session its idle sweeper has not seen in use for the
+	// TTL, and it does not see the direct path's calls: a session's call
+	// goes through mcp-go at least every quarter of it.
+	due := h.opts.SessionIdleTTL / 4
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !directShape(r) {
+		session := r.Header.Get(mcp.HeaderSessionID)
+		usual := func(r *http.Request) {
+			if session != "" {
+				h.sessions.servedByMCP(session)
+			}
 			next.ServeHTTP(w, r)
+		}
+		shape := directShape(r)
+		if shape == notDirect || shape == sessionCall && h.sessions.mcpDue(session, due) {
+			usual(r)
 			return
 		}
 		body, err := readAll(r.Body)
 		if err != nil { // too large, or cut: mcp-go answers it
 			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
-			next.ServeHTTP(w, r)
+			usual(r)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		call, id, ok := parseDirect(body, r.Header.Get(mcp.HeaderName))
+		var (
+			call server.DirectCall
+			id   json.RawMessage
+			ok   bool
+		)
+		if shape == sessionCall {
+			call, id, ok = parseSessionCall(body)
+			call.Session = session
+		} else {
+			call, id, ok = parseDirect(body, r.Header.Get(mcp.HeaderName))
+		}
 		if !ok {
-			next.ServeHTTP(w, r)
+			usual(r)
 			return
 		}
 		call.View = r.PathValue("integration")
@@ -55,7 +81,7 @@ func (h *HTTP) direct(next http.Handler) http.Handler {
 		if !ok {
 			// With the memo: a call declined after reading the credential
 			// reads it once, not twice (nor audits it twice).
-			next.ServeHTTP(w, r.WithContext(ctx))
+			usual(r.WithContext(ctx))
 			return
 		}
 		if result == nil { // the agent went away
@@ -77,26 +103,42 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// directShape reports whether r's headers are those of a 2026-07-28
-// tools/call that accepts a JSON answer.
-func directShape(r *http.Request) bool {
-	if r.Method != http.MethodPost ||
-		r.Header.Get(mcp.HeaderMethod) != string(mcp.MethodToolsCall) ||
-		r.Header.Get(mcp.HeaderProtocolVersion) != mcp.ProtocolVersion20260728 ||
-		r.Header.Get(mcp.HeaderSessionID) != "" || r.Header.Get(mcp.HeaderLastEventID) != "" {
-		return false
+// The shapes of request the direct path takes.
+const (
+	notDirect   = iota
+	modernCall  // a 2026-07-28 tools/call
+	sessionCall // a tools/call on a 2025-11-25 session
+)
+
+// directShape tells from r's headers whether it may be a tools/call the
+// direct path takes, and of which shape: a POST of JSON that accepts a
+// JSON answer, and either a 2026-07-28 tools/call (no session) or a
+// request of a 2025-11-25 session.
+func directShape(r *http.Request) int {
+	if r.Method != http.MethodPost || r.Header.Get(mcp.HeaderLastEventID) != "" {
+		return notDirect
+	}
+	shape := notDirect
+	switch version, session := r.Header.Get(mcp.HeaderProtocolVersion), r.Header.Get(mcp.HeaderSessionID); {
+	case version == mcp.ProtocolVersion20260728 && session == "" &&
+		r.Header.Get(mcp.HeaderMethod) == string(mcp.MethodToolsCall):
+		shape = modernCall
+	case version == mcp.ProtocolVersion20251125 && session != "" && r.Header.Get(mcp.HeaderMethod) == "":
+		shape = sessionCall
+	default:
+		return notDirect
 	}
 	if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
-		return false
+		return notDirect
 	}
 	for _, a := range r.Header.Values("Accept") {
 		for part := range strings.SplitSeq(a, ",") {
 			if media, _, _ := strings.Cut(part, ";"); strings.TrimSpace(media) == "application/json" {
-				return true
+				return shape
 			}
 		}
 	}
-	return false
+	return notDirect
 }
 
 // parseDirect reads a tools/call request of the direct path's shape: its
@@ -111,24 +153,8 @@ func directShape(r *http.Request) bool {
 // members) is declined, and mcp-go reads it. A test holds every request it
 // accepts to what encoding/json reads.
 func parseDirect(body []byte, headerName string) (call server.DirectCall, id json.RawMessage, ok bool) {
-	if !json.Valid(body) {
-		return call, nil, false
-	}
-	var jsonrpc, method, params []byte
-	if !rawjson.Members(body, func(k, v []byte) bool {
-		switch string(k) {
-		case "jsonrpc":
-			return once(&jsonrpc, v)
-		case "id":
-			return once((*[]byte)(&id), v)
-		case "method":
-			return once(&method, v)
-		case "params":
-			return once(&params, v)
-		}
-		return false
-	}) || string(jsonrpc) != `"`+mcp.JSONRPC_VERSION+`"` || string(method) != `"`+string(mcp.MethodToolsCall)+`"` ||
-		len(id) == 0 || !(id[0] == '"' || id[0] == '-' || id[0] >= '0' && id[0] <= '9') {
+	id, params, ok := parseEnvelope(body)
+	if !ok {
 		return call, nil, false
 	}
 	var name, arguments, meta, inputResponses, requestState []byte
@@ -149,7 +175,7 @@ func parseDirect(body []byte, headerName string) (call server.DirectCall, id jso
 	}) || !rawjson.Plain(name) || len(name) == 2 || string(name[1:len(name)-1]) != headerName {
 		return call, nil, false
 	}
-	if t := arguments; len(t) > 0 && string(t) != "null" && t[0] != '{' {
+	if !argumentsObject(arguments) {
 		return call, nil, false
 	}
 	// The answers to an earlier input_required result, of the types mcp-go
@@ -178,21 +204,92 @@ func parseDirect(body []byte, headerName string) (call server.DirectCall, id jso
 		case mcp.MetaKeyClientInfo:
 			return true // the agent's; the upstream hears the gateway's
 		}
-		if !rawjson.PlainKey(k) || strings.HasPrefix(string(k), "io.modelcontextprotocol/") || string(k) == "progressToken" {
-			return false
-		}
-		if call.Meta == nil {
-			call.Meta = map[string]json.RawMessage{}
-		}
-		if _, dup := call.Meta[string(k)]; dup {
-			return false
-		}
-		call.Meta[string(k)] = v
-		return true
+		return otherMeta(&call, k, v)
 	}) || string(version) != `"`+mcp.ProtocolVersion20260728+`"` || call.Capabilities == nil {
 		return call, nil, false
 	}
 	return call, id, true
+}
+
+// parseEnvelope reads the JSON-RPC envelope of a tools/call request: its
+// ID (a number or a string, as sent) and its params.
+func parseEnvelope(body []byte) (id, params json.RawMessage, ok bool) {
+	if !json.Valid(body) {
+		return nil, nil, false
+	}
+	var jsonrpc, method []byte
+	if !rawjson.Members(body, func(k, v []byte) bool {
+		switch string(k) {
+		case "jsonrpc":
+			return once(&jsonrpc, v)
+		case "id":
+			return once((*[]byte)(&id), v)
+		case "method":
+			return once(&method, v)
+		case "params":
+			return once((*[]byte)(&params), v)
+		}
+		return false
+	}) || string(jsonrpc) != `"`+mcp.JSONRPC_VERSION+`"` || string(method) != `"`+string(mcp.MethodToolsCall)+`"` ||
+		len(id) == 0 || !(id[0] == '"' || id[0] == '-' || id[0] >= '0' && id[0] <= '9') {
+		return nil, nil, false
+	}
+	return id, params, true
+}
+
+// parseSessionCall reads a tools/call request of a 2025-11-25 session, as
+// parseDirect does one of 2026-07-28: its name, arguments and the agent's
+// _meta entries. The session holds the rest (capabilities, log level).
+// A progress token, protocol metadata (which 2025-11-25 does not have) or
+// any other parameter is declined.
+func parseSessionCall(body []byte) (call server.DirectCall, id json.RawMessage, ok bool) {
+	id, params, ok := parseEnvelope(body)
+	if !ok {
+		return call, nil, false
+	}
+	var name, arguments, meta []byte
+	if !rawjson.Members(params, func(k, v []byte) bool {
+		switch string(k) {
+		case "name":
+			return once(&name, v)
+		case "arguments":
+			return once(&arguments, v)
+		case "_meta":
+			return once(&meta, v)
+		}
+		return false
+	}) || !rawjson.Plain(name) || len(name) == 2 || !argumentsObject(arguments) {
+		return call, nil, false
+	}
+	call.Name, call.Arguments = string(name[1:len(name)-1]), arguments
+	if meta != nil && (meta[0] != '{' || !rawjson.Members(meta, func(k, v []byte) bool { return otherMeta(&call, k, v) })) {
+		return call, nil, false
+	}
+	return call, id, true
+}
+
+// argumentsObject reports whether a tools/call's arguments are an object,
+// null or absent.
+func argumentsObject(t []byte) bool {
+	return len(t) == 0 || string(t) == "null" || t[0] == '{'
+}
+
+// otherMeta adds a _meta entry that is not the protocol's to call.Meta;
+// false for one the direct path does not take: a protocol key, a progress
+// token (the answer would be a stream), a key not written plainly, a
+// repeated key.
+func otherMeta(call *server.DirectCall, k, v []byte) bool {
+	if !rawjson.PlainKey(k) || strings.HasPrefix(string(k), "io.modelcontextprotocol/") || string(k) == "progressToken" {
+		return false
+	}
+	if call.Meta == nil {
+		call.Meta = map[string]json.RawMessage{}
+	}
+	if _, dup := call.Meta[string(k)]; dup {
+		return false
+	}
+	call.Meta[string(k)] = v
+	return true
 }
 
 // once sets *dst to v, unless it was set: a repeated member.

@@ -2,10 +2,14 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -194,5 +198,154 @@ func BenchmarkParseDirect(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// countingDirector serves every call on the direct path with a fixed
+// result, and counts them.
+type countingDirector struct {
+	mu    sync.Mutex
+	calls []server.DirectCall
+}
+
+func (d *countingDirector) CallDirect(_ context.Context, c server.DirectCall) (json.RawMessage, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, c)
+	return json.RawMessage(`{"content":[{"type":"text","text":"direct"}]}`), true
+}
+
+func (d *countingDirector) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.calls)
+}
+
+// TestDirectSessionStaysAlive: a 2025-11-25 session whose calls all take
+// the direct path still looks in use to mcp-go's idle sweeper, because a
+// call goes through mcp-go once a quarter of the idle TTL has passed
+// without one; the session outlives several TTLs of calls.
+func TestDirectSessionStaysAlive(t *testing.T) {
+	d := &countingDirector{}
+	const ttl = 400 * time.Millisecond
+	ts := newTestHTTP(t, HTTPOptions{Direct: d, SessionIdleTTL: ttl})
+	session := initialize(t, ts, "key-a")
+	var direct, usual int
+	for end := time.Now().Add(5 * ttl); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		before := d.count()
+		resp, body := do(t, ts, req{body: callWhoami, key: "key-a", session: session})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("after %d direct and %d usual calls: %d %s", direct, usual, resp.StatusCode, body)
+		}
+		if d.count() > before {
+			direct++
+			if !strings.Contains(body, `"text":"direct"`) {
+				t.Fatalf("direct answer: %s", body)
+			}
+		} else {
+			usual++
+			if !strings.Contains(body, "tenant-a|") {
+				t.Fatalf("mcp-go's answer: %s", body)
+			}
+		}
+	}
+	// 2 s of calls every 20 ms, one through mcp-go per 100 ms.
+	if usual < 10 || usual > 40 || direct < 3*usual {
+		t.Errorf("%d direct calls, %d through mcp-go", direct, usual)
+	}
+	if c := d.calls[0]; c.Session != session || c.Name != "whoami" {
+		t.Errorf("direct call %+v", c)
+	}
+}
+
+// TestDirectSessionShape: which requests on a session the direct path is
+// offered at all (the Director decides the rest).
+func TestDirectSessionShape(t *testing.T) {
+	d := &countingDirector{}
+	ts := newTestHTTP(t, HTTPOptions{Direct: d})
+	session := initialize(t, ts, "key-a")
+	other := initialize(t, ts, "key-b")
+	for _, tc := range []struct {
+		name, body, session, key string
+		direct                   bool
+	}{
+		{"ordinary", callWhoami, session, "key-a", true},
+		{"_meta entry", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","_meta":{"trace":"x"}}}`, session, "key-a", true},
+		{"progress token", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","_meta":{"progressToken":1}}}`, session, "key-a", false},
+		{"protocol _meta", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","_meta":{"io.modelcontextprotocol/logLevel":"debug"}}}`, session, "key-a", false},
+		{"2026-07-28 members", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","requestState":"s"}}`, session, "key-a", false},
+		{"another method", `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, session, "key-a", false},
+		{"another tenant's session", callWhoami, other, "key-a", false},
+		{"made-up session", callWhoami, "made-up", "key-a", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := d.count()
+			resp, body := do(t, ts, req{body: tc.body, key: tc.key, session: tc.session})
+			if got := d.count() > before; got != tc.direct {
+				t.Errorf("offered to the direct path: %v, want %v (%d %s)", got, tc.direct, resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+var sessionSeeds = []string{
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo_echo","arguments":{"text":"hi"}}}`,
+	`{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo_echo","_meta":{"trace":"t","n":[1]}}}`,
+	`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":null,"_meta":{}}}`,
+	`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":1}}}`,
+	`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","NAME":"y"}}`,
+	`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"x","_meta":{"a":1,"a":2}}}`,
+	`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"\u0078"}}`,
+	`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","_meta":null}}`,
+}
+
+// FuzzParseSessionCall: whatever parseSessionCall accepts, encoding/json
+// reads the same way (name, arguments, _meta entries, ID).
+func FuzzParseSessionCall(f *testing.F) {
+	for _, s := range sessionSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		call, id, ok := parseSessionCall(body)
+		if !ok {
+			return
+		}
+		var msg struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Method  string          `json:"method"`
+			Params  struct {
+				Name      string                     `json:"name"`
+				Arguments json.RawMessage            `json:"arguments"`
+				Meta      map[string]json.RawMessage `json:"_meta"`
+			} `json:"params"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&msg); err != nil || dec.More() || msg.JSONRPC != "2.0" || msg.Method != "tools/call" {
+			t.Fatalf("parseSessionCall accepts what encoding/json does not (%v): %s", err, body)
+		}
+		if len(msg.Params.Meta) == 0 {
+			msg.Params.Meta = nil
+		}
+		want := server.DirectCall{Name: msg.Params.Name, Arguments: msg.Params.Arguments, Meta: msg.Params.Meta}
+		if d := cmp.Diff(want, call); d != "" || !bytes.Equal(id, msg.ID) {
+			t.Errorf("%s\nread otherwise than encoding/json reads it: id %s vs %s (-encoding/json +parseSessionCall):\n%s", body, msg.ID, id, d)
+		}
+		if _, progress := msg.Params.Meta["progressToken"]; progress {
+			t.Errorf("a progress token taken: %s", body)
+		}
+	})
+}
+
+func TestParseSessionCallSeeds(t *testing.T) {
+	var accepted []int
+	for i, s := range sessionSeeds {
+		if _, _, ok := parseSessionCall([]byte(s)); ok {
+			accepted = append(accepted, i)
+		}
+	}
+	if d := cmp.Diff([]int{0, 1, 2}, accepted); d != "" {
+		t.Errorf("seeds taken (-want +got):\n%s", d)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
@@ -18,11 +19,36 @@ import (
 type sessions struct {
 	mu    sync.Mutex
 	owner map[string]owner // live session ID → who created it
+	// served is when mcp-go last served a request of the session: its
+	// idle sweeper counts from there, and it does not see the direct
+	// path's calls (see mcpDue).
+	served map[string]time.Time
 }
 
 type owner struct{ tenant, subject string }
 
-func newSessions() *sessions { return &sessions{owner: map[string]owner{}} }
+func newSessions() *sessions {
+	return &sessions{owner: map[string]owner{}, served: map[string]time.Time{}}
+}
+
+// mcpDue reports whether session's next request should go to mcp-go so
+// that its idle sweeper sees the session in use: mcp-go last served it at
+// least within ago.
+func (s *sessions) mcpDue(session string, within time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Since(s.served[session]) >= within
+}
+
+// servedByMCP records that mcp-go serves a request of session now.
+func (s *sessions) servedByMCP(session string) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, live := s.owner[session]; live {
+		s.served[session] = now
+	}
+}
 
 var errUnknownSession = errors.New("unknown session")
 
@@ -54,6 +80,7 @@ func (b *boundSessions) Generate() string {
 	id := rand.Text()
 	b.s.mu.Lock()
 	b.s.owner[id] = b.who
+	b.s.served[id] = time.Now()
 	b.s.mu.Unlock()
 	return id
 }
@@ -71,6 +98,7 @@ func (b *boundSessions) Terminate(session string) (bool, error) {
 	// The idle sweeper terminates with no identity; a client only its own.
 	if o, ok := b.s.owner[session]; ok && (b.who == owner{} || o == b.who) {
 		delete(b.s.owner, session)
+		delete(b.s.served, session)
 	}
 	return false, nil
 }

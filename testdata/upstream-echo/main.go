@@ -30,6 +30,7 @@ func main() {
 	addr := flag.String("http", "", "serve streamable HTTP on `host:port` instead of stdio")
 	reject := flag.String("reject", "", "over HTTP, answer 401 to bearer tokens starting with `prefix`")
 	record := flag.String("record", "", "over stdio, append what it reads to `file`")
+	ask := flag.Bool("ask", false, "add a tool, ask, that asks the agent to confirm (input_required) before it answers")
 	flag.Parse()
 	s := server.NewMCPServer("upstream-echo", "1.0.0", server.WithToolCapabilities(false))
 	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Returns text."), mcp.WithString("text")),
@@ -47,6 +48,18 @@ func main() {
 			}
 			return mcp.NewToolResultText(who), nil
 		})
+	if *ask {
+		s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the agent to confirm, then returns the answer.")),
+			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				if answer := server.ElicitationResponse(req.Params.InputResponses, "confirm"); answer != nil {
+					return mcp.NewToolResultText(fmt.Sprintf("confirmed: %s %v", answer.Action, answer.Content)), nil
+				}
+				return server.NewInputRequestBuilder("asked").Elicit("confirm", mcp.ElicitationParams{
+					Message:         "Go ahead?",
+					RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}},
+				}).ToolResult(), nil
+			})
+	}
 	if *addr == "" {
 		serve := func() error { return server.ServeStdio(s) }
 		if *record != "" {

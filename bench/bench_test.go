@@ -59,6 +59,9 @@ type target struct {
 	tool    string
 	clients func(n int) []*client.Client
 	gw      *gateway // nil for direct and the bare proxy
+	// baseline names the row its ratios and added latency are against:
+	// the first row (A) when empty.
+	baseline string
 }
 
 // BenchmarkGateway: (A) direct to the upstream, (B) through the gateway on
@@ -100,6 +103,15 @@ func BenchmarkGateway(b *testing.B) {
 			return cs
 		}
 	}
+	sessionClients := func(g *gateway) func(int) []*client.Client {
+		return func(n int) []*client.Client {
+			cs := make([]*client.Client, n)
+			for i := range cs {
+				cs[i] = dialSession(b, g.url+"/mcp", g.key)
+			}
+			return cs
+		}
+	}
 	matrix := []struct {
 		transport string
 		targets   []target
@@ -112,6 +124,13 @@ func BenchmarkGateway(b *testing.B) {
 				}
 				return cs
 			}},
+			{name: "A direct, 2025-11-25 session", tool: "echo", clients: func(n int) []*client.Client {
+				cs := make([]*client.Client, n)
+				for i := range cs {
+					cs[i] = dialSession(b, echoURL, "")
+				}
+				return cs
+			}},
 			{name: "P bare proxy", tool: "echo", clients: func(n int) []*client.Client {
 				cs := make([]*client.Client, n)
 				for i := range cs {
@@ -120,6 +139,7 @@ func BenchmarkGateway(b *testing.B) {
 				return cs
 			}},
 			{name: "B embedded", tool: "echo-http_echo", clients: gwClients(emb), gw: emb},
+			{name: "B embedded, 2025-11-25 session", tool: "echo-http_echo", clients: sessionClients(emb), gw: emb, baseline: "A direct, 2025-11-25 session"},
 			{name: "B' embedded, usual path", tool: "echo-http_echo", clients: gwClients(usual), gw: usual},
 			{name: "C vault", tool: "echo-http_echo", clients: gwClients(vlt), gw: vlt},
 		}},
@@ -132,7 +152,16 @@ func BenchmarkGateway(b *testing.B) {
 				}
 				return cs
 			}},
+			{name: "A direct, 2025-11-25 session", tool: "echo", clients: func(n int) []*client.Client {
+				c := dialStdioSession(b, echoBin)
+				cs := make([]*client.Client, n)
+				for i := range cs {
+					cs[i] = c
+				}
+				return cs
+			}},
 			{name: "B embedded", tool: "echo-stdio_echo", clients: gwClients(emb), gw: emb},
+			{name: "B embedded, 2025-11-25 session", tool: "echo-stdio_echo", clients: sessionClients(emb), gw: emb, baseline: "A direct, 2025-11-25 session"},
 			{name: "B' embedded, usual path", tool: "echo-stdio_echo", clients: gwClients(usual), gw: usual},
 			{name: "C vault", tool: "echo-stdio_echo", clients: gwClients(vlt), gw: vlt},
 		}},
@@ -156,9 +185,12 @@ func BenchmarkGateway(b *testing.B) {
 					}
 				}
 			}
-			base := merge(results[0])
 			for i, t := range m.targets {
 				res := merge(results[i])
+				base := merge(results[0])
+				if j := slices.IndexFunc(m.targets, func(u target) bool { return u.name == t.baseline }); j >= 0 {
+					base = merge(results[j])
+				}
 				cells[cellKey{m.transport, conc, t.name}] = res
 				cpu := "—"
 				if t.gw != nil && res.calls > 0 {
@@ -191,7 +223,11 @@ type cellKey struct {
 // targets reports the cost-per-call targets against this run's cells.
 func targets(r *report, cells map[cellKey]result) {
 	added := func(transport string, conc int, name string, p float64) (time.Duration, bool) {
-		a, okA := cells[cellKey{transport, conc, "A direct"}]
+		base := "A direct"
+		if strings.HasSuffix(name, ", 2025-11-25 session") {
+			base += ", 2025-11-25 session"
+		}
+		a, okA := cells[cellKey{transport, conc, base}]
 		x, ok := cells[cellKey{transport, conc, name}]
 		return x.pct(p) - a.pct(p), okA && ok
 	}
@@ -218,9 +254,11 @@ func targets(r *report, cells map[cellKey]result) {
 		st, okS := added("stdio", 1, "B embedded", t.p)
 		p, okP := added("http", 1, "P bare proxy", t.p)
 		u, okU := added("http", 1, "B' embedded, usual path", t.p)
-		if okH && okS && okP && okU {
-			r.line("| %s | HTTP %s ms, stdio %s ms (a bare reverse proxy: %s ms; the usual path: %s ms) | %s |", t.label, ms(h), ms(st), ms(p), ms(u),
-				yes(h <= t.limit && st <= t.limit))
+		sh, okSH := added("http", 1, "B embedded, 2025-11-25 session", t.p)
+		ss, okSS := added("stdio", 1, "B embedded, 2025-11-25 session", t.p)
+		if okH && okS && okP && okU && okSH && okSS {
+			r.line("| %s | HTTP %s ms, stdio %s ms; on a 2025-11-25 session HTTP %s ms, stdio %s ms (a bare reverse proxy: %s ms; the usual path: %s ms) | %s |",
+				t.label, ms(h), ms(st), ms(sh), ms(ss), ms(p), ms(u), yes(h <= t.limit && st <= t.limit))
 		}
 	}
 	h, okH := ratio("http", 64, "B embedded", "A direct")

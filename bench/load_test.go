@@ -28,6 +28,18 @@ func dial(b testing.TB, url, key string) *client.Client {
 	return initialize(b, c)
 }
 
+// dialSession is dial with a client that speaks the initialize era
+// (2025-11-25): a session, its capabilities declared once.
+func dialSession(b testing.TB, url, key string) *client.Client {
+	b.Helper()
+	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithLegacyProtocolOnly())
+	return initializeAs(b, c, mcp.ProtocolVersion20251125)
+}
+
 // dialStdio starts bin as a stdio MCP server and connects to it.
 func dialStdio(b testing.TB, bin string) *client.Client {
 	b.Helper()
@@ -38,7 +50,24 @@ func dialStdio(b testing.TB, bin string) *client.Client {
 	return initialize(b, c)
 }
 
+// dialStdioSession is dialStdio with a client that speaks the initialize
+// era (2025-11-25).
+func dialStdioSession(b testing.TB, bin string) *client.Client {
+	b.Helper()
+	tr := transport.NewStdio(bin, nil)
+	if err := tr.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithLegacyProtocolOnly())
+	return initializeAs(b, c, mcp.ProtocolVersion20251125)
+}
+
 func initialize(b testing.TB, c *client.Client) *client.Client {
+	b.Helper()
+	return initializeAs(b, c, mcp.LATEST_PROTOCOL_VERSION)
+}
+
+func initializeAs(b testing.TB, c *client.Client, version string) *client.Client {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -47,7 +76,7 @@ func initialize(b testing.TB, c *client.Client) *client.Client {
 	}
 	b.Cleanup(func() { _ = c.Close() })
 	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
-		ProtocolVersion: mcp.LATEST_PROTOCOL_VERSION, ClientInfo: mcp.Implementation{Name: "bench", Version: "1"},
+		ProtocolVersion: version, ClientInfo: mcp.Implementation{Name: "bench", Version: "1"},
 	}}); err != nil {
 		b.Fatal(err)
 	}

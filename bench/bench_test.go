@@ -167,8 +167,8 @@ func BenchmarkGateway(b *testing.B) {
 		}},
 	}
 	cells := map[cellKey]result{}
-	r.line("| upstream | concurrency | path | calls/s | p50 ms | p90 ms | p99 ms | gateway CPU µs/call | calls/s vs A | added p50 ms | added p99 ms |")
-	r.line("|---|---|---|---|---|---|---|---|---|---|---|")
+	r.line("| upstream | concurrency | path | calls/s | p50 ms | p90 ms | p99 ms | gateway CPU µs/call | load generator CPU µs/call | calls/s vs A | added p50 ms | added p99 ms |")
+	r.line("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, m := range matrix {
 		for _, conc := range concurrencies(b) {
 			results := make([][]result, len(m.targets))
@@ -196,8 +196,12 @@ func BenchmarkGateway(b *testing.B) {
 				if t.gw != nil && res.calls > 0 {
 					cpu = fmt.Sprintf("%.0f", float64(res.cpu.Microseconds())/float64(res.calls))
 				}
-				r.line("| %s | %d | %s | %.0f | %s | %s | %s | %s | %.0f %% | %s | %s |", m.transport, conc, t.name, res.rate(),
-					ms(res.pct(0.50)), ms(res.pct(0.90)), ms(res.pct(0.99)), cpu,
+				client := "—"
+				if res.calls > 0 {
+					client = fmt.Sprintf("%.0f", float64(res.clientCPU.Microseconds())/float64(res.calls))
+				}
+				r.line("| %s | %d | %s | %.0f | %s | %s | %s | %s | %s | %.0f %% | %s | %s |", m.transport, conc, t.name, res.rate(),
+					ms(res.pct(0.50)), ms(res.pct(0.90)), ms(res.pct(0.99)), cpu, client,
 					100*res.rate()/base.rate(), ms(res.pct(0.50)-base.pct(0.50)), ms(res.pct(0.99)-base.pct(0.99)))
 			}
 		}
@@ -307,6 +311,7 @@ func merge(rs []result) result {
 		out.calls += r.calls
 		out.elapsed += r.elapsed
 		out.cpu += r.cpu
+		out.clientCPU += r.clientCPU
 		out.latencies = append(out.latencies, r.latencies...)
 	}
 	slices.Sort(out.latencies)

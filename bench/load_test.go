@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,6 +115,7 @@ type result struct {
 	elapsed   time.Duration
 	latencies []time.Duration // sorted
 	cpu       time.Duration   // gateway CPU during the measured window; 0 for direct
+	clientCPU time.Duration   // the load generator's CPU (this process) in that window
 }
 
 func (r result) rate() float64 { return float64(r.calls) / r.elapsed.Seconds() }
@@ -174,11 +176,13 @@ func run(b testing.TB, clients []*client.Client, tool string, warmup, duration t
 	if cpu != nil {
 		cpu0 = cpu()
 	}
+	client0 := selfCPU()
 	begin := time.Now()
 	close(meas)
 	time.Sleep(duration)
 	close(stop)
 	elapsed := time.Since(begin)
+	clientUsed := selfCPU() - client0
 	var used time.Duration
 	if cpu != nil {
 		used = cpu() - cpu0
@@ -188,7 +192,16 @@ func run(b testing.TB, clients []*client.Client, tool string, warmup, duration t
 		b.Fatal(firstErr)
 	}
 	slices.Sort(all)
-	return result{calls: len(all), elapsed: elapsed, latencies: all, cpu: used}
+	return result{calls: len(all), elapsed: elapsed, latencies: all, cpu: used, clientCPU: clientUsed}
+}
+
+// selfCPU is the CPU time this process (the load generator) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }

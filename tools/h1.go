@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,8 @@ import (
 // every request to a writer goroutine and every response back from a reader
 // goroutine; on loopback those two wake-ups per call are a good part of
 // what a hop costs (see BENCHMARKS.md). Anything h1 does not do (TLS,
-// proxies, HTTP/2, redirects) stays with the http.Client.
+// proxies, HTTP/2, redirects, bodies over h1MaxBody) stays with the
+// http.Client.
 type h1 struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int           // kept-alive connections per host
@@ -212,6 +214,38 @@ func (h *h1) put(host string, c *h1Conn) {
 	h.mu.Unlock()
 	for _, s := range stale {
 		s.nc.Close()
+	}
+}
+
+// h1MaxBody is the largest request body h1 sends: well inside the kernel's
+// smallest default send buffer (16 KiB), so the request is written whole
+// even when the upstream answers before reading it.
+const h1MaxBody = 8 << 10
+
+// closeStale closes the idle connections unused for the idle timeout (the
+// pool's reaper calls it, so that a burst's connections do not stay open
+// until the host is used again).
+func (h *h1) closeStale(now time.Time) {
+	if h == nil {
+		return
+	}
+	var stale []*h1Conn
+	h.mu.Lock()
+	for host, l := range h.idle {
+		i := 0
+		for i < len(l) && now.Sub(l[i].used) >= h.idleTimeout {
+			i++
+		}
+		stale = append(stale, l[:i]...)
+		if i == len(l) {
+			delete(h.idle, host)
+		} else if i > 0 {
+			h.idle[host] = slices.Clone(l[i:])
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range stale {
+		c.nc.Close()
 	}
 }
 

@@ -321,3 +321,92 @@ func TestRawTargetFollowsRedirect(t *testing.T) {
 		t.Errorf("answered from %s: %q", resp.Request.URL.Path, b)
 	}
 }
+
+// TestRawTargetEarlyAnswer: an upstream that answers a large call before
+// reading it (an auth check refusing the token, which then never reads
+// the body) gets its answer to the caller, as net/http's client gives it,
+// not a broken pipe or a write stalled until the timeout: h1 takes only
+// bodies that fit the socket's buffer whole.
+func TestRawTargetEarlyAnswer(t *testing.T) {
+	u, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Auth") == "" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		echoBody(w, r)
+	})
+	target := &rawTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
+	// A kept-alive connection first, as a tenant's earlier calls leave one.
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{}`))
+	req.Header.Set("X-Auth", "1")
+	resp, err := target.send(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for _, size := range []int{h1MaxBody / 2, 8 << 20} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(strings.Repeat("a", size)))
+		resp, err := target.send(req)
+		cancel()
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%d-byte body: %v %v, want the upstream's 401", size, resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+// TestH1ClosesStale: idle connections unused for the idle timeout are
+// closed by the pool's reaper (closeStale), not only when their host is
+// used again; fresher ones stay.
+func TestH1ClosesStale(t *testing.T) {
+	u, _ := h1Server(t, echoBody)
+	h := newTestH1(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := post(t.Context(), h, u, "{}"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	idle := func() (n int) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, l := range h.idle {
+			n += len(l)
+		}
+		return n
+	}
+	before := idle()
+	if before == 0 {
+		t.Fatal("no idle connections after the calls")
+	}
+	h.mu.Lock()
+	var conns []net.Conn
+	for _, l := range h.idle {
+		for _, c := range l {
+			conns = append(conns, c.nc)
+		}
+	}
+	h.mu.Unlock()
+	h.closeStale(time.Now()) // none is stale yet
+	if idle() != before {
+		t.Fatalf("closeStale closed fresh connections: %d of %d left", idle(), before)
+	}
+	h.closeStale(time.Now().Add(h.idleTimeout))
+	if n := idle(); n != 0 {
+		t.Fatalf("%d stale connections left", n)
+	}
+	for _, c := range conns {
+		if _, err := c.Write([]byte("x")); err == nil {
+			t.Fatal("a stale connection is still open")
+		}
+	}
+	// And the next call dials afresh.
+	if got, err := post(t.Context(), h, u, `{"after":1}`); err != nil || got != `{"after":1}` {
+		t.Fatalf("after closeStale: %q %v", got, err)
+	}
+}

@@ -126,8 +126,9 @@ func responseID(line []byte) (id string, ok bool) {
 		switch {
 		case bytes.EqualFold(k, []byte("id")):
 			rawID = v
-		case bytes.EqualFold(k, []byte("method")):
-			method = string(v) != `""` && string(v) != "null"
+		case bytes.EqualFold(k, []byte("method")) && string(v) != "null":
+			// (null leaves encoding/json's string as it was.)
+			method = string(v) != `""`
 		}
 		return true
 	}) {

@@ -3,6 +3,7 @@ package tools
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ func TestResponseID(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":"gw-8","Method":"roots/list"}`, "", false},
 		{`{"jsonrpc":"2.0","id":8,"result":{}}`, "", false},
 		{`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"gw-1"}}`, "", false},
+		{`{"id":"gw-9","method":"roots/list","method":null}`, "", false}, // null leaves the method as it was
+		{`{"id":"gw-9","METHOD":"roots/list","method":null}`, "", false},
+		{`{"id":"gw-10","method":null,"result":{}}`, "gw-10", true},
 		{`["gw-1"]`, "", false},
 		{`{"id":"gw-1"`, "", false},
 	} {
@@ -40,6 +44,28 @@ func TestResponseID(t *testing.T) {
 			t.Errorf("responseID(%s) = %q, %v; want %q, %v", tc.line, id, ok, tc.id, tc.ok)
 		}
 	}
+}
+
+// FuzzResponseID: responseID reads a line as mcp-go's reader
+// (encoding/json) does: a response with a string ID, or not one.
+func FuzzResponseID(f *testing.F) {
+	for _, s := range []string{`{"jsonrpc":"2.0","id":"gw-1","result":{}}`, `{"id":"gw-9","method":"roots/list","method":null}`,
+		`{"ID":"gw-3","Id":"gw-4"}`, `{"id":"gw\u002d5","method":""}`, `{"id":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		id, ok := responseID(line)
+		var probe struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		var want string
+		wantOK := json.Unmarshal(line, &probe) == nil && probe.Method == "" && len(probe.ID) > 0 && probe.ID[0] == '"' &&
+			json.Unmarshal(probe.ID, &want) == nil
+		if ok != wantOK || ok && id != want {
+			t.Errorf("responseID(%s) = %q, %v; encoding/json: %q, %v", line, id, ok, want, wantOK)
+		}
+	})
 }
 
 // childPipes stands in for a child process: what is written to the pipe

@@ -365,6 +365,7 @@ func (p *Pool) reap() {
 			return
 		case now := <-t.C:
 			p.reapOnce(now)
+			p.h1.closeStale(now)
 		}
 	}
 }

@@ -61,7 +61,11 @@ type rawTarget struct {
 // send sends req through t's h1 client, or its http.Client for what h1
 // leaves to it: every request when t has no h1, and redirects.
 func (t *rawTarget) send(req *http.Request) (*http.Response, error) {
-	if t.h1 == nil {
+	// h1 writes the whole request before it reads: an upstream that
+	// answers early (a 401 before reading the body) and stops reading
+	// would stall or break a body larger than the socket's buffers, where
+	// net/http reads the answer while it writes.
+	if t.h1 == nil || req.ContentLength > h1MaxBody {
 		return t.client.Do(req)
 	}
 	resp, err := t.h1.Do(req)

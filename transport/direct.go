@@ -157,27 +157,11 @@ func parseDirect(body []byte, headerName string) (call server.DirectCall, id jso
 	if !ok {
 		return call, nil, false
 	}
-	var name, arguments, meta, inputResponses, requestState []byte
-	if !rawjson.Members(params, func(k, v []byte) bool {
-		switch string(k) {
-		case "name":
-			return once(&name, v)
-		case "arguments":
-			return once(&arguments, v)
-		case "_meta":
-			return once(&meta, v)
-		case "inputResponses":
-			return once(&inputResponses, v)
-		case "requestState":
-			return once(&requestState, v)
-		}
-		return false
-	}) || !rawjson.Plain(name) || len(name) == 2 || string(name[1:len(name)-1]) != headerName {
+	p, ok := readParams(params, true)
+	if !ok || p.name != headerName {
 		return call, nil, false
 	}
-	if !argumentsObject(arguments) {
-		return call, nil, false
-	}
+	arguments, meta, inputResponses, requestState := p.arguments, p.meta, p.inputResponses, p.requestState
 	// The answers to an earlier input_required result, of the types mcp-go
 	// would decode them into (or it refuses the request).
 	if len(requestState) > 0 && requestState[0] != '"' {
@@ -247,25 +231,49 @@ func parseSessionCall(body []byte) (call server.DirectCall, id json.RawMessage, 
 	if !ok {
 		return call, nil, false
 	}
-	var name, arguments, meta []byte
+	p, ok := readParams(params, false)
+	if !ok {
+		return call, nil, false
+	}
+	call.Name, call.Arguments = p.name, p.arguments
+	if p.meta != nil && (p.meta[0] != '{' || !rawjson.Members(p.meta, func(k, v []byte) bool { return otherMeta(&call, k, v) })) {
+		return call, nil, false
+	}
+	return call, id, true
+}
+
+// callParams are the members of a tools/call's params the direct path
+// reads, as written.
+type callParams struct {
+	name                                          string // unquoted
+	arguments, meta, inputResponses, requestState []byte
+}
+
+// readParams reads a tools/call's params: name (a plain, non-empty
+// string), arguments (an object, null or absent) and _meta, and with mrtr
+// the 2026-07-28 members inputResponses and requestState. ok is false for
+// any other member, a repeated one, or a name or arguments otherwise.
+func readParams(params []byte, mrtr bool) (p callParams, ok bool) {
+	var name []byte
 	if !rawjson.Members(params, func(k, v []byte) bool {
 		switch string(k) {
 		case "name":
 			return once(&name, v)
 		case "arguments":
-			return once(&arguments, v)
+			return once(&p.arguments, v)
 		case "_meta":
-			return once(&meta, v)
+			return once(&p.meta, v)
+		case "inputResponses":
+			return mrtr && once(&p.inputResponses, v)
+		case "requestState":
+			return mrtr && once(&p.requestState, v)
 		}
 		return false
-	}) || !rawjson.Plain(name) || len(name) == 2 || !argumentsObject(arguments) {
-		return call, nil, false
+	}) || !rawjson.Plain(name) || len(name) == 2 || !argumentsObject(p.arguments) {
+		return p, false
 	}
-	call.Name, call.Arguments = string(name[1:len(name)-1]), arguments
-	if meta != nil && (meta[0] != '{' || !rawjson.Members(meta, func(k, v []byte) bool { return otherMeta(&call, k, v) })) {
-		return call, nil, false
-	}
-	return call, id, true
+	p.name = string(name[1 : len(name)-1])
+	return p, true
 }
 
 // argumentsObject reports whether a tools/call's arguments are an object,

@@ -17,19 +17,21 @@ import (
 // presented by another identity is answered 404, so it cannot be guessed,
 // revived, or borrowed.
 type sessions struct {
-	mu    sync.Mutex
-	owner map[string]owner // live session ID → who created it
+	mu   sync.Mutex
+	live map[string]*liveSession // by session ID
+}
+
+type liveSession struct {
+	owner owner // who created it
 	// served is when mcp-go last served a request of the session: its
 	// idle sweeper counts from there, and it does not see the direct
 	// path's calls (see mcpDue).
-	served map[string]time.Time
+	served time.Time
 }
 
 type owner struct{ tenant, subject string }
 
-func newSessions() *sessions {
-	return &sessions{owner: map[string]owner{}, served: map[string]time.Time{}}
-}
+func newSessions() *sessions { return &sessions{live: map[string]*liveSession{}} }
 
 // mcpDue reports whether session's next request should go to mcp-go so
 // that its idle sweeper sees the session in use: mcp-go last served it at
@@ -37,7 +39,8 @@ func newSessions() *sessions {
 func (s *sessions) mcpDue(session string, within time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return time.Since(s.served[session]) >= within
+	l := s.live[session]
+	return l == nil || time.Since(l.served) >= within
 }
 
 // servedByMCP records that mcp-go serves a request of session now.
@@ -45,8 +48,8 @@ func (s *sessions) servedByMCP(session string) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, live := s.owner[session]; live {
-		s.served[session] = now
+	if l := s.live[session]; l != nil {
+		l.served = now
 	}
 }
 
@@ -66,8 +69,8 @@ func (s *sessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdM
 func (s *sessions) ownedBy(session string, who owner) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, ok := s.owner[session]
-	return ok && o == who
+	l := s.live[session]
+	return l != nil && l.owner == who
 }
 
 // boundSessions is the session manager of one request's identity.
@@ -79,8 +82,7 @@ type boundSessions struct {
 func (b *boundSessions) Generate() string {
 	id := rand.Text()
 	b.s.mu.Lock()
-	b.s.owner[id] = b.who
-	b.s.served[id] = time.Now()
+	b.s.live[id] = &liveSession{owner: b.who, served: time.Now()}
 	b.s.mu.Unlock()
 	return id
 }
@@ -96,9 +98,8 @@ func (b *boundSessions) Terminate(session string) (bool, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	// The idle sweeper terminates with no identity; a client only its own.
-	if o, ok := b.s.owner[session]; ok && (b.who == owner{} || o == b.who) {
-		delete(b.s.owner, session)
-		delete(b.s.served, session)
+	if l := b.s.live[session]; l != nil && (b.who == owner{} || l.owner == b.who) {
+		delete(b.s.live, session)
 	}
 	return false, nil
 }

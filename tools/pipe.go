@@ -84,7 +84,8 @@ func (p *pipe) line() ([]byte, error) {
 
 // deliver hands line to the raw call it answers, if any.
 func (p *pipe) deliver(line []byte) bool {
-	if !bytes.Contains(line, []byte(`"gw-`)) {
+	// Our IDs as written, or perhaps with escapes (which responseID undoes).
+	if !bytes.Contains(line, []byte(`"gw-`)) && !bytes.Contains(line, []byte(`\u`)) {
 		return false
 	}
 	p.mu.Lock()

@@ -183,3 +183,25 @@ func TestPipeEnds(t *testing.T) {
 		t.Errorf("call after stdout ended: %v", err)
 	}
 }
+
+// An upstream that writes the response's ID with escapes (valid JSON, if
+// odd) still answers the raw call that sent it, as mcp-go's reader would
+// match it, rather than leaving the call to its timeout.
+func TestPipeEscapedID(t *testing.T) {
+	p, stdin, stdout := childPipes(t)
+	go io.Copy(io.Discard, p) // the transport's reader
+	go func() {
+		if _, err := stdin.ReadString('\n'); err == nil {
+			io.WriteString(stdout, `{"jsonrpc":"2.0","id":"gw\u002d7","result":{"content":[]}}`+"\n")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	line, err := p.call(ctx, "gw-7", []byte(`{"jsonrpc":"2.0","id":"gw-7","method":"tools/call"}`+"\n"))
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if res, err := answer(line, "gw-7"); err != nil || string(res) != `{"content":[]}` {
+		t.Errorf("answer(%s) = %s, %v", line, res, err)
+	}
+}

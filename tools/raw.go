@@ -330,7 +330,10 @@ func answerDecoded(raw []byte, id string) (json.RawMessage, error) {
 	if err := json.Unmarshal(raw, &msg); err != nil {
 		return nil, transport.NewError(fmt.Errorf("malformed response: %w", err))
 	}
-	if want, _ := json.Marshal(id); !bytes.Equal(msg.ID, want) {
+	// The ID as encoding/json reads it (escapes undone), as mcp-go's
+	// client matches its own.
+	var got string
+	if json.Unmarshal(msg.ID, &got) != nil || got != id {
 		return nil, transport.NewError(fmt.Errorf("response to another request (id %s)", msg.ID))
 	}
 	if msg.Error != nil {

@@ -53,15 +53,26 @@ func concurrencies(b *testing.B) []int {
 	return out
 }
 
+// session ends the names of the rows whose clients speak the initialize
+// era (2025-11-25); each is against the direct row of the same era.
+const session = ", 2025-11-25 session"
+
 // target is one way to call the echo tool.
 type target struct {
 	name    string
 	tool    string
 	clients func(n int) []*client.Client
 	gw      *gateway // nil for direct and the bare proxy
-	// baseline names the row its ratios and added latency are against:
-	// the first row (A) when empty.
-	baseline string
+}
+
+// baseline is the row a row's ratios and added latency are against: the
+// direct call by a client of the same era (the direct rows against A, so
+// that the two eras' clients are compared too).
+func baseline(name string) string {
+	if strings.HasSuffix(name, session) && !strings.HasPrefix(name, "A direct") {
+		return "A direct" + session
+	}
+	return "A direct"
 }
 
 // BenchmarkGateway: (A) direct to the upstream, (B) through the gateway on
@@ -94,20 +105,23 @@ func BenchmarkGateway(b *testing.B) {
 	cold := mustCall(b, dial(b, emb.url+"/mcp", emb.key), "echo-stdio_echo")
 	r.line("First call through a tenant's stdio upstream (process start included): %s ms.\n", ms(cold))
 
-	gwClients := func(g *gateway) func(int) []*client.Client {
+	// Clients for a cell: n sessions of dial at url, or, over stdio, n
+	// handles on one process, as the gateway has one per tenant.
+	each := func(dial func(testing.TB, string, string) *client.Client, url, key string) func(int) []*client.Client {
 		return func(n int) []*client.Client {
 			cs := make([]*client.Client, n)
 			for i := range cs {
-				cs[i] = dial(b, g.url+"/mcp", g.key)
+				cs[i] = dial(b, url, key)
 			}
 			return cs
 		}
 	}
-	sessionClients := func(g *gateway) func(int) []*client.Client {
+	shared := func(dial func(testing.TB, string) *client.Client) func(int) []*client.Client {
 		return func(n int) []*client.Client {
+			c := dial(b, echoBin)
 			cs := make([]*client.Client, n)
 			for i := range cs {
-				cs[i] = dialSession(b, g.url+"/mcp", g.key)
+				cs[i] = c
 			}
 			return cs
 		}
@@ -117,53 +131,21 @@ func BenchmarkGateway(b *testing.B) {
 		targets   []target
 	}{
 		{"http", []target{
-			{name: "A direct", tool: "echo", clients: func(n int) []*client.Client {
-				cs := make([]*client.Client, n)
-				for i := range cs {
-					cs[i] = dial(b, echoURL, "")
-				}
-				return cs
-			}},
-			{name: "A direct, 2025-11-25 session", tool: "echo", clients: func(n int) []*client.Client {
-				cs := make([]*client.Client, n)
-				for i := range cs {
-					cs[i] = dialSession(b, echoURL, "")
-				}
-				return cs
-			}},
-			{name: "P bare proxy", tool: "echo", clients: func(n int) []*client.Client {
-				cs := make([]*client.Client, n)
-				for i := range cs {
-					cs[i] = dial(b, proxyURL, "")
-				}
-				return cs
-			}},
-			{name: "B embedded", tool: "echo-http_echo", clients: gwClients(emb), gw: emb},
-			{name: "B embedded, 2025-11-25 session", tool: "echo-http_echo", clients: sessionClients(emb), gw: emb, baseline: "A direct, 2025-11-25 session"},
-			{name: "B' embedded, usual path", tool: "echo-http_echo", clients: gwClients(usual), gw: usual},
-			{name: "C vault", tool: "echo-http_echo", clients: gwClients(vlt), gw: vlt},
+			{name: "A direct", tool: "echo", clients: each(dial, echoURL, "")},
+			{name: "A direct" + session, tool: "echo", clients: each(dialSession, echoURL, "")},
+			{name: "P bare proxy", tool: "echo", clients: each(dial, proxyURL, "")},
+			{name: "B embedded", tool: "echo-http_echo", clients: each(dial, emb.url+"/mcp", emb.key), gw: emb},
+			{name: "B embedded" + session, tool: "echo-http_echo", clients: each(dialSession, emb.url+"/mcp", emb.key), gw: emb},
+			{name: "B' embedded, usual path", tool: "echo-http_echo", clients: each(dial, usual.url+"/mcp", usual.key), gw: usual},
+			{name: "C vault", tool: "echo-http_echo", clients: each(dial, vlt.url+"/mcp", vlt.key), gw: vlt},
 		}},
 		{"stdio", []target{
-			{name: "A direct", tool: "echo", clients: func(n int) []*client.Client {
-				c := dialStdio(b, echoBin) // one process, as the gateway has per tenant
-				cs := make([]*client.Client, n)
-				for i := range cs {
-					cs[i] = c
-				}
-				return cs
-			}},
-			{name: "A direct, 2025-11-25 session", tool: "echo", clients: func(n int) []*client.Client {
-				c := dialStdioSession(b, echoBin)
-				cs := make([]*client.Client, n)
-				for i := range cs {
-					cs[i] = c
-				}
-				return cs
-			}},
-			{name: "B embedded", tool: "echo-stdio_echo", clients: gwClients(emb), gw: emb},
-			{name: "B embedded, 2025-11-25 session", tool: "echo-stdio_echo", clients: sessionClients(emb), gw: emb, baseline: "A direct, 2025-11-25 session"},
-			{name: "B' embedded, usual path", tool: "echo-stdio_echo", clients: gwClients(usual), gw: usual},
-			{name: "C vault", tool: "echo-stdio_echo", clients: gwClients(vlt), gw: vlt},
+			{name: "A direct", tool: "echo", clients: shared(dialStdio)},
+			{name: "A direct" + session, tool: "echo", clients: shared(dialStdioSession)},
+			{name: "B embedded", tool: "echo-stdio_echo", clients: each(dial, emb.url+"/mcp", emb.key), gw: emb},
+			{name: "B embedded" + session, tool: "echo-stdio_echo", clients: each(dialSession, emb.url+"/mcp", emb.key), gw: emb},
+			{name: "B' embedded, usual path", tool: "echo-stdio_echo", clients: each(dial, usual.url+"/mcp", usual.key), gw: usual},
+			{name: "C vault", tool: "echo-stdio_echo", clients: each(dial, vlt.url+"/mcp", vlt.key), gw: vlt},
 		}},
 	}
 	cells := map[cellKey]result{}
@@ -187,10 +169,7 @@ func BenchmarkGateway(b *testing.B) {
 			}
 			for i, t := range m.targets {
 				res := merge(results[i])
-				base := merge(results[0])
-				if j := slices.IndexFunc(m.targets, func(u target) bool { return u.name == t.baseline }); j >= 0 {
-					base = merge(results[j])
-				}
+				base := merge(results[slices.IndexFunc(m.targets, func(u target) bool { return u.name == baseline(t.name) })])
 				cells[cellKey{m.transport, conc, t.name}] = res
 				cpu := "—"
 				if t.gw != nil && res.calls > 0 {
@@ -227,11 +206,7 @@ type cellKey struct {
 // targets reports the cost-per-call targets against this run's cells.
 func targets(r *report, cells map[cellKey]result) {
 	added := func(transport string, conc int, name string, p float64) (time.Duration, bool) {
-		base := "A direct"
-		if strings.HasSuffix(name, ", 2025-11-25 session") {
-			base += ", 2025-11-25 session"
-		}
-		a, okA := cells[cellKey{transport, conc, base}]
+		a, okA := cells[cellKey{transport, conc, baseline(name)}]
 		x, ok := cells[cellKey{transport, conc, name}]
 		return x.pct(p) - a.pct(p), okA && ok
 	}
@@ -258,8 +233,8 @@ func targets(r *report, cells map[cellKey]result) {
 		st, okS := added("stdio", 1, "B embedded", t.p)
 		p, okP := added("http", 1, "P bare proxy", t.p)
 		u, okU := added("http", 1, "B' embedded, usual path", t.p)
-		sh, okSH := added("http", 1, "B embedded, 2025-11-25 session", t.p)
-		ss, okSS := added("stdio", 1, "B embedded, 2025-11-25 session", t.p)
+		sh, okSH := added("http", 1, "B embedded"+session, t.p)
+		ss, okSS := added("stdio", 1, "B embedded"+session, t.p)
 		if okH && okS && okP && okU && okSH && okSS {
 			r.line("| %s | HTTP %s ms, stdio %s ms; on a 2025-11-25 session HTTP %s ms, stdio %s ms (a bare reverse proxy: %s ms; the usual path: %s ms) | %s |",
 				t.label, ms(h), ms(st), ms(sh), ms(ss), ms(p), ms(u), yes(h <= t.limit && st <= t.limit))
@@ -268,7 +243,6 @@ func targets(r *report, cells map[cellKey]result) {
 	h, okH := ratio("http", 64, "B embedded", "A direct")
 	st, okS := ratio("stdio", 64, "B embedded", "A direct")
 	u, okU := ratio("http", 64, "B' embedded, usual path", "A direct")
-	const session = ", 2025-11-25 session"
 	sh, okSH := ratio("http", 64, "B embedded"+session, "A direct"+session)
 	ss, okSS := ratio("stdio", 64, "B embedded"+session, "A direct"+session)
 	if okH && okS && okU && okSH && okSS {

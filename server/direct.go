@@ -163,7 +163,7 @@ func (v *view) sessionCapabilities(session, tenant string) (caps json.RawMessage
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	vs := v.sessions[session]
-	if vs == nil || vs.tenant != tenant || vs.session == nil || !vs.session.Initialized() || vs.logging {
+	if vs == nil || vs.tenant != tenant || !vs.session.Initialized() || vs.logging {
 		return nil, false
 	}
 	if s, ok := vs.session.(mcpserver.SessionWithProtocolVersion); !ok || s.ProtocolVersion() != mcp.ProtocolVersion20251125 {

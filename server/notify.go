@@ -36,7 +36,13 @@ func (v *view) trackSessions(hooks *mcpserver.Hooks) {
 		}
 	})
 	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, _ *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
-		v.withSession(ctx, func(vs *viewSession) { vs.logging = true })
+		if s := mcpserver.ClientSessionFromContext(ctx); s != nil {
+			v.mu.Lock()
+			if vs := v.sessions[s.SessionID()]; vs != nil {
+				vs.logging = true
+			}
+			v.mu.Unlock()
+		}
 	})
 	hooks.AddOnUnregisterSession(func(ctx context.Context, s mcpserver.ClientSession) {
 		v.mu.Lock()
@@ -49,19 +55,6 @@ func (v *view) trackSessions(hooks *mcpserver.Hooks) {
 			}
 		}
 	})
-}
-
-// withSession runs fn, under v.mu, on the state of the session of ctx.
-func (v *view) withSession(ctx context.Context, fn func(*viewSession)) {
-	s := mcpserver.ClientSessionFromContext(ctx)
-	if s == nil {
-		return
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if vs := v.sessions[s.SessionID()]; vs != nil {
-		fn(vs)
-	}
 }
 
 // notify sends a notification to every session of tenant on this view.

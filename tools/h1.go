@@ -195,7 +195,8 @@ func (h *h1) get(ctx context.Context, host string) (c *h1Conn, reused bool, err 
 	return &h1Conn{nc: nc, r: r, br: bufio.NewReaderSize(r, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, false, nil
 }
 
-// put makes c idle again, closing the connections idle for too long.
+// put makes c idle again, closing the oldest beyond maxIdle (those idle
+// too long are closeStale's, and get skips them).
 func (h *h1) put(host string, c *h1Conn) {
 	c.used = time.Now()
 	h.mu.Lock()
@@ -206,7 +207,7 @@ func (h *h1) put(host string, c *h1Conn) {
 	}
 	l := h.idle[host]
 	var stale []*h1Conn
-	for len(l) > 0 && (len(l) >= h.maxIdle || c.used.Sub(l[0].used) >= h.idleTimeout) {
+	for len(l) > 0 && len(l) >= h.maxIdle {
 		stale = append(stale, l[0])
 		l = l[1:]
 	}

@@ -161,21 +161,20 @@ func parseDirect(body []byte, headerName string) (call server.DirectCall, id jso
 	if !ok || p.name != headerName {
 		return call, nil, false
 	}
-	arguments, meta, inputResponses, requestState := p.arguments, p.meta, p.inputResponses, p.requestState
 	// The answers to an earlier input_required result, of the types mcp-go
 	// would decode them into (or it refuses the request).
-	if len(requestState) > 0 && requestState[0] != '"' {
+	if len(p.requestState) > 0 && p.requestState[0] != '"' {
 		return call, nil, false
 	}
-	if len(inputResponses) > 0 {
+	if len(p.inputResponses) > 0 {
 		var responses mcp.InputResponses
-		if inputResponses[0] != '{' || json.Unmarshal(inputResponses, &responses) != nil {
+		if p.inputResponses[0] != '{' || json.Unmarshal(p.inputResponses, &responses) != nil {
 			return call, nil, false
 		}
 	}
-	call.Name, call.Arguments, call.InputResponses, call.RequestState = headerName, arguments, inputResponses, requestState
+	call.Name, call.Arguments, call.InputResponses, call.RequestState = p.name, p.arguments, p.inputResponses, p.requestState
 	var version []byte
-	if !rawjson.Members(meta, func(k, v []byte) bool {
+	if !rawjson.Members(p.meta, func(k, v []byte) bool {
 		switch string(k) {
 		case mcp.MetaKeyProtocolVersion:
 			return once(&version, v)

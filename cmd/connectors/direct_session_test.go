@@ -148,12 +148,7 @@ func TestDirectPathSessions(t *testing.T) {
 			}
 			before := len(up.calls())
 			onStatus, _, onBody := on.postOld("tenant-a", path, c.session(open[on]), c.body)
-			var direct []upstreamRequest
-			for _, r := range up.calls()[before:] {
-				if r.direct() {
-					direct = append(direct, r)
-				}
-			}
+			direct := up.directSince(before)
 			offStatus, _, offBody := off.postOld("tenant-a", path, c.session(open[off]), c.body)
 			if onStatus != offStatus || !sameJSON(onBody, offBody) {
 				t.Errorf("with the direct path: %d %s\nwithout: %d %s", onStatus, onBody, offStatus, offBody)
@@ -229,17 +224,14 @@ func TestDirectPathSessionAsked(t *testing.T) {
 		if text := res.Content[0].(mcp.TextContent).Text; text != "confirmed: accept map[ok:true]" || asked.Load() != 1 {
 			t.Errorf("%v: %q after %d questions", env, text, asked.Load())
 		}
-		var direct int
-		for _, r := range up.calls()[before:] {
-			if r.direct() {
-				direct++
-				if !strings.Contains(r.Body, `"elicitation":{`) {
-					t.Errorf("the upstream was not told the agent can be asked: %s", r.Body)
-				}
+		direct := up.directSince(before)
+		for _, r := range direct {
+			if !strings.Contains(r.Body, `"elicitation":{`) {
+				t.Errorf("the upstream was not told the agent can be asked: %s", r.Body)
 			}
 		}
-		if want := map[bool]int{true: 1, false: 0}[env == nil]; direct != want {
-			t.Errorf("%v: %d direct upstream calls, want %d", env, direct, want)
+		if want := map[bool]int{true: 1, false: 0}[env == nil]; len(direct) != want {
+			t.Errorf("%v: %d direct upstream calls, want %d", env, len(direct), want)
 		}
 	}
 }

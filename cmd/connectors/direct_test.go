@@ -82,6 +82,18 @@ func (l *upstreamLog) calls() []upstreamRequest {
 	return out
 }
 
+// directSince returns the tools/call requests the direct path made since
+// the first n.
+func (l *upstreamLog) directSince(n int) []upstreamRequest {
+	var out []upstreamRequest
+	for _, r := range l.calls()[n:] {
+		if r.direct() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // direct reports whether an upstream request was made by the direct path:
 // its JSON-RPC ID is the gateway's own string, where mcp-go's client
 // numbers its requests.
@@ -183,12 +195,7 @@ func TestDirectPathAnswersAsMCPGo(t *testing.T) {
 			}
 			before := len(up.calls())
 			onStatus, onBody := on.post("tenant-a", path, c.tool, c.body, c.headers)
-			directCalls := 0
-			for _, r := range up.calls()[before:] {
-				if r.direct() {
-					directCalls++
-				}
-			}
+			directCalls := len(up.directSince(before))
 			offStatus, offBody := off.post("tenant-a", path, c.tool, c.body, c.headers)
 			if onStatus != offStatus || !sameJSON(onBody, offBody) {
 				t.Errorf("with the direct path: %d %s\nwithout: %d %s", onStatus, onBody, offStatus, offBody)

@@ -315,6 +315,12 @@ func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *clien
 	// without a cause, and the switch below names it.)
 	runCtx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimedOut)
 	defer cancel()
+	if cl != nil {
+		// A request the upstream makes as part of this call (on the
+		// call's own response stream, or in an input_required answer)
+		// reaches asker with this context: it goes to this call's agent.
+		runCtx = context.WithValue(runCtx, callKey{}, cl)
+	}
 	stop := context.AfterFunc(c.ctx, cancel)
 	defer stop()
 

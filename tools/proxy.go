@@ -128,12 +128,24 @@ func (c *Conn) Unsubscribe(ctx context.Context, uri string) error {
 }
 
 // asker answers an upstream's sampling and elicitation requests by putting
-// them to the agent of a call in flight on the connection. The protocol
-// does not say which call a request belongs to; every call on a connection
-// is the same tenant's, so the most recent call that can ask is chosen.
+// them to the agent of a call in flight on the connection. A request that
+// comes with a call's context (on the call's own response stream, or in
+// its input_required answer) goes to that call's agent. One that does not
+// (an initialize-era upstream asking on its GET stream, or over stdio)
+// cannot be told apart: every call on a connection is the same tenant's,
+// so the most recent call that can ask is chosen.
 type asker struct{ c *Conn }
 
-func (a asker) pick() (Asker, error) {
+// callKey is the context key of the call a request to the upstream is for.
+type callKey struct{}
+
+func (a asker) pick(ctx context.Context) (Asker, error) {
+	if cl, _ := ctx.Value(callKey{}).(*call); cl != nil {
+		if to, ok := cl.relay.(Asker); ok {
+			return to, nil
+		}
+		return nil, ErrNoAgent
+	}
 	a.c.mu.Lock()
 	defer a.c.mu.Unlock()
 	var best *call
@@ -149,7 +161,7 @@ func (a asker) pick() (Asker, error) {
 }
 
 func (a asker) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	to, err := a.pick()
+	to, err := a.pick(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +169,7 @@ func (a asker) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) 
 }
 
 func (a asker) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
-	to, err := a.pick()
+	to, err := a.pick(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -49,10 +50,16 @@ func main() {
 			return mcp.NewToolResultText(who), nil
 		})
 	if *ask {
-		s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the agent to confirm, then returns the answer.")),
-			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the agent to confirm, then returns the answer."),
+			mcp.WithNumber("wait_ms", mcp.Description("how long to wait before asking"))),
+			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 				if answer := server.ElicitationResponse(req.Params.InputResponses, "confirm"); answer != nil {
 					return mcp.NewToolResultText(fmt.Sprintf("confirmed: %s %v", answer.Action, answer.Content)), nil
+				}
+				select {
+				case <-time.After(time.Duration(req.GetFloat("wait_ms", 0)) * time.Millisecond):
+				case <-ctx.Done():
+					return nil, ctx.Err()
 				}
 				return server.NewInputRequestBuilder("asked").Elicit("confirm", mcp.ElicitationParams{
 					Message:         "Go ahead?",

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -27,6 +28,9 @@ type liveSession struct {
 	// idle sweeper counts from there, and it does not see the direct
 	// path's calls (see mcpDue).
 	served time.Time
+	// ctx ends with the session (see resumable).
+	ctx context.Context
+	end context.CancelFunc
 }
 
 type owner struct{ tenant, subject string }
@@ -51,6 +55,43 @@ func (s *sessions) servedByMCP(session string) {
 	if l := s.live[session]; l != nil {
 		l.served = now
 	}
+}
+
+// sessionContext returns the context that ends with session (nil for a
+// session not tracked).
+func (s *sessions) sessionContext(session string) context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.live[session]; l != nil {
+		return l.ctx
+	}
+	return nil
+}
+
+// resumable keeps a session's request running when the agent's
+// connection drops. In the initialize era the agent can resume a POST's
+// event stream (GET with Last-Event-ID; mcp-go records every event of it),
+// and the specification says a disconnection is not a cancellation: the
+// agent sends notifications/cancelled for that. So the request ends when
+// it completes, when the agent cancels it, or when the session ends, not
+// with the connection. (The conformance suite's client drops and resumes a
+// call's stream when it is slow; the call used to fail with "context
+// canceled".)
+func (h *HTTP) resumable(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var session context.Context
+		if r.Method == http.MethodPost {
+			session = h.sessions.sessionContext(r.Header.Get(mcpserver.HeaderKeySessionID))
+		}
+		if session == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+		defer cancel()
+		defer context.AfterFunc(session, cancel)()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 var errUnknownSession = errors.New("unknown session")
@@ -82,7 +123,8 @@ type boundSessions struct {
 func (b *boundSessions) Generate() string {
 	id := rand.Text()
 	b.s.mu.Lock()
-	b.s.live[id] = &liveSession{owner: b.who, served: time.Now()}
+	ctx, end := context.WithCancel(context.Background())
+	b.s.live[id] = &liveSession{owner: b.who, served: time.Now(), ctx: ctx, end: end}
 	b.s.mu.Unlock()
 	return id
 }
@@ -100,6 +142,7 @@ func (b *boundSessions) Terminate(session string) (bool, error) {
 	// The idle sweeper terminates with no identity; a client only its own.
 	if l := b.s.live[session]; l != nil && (b.who == owner{} || l.owner == b.who) {
 		delete(b.s.live, session)
+		l.end()
 	}
 	return false, nil
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +15,35 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 )
+
+// sseEvent is one event of an MCP event stream.
+type sseEvent struct{ id, data string }
+
+// readEvents returns the events of an event stream until it ends.
+func readEvents(body io.Reader) <-chan sseEvent {
+	events := make(chan sseEvent, 16)
+	go func() {
+		defer close(events)
+		var ev sseEvent
+		sc := bufio.NewScanner(body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.data != "" {
+					events <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return events
+}
 
 // TestAskedAgentOfTheCall: two agents of one tenant call a tool that asks
 // its agent to confirm (input_required, 2026-07-28 upstream). Agent A's
@@ -78,5 +112,82 @@ func TestAskedAgentOfTheCall(t *testing.T) {
 	}
 	if askedA.Load() != 1 || askedB.Load() != 1 {
 		t.Errorf("A was asked %d times, B %d times; want once each", askedA.Load(), askedB.Load())
+	}
+}
+
+// TestDroppedStreamResumes: an agent whose connection drops while its call
+// waits for it (the upstream asked it a question on the call's stream)
+// answers, resumes the stream with Last-Event-ID, and gets the call's
+// result. A disconnection is not a cancellation (MCP 2025-11-25, transports:
+// resumability): the call goes on until it completes. It used to end with
+// the connection, and the resumed stream carried "context canceled".
+func TestDroppedStreamResumes(t *testing.T) {
+	g := conformanceGateway(t)
+	const path = "/mcp/conformance"
+	// No GET stream: elicitation needs none.
+	session := g.oldSession("tenant-a", path, `{"elicitation":{}}`)
+	request := func(method, body string, header map[string]string) *http.Response {
+		var r io.Reader
+		if body != "" {
+			r = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, "http://"+g.addr+path, r)
+		req.Header.Set("Authorization", "Bearer "+g.keys["tenant-a"])
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", session)
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req) // a connection of its own
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	call := request("POST", oldCall("9", "test_elicitation", `"arguments":{"message":"Who are you?"}`), nil)
+	var asked struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	var last string
+	for ev := range readEvents(call.Body) {
+		last = ev.id
+		if json.Unmarshal([]byte(ev.data), &asked) == nil && asked.Method == "elicitation/create" {
+			break
+		}
+	}
+	if asked.Method != "elicitation/create" || last == "" {
+		t.Fatalf("the call's stream ended before the question (last event %q)", last)
+	}
+	call.Body.Close() // the connection drops
+	time.Sleep(100 * time.Millisecond)
+
+	answer := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"action":"accept","content":{"username":"ada","email":"ada@example.com"}}}`, asked.ID)
+	if resp := request("POST", answer, nil); resp.StatusCode != 202 {
+		t.Fatalf("answering: %d", resp.StatusCode)
+	}
+	resumed := request("GET", "", map[string]string{"Last-Event-ID": last})
+	defer resumed.Body.Close()
+	if resumed.StatusCode != 200 {
+		t.Fatalf("resuming: %d", resumed.StatusCode)
+	}
+	got := make(chan string, 1)
+	go func() {
+		for ev := range readEvents(resumed.Body) {
+			if strings.Contains(ev.data, `"id":9`) {
+				got <- ev.data
+				return
+			}
+		}
+	}()
+	select {
+	case data := <-got:
+		if !strings.Contains(data, `User response: action=accept`) || !strings.Contains(data, "ada@example.com") {
+			t.Errorf("resumed stream answered %s", data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer on the resumed stream")
 	}
 }

@@ -54,18 +54,15 @@ func startConformanceFixture(t *testing.T) string {
 	return "http://" + addr + "/mcp"
 }
 
-// TestConformance runs the official MCP conformance suite (active server
-// scenarios) against /mcp/conformance, the gateway fronting the fixture
-// upstream for a tenant. The suite cannot send credentials, so a loopback
-// proxy adds tenant-a's API key, as an agent's MCP client would.
-// testdata/conformance/expected-failures.yml lists, with reasons, the
-// scenarios that do not pass yet.
-func TestConformance(t *testing.T) {
+// conformanceGateway is a gateway fronting the conformance fixture (whose
+// tools ask the agent for sampling and elicitation with server-initiated
+// requests) as integration "conformance", with tenant-a's credential.
+func conformanceGateway(t *testing.T) *gateway {
+	t.Helper()
 	fixture := startConformanceFixture(t)
 	g := newGatewayWithIntegrations(t, map[string]any{
 		"name": "conformance", "category": "testing",
-		// The fixture asks the agent for sampling and elicitation with
-		// server-initiated requests, which exist in the initialize era only.
+		// Server-initiated requests exist in the initialize era only.
 		"protocol": "2025-11-25",
 		"upstream": map[string]any{
 			"url":     fixture,
@@ -73,7 +70,19 @@ func TestConformance(t *testing.T) {
 		},
 	})
 	g.mustRun(`{"accessToken": "conformance-token"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "conformance")
-	addr := g.serve()
+	g.serve()
+	return g
+}
+
+// TestConformance runs the official MCP conformance suite (active server
+// scenarios) against /mcp/conformance, the gateway fronting the fixture
+// upstream for a tenant. The suite cannot send credentials, so a loopback
+// proxy adds tenant-a's API key, as an agent's MCP client would.
+// testdata/conformance/expected-failures.yml lists, with reasons, the
+// scenarios that do not pass yet.
+func TestConformance(t *testing.T) {
+	g := conformanceGateway(t)
+	addr := g.addr
 
 	target, _ := url.Parse("http://" + addr)
 	proxy := httptest.NewServer(&httputil.ReverseProxy{
@@ -98,7 +107,7 @@ func TestConformance(t *testing.T) {
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	output, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Errorf("conformance suite: %v\n%s\n%s\ngateway log:\n%s", err, output, failedChecks(out), lastLines(g.stderr.String(), 40))
+		t.Errorf("conformance suite: %v\n%s\n%s\ngateway log:\n%s", err, output, failedChecks(out), lastLines(g.stderr.String(), 150))
 	}
 	t.Logf("conformance suite:\n%s", lastLines(string(output), 60))
 }

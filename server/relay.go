@@ -48,6 +48,13 @@ func (r relay) Log(level mcp.LoggingLevel, logger string, data any) {
 func (r relay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 	ctx, cancel := r.ask(ctx)
 	defer cancel()
+	if stream, _ := r.ctx.Value(listeningKey{}).(<-chan struct{}); stream != nil {
+		select {
+		case <-stream:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return r.srv.RequestSampling(ctx, req)
 }
 
@@ -64,6 +71,18 @@ func (r relay) ask(upstream context.Context) (context.Context, context.CancelFun
 	ctx, cancel := context.WithCancel(r.ctx)
 	stop := context.AfterFunc(upstream, cancel)
 	return ctx, func() { stop(); cancel() }
+}
+
+type listeningKey struct{}
+
+// WithListening returns ctx saying that a sampling request to the agent of
+// ctx's call can be sent only once listening is closed. mcp-go v1.2.1 sends
+// one (initialize era, over HTTP) on the session's GET stream, and loses
+// one sent before the agent's first GET is attached (see the transport's
+// sessions); the request waits for it, as long as the upstream does.
+// (Elicitation goes on the call's own stream.)
+func WithListening(ctx context.Context, listening <-chan struct{}) context.Context {
+	return context.WithValue(ctx, listeningKey{}, listening)
 }
 
 // flush waits, before a tool result is returned, until the notifications

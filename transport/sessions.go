@@ -28,6 +28,8 @@ type liveSession struct {
 	// idle sweeper counts from there, and it does not see the direct
 	// path's calls (see mcpDue).
 	served time.Time
+	// listening is closed once the agent's GET stream is attached.
+	listening chan struct{}
 	// ctx ends with the session (see resumable).
 	ctx context.Context
 	end context.CancelFunc
@@ -54,6 +56,66 @@ func (s *sessions) servedByMCP(session string) {
 	defer s.mu.Unlock()
 	if l := s.live[session]; l != nil {
 		l.served = now
+	}
+}
+
+// listening returns the channel closed once session's GET stream is
+// attached (nil for a session not tracked: the 2026-07-28 era has none).
+//
+// mcp-go v1.2.1 sends a sampling request of the initialize era on the
+// session's GET stream, through a pump it starts on the first GET before
+// it attaches that GET's connection. A request queued before then can be
+// taken by the pump while no connection is attached: it is recorded for a
+// Last-Event-ID replay, which a first GET does not ask for, so the agent
+// never sees it and the call hangs until the upstream gives up (the
+// conformance suite's tools-call-sampling, now and then under load). The
+// relay holds a sampling request until this channel is closed
+// (server.WithListening).
+func (s *sessions) listening(session string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.live[session]; l != nil {
+		return l.listening
+	}
+	return nil
+}
+
+// attached records that session's GET stream is attached.
+func (s *sessions) attached(session string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.live[session]
+	if l == nil {
+		return
+	}
+	select {
+	case <-l.listening:
+	default:
+		close(l.listening)
+	}
+}
+
+// listenWriter is the response writer of an agent's GET stream: mcp-go
+// has attached the stream's connection when it writes the 200.
+type listenWriter struct {
+	http.ResponseWriter
+	attached func()
+}
+
+func (w *listenWriter) WriteHeader(status int) {
+	w.ResponseWriter.WriteHeader(status)
+	if status == http.StatusOK {
+		w.attached()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the writer.
+func (w *listenWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher, for the event stream.
+func (w *listenWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 
@@ -124,7 +186,7 @@ func (b *boundSessions) Generate() string {
 	id := rand.Text()
 	b.s.mu.Lock()
 	ctx, end := context.WithCancel(context.Background())
-	b.s.live[id] = &liveSession{owner: b.who, served: time.Now(), ctx: ctx, end: end}
+	b.s.live[id] = &liveSession{owner: b.who, served: time.Now(), listening: make(chan struct{}), ctx: ctx, end: end}
 	b.s.mu.Unlock()
 	return id
 }
@@ -161,6 +223,9 @@ func (h *HTTP) bindSession(next http.Handler) http.Handler {
 		if !h.sessions.ownedBy(session, owner{tenant: id.Tenant, subject: id.Subject}) {
 			writeError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
 			return
+		}
+		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") == "" {
+			w = &listenWriter{ResponseWriter: w, attached: func() { h.sessions.attached(session) }}
 		}
 		next.ServeHTTP(w, r)
 	})

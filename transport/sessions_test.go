@@ -69,3 +69,47 @@ func TestResumable(t *testing.T) {
 		t.Error("the request outlived its session")
 	}
 }
+
+// TestListening: a session is listening once mcp-go has answered 200 to
+// its GET stream (without Last-Event-ID: a resumed stream is not the
+// listening one), and not before.
+func TestListening(t *testing.T) {
+	h := &HTTP{sessions: newSessions()}
+	session := (&boundSessions{s: h.sessions}).Generate()
+	listening := h.sessions.listening(session)
+	if listening == nil || h.sessions.listening("made-up") != nil {
+		t.Fatal("listening: want a channel for a live session only")
+	}
+	open := func() bool {
+		select {
+		case <-listening:
+			return true
+		default:
+			return false
+		}
+	}
+	get := func(status int, header map[string]string) {
+		before := open()
+		r := httptest.NewRequest("GET", "/mcp", nil)
+		r.Header.Set(mcpserver.HeaderKeySessionID, session)
+		for k, v := range header {
+			r.Header.Set(k, v)
+		}
+		h.bindSession(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if open() != before {
+				t.Error("listening before the stream's answer")
+			}
+			w.WriteHeader(status)
+		})).ServeHTTP(httptest.NewRecorder(), r)
+	}
+	get(http.StatusOK, map[string]string{"Last-Event-ID": "7"})
+	get(http.StatusBadRequest, nil)
+	if open() {
+		t.Fatal("listening after a resumed stream or a refused GET")
+	}
+	get(http.StatusOK, nil)
+	if !open() {
+		t.Fatal("not listening after the GET stream's 200")
+	}
+	get(http.StatusOK, nil) // a second stream: no double close
+}

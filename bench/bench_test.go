@@ -57,20 +57,28 @@ func concurrencies(b *testing.B) []int {
 // era (2025-11-25); each is against the direct row of the same era.
 const session = ", 2025-11-25 session"
 
+// raw ends the names of the rows whose load generator is a raw client
+// (see raw_test.go); each is against the direct row of raw clients.
+const raw = ", raw client"
+
 // target is one way to call the echo tool.
 type target struct {
 	name    string
 	tool    string
-	clients func(n int) []*client.Client
-	gw      *gateway // nil for direct and the bare proxy
+	clients func(n int) []caller
+	// hop is the process between the load generator and the upstream
+	// (a gateway, the bare proxy), whose CPU is measured; nil for direct.
+	hop *process
 }
 
 // baseline is the row a row's ratios and added latency are against: the
-// direct call by a client of the same era (the direct rows against A, so
-// that the two eras' clients are compared too).
+// direct call by a client of the same kind (the direct rows against A,
+// so that the clients are compared too).
 func baseline(name string) string {
-	if strings.HasSuffix(name, session) && !strings.HasPrefix(name, "A direct") {
-		return "A direct" + session
+	for _, kind := range []string{session, raw} {
+		if strings.HasSuffix(name, kind) && !strings.HasPrefix(name, "A direct") {
+			return "A direct" + kind
+		}
 	}
 	return "A direct"
 }
@@ -86,7 +94,7 @@ func BenchmarkGateway(b *testing.B) {
 	_, echoAddr := start(b, echoBin, os.Environ(), "--http", "127.0.0.1:0")
 	echoURL := "http://" + echoAddr + "/mcp"
 	// P: the least an HTTP hop costs here, a bare reverse proxy.
-	_, proxyAddr := start(b, testenv.Build(b, "./testdata/bare-proxy"), os.Environ(), "http://"+echoAddr)
+	proxy, proxyAddr := start(b, testenv.Build(b, "./testdata/bare-proxy"), os.Environ(), "http://"+echoAddr)
 	proxyURL := "http://" + proxyAddr + "/mcp"
 	var pprofEnv []string
 	if *flagPprof != "" {
@@ -107,25 +115,26 @@ func BenchmarkGateway(b *testing.B) {
 
 	// Clients for a cell: n sessions of dial at url, or, over stdio, n
 	// handles on one process, as the gateway has one per tenant.
-	each := func(dial func(testing.TB, string, string) *client.Client, url, key string) func(int) []*client.Client {
-		return func(n int) []*client.Client {
-			cs := make([]*client.Client, n)
+	each := func(dial func(testing.TB, string, string) caller, url, key string) func(int) []caller {
+		return func(n int) []caller {
+			cs := make([]caller, n)
 			for i := range cs {
 				cs[i] = dial(b, url, key)
 			}
 			return cs
 		}
 	}
-	shared := func(dial func(testing.TB, string) *client.Client) func(int) []*client.Client {
-		return func(n int) []*client.Client {
+	shared := func(dial func(testing.TB, string) caller) func(int) []caller {
+		return func(n int) []caller {
 			c := dial(b, echoBin)
-			cs := make([]*client.Client, n)
+			cs := make([]caller, n)
 			for i := range cs {
 				cs[i] = c
 			}
 			return cs
 		}
 	}
+	rawStdio := func(n int) []caller { return dialRawStdio(b, echoBin, n) }
 	matrix := []struct {
 		transport string
 		targets   []target
@@ -133,23 +142,28 @@ func BenchmarkGateway(b *testing.B) {
 		{"http", []target{
 			{name: "A direct", tool: "echo", clients: each(dial, echoURL, "")},
 			{name: "A direct" + session, tool: "echo", clients: each(dialSession, echoURL, "")},
-			{name: "P bare proxy", tool: "echo", clients: each(dial, proxyURL, "")},
-			{name: "B embedded", tool: "echo-http_echo", clients: each(dial, emb.url+"/mcp", emb.key), gw: emb},
-			{name: "B embedded" + session, tool: "echo-http_echo", clients: each(dialSession, emb.url+"/mcp", emb.key), gw: emb},
-			{name: "B' embedded, usual path", tool: "echo-http_echo", clients: each(dial, usual.url+"/mcp", usual.key), gw: usual},
-			{name: "C vault", tool: "echo-http_echo", clients: each(dial, vlt.url+"/mcp", vlt.key), gw: vlt},
+			{name: "P bare proxy", tool: "echo", clients: each(dial, proxyURL, ""), hop: proxy},
+			{name: "B embedded", tool: "echo-http_echo", clients: each(dial, emb.url+"/mcp", emb.key), hop: emb.process},
+			{name: "B embedded" + session, tool: "echo-http_echo", clients: each(dialSession, emb.url+"/mcp", emb.key), hop: emb.process},
+			{name: "B' embedded, usual path", tool: "echo-http_echo", clients: each(dial, usual.url+"/mcp", usual.key), hop: usual.process},
+			{name: "C vault", tool: "echo-http_echo", clients: each(dial, vlt.url+"/mcp", vlt.key), hop: vlt.process},
+			{name: "A direct" + raw, tool: "echo", clients: each(dialRaw, echoURL, "")},
+			{name: "P bare proxy" + raw, tool: "echo", clients: each(dialRaw, proxyURL, ""), hop: proxy},
+			{name: "B embedded" + raw, tool: "echo-http_echo", clients: each(dialRaw, emb.url+"/mcp", emb.key), hop: emb.process},
 		}},
 		{"stdio", []target{
 			{name: "A direct", tool: "echo", clients: shared(dialStdio)},
 			{name: "A direct" + session, tool: "echo", clients: shared(dialStdioSession)},
-			{name: "B embedded", tool: "echo-stdio_echo", clients: each(dial, emb.url+"/mcp", emb.key), gw: emb},
-			{name: "B embedded" + session, tool: "echo-stdio_echo", clients: each(dialSession, emb.url+"/mcp", emb.key), gw: emb},
-			{name: "B' embedded, usual path", tool: "echo-stdio_echo", clients: each(dial, usual.url+"/mcp", usual.key), gw: usual},
-			{name: "C vault", tool: "echo-stdio_echo", clients: each(dial, vlt.url+"/mcp", vlt.key), gw: vlt},
+			{name: "B embedded", tool: "echo-stdio_echo", clients: each(dial, emb.url+"/mcp", emb.key), hop: emb.process},
+			{name: "B embedded" + session, tool: "echo-stdio_echo", clients: each(dialSession, emb.url+"/mcp", emb.key), hop: emb.process},
+			{name: "B' embedded, usual path", tool: "echo-stdio_echo", clients: each(dial, usual.url+"/mcp", usual.key), hop: usual.process},
+			{name: "C vault", tool: "echo-stdio_echo", clients: each(dial, vlt.url+"/mcp", vlt.key), hop: vlt.process},
+			{name: "A direct" + raw, tool: "echo", clients: rawStdio},
+			{name: "B embedded" + raw, tool: "echo-stdio_echo", clients: each(dialRaw, emb.url+"/mcp", emb.key), hop: emb.process},
 		}},
 	}
 	cells := map[cellKey]result{}
-	r.line("| upstream | concurrency | path | calls/s | p50 ms | p90 ms | p99 ms | gateway CPU µs/call | load generator CPU µs/call | calls/s vs A | added p50 ms | added p99 ms |")
+	r.line("| upstream | concurrency | path | calls/s | p50 ms | p90 ms | p99 ms | gateway (P: proxy) CPU µs/call | load generator CPU µs/call | calls/s vs A | added p50 ms | added p99 ms |")
 	r.line("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, m := range matrix {
 		for _, conc := range concurrencies(b) {
@@ -158,8 +172,8 @@ func BenchmarkGateway(b *testing.B) {
 				for i, t := range m.targets {
 					cs := t.clients(conc)
 					var cpu func() time.Duration
-					if t.gw != nil {
-						cpu = t.gw.cpu
+					if t.hop != nil {
+						cpu = t.hop.cpu
 					}
 					results[i] = append(results[i], run(b, cs, t.tool, *flagWarmup, *flagDuration, cpu))
 					for _, c := range cs {
@@ -172,7 +186,7 @@ func BenchmarkGateway(b *testing.B) {
 				base := merge(results[slices.IndexFunc(m.targets, func(u target) bool { return u.name == baseline(t.name) })])
 				cells[cellKey{m.transport, conc, t.name}] = res
 				cpu := "—"
-				if t.gw != nil && res.calls > 0 {
+				if t.hop != nil && res.calls > 0 {
 					cpu = fmt.Sprintf("%.0f", float64(res.cpu.Microseconds())/float64(res.calls))
 				}
 				client := "—"
@@ -221,6 +235,13 @@ func targets(r *report, cells map[cellKey]result) {
 		}
 		return "no"
 	}
+	// verdict is met with SDK clients, and with raw clients if it differs.
+	verdict := func(sdk, raw bool) string {
+		if sdk == raw {
+			return yes(sdk)
+		}
+		return yes(sdk) + " (raw client: " + yes(raw) + ")"
+	}
 	r.line("### Against the targets (this run)\n")
 	r.line("| target | figure | met |")
 	r.line("|---|---|---|")
@@ -235,9 +256,13 @@ func targets(r *report, cells map[cellKey]result) {
 		u, okU := added("http", 1, "B' embedded, usual path", t.p)
 		sh, okSH := added("http", 1, "B embedded"+session, t.p)
 		ss, okSS := added("stdio", 1, "B embedded"+session, t.p)
-		if okH && okS && okP && okU && okSH && okSS {
-			r.line("| %s | HTTP %s ms, stdio %s ms; on a 2025-11-25 session HTTP %s ms, stdio %s ms (a bare reverse proxy: %s ms; the usual path: %s ms) | %s |",
-				t.label, ms(h), ms(st), ms(sh), ms(ss), ms(p), ms(u), yes(h <= t.limit && st <= t.limit))
+		rh, okRH := added("http", 1, "B embedded"+raw, t.p)
+		rs, okRS := added("stdio", 1, "B embedded"+raw, t.p)
+		rp, okRP := added("http", 1, "P bare proxy"+raw, t.p)
+		if okH && okS && okP && okU && okSH && okSS && okRH && okRS && okRP {
+			r.line("| %s | HTTP %s ms, stdio %s ms; on a 2025-11-25 session HTTP %s ms, stdio %s ms (a bare reverse proxy: %s ms; the usual path: %s ms); raw client HTTP %s ms, stdio %s ms (bare proxy %s ms) | %s |",
+				t.label, ms(h), ms(st), ms(sh), ms(ss), ms(p), ms(u), ms(rh), ms(rs), ms(rp),
+				verdict(h <= t.limit && st <= t.limit, rh <= t.limit && rs <= t.limit))
 		}
 	}
 	h, okH := ratio("http", 64, "B embedded", "A direct")
@@ -245,9 +270,12 @@ func targets(r *report, cells map[cellKey]result) {
 	u, okU := ratio("http", 64, "B' embedded, usual path", "A direct")
 	sh, okSH := ratio("http", 64, "B embedded"+session, "A direct"+session)
 	ss, okSS := ratio("stdio", 64, "B embedded"+session, "A direct"+session)
-	if okH && okS && okU && okSH && okSS {
-		r.line("| throughput at concurrency 64: B ≥ 35 %% of A | HTTP %.0f %%, stdio %.0f %%; on a 2025-11-25 session HTTP %.0f %%, stdio %.0f %% (the usual path: HTTP %.0f %%) | %s |",
-			100*h, 100*st, 100*sh, 100*ss, 100*u, yes(h >= 0.35 && st >= 0.35 && sh >= 0.35 && ss >= 0.35))
+	rh, okRH := ratio("http", 64, "B embedded"+raw, "A direct"+raw)
+	rs, okRS := ratio("stdio", 64, "B embedded"+raw, "A direct"+raw)
+	if okH && okS && okU && okSH && okSS && okRH && okRS {
+		r.line("| throughput at concurrency 64: B ≥ 35 %% of A | HTTP %.0f %%, stdio %.0f %%; on a 2025-11-25 session HTTP %.0f %%, stdio %.0f %% (the usual path: HTTP %.0f %%); raw client HTTP %.0f %%, stdio %.0f %% | %s |",
+			100*h, 100*st, 100*sh, 100*ss, 100*u, 100*rh, 100*rs,
+			verdict(h >= 0.35 && st >= 0.35 && sh >= 0.35 && ss >= 0.35, rh >= 0.35 && rs >= 0.35))
 	}
 	// C against B cell by cell: one 5 s cell moves by ±15 % from run to
 	// run here (compare A with itself across runs), so the steady state is
@@ -272,8 +300,11 @@ func targets(r *report, cells map[cellKey]result) {
 	}
 	hp, okH := added("http", 1, "B embedded", 0.5)
 	sp, okS := added("stdio", 1, "B embedded", 0.5)
-	if okH && okS {
-		r.line("| stdio: a warm per-tenant process adds no more than HTTP (p50, concurrency 1) | stdio %s ms, HTTP %s ms | %s |", ms(sp), ms(hp), yes(sp <= hp))
+	rhp, okRH := added("http", 1, "B embedded"+raw, 0.5)
+	rsp, okRS := added("stdio", 1, "B embedded"+raw, 0.5)
+	if okH && okS && okRH && okRS {
+		r.line("| stdio: a warm per-tenant process adds no more than HTTP (p50, concurrency 1) | stdio %s ms, HTTP %s ms; raw client stdio %s ms, HTTP %s ms | %s |",
+			ms(sp), ms(hp), ms(rsp), ms(rhp), verdict(sp <= hp, rsp <= rhp))
 	}
 	r.line("")
 }
@@ -399,7 +430,7 @@ func startScale(b *testing.B, bin, echoBin, echoURL string, n int) *scaleGateway
 	waitReady(b, s.g.url)
 	s.ready = time.Since(begin)
 	s.rssReady, _ = s.g.memory()
-	s.client = dial(b, s.g.url+"/mcp", seen)
+	s.client = dial(b, s.g.url+"/mcp", seen).(sdk).Client
 	for range 20 { // the first ones discover the catalogues
 		if _, err := s.client.ListTools(ctx, mcp.ListToolsRequest{}); err != nil {
 			b.Fatalf("tools/list: %v", err)

@@ -16,7 +16,7 @@ import (
 
 // dial connects an MCP client over streamable HTTP (with key as bearer
 // token when set) and initializes it.
-func dial(b testing.TB, url, key string) *client.Client {
+func dial(b testing.TB, url, key string) caller {
 	b.Helper()
 	var opts []transport.StreamableHTTPCOption
 	if key != "" {
@@ -31,7 +31,7 @@ func dial(b testing.TB, url, key string) *client.Client {
 
 // dialSession is dial with a client that speaks the initialize era
 // (2025-11-25): a session, its capabilities declared once.
-func dialSession(b testing.TB, url, key string) *client.Client {
+func dialSession(b testing.TB, url, key string) caller {
 	b.Helper()
 	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
 	if err != nil {
@@ -42,7 +42,7 @@ func dialSession(b testing.TB, url, key string) *client.Client {
 }
 
 // dialStdio starts bin as a stdio MCP server and connects to it.
-func dialStdio(b testing.TB, bin string) *client.Client {
+func dialStdio(b testing.TB, bin string) caller {
 	b.Helper()
 	c, err := client.NewStdioMCPClient(bin, nil)
 	if err != nil {
@@ -53,7 +53,7 @@ func dialStdio(b testing.TB, bin string) *client.Client {
 
 // dialStdioSession is dialStdio with a client that speaks the initialize
 // era (2025-11-25).
-func dialStdioSession(b testing.TB, bin string) *client.Client {
+func dialStdioSession(b testing.TB, bin string) caller {
 	b.Helper()
 	tr := transport.NewStdio(bin, nil)
 	if err := tr.Start(context.Background()); err != nil {
@@ -63,12 +63,12 @@ func dialStdioSession(b testing.TB, bin string) *client.Client {
 	return initializeAs(b, c, mcp.ProtocolVersion20251125)
 }
 
-func initialize(b testing.TB, c *client.Client) *client.Client {
+func initialize(b testing.TB, c *client.Client) caller {
 	b.Helper()
 	return initializeAs(b, c, mcp.LATEST_PROTOCOL_VERSION)
 }
 
-func initializeAs(b testing.TB, c *client.Client, version string) *client.Client {
+func initializeAs(b testing.TB, c *client.Client, version string) caller {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -81,32 +81,35 @@ func initializeAs(b testing.TB, c *client.Client, version string) *client.Client
 	}}); err != nil {
 		b.Fatal(err)
 	}
-	return c
+	return sdk{c}
 }
 
-// call makes one echo call and returns how long it took.
-func call(c *client.Client, tool string) (time.Duration, error) {
-	req := mcp.CallToolRequest{Params: mcp.CallToolParams{Name: tool, Arguments: map[string]any{"text": "hello"}}}
-	begin := time.Now()
-	res, err := c.CallTool(context.Background(), req)
-	d := time.Since(begin)
+// caller makes echo calls for one worker of the load generator.
+type caller interface {
+	call(tool string) error
+	Close() error
+}
+
+// sdk calls through an mcp-go client, as an agent built on an SDK does.
+type sdk struct{ *client.Client }
+
+func (c sdk) call(tool string) error {
+	res, err := c.CallTool(context.Background(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: tool, Arguments: map[string]any{"text": "hello"}}})
 	if err == nil && res.IsError {
 		err = fmt.Errorf("tool error: %v", res.Content)
 	}
-	if err != nil {
-		return d, fmt.Errorf("call %s: %w", tool, err)
-	}
-	return d, nil
+	return err
 }
 
-// mustCall is call on the benchmark's own goroutine, failing b on error.
-func mustCall(b testing.TB, c *client.Client, tool string) time.Duration {
+// mustCall makes one call on the benchmark's own goroutine, failing b on
+// error, and returns how long it took.
+func mustCall(b testing.TB, c caller, tool string) time.Duration {
 	b.Helper()
-	d, err := call(c, tool)
-	if err != nil {
-		b.Fatal(err)
+	begin := time.Now()
+	if err := c.call(tool); err != nil {
+		b.Fatalf("call %s: %v", tool, err)
 	}
-	return d
+	return time.Since(begin)
 }
 
 // result is one cell's figures.
@@ -114,7 +117,7 @@ type result struct {
 	calls     int
 	elapsed   time.Duration
 	latencies []time.Duration // sorted
-	cpu       time.Duration   // gateway CPU during the measured window; 0 for direct
+	cpu       time.Duration   // the hop's CPU (gateway, proxy) in the measured window; 0 for direct
 	clientCPU time.Duration   // the load generator's CPU (this process) in that window
 }
 
@@ -130,7 +133,7 @@ func (r result) pct(p float64) time.Duration {
 // run holds concurrency workers, each calling tool in a loop through its
 // own client from clients, for warmup and then duration, and records every
 // latency of the measured part. cpu, if set, is read around it.
-func run(b testing.TB, clients []*client.Client, tool string, warmup, duration time.Duration, cpu func() time.Duration) result {
+func run(b testing.TB, clients []caller, tool string, warmup, duration time.Duration, cpu func() time.Duration) result {
 	b.Helper()
 	var (
 		mu       sync.Mutex
@@ -155,8 +158,11 @@ func run(b testing.TB, clients []*client.Client, tool string, warmup, duration t
 					measuring = true
 				default:
 				}
-				d, err := call(c, tool)
+				begin := time.Now()
+				err := c.call(tool)
+				d := time.Since(begin)
 				if err != nil { // reported below, from the benchmark's goroutine
+					err = fmt.Errorf("call %s: %w", tool, err)
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err

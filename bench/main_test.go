@@ -93,11 +93,15 @@ testdata/bare-proxy), the least any HTTP hop costs on this machine.
 B: through the gateway, embedded store. C: through the gateway, HashiCorp
 Vault (the development server of testdata/vaultdev). Every client is an
 mcp-go streamable-HTTP client speaking 2026-07-28 (stdio for A with a
-stdio upstream), but for the rows "2025-11-25 session": an initialize-era
-session, as most agents open today. Each call is one tools/call of echo,
-which the gateway serves on its direct path (B' is the same gateway with
-the direct path off). Percentiles are over every call of the measured
-window.
+stdio upstream), but for the rows "2025-11-25 session" (an initialize-era
+session, as most agents open today) and "raw client" (the same
+2026-07-28 tools/call, bytes written as mcp-go writes them, with no SDK:
+the least a load generator can spend per call, on the cores the hops
+share). Each row is against the direct row of its kind of client. Each
+call is one tools/call of echo, which the gateway serves on its direct
+path (B' is the same gateway with the direct path off). The CPU column is
+the gateway's, or the bare proxy's for P. Percentiles are over every call
+of the measured window.
 
 `, command, time.Now().UTC().Format("2006-01-02 15:04 MST"), cpu, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version())
 	return os.WriteFile(path, []byte(header), 0o644)

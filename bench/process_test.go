@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -43,21 +44,24 @@ func start(b testing.TB, bin string, env []string, args ...string) (*process, st
 		}
 	})
 	addr := make(chan string, 2)
+	var found atomic.Bool
 	scan := func(r io.Reader) {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
+		for !found.Load() && sc.Scan() {
 			var line struct{ Addr, Msg string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Addr != "" && (line.Msg == "" || line.Msg == "gateway_listening") {
-				select {
-				case addr <- line.Addr:
-				default:
-				}
+				found.Store(true)
+				addr <- line.Addr
 			}
 		}
+		// Drained to the end, unread (the gateway writes an audit line per
+		// call, not to be parsed on the load generator's CPU): a full pipe
+		// would stall the child.
+		_, _ = io.Copy(io.Discard, r)
 	}
 	go scan(stdout)
-	go scan(stderr) // drained to the end: a full pipe would stall the child
+	go scan(stderr)
 	select {
 	case a := <-addr:
 		return &process{cmd: cmd}, a

@@ -28,6 +28,10 @@ var (
 	// ErrUpstreamExited is wrapped when a stdio upstream's process ends on
 	// its own, for example because it crashed.
 	ErrUpstreamExited = errors.New("upstream process exited")
+
+	// ErrUpstreamStuck ends a stdio upstream that did not read its input
+	// for the integration's timeout.
+	ErrUpstreamStuck = errors.New("upstream process does not read its input")
 )
 
 // TimeoutError is returned by CallTool and Tools when the upstream did not

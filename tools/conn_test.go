@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -372,4 +373,53 @@ func unhexEnv(t *testing.T, out string) []string {
 		env = append(env, name+"="+string(b))
 	}
 	return env
+}
+
+// TestStdioStuck: a process that stops reading its stdin blocks the
+// gateway's write once the pipe's buffer is full, and every call behind
+// it. After the integration's timeout the connection ends
+// (ErrUpstreamStuck), the calls return, and the next Conn starts the
+// process again. Before, they waited for ever: a write does not observe
+// its call's context.
+func TestStdioStuck(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, nil, nil)
+	in := envIntegration(t, nil)
+	in.Timeout = 500 * time.Millisecond
+	c := mustConn(t, p, "tenant-a", in, nil)
+	if _, err := c.CallTool(context.Background(), callReq("deaf", nil, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Raw() {
+		t.Fatal("no raw calls to upstream-env")
+	}
+	big := strings.Repeat("x", 1<<20) // more than a pipe holds
+	errs := make(chan error, 2)
+	go func() { // the usual way (mcp-go's transport writes)
+		_, err := c.CallTool(context.Background(), callReq("env", map[string]any{"pad": big}, nil), nil)
+		errs <- err
+	}()
+	go func() { // the raw way
+		_, err := c.CallRaw(context.Background(), RawCall{Name: "env", Arguments: json.RawMessage(`{"pad":"` + big + `"}`)})
+		errs <- err
+	}()
+	for range 2 {
+		select {
+		case err := <-errs:
+			var timeout *TimeoutError
+			if !errors.As(err, &timeout) && !errors.Is(err, ErrUpstreamStuck) {
+				t.Errorf("call to a process that does not read = %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a call to a process that does not read its input did not return")
+		}
+	}
+	waitFor(t, "the stuck conn to end", func() bool { return errors.Is(c.Err(), ErrUpstreamStuck) })
+	c2 := mustConn(t, p, "tenant-a", in, nil)
+	if c2 == c || c2.pid == c.pid {
+		t.Fatal("Conn returned the stuck conn")
+	}
+	if _, err := c2.CallTool(context.Background(), callReq("env", nil, nil), nil); err != nil {
+		t.Errorf("call on the restarted conn: %v", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
 
@@ -22,6 +23,12 @@ import (
 type pipe struct {
 	w   io.WriteCloser // the child's stdin
 	wmu sync.Mutex     // one line at a time: the transport writes each in one Write
+	// stuck, if set, is called when a write has not completed within
+	// writeTimeout: the child does not read its stdin (the pipe's buffer
+	// is full), and every write after it would wait behind it for ever.
+	stuck        func()
+	writeTimeout time.Duration
+	watchdog     *time.Timer // stuck's timer, armed for each write; guarded by wmu
 
 	r       *bufio.Reader // the child's stdout; read only by the transport's reader
 	pending []byte        // the part of a line the reader has not taken yet
@@ -40,7 +47,17 @@ func newPipe(stdout io.Reader, stdin io.WriteCloser) *pipe {
 func (p *pipe) Write(b []byte) (int, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	return p.w.Write(b)
+	if p.stuck == nil {
+		return p.w.Write(b)
+	}
+	if p.watchdog == nil {
+		p.watchdog = time.AfterFunc(p.writeTimeout, p.stuck)
+	} else {
+		p.watchdog.Reset(p.writeTimeout)
+	}
+	n, err := p.w.Write(b)
+	p.watchdog.Stop()
+	return n, err
 }
 
 // Close closes the child's stdin.

@@ -75,6 +75,18 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 	// controls its environment and process group, and sees it exit. Its
 	// pipes go through c.pipe, the raw calls' lane.
 	c.pipe = newPipe(proc.stdout, stdin)
+	// A process that stops reading its stdin (hung, or busy and not
+	// reading) blocks a write once the pipe's buffer is full, and every
+	// call behind it, past their timeouts: after one timeout of it, the
+	// connection ends and the next call starts the process again.
+	c.pipe.writeTimeout = c.timeout
+	c.pipe.stuck = func() {
+		if c.ctx.Err() == nil {
+			c.cancel(fmt.Errorf("%w: it has not read its input for %s", ErrUpstreamStuck, c.timeout))
+			c.logger.Warn("upstream_stuck", "after", c.timeout.String())
+		}
+		go c.Close()
+	}
 	tr := transport.NewIO(c.pipe, c.pipe, nil)
 	cli, err := c.initialize(ctx, track(c, tr))
 	if err != nil {

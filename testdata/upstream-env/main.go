@@ -6,7 +6,8 @@
 //   - block: waits until the call is cancelled (or 30s), noting the
 //     cancellation under the "id" argument;
 //   - cancelled: the ids of the block calls that were cancelled so far;
-//   - log: sends a notifications/message with the "message" argument.
+//   - log: sends a notifications/message with the "message" argument;
+//   - deaf: answers, then never reads its stdin again (a hung process).
 //
 // A block call can only be cancelled over stdio by notifications/cancelled,
 // so an id in "cancelled" proves the notification arrived.
@@ -16,6 +17,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -96,8 +98,33 @@ func main() {
 			return mcp.NewToolResultText("logged"), nil
 		})
 
-	if err := server.ServeStdio(s); err != nil {
+	stdin := &deafening{r: os.Stdin, deaf: make(chan struct{})}
+	s.AddTool(mcp.NewTool("deaf", mcp.WithDescription("Answers, then never reads its input again.")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			stdin.once.Do(func() { close(stdin.deaf) })
+			return mcp.NewToolResultText("deaf"), nil
+		})
+
+	if err := server.NewStdioServer(s).Listen(context.Background(), stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// deafening reads r until deaf is closed, then blocks for ever.
+type deafening struct {
+	r    io.Reader
+	deaf chan struct{}
+	once sync.Once
+}
+
+func (d *deafening) Read(b []byte) (int, error) {
+	select {
+	case <-d.deaf:
+		for { // not select{}: the runtime would call that a deadlock
+			time.Sleep(time.Hour)
+		}
+	default:
+		return d.r.Read(b)
 	}
 }

@@ -452,7 +452,7 @@ func newScaleGateway(b *testing.B, bin, echoBin, echoURL, dir, dataDir string) *
 	}
 	return &gateway{bin: bin, env: []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
-		"CONNECTORS_DATA_DIR=" + dataDir, "CONNECTORS_CONFIG=" + cfgPath,
+		"CONNECTORS_DATA_DIR=" + dataDir, "CONNECTORS_CONFIG=" + cfgPath, auditSink,
 	}}
 }
 

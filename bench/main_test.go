@@ -100,8 +100,10 @@ the least a load generator can spend per call, on the cores the hops
 share). Each row is against the direct row of its kind of client. Each
 call is one tools/call of echo, which the gateway serves on its direct
 path (B' is the same gateway with the direct path off). The CPU column is
-the gateway's, or the bare proxy's for P. Percentiles are over every call
-of the measured window.
+the gateway's, or the bare proxy's for P. The gateways write their audit
+trail (a record per call) to /dev/null: encoded and written, not read by
+the load generator. Percentiles are over every call of the measured
+window.
 
 `, command, time.Now().UTC().Format("2006-01-02 15:04 MST"), cpu, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version())
 	return os.WriteFile(path, []byte(header), 0o644)

@@ -55,9 +55,7 @@ func start(b testing.TB, bin string, env []string, args ...string) (*process, st
 				addr <- line.Addr
 			}
 		}
-		// Drained to the end, unread (the gateway writes an audit line per
-		// call, not to be parsed on the load generator's CPU): a full pipe
-		// would stall the child.
+		// Drained to the end, unread: a full pipe would stall the child.
 		_, _ = io.Copy(io.Discard, r)
 	}
 	go scan(stdout)
@@ -128,6 +126,12 @@ func (g *gateway) cli(b testing.TB, stdin string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// auditSink sends the gateways' audit trail (a record per credential
+// read: one per call) to /dev/null: each record is still encoded and
+// written, as to the file or log collector it goes to in production, but
+// not read on the load generator's CPU, as it would be from a pipe.
+const auditSink = "CONNECTORS_AUDIT_LOG=/dev/null"
+
 // newGateway prepares a data dir and config with two integrations backed
 // by the echo upstream (echo-http over streamable HTTP, echo-stdio as a
 // process per tenant), stores tenant "bench"'s credentials, and starts
@@ -150,6 +154,7 @@ func newGateway(b testing.TB, bin, echoBin, echoURL string, extra ...string) *ga
 		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
 		"CONNECTORS_DATA_DIR=" + filepath.Join(dir, "data"),
 		"CONNECTORS_CONFIG=" + cfgPath,
+		auditSink,
 	}, append(gatewayEnv(), extra...)...)}
 	for _, in := range []string{"echo-http", "echo-stdio"} {
 		g.cli(b, `{"accessToken": "bench-token-`+in+`"}`, "credential", "put", "--tenant", "bench", "--integration", in)

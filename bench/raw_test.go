@@ -2,12 +2,13 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -17,7 +18,9 @@ import (
 // The raw clients are the least a load generator can do per call: a
 // 2026-07-28 tools/call written as mcp-go's client writes it (the same
 // headers, the same body but for the ID), its answer read whole and
-// checked. mcp-go's clients cost the load generator 150–300 µs of CPU per
+// checked, on the calling goroutine over HTTP/1.1 (as the gateway's own
+// leg to an HTTP upstream) and matched by ID over stdio (as its leg to a
+// stdio upstream). mcp-go's clients cost the load generator 150–300 µs of CPU per
 // call, on the same two cores as the gateway; with these the rows measure
 // the hops more than the client.
 
@@ -47,53 +50,102 @@ func checkAnswer(raw []byte, id int64) error {
 	return nil
 }
 
-// rawHTTP posts each call on one kept-alive connection of its own.
+// rawHTTP posts each call on a kept-alive connection of its own, written
+// and read on the calling goroutine (as the gateway's own leg to an HTTP
+// upstream does, tools/h1.go): net/http's client would hand each request
+// to a writer goroutine and each answer back from a reader goroutine, two
+// more wake-ups per call on the hops' cores.
 type rawHTTP struct {
-	url    string
-	header http.Header
-	hc     *http.Client
-	id     int64
+	addr, path string
+	header     []byte // the request's header lines but Mcp-Name and Content-Length
+	conn       net.Conn
+	br         *bufio.Reader
+	buf        []byte
+	id         int64
 }
 
 // dialRaw is dial with a raw client.
-func dialRaw(_ testing.TB, url, key string) caller {
-	h := http.Header{
-		"Accept":               {"application/json, text/event-stream"},
-		"Content-Type":         {"application/json"},
-		"Mcp-Method":           {"tools/call"},
-		"Mcp-Protocol-Version": {"2026-07-28"},
+func dialRaw(b testing.TB, rawURL, key string) caller {
+	b.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "http" {
+		b.Fatalf("raw client: %q is not a plain-http URL", rawURL)
 	}
+	h := "Host: " + u.Host + "\r\n" +
+		"Accept: application/json, text/event-stream\r\n" +
+		"Content-Type: application/json\r\n" +
+		"Mcp-Method: tools/call\r\n" +
+		"Mcp-Protocol-Version: 2026-07-28\r\n"
 	if key != "" {
-		h.Set("Authorization", "Bearer "+key)
+		h += "Authorization: Bearer " + key + "\r\n"
 	}
-	return &rawHTTP{url: url, header: h, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}}
+	return &rawHTTP{addr: u.Host, path: u.RequestURI(), header: []byte(h)}
 }
 
 func (c *rawHTTP) call(tool string) error {
 	c.id++
-	req, err := http.NewRequest("POST", c.url, bytes.NewReader(callBody(c.id, tool)))
+	body := callBody(c.id, tool)
+	c.buf = append(c.buf[:0], "POST "...)
+	c.buf = append(c.buf, c.path...)
+	c.buf = append(c.buf, " HTTP/1.1\r\n"...)
+	c.buf = append(c.buf, c.header...)
+	c.buf = append(c.buf, "Mcp-Name: "...)
+	c.buf = append(c.buf, tool...)
+	c.buf = append(c.buf, "\r\nContent-Length: "...)
+	c.buf = strconv.AppendInt(c.buf, int64(len(body)), 10)
+	c.buf = append(c.buf, "\r\n\r\n"...)
+	c.buf = append(c.buf, body...)
+	raw, status, err := c.roundTrip()
 	if err != nil {
 		return err
 	}
-	req.Header = c.header.Clone()
-	req.Header.Set("Mcp-Name", tool)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %.300s", resp.StatusCode, raw)
+	if status != http.StatusOK {
+		return fmt.Errorf("status %d: %.300s", status, raw)
 	}
 	return checkAnswer(raw, c.id)
 }
 
+// roundTrip sends c.buf and reads the answer, on a new connection if the
+// kept-alive one was closed by the server between two calls.
+func (c *rawHTTP) roundTrip() ([]byte, int, error) {
+	fresh := c.conn == nil
+	if fresh {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			return nil, 0, err
+		}
+		c.conn, c.br = conn, bufio.NewReader(conn)
+	}
+	raw, status, keep, err := c.exchange()
+	if err != nil || !keep {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
+	if err != nil && !fresh {
+		return c.roundTrip()
+	}
+	return raw, status, err
+}
+
+// exchange writes the request and reads its answer; keep reports whether
+// the connection serves another.
+func (c *rawHTTP) exchange() (raw []byte, status int, keep bool, err error) {
+	if _, err := c.conn.Write(c.buf); err != nil {
+		return nil, 0, false, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	raw, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return raw, resp.StatusCode, !resp.Close, err
+}
+
 func (c *rawHTTP) Close() error {
-	c.hc.CloseIdleConnections()
+	if c.conn != nil {
+		return c.conn.Close()
+	}
 	return nil
 }
 

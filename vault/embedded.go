@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -66,13 +67,20 @@ type EmbeddedOptions struct {
 // data key, itself sealed under the master key. It is for development and
 // single-node use. It also keeps API-key records (see PutAPIKey).
 //
-// An Embedded is safe for concurrent use. Unwrapped data keys are cached in
-// memory only, so Get costs one read transaction and two AES-GCM opens.
+// An Embedded is safe for concurrent use. Unwrapped data keys and
+// decrypted credentials are cached in memory only: Get of a credential
+// read before costs no transaction while nothing was written since, one
+// read transaction otherwise, and two AES-GCM opens when its stored bytes
+// changed.
 type Embedded struct {
 	db     *bolt.DB
 	master cipher.AEAD
 	log    *slog.Logger
 	now    func() time.Time
+	// writes counts the write transactions run. bbolt locks the file to
+	// this process, so every change to it is counted here: a credential
+	// opened when writes was n is current while writes is still n.
+	writes atomic.Uint64
 
 	mu          sync.RWMutex
 	dataKeys    map[dataKeyRef]cipher.AEAD // unwrapped data keys; guarded by mu
@@ -80,11 +88,13 @@ type Embedded struct {
 	openedRecs  map[recordRef]openedRecord // decrypted credentials by their stored bytes; guarded by mu
 }
 
-// openedRecord is a credential decrypted from exactly the bytes raw.
+// openedRecord is a credential decrypted from exactly the bytes raw,
+// which were the stored ones when Embedded.writes was seen.
 type openedRecord struct {
 	raw     []byte
 	cred    Credential
 	version int64
+	seen    uint64
 }
 
 // maxOpened bounds the decrypted-credential cache; beyond it, it starts over.
@@ -93,23 +103,46 @@ const maxOpened = 100_000
 // opened returns the credential decrypted earlier from the same stored
 // bytes, if any: any write changes the bytes (version, nonces), so a hit is
 // never stale.
-func (e *Embedded) opened(tenant, integration string, raw []byte) (Credential, int64, bool) {
+// It records that the bytes were still the stored ones when writes was
+// seen.
+func (e *Embedded) opened(tenant, integration string, raw []byte, seen uint64) (Credential, int64, bool) {
+	ref := recordRef{tenant, integration}
+	e.mu.RLock()
+	o, ok := e.openedRecs[ref]
+	e.mu.RUnlock()
+	if !ok || !bytes.Equal(o.raw, raw) {
+		return Credential{}, 0, false
+	}
+	if o.seen != seen {
+		e.mu.Lock()
+		if cur, ok := e.openedRecs[ref]; ok && bytes.Equal(cur.raw, raw) && cur.seen < seen {
+			cur.seen = seen
+			e.openedRecs[ref] = cur
+		}
+		e.mu.Unlock()
+	}
+	return cloneCredential(o.cred), o.version, true
+}
+
+// unchanged returns the credential opened earlier if nothing was written
+// to the file since (writes is still seen): no transaction needed.
+func (e *Embedded) unchanged(tenant, integration string, seen uint64) (Credential, int64, bool) {
 	e.mu.RLock()
 	o, ok := e.openedRecs[recordRef{tenant, integration}]
 	e.mu.RUnlock()
-	if !ok || !bytes.Equal(o.raw, raw) {
+	if !ok || o.seen != seen {
 		return Credential{}, 0, false
 	}
 	return cloneCredential(o.cred), o.version, true
 }
 
-func (e *Embedded) keepOpened(tenant, integration string, raw []byte, cred Credential, version int64) {
+func (e *Embedded) keepOpened(tenant, integration string, raw []byte, cred Credential, version int64, seen uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.openedRecs == nil || len(e.openedRecs) >= maxOpened {
 		e.openedRecs = make(map[recordRef]openedRecord)
 	}
-	e.openedRecs[recordRef{tenant, integration}] = openedRecord{raw: bytes.Clone(raw), cred: cloneCredential(cred), version: version}
+	e.openedRecs[recordRef{tenant, integration}] = openedRecord{raw: bytes.Clone(raw), cred: cloneCredential(cred), version: version, seen: seen}
 }
 
 // dataKeyRef names one version of one tenant's data key. Versions are never
@@ -232,6 +265,12 @@ func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credent
 	if err := ctx.Err(); err != nil {
 		return Credential{}, 0, err
 	}
+	// Loaded before the transaction: a write after it makes the next Get
+	// look again.
+	seen := e.writes.Load()
+	if c, v, ok := e.unchanged(tenant, integration, seen); ok {
+		return c, v, nil
+	}
 	var (
 		cred    Credential
 		version int64
@@ -247,7 +286,7 @@ func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credent
 		}
 		// The same stored bytes as last time: the same credential, without
 		// decoding and decrypting it again.
-		if c, v, ok := e.opened(tenant, integration, raw); ok {
+		if c, v, ok := e.opened(tenant, integration, raw, seen); ok {
 			cred, version = c, v
 			return nil
 		}
@@ -262,7 +301,7 @@ func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credent
 		cred, err = rec.open(aead, tenant, integration)
 		version = rec.Version
 		if err == nil {
-			e.keepOpened(tenant, integration, raw, cred, version)
+			e.keepOpened(tenant, integration, raw, cred, version, seen)
 		}
 		return err
 	})
@@ -436,6 +475,10 @@ func (e *Embedded) view(fn func(tx *bolt.Tx) error) error {
 // nil. Errors fn returns are returned as they are; a failure of the
 // transaction itself (including its commit) is a *VaultError.
 func (e *Embedded) update(fn func(tx *bolt.Tx) error) error {
+	// Counted when done, committed or not: a Get that began before then
+	// may still answer from what it opened, as it could have before the
+	// write; one that begins after looks again.
+	defer e.writes.Add(1)
 	var fnErr error
 	err := e.db.Update(func(tx *bolt.Tx) error {
 		fnErr = fn(tx)

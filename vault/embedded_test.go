@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -768,4 +769,69 @@ func BenchmarkEmbeddedGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEmbeddedReadsFollowWrites: Gets of an unchanged store answer from
+// memory, yet a Get after a write (Put, Delete, rotation) has returned sees
+// it, and readers running beside the writes never go back to an older
+// version.
+func TestEmbeddedReadsFollowWrites(t *testing.T) {
+	s := openEmbedded(t, filepath.Join(t.TempDir(), "creds.db"), &vault.EmbeddedOptions{MasterKey: newMasterKey(t)})
+	ctx := t.Context()
+	get := func() (string, int64, error) {
+		c, v, err := s.Get(ctx, "tenant-1", "notion")
+		return c.AccessToken, v, err
+	}
+	var version int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 4 {
+		wg.Go(func() {
+			var last int64
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				tok, v, err := get()
+				if vault.IsNotFound(err) {
+					continue
+				}
+				if err != nil || v < last || tok != fmt.Sprintf("token-%d", v) {
+					errs <- fmt.Errorf("Get = %q, version %d after %d, %v", tok, v, last, err)
+					return
+				}
+				last = v
+			}
+		})
+	}
+	for i := range 200 {
+		var err error
+		version, err = s.Put(ctx, "tenant-1", "notion", vault.Credential{AccessToken: fmt.Sprintf("token-%d", version+1)}, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok, v, err := get(); err != nil || v != version || tok != fmt.Sprintf("token-%d", version) {
+			t.Fatalf("Get after Put %d = %q, version %d, %v; want version %d", i, tok, v, err, version)
+		}
+		if i%50 == 49 {
+			if err := s.RotateTenantKey(ctx, "tenant-1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := s.Delete(ctx, "tenant-1", "notion"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := get(); !vault.IsNotFound(err) {
+		t.Errorf("Get after Delete = %v, want not found", err)
+	}
 }

@@ -160,9 +160,6 @@ func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPSer
 			// The identity was put on r's context by authenticate; keep it.
 			// One request reads each credential once (server.WithRequestMemo).
 			ctx = audit.WithRequestID(server.WithRequestMemo(ctx), RequestID(r.Context()))
-			if listening := h.sessions.listening(r.Header.Get(mcpserver.HeaderKeySessionID)); listening != nil {
-				ctx = server.WithListening(ctx, listening)
-			}
 			if id, ok := tenants.FromContext(r.Context()); ok {
 				return tenants.NewContext(ctx, id)
 			}

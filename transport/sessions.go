@@ -10,6 +10,7 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -28,7 +29,8 @@ type liveSession struct {
 	// idle sweeper counts from there, and it does not see the direct
 	// path's calls (see mcpDue).
 	served time.Time
-	// listening is closed once the agent's GET stream is attached.
+	// listening is closed once the agent's GET stream is attached (see
+	// resumable).
 	listening chan struct{}
 	// ctx ends with the session (see resumable).
 	ctx context.Context
@@ -59,25 +61,12 @@ func (s *sessions) servedByMCP(session string) {
 	}
 }
 
-// listening returns the channel closed once session's GET stream is
-// attached (nil for a session not tracked: the 2026-07-28 era has none).
-//
-// mcp-go v1.2.1 sends a sampling request of the initialize era on the
-// session's GET stream, through a pump it starts on the first GET before
-// it attaches that GET's connection. A request queued before then can be
-// taken by the pump while no connection is attached: it is recorded for a
-// Last-Event-ID replay, which a first GET does not ask for, so the agent
-// never sees it and the call hangs until the upstream gives up (the
-// conformance suite's tools-call-sampling, now and then under load). The
-// relay holds a sampling request until this channel is closed
-// (server.WithListening).
-func (s *sessions) listening(session string) <-chan struct{} {
+// lookup returns the live session (nil if unknown). Its listening, ctx
+// and end never change: they are read without the lock.
+func (s *sessions) lookup(session string) *liveSession {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l := s.live[session]; l != nil {
-		return l.listening
-	}
-	return nil
+	return s.live[session]
 }
 
 // attached records that session's GET stream is attached.
@@ -119,17 +108,6 @@ func (w *listenWriter) Flush() {
 	}
 }
 
-// sessionContext returns the context that ends with session (nil for a
-// session not tracked).
-func (s *sessions) sessionContext(session string) context.Context {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.live[session]; l != nil {
-		return l.ctx
-	}
-	return nil
-}
-
 // resumable keeps a session's request running when the agent's
 // connection drops. In the initialize era the agent can resume a POST's
 // event stream (GET with Last-Event-ID; mcp-go records every event of it),
@@ -139,20 +117,30 @@ func (s *sessions) sessionContext(session string) context.Context {
 // with the connection. (The conformance suite's client drops and resumes a
 // call's stream when it is slow; the call used to fail with "context
 // canceled".)
+//
+// It also tells the relay when the session's GET stream is attached.
+// mcp-go v1.2.1 sends a sampling request of the initialize era on that
+// stream, through a pump it starts on the first GET before it attaches
+// that GET's connection. A request queued before then can be taken by the
+// pump while no connection is attached: it is recorded for a Last-Event-ID
+// replay, which a first GET does not ask for, so the agent never sees it
+// and the call hangs until the upstream gives up (the conformance suite's
+// tools-call-sampling, now and then under load). The relay holds a
+// sampling request until the stream is attached (server.WithListening).
 func (h *HTTP) resumable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var session context.Context
+		var l *liveSession
 		if r.Method == http.MethodPost {
-			session = h.sessions.sessionContext(r.Header.Get(mcpserver.HeaderKeySessionID))
+			l = h.sessions.lookup(r.Header.Get(mcpserver.HeaderKeySessionID))
 		}
-		if session == nil {
+		if l == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
 		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 		defer cancel()
-		defer context.AfterFunc(session, cancel)()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		defer context.AfterFunc(l.ctx, cancel)()
+		next.ServeHTTP(w, r.WithContext(server.WithListening(ctx, l.listening)))
 	})
 }
 

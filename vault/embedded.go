@@ -77,10 +77,12 @@ type Embedded struct {
 	master cipher.AEAD
 	log    *slog.Logger
 	now    func() time.Time
-	// writes counts the write transactions run. bbolt locks the file to
-	// this process, so every change to it is counted here: a credential
-	// opened when writes was n is current while writes is still n.
-	writes atomic.Uint64
+	// committed is the newest transaction ID this process knows committed:
+	// published by each write once it has, and by each read transaction
+	// that saw a newer one. bbolt locks the file to this process, so
+	// every change to it is a write here. A credential opened from the
+	// state as of committed is current (see Get).
+	committed atomic.Uint64
 
 	mu          sync.RWMutex
 	dataKeys    map[dataKeyRef]cipher.AEAD // unwrapped data keys; guarded by mu
@@ -89,7 +91,7 @@ type Embedded struct {
 }
 
 // openedRecord is a credential decrypted from exactly the bytes raw,
-// which were the stored ones when Embedded.writes was seen.
+// which were the stored ones as of transaction seen.
 type openedRecord struct {
 	raw     []byte
 	cred    Credential
@@ -97,14 +99,23 @@ type openedRecord struct {
 	seen    uint64
 }
 
+// publish records that transaction id committed.
+func (e *Embedded) publish(id uint64) {
+	for {
+		cur := e.committed.Load()
+		if id <= cur || e.committed.CompareAndSwap(cur, id) {
+			return
+		}
+	}
+}
+
 // maxOpened bounds the decrypted-credential cache; beyond it, it starts over.
 const maxOpened = 100_000
 
 // opened returns the credential decrypted earlier from the same stored
 // bytes, if any: any write changes the bytes (version, nonces), so a hit is
-// never stale.
-// It records that the bytes were still the stored ones when writes was
-// seen.
+// never stale. seen is the transaction the bytes were read in; the record
+// is marked current as of it.
 func (e *Embedded) opened(tenant, integration string, raw []byte, seen uint64) (Credential, int64, bool) {
 	ref := recordRef{tenant, integration}
 	e.mu.RLock()
@@ -113,7 +124,7 @@ func (e *Embedded) opened(tenant, integration string, raw []byte, seen uint64) (
 	if !ok || !bytes.Equal(o.raw, raw) {
 		return Credential{}, 0, false
 	}
-	if o.seen != seen {
+	if o.seen < seen {
 		e.mu.Lock()
 		if cur, ok := e.openedRecs[ref]; ok && bytes.Equal(cur.raw, raw) && cur.seen < seen {
 			cur.seen = seen
@@ -124,25 +135,33 @@ func (e *Embedded) opened(tenant, integration string, raw []byte, seen uint64) (
 	return cloneCredential(o.cred), o.version, true
 }
 
-// unchanged returns the credential opened earlier if nothing was written
-// to the file since (writes is still seen): no transaction needed.
-func (e *Embedded) unchanged(tenant, integration string, seen uint64) (Credential, int64, bool) {
+// current returns the credential opened as of transaction committed, the
+// newest known to have committed: nothing changed it since, and no Get
+// has answered from a newer state.
+func (e *Embedded) current(tenant, integration string, committed uint64) (Credential, int64, bool) {
 	e.mu.RLock()
 	o, ok := e.openedRecs[recordRef{tenant, integration}]
 	e.mu.RUnlock()
-	if !ok || o.seen != seen {
+	if !ok || o.seen != committed {
 		return Credential{}, 0, false
 	}
 	return cloneCredential(o.cred), o.version, true
 }
 
+// keepOpened records cred, opened from raw as of transaction seen, unless
+// what is recorded is newer (a read transaction that began earlier can
+// end later).
 func (e *Embedded) keepOpened(tenant, integration string, raw []byte, cred Credential, version int64, seen uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.openedRecs == nil || len(e.openedRecs) >= maxOpened {
 		e.openedRecs = make(map[recordRef]openedRecord)
 	}
-	e.openedRecs[recordRef{tenant, integration}] = openedRecord{raw: bytes.Clone(raw), cred: cloneCredential(cred), version: version, seen: seen}
+	ref := recordRef{tenant, integration}
+	if cur, ok := e.openedRecs[ref]; ok && cur.seen > seen {
+		return
+	}
+	e.openedRecs[ref] = openedRecord{raw: bytes.Clone(raw), cred: cloneCredential(cred), version: version, seen: seen}
 }
 
 // dataKeyRef names one version of one tenant's data key. Versions are never
@@ -265,10 +284,11 @@ func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credent
 	if err := ctx.Err(); err != nil {
 		return Credential{}, 0, err
 	}
-	// Loaded before the transaction: a write after it makes the next Get
-	// look again.
-	seen := e.writes.Load()
-	if c, v, ok := e.unchanged(tenant, integration, seen); ok {
+	// Opened as of the newest state known to have committed: current. A
+	// write publishes its transaction once committed, and a Get that read
+	// a newer state than the one published publishes it before it answers,
+	// so no later Get answers from an older one.
+	if c, v, ok := e.current(tenant, integration, e.committed.Load()); ok {
 		return c, v, nil
 	}
 	var (
@@ -276,6 +296,8 @@ func (e *Embedded) Get(ctx context.Context, tenant, integration string) (Credent
 		version int64
 	)
 	err := e.view(func(tx *bolt.Tx) error {
+		seen := uint64(tx.ID())
+		e.publish(seen)
 		tb := tx.Bucket(bucketCredentials).Bucket([]byte(tenant))
 		if tb == nil {
 			return &CredentialNotFoundError{Tenant: tenant, Integration: integration}
@@ -475,15 +497,20 @@ func (e *Embedded) view(fn func(tx *bolt.Tx) error) error {
 // nil. Errors fn returns are returned as they are; a failure of the
 // transaction itself (including its commit) is a *VaultError.
 func (e *Embedded) update(fn func(tx *bolt.Tx) error) error {
-	// Counted when done, committed or not: a Get that began before then
-	// may still answer from what it opened, as it could have before the
-	// write; one that begins after looks again.
-	defer e.writes.Add(1)
-	var fnErr error
+	var (
+		fnErr error
+		id    uint64
+	)
 	err := e.db.Update(func(tx *bolt.Tx) error {
+		id = uint64(tx.ID())
 		fnErr = fn(tx)
 		return fnErr
 	})
+	if err == nil {
+		// Committed: a Get that begins now sees it. (One running beside
+		// the write may still answer as it would have just before it.)
+		e.publish(id)
+	}
 	if err != nil && err != fnErr {
 		return &VaultError{Err: fmt.Errorf("embedded store: %w", err)}
 	}

@@ -44,10 +44,12 @@ func (h *HTTP) withRequestID(next *http.ServeMux) http.Handler {
 	})
 }
 
-// statusWriter remembers the status a handler answered with.
+// statusWriter remembers the status a handler answered with, and tells
+// onHeader, if set, once the header is written.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status   int
+	onHeader func(status int)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -55,6 +57,9 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
+	if w.onHeader != nil {
+		w.onHeader(code)
+	}
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {

@@ -84,30 +84,6 @@ func (s *sessions) attached(session string) {
 	}
 }
 
-// listenWriter is the response writer of an agent's GET stream: mcp-go
-// has attached the stream's connection when it writes the 200.
-type listenWriter struct {
-	http.ResponseWriter
-	attached func()
-}
-
-func (w *listenWriter) WriteHeader(status int) {
-	w.ResponseWriter.WriteHeader(status)
-	if status == http.StatusOK {
-		w.attached()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the writer.
-func (w *listenWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush implements http.Flusher, for the event stream.
-func (w *listenWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 // resumable keeps a session's request running when the agent's
 // connection drops. In the initialize era the agent can resume a POST's
 // event stream (GET with Last-Event-ID; mcp-go records every event of it),
@@ -213,7 +189,12 @@ func (h *HTTP) bindSession(next http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") == "" {
-			w = &listenWriter{ResponseWriter: w, attached: func() { h.sessions.attached(session) }}
+			// mcp-go has attached the stream's connection when it writes the 200.
+			w = &statusWriter{ResponseWriter: w, onHeader: func(status int) {
+				if status == http.StatusOK {
+					h.sessions.attached(session)
+				}
+			}}
 		}
 		next.ServeHTTP(w, r)
 	})

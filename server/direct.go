@@ -74,7 +74,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		}
 	}
 	integration, upstream, found := v.resolve(c.Name)
-	if !found || !v.direct(integration, c.Name) {
+	if !found {
 		return nil, false
 	}
 	if c.Session != "" {
@@ -94,8 +94,12 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	// The credential (read once per request: the memo), which must not
 	// need a refresh first.
-	cred, _, err := g.storeGet(ctx, id.Tenant, integration)
+	cred, version, err := g.storeGet(ctx, id.Tenant, integration)
 	if err != nil || !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
+		return nil, false
+	}
+	// A tool of the tenant's own catalogue, listed with this credential.
+	if !v.plainCached(id.Tenant, integration, c.Name, version) {
 		return nil, false
 	}
 	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))

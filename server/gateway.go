@@ -24,11 +24,12 @@
 // authorization and credential, but arguments and result forwarded as
 // bytes, without mcp-go's decoding and encoding on either leg.
 //
-// Tool and prompt catalogues are discovered lazily, per integration,
-// through the first tenant that lists or calls them, and then shared: an
-// integration's tools are the same for every tenant. Resources are the
-// tenant's own data, so they are listed through the tenant's connection on
-// every request and never shared.
+// Tool and prompt catalogues are the tenant's own: discovered lazily per
+// (tenant, integration) through the tenant's own connection, listed again
+// when its credential changes or the upstream announces a change, and
+// shared in memory only between tenants whose upstreams listed identical
+// catalogues (catalogue.go). Resources are the tenant's own data, listed
+// through the tenant's connection on every request and never shared.
 package server
 
 import (
@@ -161,10 +162,13 @@ func (g *Gateway) Integration(name string) *mcpserver.MCPServer {
 }
 
 // NotifyToolsChanged tells every open session of tenant that its tool list
-// changed (a credential was added or removed).
+// changed (a credential was added, replaced or removed, or its settings
+// changed), and lists the tenant's catalogues again when next used.
 func (g *Gateway) NotifyToolsChanged(tenant string) {
+	g.aggregate.forget(tenant, "")
 	g.aggregate.notify(tenant, mcp.MethodNotificationToolsListChanged, nil)
 	for _, v := range g.single {
+		v.forget(tenant, "")
 		v.notify(tenant, mcp.MethodNotificationToolsListChanged, nil)
 	}
 }
@@ -210,35 +214,50 @@ func (g *Gateway) allowed(ctx context.Context) (func(integration string) bool, e
 // access is allowed with the credential's state: linked, or in need of a
 // new link.
 func (g *Gateway) access(ctx context.Context) (func(integration string) access, error) {
+	acc, err := g.accessVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(integration string) access { a, _ := acc(integration); return a }, nil
+}
+
+// accessVersions is access that also returns the version of the
+// credential the decision was made on (0 without one): the version a
+// tenant's catalogue must have been listed with.
+func (g *Gateway) accessVersions(ctx context.Context) (func(integration string) (access, int64), error) {
 	id, ok := tenants.FromContext(ctx)
 	if !ok {
 		return nil, errNoIdentity
 	}
-	seen := map[string]access{}
+	type decision struct {
+		a       access
+		version int64
+	}
+	seen := map[string]decision{}
 	var settings *tenants.Settings
-	return func(integration string) access {
-		if a, done := seen[integration]; done {
-			return a
+	return func(integration string) (access, int64) {
+		if d, done := seen[integration]; done {
+			return d.a, d.version
 		}
 		if settings == nil {
 			s := g.settings(ctx, id.Tenant)
 			settings = &s
 		}
-		a := accessDisabled
+		d := decision{a: accessDisabled}
 		if _, known := g.reg.Get(integration); known && settings.Enabled(integration) {
-			a = accessNone
-			cred, _, err := g.storeGet(ctx, id.Tenant, integration)
+			d.a = accessNone
+			cred, version, err := g.storeGet(ctx, id.Tenant, integration)
 			switch {
 			case err == nil && cred.Status == vault.StatusNeedsReauth:
-				a = accessRelink
+				d = decision{accessRelink, version}
 			case err == nil:
-				a = accessLinked
+				d = decision{accessLinked, version}
 			case !vault.IsNotFound(err):
 				g.log.WarnContext(ctx, "credential_check_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
 			}
 		}
-		seen[integration] = a
-		return a
+		seen[integration] = d
+		return d.a, d.version
 	}, nil
 }
 

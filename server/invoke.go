@@ -51,9 +51,9 @@ func (g *Gateway) Invoke(ctx context.Context, integration, tool string, args map
 		return nil, fmt.Errorf("%w: %s has no tool %q for this tenant", ErrUnknownTool, integration, tool)
 	}
 	v := g.aggregate
-	v.discoverOne(ctx, integration)
 	name := v.expose(integration, tool)
-	if v.mcp.GetTool(name) == nil {
+	t, ok := v.tenantTool(ctx, integration, name)
+	if !ok || t.upstream != tool {
 		return nil, fmt.Errorf("%w: %s has no tool %q", ErrUnknownTool, integration, tool)
 	}
 	if args == nil {

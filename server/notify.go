@@ -144,14 +144,6 @@ func (v *view) subscribedLocked(tenant, uri string) bool {
 	return false
 }
 
-// forget marks integration's catalogue stale: the next list discovers it
-// again.
-func (v *view) forget(integration string) {
-	v.mu.Lock()
-	delete(v.discovered, integration)
-	v.mu.Unlock()
-}
-
 // UpstreamNotification carries a notification an upstream sent outside any
 // call (tools.PoolOptions.OnNotification) to the sessions it concerns: those
 // of the tenant whose connection it came on.
@@ -159,15 +151,16 @@ func (g *Gateway) UpstreamNotification(tenant, integration string, n mcp.JSONRPC
 	single := g.single[integration]
 	switch n.Method {
 	case string(mcp.MethodNotificationToolsListChanged):
-		g.aggregate.forget(integration)
-		g.aggregate.notify(tenant, n.Method, nil)
-		if single != nil {
-			single.forget(integration)
+		// A catalogue never listed was never shown: nothing to announce
+		// (an upstream may announce changes while it starts).
+		if g.aggregate.forget(tenant, integration) {
+			g.aggregate.notify(tenant, n.Method, nil)
+		}
+		if single != nil && single.forget(tenant, integration) {
 			single.notify(tenant, n.Method, nil)
 		}
 	case string(mcp.MethodNotificationPromptsListChanged):
-		if single != nil {
-			single.forget(integration)
+		if single != nil && single.forget(tenant, integration) {
 			single.notify(tenant, n.Method, nil)
 		}
 	case string(mcp.MethodNotificationResourcesListChanged):

@@ -19,12 +19,12 @@ const everyURI = "{+uri}"
 // upstream's own names.
 func newSingle(g *Gateway, integration string) *view {
 	v := newView(g, integration)
-	discover := func(ctx context.Context) { v.discoverOne(ctx, integration) }
 	hooks := &mcpserver.Hooks{}
-	hooks.AddBeforeListTools(func(ctx context.Context, _ any, _ *mcp.ListToolsRequest) { discover(ctx) })
-	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, _ *mcp.CallToolRequest) { discover(ctx) })
-	hooks.AddBeforeListPrompts(func(ctx context.Context, _ any, _ *mcp.ListPromptsRequest) { discover(ctx) })
-	hooks.AddBeforeGetPrompt(func(ctx context.Context, _ any, _ *mcp.GetPromptRequest) { discover(ctx) })
+	v.routeHooks(hooks)
+	hooks.AddAfterListPrompts(func(ctx context.Context, _ any, _ *mcp.ListPromptsRequest, res *mcp.ListPromptsResult) {
+		res.Prompts, res.NextCursor = v.listPrompts(ctx), ""
+	})
+	hooks.AddBeforeGetPrompt(func(ctx context.Context, _ any, req *mcp.GetPromptRequest) { v.routePrompt(ctx, req) })
 	// Resources are the tenant's own: listed through its connection on
 	// every request, replacing whatever mcp-go would list.
 	hooks.AddAfterListResources(func(ctx context.Context, _ any, _ *mcp.ListResourcesRequest, res *mcp.ListResourcesResult) {
@@ -67,6 +67,7 @@ func newSingle(g *Gateway, integration string) *view {
 	)
 	v.mcp.EnableSampling()
 	v.mcp.AddResourceTemplate(mcp.NewResourceTemplate(everyURI, "upstream"), v.readResource)
+	v.addRoutes()
 	return v
 }
 

@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -15,7 +11,6 @@ import (
 
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
-	"github.com/connectors-gateway/connectors/vault"
 )
 
 // view is one MCP server the gateway offers: the aggregate (only == "",
@@ -26,41 +21,20 @@ type view struct {
 	mcp   *mcpserver.MCPServer
 	only  string
 	names tools.Names // the aggregate's exposed names
+	cats  catalogues  // each tenant's own catalogues (catalogue.go)
 
-	mu         sync.Mutex
-	discovered map[string]bool          // integration → catalogue registered
-	discovery  map[string]chan struct{} // integration → discovery in flight
-	registered map[string][]string      // integration → exposed tool names
-	plain      map[string]bool          // exposed tool name → may take the direct path
-	sessions   map[string]*viewSession  // session ID → its tenant and subscriptions
+	mu       sync.Mutex
+	sessions map[string]*viewSession // session ID → its tenant and subscriptions
 }
 
 func newView(g *Gateway, only string) *view {
-	return &view{
-		g: g, only: only,
-		discovered: map[string]bool{},
-		discovery:  map[string]chan struct{}{},
-		registered: map[string][]string{},
-		plain:      map[string]bool{},
-		sessions:   map[string]*viewSession{},
-	}
+	return &view{g: g, only: only, cats: newCatalogues(), sessions: map[string]*viewSession{}}
 }
 
 func newAggregate(g *Gateway) *view {
 	v := newView(g, "")
 	hooks := &mcpserver.Hooks{}
-	hooks.AddBeforeListTools(func(ctx context.Context, _ any, _ *mcp.ListToolsRequest) {
-		v.discoverForTenant(ctx)
-	})
-	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, req *mcp.CallToolRequest) {
-		// A client may call a tool it listed before this process started.
-		// Integration names hold no '_', so the prefix names the integration.
-		if integ, _, ok := strings.Cut(req.Params.Name, "_"); ok {
-			if _, known := g.reg.Get(integ); known {
-				v.discoverOne(ctx, integ)
-			}
-		}
-	})
+	v.routeHooks(hooks)
 	v.trackSessions(hooks)
 	v.mcp = mcpserver.NewMCPServer(v.serverName(), g.version,
 		mcpserver.WithToolCapabilities(true),
@@ -79,7 +53,18 @@ func newAggregate(g *Gateway) *view {
 			}
 		}
 	}
+	v.addRoutes()
 	return v
+}
+
+// routeHooks serves tools from the calling tenant's own catalogues
+// (catalogue.go): tools/list answers with them, tools/call is routed by
+// them.
+func (v *view) routeHooks(hooks *mcpserver.Hooks) {
+	hooks.AddAfterListTools(func(ctx context.Context, _ any, _ *mcp.ListToolsRequest, res *mcp.ListToolsResult) {
+		res.Tools, res.NextCursor = v.listTools(ctx, res.Tools), ""
+	})
+	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, req *mcp.CallToolRequest) { v.routeCall(ctx, req) })
 }
 
 // integrationOf returns the integration an exposed tool or prompt name
@@ -106,9 +91,10 @@ func (v *view) expose(integration, name string) string {
 	return v.names.Expose(integration, name)
 }
 
-// filterTools is the mcp-go tool filter: it keeps the tools of the
-// integrations the calling tenant may use. It runs for tools/list and for
-// tools/call.
+// filterTools is the mcp-go tool filter: it keeps the connect tools the
+// calling tenant is offered, and the routes (catalogue.go), which only
+// carry calls the route hook found in the tenant's catalogue and which
+// listTools never lists. It runs for tools/list and for tools/call.
 //
 // An integration's connect tool is kept for tenants who have not linked
 // it, or must link it again.
@@ -122,7 +108,7 @@ func (v *view) filterTools(ctx context.Context, all []mcp.Tool) []mcp.Tool {
 	settings := v.g.settings(ctx, id.Tenant)
 	out := all[:0:0]
 	for _, t := range all {
-		if v.offers(t.Name, acc, settings) {
+		if v.isRoute(t.Name) || v.offers(t.Name, acc, settings) {
 			out = append(out, t)
 		}
 	}
@@ -147,151 +133,6 @@ func (v *view) offers(name string, acc func(string) access, settings tenants.Set
 	}
 	a := acc(integ)
 	return a == accessLinked || a == accessRelink
-}
-
-// discoverForTenant makes sure the catalogue of every integration in this
-// view that the calling tenant has connected is registered.
-func (v *view) discoverForTenant(ctx context.Context) {
-	id, ok := tenants.FromContext(ctx)
-	if !ok {
-		return
-	}
-	if v.only != "" {
-		v.discoverOne(ctx, v.only)
-		return
-	}
-	if v.allDiscovered() {
-		return // nothing to learn: skip listing the tenant's integrations
-	}
-	names, err := v.g.connected(ctx, id.Tenant)
-	if err != nil {
-		v.g.log.WarnContext(ctx, "tool_discovery_failed", "tenant_id", id.Tenant, "error", err)
-		return
-	}
-	var wg sync.WaitGroup
-	for _, n := range names {
-		wg.Go(func() { v.discoverOne(ctx, n) })
-	}
-	wg.Wait()
-}
-
-// allDiscovered reports whether every registered integration's catalogue
-// is registered in v.
-func (v *view) allDiscovered() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for _, name := range v.g.reg.Names() {
-		if !v.discovered[name] {
-			return false
-		}
-	}
-	return true
-}
-
-// discoverOne registers integration's catalogue once, through the calling
-// tenant's connection. Concurrent callers share one discovery; a failed one
-// is retried by the next caller. A tenant without a credential for the
-// integration discovers nothing.
-func (v *view) discoverOne(ctx context.Context, integration string) {
-	v.mu.Lock()
-	if v.discovered[integration] {
-		v.mu.Unlock()
-		return
-	}
-	done, running := v.discovery[integration]
-	if !running {
-		done = make(chan struct{})
-		v.discovery[integration] = done
-	}
-	v.mu.Unlock()
-	if running {
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-		return
-	}
-
-	err := v.register(ctx, integration)
-	v.mu.Lock()
-	delete(v.discovery, integration)
-	if err == nil {
-		v.discovered[integration] = true
-	}
-	v.mu.Unlock()
-	close(done)
-	if err != nil {
-		id, _ := tenants.FromContext(ctx)
-		level := slog.LevelWarn
-		if vault.IsNotFound(err) || errors.Is(err, errNeedsLink) {
-			level = slog.LevelDebug // a tenant naming an integration it has not connected
-		}
-		v.g.log.Log(ctx, level, "tool_discovery_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
-	}
-}
-
-// register lists integration's tools (and, for a single-integration view,
-// prompts) through the calling tenant's connection and adds them to the
-// mcp-go server.
-func (v *view) register(ctx context.Context, integration string) error {
-	conn, err := v.g.conn(ctx, integration)
-	if err != nil {
-		return err
-	}
-	srv := func() *mcpserver.MCPServer { return v.mcp }
-	caps := conn.Capabilities()
-	if caps.Tools != nil || v.only == "" {
-		upstream, err := conn.Tools(ctx)
-		if err != nil {
-			return err
-		}
-		entries := make([]mcpserver.ServerTool, 0, len(upstream))
-		names := make([]string, 0, len(upstream))
-		plain := make([]bool, 0, len(upstream))
-		for _, t := range upstream {
-			name := t.Name
-			t.Name = v.expose(integration, name)
-			names = append(names, t.Name)
-			plain = append(plain, plainTool(t))
-			entries = append(entries, mcpserver.ServerTool{Tool: t, Handler: v.g.forward(srv, integration, name)})
-		}
-		v.mu.Lock()
-		gone := slices.DeleteFunc(v.registered[integration], func(n string) bool { return slices.Contains(names, n) })
-		v.registered[integration] = names
-		for _, n := range gone {
-			delete(v.plain, n)
-		}
-		for i, n := range names {
-			v.plain[n] = plain[i]
-		}
-		v.mu.Unlock()
-		if len(gone) > 0 { // the upstream dropped tools since the last discovery
-			v.mcp.DeleteTools(gone...)
-		}
-		v.mcp.AddTools(entries...)
-		v.g.log.InfoContext(ctx, "integration_tools_registered", "integration", integration, "tools", len(entries), "view", v.only)
-	}
-	if v.only != "" && caps.Prompts != nil {
-		prompts, err := conn.Prompts(ctx)
-		if err != nil {
-			return err
-		}
-		entries := make([]mcpserver.ServerPrompt, 0, len(prompts))
-		for _, p := range prompts {
-			entries = append(entries, mcpserver.ServerPrompt{Prompt: p, Handler: v.forwardPrompt})
-		}
-		v.mcp.AddPrompts(entries...)
-	}
-	return nil
-}
-
-// direct reports whether a call of the exposed tool name of integration
-// may take the direct path: its catalogue is registered and the tool is
-// plain.
-func (v *view) direct(integration, name string) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.discovered[integration] && v.plain[name]
 }
 
 // plainTool reports whether calls of t need nothing of mcp-go beyond

@@ -229,15 +229,19 @@ func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.
 	return cli, nil
 }
 
-// Tools lists all the upstream's tools, following every page.
+// Tools lists all the upstream's tools, following every page, each with
+// its input and output schema as the upstream wrote them.
 func (c *Conn) Tools(ctx context.Context) ([]mcp.Tool, error) {
 	var tools []mcp.Tool
+	ctx, pages := withListPages(ctx)
 	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+		pages.reset() // a retry on a new session lists again
 		res, err := cli.ListTools(ctx, mcp.ListToolsRequest{})
 		if err != nil {
 			return err
 		}
 		tools = res.Tools
+		pages.restore(tools)
 		return nil
 	})
 	if err != nil {
@@ -527,6 +531,9 @@ type tracked struct {
 
 func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.Interface.SendRequest(ctx, req)
+	if err == nil && resp != nil {
+		collect(ctx, req.Method, resp.Result)
+	}
 	if err != nil && ctx.Err() != nil && t.http != nil && req.Method == string(mcp.MethodToolsCall) {
 		// mcp-go's client sends notifications/cancelled over stdio only.
 		// Over 2026-07-28 HTTP ending the request's stream is the

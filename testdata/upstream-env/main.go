@@ -9,13 +9,27 @@
 //   - log: sends a notifications/message with the "message" argument;
 //   - deaf: answers, then never reads its stdin again (a hung process).
 //
+// With ACCOUNT_TOOLS set, its catalogue depends on the account, as GitHub's
+// MCP server's does on a token's scopes: the account is accountOf the
+// token in PROBE_TOKEN (not the token itself, which the gateway would
+// redact), and the process also offers
+//
+//   - mine-{account}: a tool only that account has;
+//   - search: a tool every account has, whose description names the
+//     account's workspace;
+//   - shaped: a tool whose input and output schemas use JSON Schema 2020-12
+//     keywords beyond mcp-go's struct ($schema, $anchor, allOf, if/then/else);
+//     shapedInput and shapedOutput are their exact bytes.
+//
 // A block call can only be cancelled over stdio by notifications/cancelled,
 // so an id in "cancelled" proves the notification arrived.
 package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -98,6 +112,10 @@ func main() {
 			return mcp.NewToolResultText("logged"), nil
 		})
 
+	if os.Getenv("ACCOUNT_TOOLS") != "" {
+		addAccountTools(s)
+	}
+
 	stdin := &deafening{r: os.Stdin, deaf: make(chan struct{})}
 	s.AddTool(mcp.NewTool("deaf", mcp.WithDescription("Answers, then never reads its input again.")),
 		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -127,4 +145,33 @@ func (d *deafening) Read(b []byte) (int, error) {
 	default:
 		return d.r.Read(b)
 	}
+}
+
+// Schemas of the shaped tool, as this server writes them.
+const (
+	shapedInput  = `{"$schema":"https://json-schema.org/draft/2020-12/schema","$anchor":"shaped","type":"object","properties":{"kind":{"enum":["page","db"]},"id":{"type":"string"}},"allOf":[{"required":["kind"]}],"if":{"properties":{"kind":{"const":"db"}}},"then":{"required":["id"]},"else":{"not":{"required":["id"]}},"additionalProperties":false}`
+	shapedOutput = `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"],"unevaluatedProperties":false}`
+)
+
+// accountOf is the account a token stands for in this server's catalogue.
+func accountOf(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:4])
+}
+
+func addAccountTools(s *server.MCPServer) {
+	account := accountOf(os.Getenv("PROBE_TOKEN"))
+	s.AddTool(mcp.NewTool("mine-"+account, mcp.WithDescription("Only account "+account+" has this tool.")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("account " + account), nil
+		})
+	s.AddTool(mcp.NewTool("search", mcp.WithDescription("Searches the workspace of account "+account+".")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("searched " + account), nil
+		})
+	shaped := mcp.NewToolWithRawSchema("shaped", "A tool with a JSON Schema 2020-12 input.", json.RawMessage(shapedInput))
+	shaped.RawOutputSchema = json.RawMessage(shapedOutput)
+	s.AddTool(shaped, func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(`{"ok":true}`)}, StructuredContent: map[string]any{"ok": true}}, nil
+	})
 }

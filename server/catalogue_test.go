@@ -1,0 +1,96 @@
+package server
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+func listed(content string) *catalogue {
+	return &catalogue{
+		sum:    sha256.Sum256([]byte(content)),
+		tools:  []mcp.Tool{{Name: "x_" + content}},
+		byName: map[string]catalogueTool{"x_" + content: {upstream: content}},
+	}
+}
+
+// TestCataloguesSharedByContent: tenants whose upstreams list the same
+// catalogue hold one copy of it; a catalogue no tenant holds any more is
+// dropped.
+func TestCataloguesSharedByContent(t *testing.T) {
+	v := &view{cats: newCatalogues()}
+	const tenants = 10_000
+	entries := make([]*tenantCatalogue, tenants)
+	v.cats.mu.Lock()
+	for i := range entries {
+		entries[i] = &tenantCatalogue{}
+		v.cats.byTenant[catalogueKey{fmt.Sprint("t", i), "notion"}] = entries[i]
+		v.keepLocked(entries[i], listed("same"), 1, 0) // a fresh listing each time
+	}
+	v.cats.mu.Unlock()
+	if distinct, n := v.catalogueCounts(); distinct != 1 || n != tenants {
+		t.Fatalf("%d tenants listing the same catalogue: %d distinct catalogues held, %d entries; want 1, %d", tenants, distinct, n, tenants)
+	}
+	for _, e := range entries[1:] {
+		if e.cat != entries[0].cat {
+			t.Fatal("two tenants with the same catalogue hold two copies")
+		}
+	}
+
+	// One tenant's account changes: its catalogue is its own.
+	v.cats.mu.Lock()
+	v.keepLocked(entries[0], listed("other"), 2, 0)
+	v.cats.mu.Unlock()
+	if distinct, _ := v.catalogueCounts(); distinct != 2 {
+		t.Errorf("after one tenant's catalogue changed: %d distinct, want 2", distinct)
+	}
+	if entries[0].cat == entries[1].cat || entries[0].version != 2 {
+		t.Error("the changed tenant still holds the shared catalogue")
+	}
+	if _, ok := entries[0].cat.byName["x_other"]; !ok {
+		t.Error("the changed tenant does not hold its new catalogue")
+	}
+	// Every other tenant moves to it too: the old one is held by none.
+	v.cats.mu.Lock()
+	for _, e := range entries[1:] {
+		v.keepLocked(e, listed("other"), 2, 0)
+	}
+	v.cats.mu.Unlock()
+	if distinct, _ := v.catalogueCounts(); distinct != 1 {
+		t.Errorf("after every tenant moved to the new catalogue: %d distinct, want 1 (the old one dropped)", distinct)
+	}
+}
+
+// TestForgetMarksListingsInFlight: a change announced while a tenant's
+// catalogue is being listed leaves it stale, so the next use lists again.
+func TestForgetMarksListingsInFlight(t *testing.T) {
+	v := &view{cats: newCatalogues()}
+	v.cats.routes["notion"] = "route"
+	e := &tenantCatalogue{}
+	key := catalogueKey{"t1", "notion"}
+	v.cats.byTenant[key] = e
+	if v.forget("t1", "") {
+		t.Error("forget reports a catalogue listed when none was")
+	}
+	gen := e.gen
+	v.forget("t1", "notion") // announced during the listing
+	v.keepLocked(e, listed("a"), 1, gen)
+	if v.cached("t1", "notion", 1) != nil {
+		t.Error("a catalogue listed while a change was announced is served as fresh")
+	}
+	v.keepLocked(e, listed("a"), 1, e.gen)
+	if v.cached("t1", "notion", 1) == nil {
+		t.Error("a catalogue listed with no change announced is not served")
+	}
+	if v.cached("t1", "notion", 2) != nil {
+		t.Error("a catalogue listed with credential version 1 is served for version 2")
+	}
+	if !v.forget("t1", "notion") {
+		t.Error("forget does not report the catalogue listed")
+	}
+	if v.forget("t2", "notion") {
+		t.Error("forget reports another tenant's catalogue")
+	}
+}

@@ -1,0 +1,94 @@
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// An upstream's tool schemas are handed to the agent byte for byte. mcp-go
+// decodes a tool's inputSchema and outputSchema into a struct of the
+// keywords it knows (type, properties, required, ...), which drops the
+// rest of JSON Schema 2020-12 ($schema, allOf, if/then/else, $anchor, ...)
+// and rewrites some references. So the listing requests' raw results are
+// collected on their way in (by the tracked transport) and each tool's
+// schemas are put back as raw bytes.
+
+// listPages collects the raw results of the tools/list requests sent with
+// a context that carries it.
+type listPages struct {
+	mu    sync.Mutex
+	pages []json.RawMessage // guarded by mu
+}
+
+type listPagesKey struct{}
+
+func withListPages(ctx context.Context) (context.Context, *listPages) {
+	p := &listPages{}
+	return context.WithValue(ctx, listPagesKey{}, p), p
+}
+
+// collect records the raw result of a tools/list request sent with ctx.
+func collect(ctx context.Context, method string, result json.RawMessage) {
+	if method != string(mcp.MethodToolsList) || len(result) == 0 {
+		return
+	}
+	if p, ok := ctx.Value(listPagesKey{}).(*listPages); ok {
+		p.mu.Lock()
+		p.pages = append(p.pages, bytes.Clone(result))
+		p.mu.Unlock()
+	}
+}
+
+func (p *listPages) reset() {
+	p.mu.Lock()
+	p.pages = nil
+	p.mu.Unlock()
+}
+
+// rawSchemas are one tool's schemas as the upstream wrote them.
+type rawSchemas struct {
+	Name         string          `json:"name"`
+	InputSchema  json.RawMessage `json:"inputSchema"`
+	OutputSchema json.RawMessage `json:"outputSchema"`
+}
+
+// restore gives each tool the schemas its upstream wrote. A tool whose
+// raw listing is not found (or is not an object) keeps mcp-go's decoding.
+func (p *listPages) restore(tools []mcp.Tool) {
+	p.mu.Lock()
+	pages := p.pages
+	p.mu.Unlock()
+	byName := map[string]rawSchemas{}
+	for _, page := range pages {
+		var res struct {
+			Tools []rawSchemas `json:"tools"`
+		}
+		if json.Unmarshal(page, &res) != nil {
+			continue
+		}
+		for _, s := range res.Tools {
+			byName[s.Name] = s
+		}
+	}
+	for i := range tools {
+		s, ok := byName[tools[i].Name]
+		if !ok {
+			continue
+		}
+		if isObject(s.InputSchema) {
+			tools[i].InputSchema, tools[i].RawInputSchema = mcp.ToolInputSchema{}, s.InputSchema
+		}
+		if isObject(s.OutputSchema) {
+			tools[i].OutputSchema, tools[i].RawOutputSchema = mcp.ToolOutputSchema{}, s.OutputSchema
+		}
+	}
+}
+
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 1 && raw[0] == '{'
+}

@@ -214,6 +214,7 @@ func (h *HTTP) routes() {
 		h.mux.Handle("GET /admin/tenants/{tenantId}/usage", api(h.handleUsage))
 	}
 	h.mux.Handle("GET /oauth/callback/{integration}", h.checkHost(http.HandlerFunc(h.handleCallback)))
+	h.consentRoutes()
 
 	guard := func(next http.Handler) http.Handler {
 		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))

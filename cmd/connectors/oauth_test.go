@@ -386,3 +386,133 @@ func TestOAuthLinkRefusals(t *testing.T) {
 	}
 	g.assertNoSecrets()
 }
+
+// TestConsentRefusals: the consent page is a page no other site can use:
+// framed, posted to from elsewhere, confirmed without its cookie or with
+// another link's token, or twice, it refuses and sends no one to the
+// provider.
+func TestConsentRefusals(t *testing.T) {
+	g, _, base := linkedGateway(t)
+	link, id := g.startLink(base, "tenant-a", "linked")
+	consent := base + "/oauth/link/" + id
+
+	browser := linkBrowser()
+	resp, page := g.visit(browser, http.MethodGet, consent, "")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(link, "http://gateway.test/oauth/link/") {
+		t.Fatalf("consent page: %s %s", resp.Status, page)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "form-action 'self' http://127.0.0.1:"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "script-src") || strings.Contains(page, "<script") {
+		t.Errorf("the consent page allows or carries script: %q", csp)
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("consent page headers: %v", resp.Header)
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "cgw_link" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/oauth/" || cookie.Secure {
+		t.Fatalf("cgw_link cookie = %+v, want HttpOnly, SameSite=Lax, Path=/oauth/, not Secure over http", cookie)
+	}
+	for _, want := range []string{"linked", "tenant-a", "apikey:"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the consent page does not name %q", want)
+		}
+	}
+	token := "csrf_token=" + url.QueryEscape(html.UnescapeString(csrfField.FindStringSubmatch(page)[1]))
+	_, otherID := g.startLink(base, "tenant-a", "linked")
+	_, other := g.visit(browser, http.MethodGet, base+"/oauth/link/"+otherID, "")
+	otherToken := "csrf_token=" + url.QueryEscape(html.UnescapeString(csrfField.FindStringSubmatch(other)[1]))
+
+	post := func(name string, c *http.Client, form string, header ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, consent, strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusSeeOther {
+			t.Errorf("%s: sent on to %s", name, resp.Header.Get("Location"))
+		}
+		return resp, string(b)
+	}
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		form   string
+		header []string
+		status int
+		errNm  string
+	}{
+		{"from another site", browser, token, []string{"Origin", "https://evil.example"}, http.StatusForbidden, "CSRFCheckFailed"},
+		{"a cross-site form (allowed origin)", browser, token, []string{"Origin", "http://localhost:1", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden, "CSRFCheckFailed"},
+		{"an opaque origin", browser, token, []string{"Origin", "null"}, http.StatusForbidden, ""},
+		{"without the cookie", linkBrowser(), token, nil, http.StatusForbidden, "CSRFCheckFailed"},
+		{"without the token", browser, "", nil, http.StatusForbidden, "CSRFCheckFailed"},
+		{"with another link's token", browser, otherToken, nil, http.StatusForbidden, "CSRFCheckFailed"},
+		{"as JSON", browser, `{"csrf_token":"x"}`, []string{"Content-Type", "application/json"}, http.StatusForbidden, "CSRFCheckFailed"},
+	} {
+		resp, body := post(c.name, c.client, c.form, c.header...)
+		if resp.StatusCode != c.status || !strings.Contains(body, c.errNm) {
+			t.Errorf("%s: %s %.200s, want %d %s", c.name, resp.Status, body, c.status, c.errNm)
+		}
+	}
+	// The real confirmation works once.
+	resp, _ = g.visit(browser, http.MethodPost, consent, token)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirmation: %s", resp.Status)
+	}
+	resp, body := g.visit(browser, http.MethodPost, consent, token)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "StateAlreadyUsed") {
+		t.Errorf("a second confirmation: %s %.200s, want 400 StateAlreadyUsed", resp.Status, body)
+	}
+	for name, path := range map[string]string{
+		"an altered link": "/oauth/link/" + id[:len(id)-2] + "xx", "a provider state as link": "/oauth/link/" + "x", "no link": "/oauth/link/",
+	} {
+		resp, _ := g.visit(browser, http.MethodGet, base+path, "")
+		if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %s, want 400", name, resp.Status)
+		}
+	}
+	if names := toolNames(t, g.client("tenant-a")); containsPrefix(names, "linked_env") {
+		t.Errorf("refused confirmations stored a credential: %v", names)
+	}
+	g.assertNoSecrets()
+}
+
+// TestConsentCookieSecure: behind TLS (an https public URL, so https
+// callbacks), the link cookie is Secure: it never travels in clear.
+func TestConsentCookieSecure(t *testing.T) {
+	idp := testidp.Start(t)
+	const public = "https://gateway.test"
+	g := newGatewayWithEnv(t, map[string]string{
+		"CONNECTORS_PUBLIC_URL":          public,
+		"CONNECTORS_BROWSER_SESSION_KEY": strings.Repeat("cd", 32),
+		"LINKED_CLIENT_ID":               "linker",
+		"LINKED_CLIENT_SECRET":           "linker-s3cret",
+	}, linkedIntegration(t, idp, public, "cgw-secure"))
+	base := "http://" + g.serve()
+	resp, body := g.getAs("tenant-a", base+"/oauth/authorize/linked")
+	var out struct{ AuthorizationURL, State string }
+	if err := json.Unmarshal([]byte(body), &out); err != nil || !strings.HasPrefix(out.AuthorizationURL, public+"/oauth/link/") {
+		t.Fatalf("authorize: %s %s", resp.Status, body)
+	}
+	resp, _ = g.visit(linkBrowser(), http.MethodGet, base+"/oauth/link/"+out.State, "")
+	if c := resp.Header.Get("Set-Cookie"); !strings.Contains(c, "cgw_link=") || !strings.Contains(c, "; Secure") || !strings.Contains(c, "; HttpOnly") {
+		t.Errorf("Set-Cookie %q, want a Secure HttpOnly cgw_link", c)
+	}
+}

@@ -153,8 +153,14 @@ func (p *person) holdCallbacks() <-chan string {
 			if err != nil {
 				return
 			}
+			// Failed before it is handed over: the test must not release
+			// interception (which would let a paused request through)
+			// before the browser has given it up.
+			_, err := chromedp.Call(p.ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonAborted})
+			if err != nil {
+				p.t.Errorf("failing the held callback: %v", err)
+			}
 			held <- e.Request.URL
-			_, _ = chromedp.Call(p.ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonAborted})
 		}
 	}()
 	if _, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/oauth/callback/*"}}}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connectors-gateway/connectors/internal/fakeoauth"
 	"github.com/connectors-gateway/connectors/internal/testidp"
@@ -77,7 +78,12 @@ func TestBrowserLinkThroughConsent(t *testing.T) {
 			held := bob.holdCallbacks()
 			bob.open(g.agentLink(base, "tenant-b", "gh"))
 			bob.confirm()
-			callback := <-held
+			var callback string
+			select {
+			case callback = <-held:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the provider did not send the browser back to the callback")
+			}
 			bob.releaseCallbacks()
 			if u, _ := url.Parse(callback); u.Query().Get("code") == "" || u.Query().Get("state") == "" {
 				t.Fatalf("held callback %s, want the provider's code and state", callback)

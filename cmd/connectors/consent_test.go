@@ -141,8 +141,14 @@ func TestBrowserLinkSignedIn(t *testing.T) {
 			if g.linked("tenant-a", "gh") || g.linked("tenant-b", "gh") || fake.Exchanges() != 0 {
 				t.Fatal("a refused consent stored a credential")
 			}
-			if !strings.Contains(g.stderr.String(), `"tenant_access_denied"`) && !strings.Contains(g.stderr.String(), "tenant_access_denied") {
-				t.Error("the refused cross-tenant consent is not recorded")
+			var records []string
+			for line := range strings.Lines(g.stderr.String()) {
+				if strings.Contains(line, `"operation":"access_denied"`) && strings.Contains(line, `"tenantId":"tenant-a"`) {
+					records = append(records, line)
+				}
+			}
+			if len(records) != 1 || !strings.Contains(records[0], "tenant-b") || !strings.Contains(records[0], `"subject":"oidc:`) && !strings.Contains(records[0], `"subject":"`+testidp.UserID) {
+				t.Errorf("the refused cross-tenant consent left %d audit records, want one naming tenant-a, the tenant-b caller and their subject: %q", len(records), records)
 			}
 
 			// tenant-a's user: asked to sign in, then the consent page, then linked.

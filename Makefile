@@ -37,7 +37,21 @@ vault-dev: $(VAULTDEV)
 # Node 22, the MCP Inspector, the conformance suite and the real upstream MCP
 # servers, pinned by testdata/npm/package-lock.json. Reinstalled only when
 # the lock file changes.
-test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV)
+test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV) chromium
+
+# Headless Chromium for the account-linking tests in a real browser
+# (cmd/connectors/consent_test.go): Debian's chromium package, installed
+# when missing if we are root; otherwise say what to install.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	else \
+		echo "make test-deps: Chromium is missing. Install it first (as root: apt-get install chromium," >&2; \
+		echo "or your distribution's chromium package) so that \`chromium\` is on PATH." >&2; \
+		exit 1; \
+	fi
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm install --no-audit --no-fund --ignore-scripts --loglevel=error

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -48,6 +49,9 @@ type FlowOptions struct {
 	// RedirectURIs are the places a tenant may be sent back to after the
 	// flow (the redirect_uri parameter of Authorize), compared exactly.
 	RedirectURIs []string
+	// PublicURL is the gateway's external base URL, for consent links
+	// ({PublicURL}/oauth/link/{id}); empty makes them relative.
+	PublicURL string
 	// StateTTL bounds a flow; zero means DefaultStateTTL.
 	StateTTL time.Duration
 	// OnLinked is called after a credential is stored (schedule its
@@ -64,6 +68,7 @@ type Flow struct {
 	sealer    Sealer
 	callbacks map[string]string
 	redirects []string
+	publicURL string
 	stateTTL  time.Duration
 	onLinked  func(tenant, integration string, cred vault.Credential)
 	log       *slog.Logger
@@ -86,6 +91,7 @@ func NewFlow(opts FlowOptions) (*Flow, error) {
 		sealer:    opts.Sealer,
 		callbacks: opts.Callbacks,
 		redirects: slices.Clone(opts.RedirectURIs),
+		publicURL: strings.TrimSuffix(opts.PublicURL, "/"),
 		stateTTL:  opts.StateTTL,
 		onLinked:  opts.OnLinked,
 		log:       opts.Logger,
@@ -121,26 +127,33 @@ func (f *Flow) Provider(integration string) (*Provider, bool) {
 
 // Authorize starts a link flow of integration for caller's tenant (the
 // caller is checked by the transport: it is the tenant, or an admin
-// acting for it). redirectURI is where the tenant lands afterwards: empty
-// for the gateway's own page, else exactly an allowlisted value. It
-// returns the provider's consent URL and the state it carries.
-func (f *Flow) Authorize(ctx context.Context, caller tenants.Identity, tenant, integration, redirectURI string) (authURL, stateValue string, err error) {
-	p, ok := f.providers[integration]
-	if !ok {
-		return "", "", ErrNoProvider
-	}
-	if err := tenants.ValidateID(tenant); err != nil {
+// acting for it) in a browser that is already the person's: a signed-in
+// browser session. binding is that browser's binding secret (the value of
+// an HttpOnly cookie it holds); the state the provider carries back is
+// valid only with it, so the URL is of no use to anyone else. redirectURI
+// is where the tenant lands afterwards: empty for the gateway's own page,
+// else exactly an allowlisted value. It returns the provider's consent URL
+// and the state it carries. Agents and API callers get a consent link
+// from Begin instead.
+func (f *Flow) Authorize(ctx context.Context, caller tenants.Identity, tenant, integration, redirectURI, binding string) (authURL, stateValue string, err error) {
+	if err := f.checkStart(tenant, integration, redirectURI); err != nil {
 		return "", "", err
 	}
-	if redirectURI != "" && !slices.Contains(f.redirects, redirectURI) {
-		return "", "", ErrRedirectURI
+	return f.authorize(ctx, caller.Subject, tenant, integration, redirectURI, binding)
+}
+
+func (f *Flow) authorize(ctx context.Context, subject, tenant, integration, redirectURI, binding string) (authURL, stateValue string, err error) {
+	if binding == "" {
+		return "", "", ErrNoBinding
 	}
+	p := f.providers[integration]
 	s := state{
 		Nonce:       tenants.RandomToken(),
 		Tenant:      tenant,
 		Integration: integration,
-		Subject:     caller.Subject,
+		Subject:     subject,
 		RedirectURI: redirectURI,
+		Binding:     bindingHash(binding),
 	}
 	challenge := ""
 	if p.PKCE {
@@ -150,9 +163,12 @@ func (f *Flow) Authorize(ctx context.Context, caller tenants.Identity, tenant, i
 	if stateValue, err = f.sealState(s); err != nil {
 		return "", "", fmt.Errorf("sealing the OAuth state: %w", err)
 	}
-	f.log.InfoContext(ctx, "oauth_authorize", "tenantId", tenant, "integration", integration, "subject", caller.Subject)
+	f.log.InfoContext(ctx, "oauth_authorize", "tenantId", tenant, "integration", integration, "subject", subject)
 	return p.AuthCodeURL(stateValue, f.callbacks[integration], challenge), stateValue, nil
 }
+
+// CallbackURL returns the gateway's own callback URL of integration.
+func (f *Flow) CallbackURL(integration string) string { return f.callbacks[integration] }
 
 // CallbackResult is where a callback's tenant goes next.
 type CallbackResult struct {
@@ -179,18 +195,27 @@ func (e *ProviderError) Unwrap() error { return e.Err }
 // Callback completes a link flow from the provider's redirect (its query
 // q: code and state, or error and state). browserTenant is the tenant of
 // the browser's gateway session, "" when it has none: a browser signed in
-// as another tenant may not complete this tenant's flow.
+// as another tenant may not complete this tenant's flow. binding is the
+// browser's binding secret (its link cookie), "" when it sent none: only
+// the browser the flow was confirmed in can complete it.
 //
-// A state that is not valid, expired or used is ErrStateInvalid,
-// ErrStateExpired or ErrStateUsed, with an empty result: the caller must
+// A state that is not valid, expired, used or arriving in another browser
+// is ErrStateInvalid, ErrStateExpired, ErrStateUsed or ErrStateBrowser,
+// with an empty result: the caller must
 // not redirect anywhere. A provider refusal or failed exchange is a
 // *ProviderError with the result filled in, for the caller to send the
 // tenant back with the error. Either way nothing is stored.
-func (f *Flow) Callback(ctx context.Context, integration string, q url.Values, browserTenant string) (CallbackResult, error) {
+func (f *Flow) Callback(ctx context.Context, integration string, q url.Values, browserTenant, binding string) (CallbackResult, error) {
 	s, err := f.openState(q.Get("state"), integration)
 	if err != nil {
 		f.log.WarnContext(ctx, "oauth_callback_rejected", "integration", integration, "reason", err.Error())
 		return CallbackResult{}, err
+	}
+	// Checked before the state is spent: a foreign browser's attempt must
+	// not use up the flow of the person who confirmed it.
+	if !s.boundTo(binding) {
+		f.log.WarnContext(ctx, "oauth_callback_rejected", "integration", integration, "tenantId", s.Tenant, "reason", ErrStateBrowser.Error())
+		return CallbackResult{}, ErrStateBrowser
 	}
 	if browserTenant != "" && browserTenant != s.Tenant {
 		f.log.WarnContext(ctx, "oauth_callback_rejected", "integration", integration, "tenantId", s.Tenant, "reason", ErrStateTenant.Error())

@@ -119,7 +119,7 @@ func newFlow(t *testing.T) *flowEnv {
 // PKCE challenge with the token server.
 func (e *flowEnv) start(t *testing.T, tenant string) string {
 	t.Helper()
-	authURL, state, err := e.flow.Authorize(context.Background(), tenants.Identity{Tenant: tenant, Subject: "u1"}, tenant, "crm", "https://app.example.com/done")
+	authURL, state, err := e.flow.Authorize(context.Background(), tenants.Identity{Tenant: tenant, Subject: "u1"}, tenant, "crm", "https://app.example.com/done", browserOne)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +128,16 @@ func (e *flowEnv) start(t *testing.T, tenant string) string {
 	return state
 }
 
+// browserOne is the binding secret (link cookie) of the browser the tests'
+// flows are started in.
+const browserOne = "browser-one-binding-secret-0123456789abcdefghij"
+
 func (e *flowEnv) callback(state, browserTenant string) (oauth.CallbackResult, error) {
-	return e.flow.Callback(context.Background(), "crm", url.Values{"code": {"good-code"}, "state": {state}}, browserTenant)
+	return e.callbackIn(state, browserTenant, browserOne)
+}
+
+func (e *flowEnv) callbackIn(state, browserTenant, binding string) (oauth.CallbackResult, error) {
+	return e.flow.Callback(context.Background(), "crm", url.Values{"code": {"good-code"}, "state": {state}}, browserTenant, binding)
 }
 
 func (e *flowEnv) stored(t *testing.T, tenant string) bool {
@@ -179,7 +187,7 @@ func TestFlowStateRefusals(t *testing.T) {
 	}
 	// A state of this integration presented at another's callback.
 	state := e.start(t, "tenant-a")
-	if _, err := e.flow.Callback(context.Background(), "other", url.Values{"code": {"good-code"}, "state": {state}}, ""); !errors.Is(err, oauth.ErrStateInvalid) {
+	if _, err := e.flow.Callback(context.Background(), "other", url.Values{"code": {"good-code"}, "state": {state}}, "", browserOne); !errors.Is(err, oauth.ErrStateInvalid) {
 		t.Errorf("state at another integration: %v, want ErrStateInvalid", err)
 	}
 	// A browser signed in as tenant-b may not finish tenant-a's flow, and
@@ -229,7 +237,7 @@ func TestFlowConcurrentCallbacks(t *testing.T) {
 func TestFlowProviderRefusal(t *testing.T) {
 	e := newFlow(t)
 	state := e.start(t, "tenant-a")
-	res, err := e.flow.Callback(context.Background(), "crm", url.Values{"error": {"access_denied"}, "state": {state}}, "")
+	res, err := e.flow.Callback(context.Background(), "crm", url.Values{"error": {"access_denied"}, "state": {state}}, "", browserOne)
 	var perr *oauth.ProviderError
 	if !errors.As(err, &perr) || perr.Code != "access_denied" || res.RedirectURI != "https://app.example.com/done" {
 		t.Fatalf("denied: %+v, %v", res, err)
@@ -250,14 +258,102 @@ func TestFlowAuthorizeRefusals(t *testing.T) {
 	e := newFlow(t)
 	id := tenants.Identity{Tenant: "tenant-a"}
 	for _, ru := range []string{"https://app.example.com/done/", "https://app.example.com/done?x", "HTTPS://app.example.com/done", "https://app.example.com.evil/done"} {
-		if _, _, err := e.flow.Authorize(context.Background(), id, "tenant-a", "crm", ru); !errors.Is(err, oauth.ErrRedirectURI) {
+		if _, _, err := e.flow.Authorize(context.Background(), id, "tenant-a", "crm", ru, browserOne); !errors.Is(err, oauth.ErrRedirectURI) {
 			t.Errorf("redirect_uri %q: %v, want ErrRedirectURI", ru, err)
 		}
 	}
-	if _, _, err := e.flow.Authorize(context.Background(), id, "tenant-a", "nope", ""); !errors.Is(err, oauth.ErrNoProvider) {
+	if _, _, err := e.flow.Authorize(context.Background(), id, "tenant-a", "nope", "", browserOne); !errors.Is(err, oauth.ErrNoProvider) {
 		t.Errorf("unknown integration: %v", err)
 	}
-	if _, _, err := e.flow.Authorize(context.Background(), id, "../tenant-b", "crm", ""); !errors.Is(err, tenants.ErrInvalidID) {
+	if _, _, err := e.flow.Authorize(context.Background(), id, "../tenant-b", "crm", "", browserOne); !errors.Is(err, tenants.ErrInvalidID) {
 		t.Errorf("hostile tenant: %v", err)
+	}
+	// No flow without a browser binding: its URL would be anyone's.
+	if _, _, err := e.flow.Authorize(context.Background(), id, "tenant-a", "crm", "", ""); !errors.Is(err, oauth.ErrNoBinding) {
+		t.Errorf("no binding: %v, want ErrNoBinding", err)
+	}
+	if _, err := e.flow.Begin(context.Background(), id, "tenant-a", "crm", "https://evil.example/done"); !errors.Is(err, oauth.ErrRedirectURI) {
+		t.Errorf("Begin with a redirect_uri not allowed: %v", err)
+	}
+}
+
+// TestFlowBrowserBinding: a state completes only in the browser it was
+// bound to; another browser's attempt (or one without the cookie) stores
+// nothing and does not spend it.
+func TestFlowBrowserBinding(t *testing.T) {
+	e := newFlow(t)
+	state := e.start(t, "tenant-a")
+	for name, binding := range map[string]string{"no cookie": "", "another browser": "browser-two-binding-secret-0123456789abcdefghij"} {
+		if _, err := e.callbackIn(state, "", binding); !errors.Is(err, oauth.ErrStateBrowser) {
+			t.Errorf("%s: %v, want ErrStateBrowser", name, err)
+		}
+	}
+	if e.stored(t, "tenant-a") || e.ts.exchanges.Load() != 0 {
+		t.Fatal("a callback in another browser exchanged the code or stored a credential")
+	}
+	if _, err := e.callback(state, ""); err != nil {
+		t.Errorf("the browser the flow was bound to: %v", err)
+	}
+}
+
+// TestFlowConsentLink: a link begun by an agent names its tenant,
+// integration and starter; confirming it once, in one browser, gives the
+// provider URL whose state only that browser can complete.
+func TestFlowConsentLink(t *testing.T) {
+	e := newFlow(t)
+	agent := tenants.Identity{Tenant: "tenant-a", Subject: "apikey:agent-1"}
+	link, err := e.flow.Begin(context.Background(), agent, "tenant-a", "crm", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.flow.Link(link.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tenant != "tenant-a" || got.Integration != "crm" || got.Subject != "apikey:agent-1" || got.URL != "/oauth/link/"+link.ID ||
+		!got.Expires.Equal(e.clock.Now().Add(oauth.DefaultStateTTL).Truncate(time.Second)) {
+		t.Errorf("link = %+v", got)
+	}
+	// The link's ID is no state: presented at the callback it is refused.
+	if _, err := e.callback(link.ID, ""); !errors.Is(err, oauth.ErrStateInvalid) {
+		t.Errorf("a link ID as state: %v, want ErrStateInvalid", err)
+	}
+	// Nor is a state a link.
+	state := e.start(t, "tenant-a")
+	if _, err := e.flow.Link(state); !errors.Is(err, oauth.ErrLinkInvalid) {
+		t.Errorf("a state as link ID: %v, want ErrLinkInvalid", err)
+	}
+	if _, err := e.flow.Confirm(context.Background(), link.ID, ""); !errors.Is(err, oauth.ErrNoBinding) {
+		t.Errorf("confirm without a browser binding: %v", err)
+	}
+	authURL, err := e.flow.Confirm(context.Background(), link.ID, browserOne)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.flow.Confirm(context.Background(), link.ID, "browser-two-binding-secret-0123456789abcdefghij"); !errors.Is(err, oauth.ErrLinkUsed) {
+		t.Errorf("a second confirmation: %v, want ErrLinkUsed", err)
+	}
+	u, _ := url.Parse(authURL)
+	e.ts.challenge.Store(u.Query().Get("code_challenge"))
+	if _, err := e.callbackIn(u.Query().Get("state"), "", "browser-two-binding-secret-0123456789abcdefghij"); !errors.Is(err, oauth.ErrStateBrowser) {
+		t.Errorf("callback in another browser: %v", err)
+	}
+	res, err := e.callback(u.Query().Get("state"), "")
+	if err != nil || res.Tenant != "tenant-a" {
+		t.Fatalf("callback in the confirming browser: %+v, %v", res, err)
+	}
+	if !e.stored(t, "tenant-a") {
+		t.Error("nothing stored")
+	}
+	// Forged and expired links.
+	forged := []byte(link.ID)
+	forged[len(forged)/2] ^= 1
+	if _, err := e.flow.Link(string(forged)); !errors.Is(err, oauth.ErrLinkInvalid) {
+		t.Errorf("an altered link: %v", err)
+	}
+	late, _ := e.flow.Begin(context.Background(), agent, "tenant-a", "crm", "")
+	e.clock.Add(oauth.DefaultStateTTL + time.Second)
+	if _, err := e.flow.Confirm(context.Background(), late.ID, browserOne); !errors.Is(err, oauth.ErrLinkExpired) {
+		t.Errorf("an expired link: %v, want ErrLinkExpired", err)
 	}
 }

@@ -672,3 +672,47 @@ func TestProviderErrorsKeepSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestPresetPKCE: PKCE is on wherever a provider takes it for a
+// confidential web app. GitHub verifies it (TestGitHubPKCE). Notion
+// documents no PKCE: its preset sends none. Slack takes it only from an
+// app with PKCE turned on, which Slack documents as making the app a
+// public client for good (and its refresh tokens expire in 30 days): its
+// preset leaves it off, and "pkce": true in the integrations file turns it
+// on, verified by the fake like a PKCE-enabled app.
+func TestPresetPKCE(t *testing.T) {
+	_, notion := provAtFake(t, "notion")
+	if notion.PKCE {
+		t.Error("the notion preset sends PKCE, which Notion does not document")
+	}
+	if q := mustQuery(t, notion.AuthCodeURL("st", provRedirect, "ch")); q.Has("code_challenge") || q.Has("code_challenge_method") {
+		t.Errorf("notion's consent URL carries PKCE: %v", q)
+	}
+	fake, slack := provAtFake(t, "slack")
+	if slack.PKCE {
+		t.Error("the slack preset turns PKCE on, which would need the app made a public client")
+	}
+	fake.SetPKCE(true)
+	slack.PKCE = true
+	if _, err := provLink(t, fake, slack); err != nil {
+		t.Fatalf("slack with PKCE: %v", err)
+	}
+	for name, verifier := range map[string]string{"wrong verifier": oauth2.GenerateVerifier(), "no verifier": "", "too short": "abc"} {
+		t.Run(name, func(t *testing.T) {
+			challenge := oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())
+			code := provCode(t, fake, slack.AuthCodeURL("st4te", provRedirect, challenge))
+			if _, err := slack.Exchange(t.Context(), code, provRedirect, verifier); err == nil {
+				t.Error("slack exchanged a code without its PKCE verifier")
+			}
+		})
+	}
+}
+
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
+}

@@ -50,6 +50,7 @@ type state struct {
 	Subject     string `json:"s,omitempty"` // who started the flow, for the audit trail
 	RedirectURI string `json:"r,omitempty"` // where the tenant lands; empty: the gateway's own page
 	Verifier    string `json:"v,omitempty"` // PKCE code verifier
+	Binding     string `json:"b"`           // bindingHash of the browser's binding secret
 }
 
 func (f *Flow) sealState(s state) (string, error) {

@@ -79,8 +79,8 @@ type HTTPOptions struct {
 	// SessionIdleTTL ends MCP sessions idle this long; zero means 30 minutes.
 	SessionIdleTTL time.Duration
 
-	// OAuth, if set, serves the link flow at /oauth/authorize/{integration}
-	// and /oauth/callback/{integration}.
+	// OAuth, if set, serves the link flow at /oauth/authorize/{integration},
+	// the consent page /oauth/link/{id} and /oauth/callback/{integration}.
 	OAuth *oauth.Flow
 
 	// Credentials, if set, serves the credential routes under
@@ -214,6 +214,7 @@ func (h *HTTP) routes() {
 		h.mux.Handle("GET /admin/tenants/{tenantId}/usage", api(h.handleUsage))
 	}
 	h.mux.Handle("GET /oauth/callback/{integration}", h.checkHost(http.HandlerFunc(h.handleCallback)))
+	h.consentRoutes()
 
 	guard := func(next http.Handler) http.Handler {
 		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))

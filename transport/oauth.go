@@ -14,8 +14,12 @@ import (
 
 // handleAuthorize handles the "GET /oauth/authorize/{integration}" route:
 // it starts a link flow for the caller's tenant (or, for an admin, the
-// tenant_id given) and answers the seed's JSON, or a redirect to the
-// provider for a browser.
+// tenant_id given) and answers the seed's JSON, or a redirect for a
+// browser. An agent or API caller gets the gateway's consent page as
+// authorizationUrl: whoever opens it sees what is linked into which tenant
+// on whose behalf, and the flow is bound to the browser that confirms. A
+// signed-in browser (its session cookie is the credential) is that person
+// already: it gets the provider's URL, its state bound to this browser.
 func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	integration := r.PathValue("integration")
 	if !h.linkable(w, r, integration) {
@@ -28,7 +32,15 @@ func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller, _ := tenants.FromContext(r.Context())
-	authURL, state, err := flow.Authorize(r.Context(), caller, tenant, integration, q.Get("redirect_uri"))
+	var authURL, state string
+	var err error
+	if h.signedInBrowser(r, caller) {
+		authURL, state, err = flow.Authorize(r.Context(), caller, tenant, integration, q.Get("redirect_uri"), h.linkBinding(w, r, integration))
+	} else {
+		var link oauth.Link
+		link, err = flow.Begin(r.Context(), caller, tenant, integration, q.Get("redirect_uri"))
+		authURL, state = link.URL, link.ID
+	}
 	switch {
 	case errors.Is(err, oauth.ErrRedirectURI):
 		writeError(w, r, http.StatusBadRequest, "InvalidRedirectUri", "redirect_uri must be exactly one of the gateway's allowed redirect URIs")
@@ -46,10 +58,21 @@ func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"authorizationUrl": authURL, "state": state})
 }
 
+// signedInBrowser reports whether caller was authenticated by r's browser
+// session cookie alone (no API key or bearer token on the request).
+func (h *HTTP) signedInBrowser(r *http.Request, caller tenants.Identity) bool {
+	if h.opts.Browser == nil || r.Header.Get("Authorization") != "" || r.Header.Get("X-API-Key") != "" {
+		return false
+	}
+	s, err := h.opts.Browser.session(r)
+	return err == nil && s.Identity.Tenant == caller.Tenant && s.Identity.Subject == caller.Subject
+}
+
 // handleCallback handles the "GET /oauth/callback/{integration}" route,
 // where the provider sends the tenant's browser back. It needs no
-// credentials: the sealed, single-use state says whose flow it is. A
-// browser signed in to the gateway as another tenant is refused.
+// credentials: the sealed, single-use state says whose flow it is, and it
+// is valid only in the browser that confirmed the flow (its link cookie).
+// A browser signed in to the gateway as another tenant is refused.
 func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 	integration := r.PathValue("integration")
 	if !h.linkable(w, r, integration) {
@@ -65,8 +88,12 @@ func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	binding := ""
+	if c, err := r.Cookie(LinkCookie); err == nil {
+		binding = c.Value
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	res, err := flow.Callback(r.Context(), integration, r.URL.Query(), browserTenant)
+	res, err := flow.Callback(r.Context(), integration, r.URL.Query(), browserTenant, binding)
 	var perr *oauth.ProviderError
 	switch {
 	case errors.As(err, &perr):
@@ -77,6 +104,8 @@ func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 		h.linkError(w, r, http.StatusBadRequest, "StateAlreadyUsed", "this link request was already completed")
 	case errors.Is(err, oauth.ErrStateTenant):
 		h.linkError(w, r, http.StatusForbidden, "StateTenantMismatch", "this link request was started for another tenant than the one signed in")
+	case errors.Is(err, oauth.ErrStateBrowser):
+		h.linkError(w, r, http.StatusForbidden, "StateBrowserMismatch", "this link request was confirmed in another browser: nothing was linked")
 	case errors.Is(err, oauth.ErrStateInvalid):
 		h.linkError(w, r, http.StatusBadRequest, "InvalidState", "the state parameter is missing or not valid")
 	case err != nil:
@@ -160,7 +189,8 @@ var linkTemplate = template.Must(template.New("link").Parse(`<!doctype html>
 
 func renderLinkPage(w http.ResponseWriter, status int, p linkPage) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
 	_ = linkTemplate.Execute(w, p)
 }

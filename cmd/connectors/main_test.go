@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,7 @@ type gateway struct {
 	addr   string
 	stderr *lockedBuffer
 	keys   map[string]string // tenant → API key
+	bind   string            // the address serve listens on; "": 127.0.0.1:0
 }
 
 // newGateway prepares a data dir, an integrations file that points the
@@ -306,7 +308,7 @@ func (g *gateway) start() (addr string, stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		serveErr = m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"})
+		serveErr = m.Run(ctx, []string{"serve", "--addr", cmp.Or(g.bind, "127.0.0.1:0")})
 	}()
 	var once sync.Once
 	stop = func() {

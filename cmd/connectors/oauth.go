@@ -83,8 +83,9 @@ func redirectURIs(list []string) error {
 	return nil
 }
 
-// flowLinker offers the link flow to the MCP gateway: the provider's
-// consent URL for the calling tenant.
+// flowLinker offers the link flow to the MCP gateway: the gateway's
+// consent page for the calling tenant (never the provider's URL, whose
+// approval anyone could otherwise bring back into this tenant).
 type flowLinker struct{ flow *oauth.Flow }
 
 func (l flowLinker) CanLink(integration string) bool {
@@ -97,8 +98,8 @@ func (l flowLinker) LinkURL(ctx context.Context, integration string) (string, bo
 	if !ok || !l.CanLink(integration) {
 		return "", false, nil
 	}
-	u, _, err := l.flow.Authorize(ctx, id, id.Tenant, integration, "")
-	return u, err == nil, err
+	link, err := l.flow.Begin(ctx, id, id.Tenant, integration, "")
+	return link.URL, err == nil, err
 }
 
 // scheduleStored schedules the refresh of every stored credential of the

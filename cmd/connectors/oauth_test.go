@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +116,77 @@ func (g *gateway) startLink(base, tenant, integration string) (authURL, state st
 	return out.AuthorizationURL, out.State
 }
 
+// linkBrowser is a browser without JavaScript: cookies, no redirects
+// followed.
+func linkBrowser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+var (
+	csrfField   = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+	formAction  = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+	publicLinks = regexp.MustCompile(`^http://gateway\.test`)
+)
+
+// confirm plays the person who opens the consent link in browser and
+// confirms: it returns the provider URL the gateway sends browser on to.
+// Links under the tests' public URL (http://gateway.test) are opened at
+// base.
+func (g *gateway) confirm(base string, browser *http.Client, link string) string {
+	g.t.Helper()
+	resp, page := g.visit(browser, http.MethodGet, publicLinks.ReplaceAllString(link, base), "")
+	if resp.StatusCode != http.StatusOK {
+		g.t.Fatalf("consent page %s: %s %s", link, resp.Status, page)
+	}
+	csrf, action := csrfField.FindStringSubmatch(page), formAction.FindStringSubmatch(page)
+	if csrf == nil || action == nil {
+		g.t.Fatalf("consent page without its form: %s", page)
+	}
+	resp, page = g.visit(browser, http.MethodPost, base+html.UnescapeString(action[1]), "csrf_token="+url.QueryEscape(html.UnescapeString(csrf[1])))
+	if resp.StatusCode != http.StatusSeeOther {
+		g.t.Fatalf("confirming %s: %s %s", link, resp.Status, page)
+	}
+	return resp.Header.Get("Location")
+}
+
+// visit sends one browser request (a form POST when form is not empty,
+// from the gateway's own origin) and returns the answer and its body.
+func (g *gateway) visit(browser *http.Client, method, u, form string) (*http.Response, string) {
+	g.t.Helper()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(form)
+	}
+	req, _ := http.NewRequest(method, u, body)
+	req.Header.Set("Accept", "text/html")
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://"+req.URL.Host)
+	}
+	resp, err := browser.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// linkState begins a link for tenant as an agent would and confirms it in
+// a new browser: the browser, the provider URL and its state.
+func (g *gateway) linkState(base, tenant, integration string) (*http.Client, string, string) {
+	g.t.Helper()
+	link, _ := g.startLink(base, tenant, integration)
+	browser := linkBrowser()
+	authURL := g.confirm(base, browser, link)
+	u, err := url.Parse(authURL)
+	if err != nil || u.Query().Get("state") == "" {
+		g.t.Fatalf("confirmed link goes to %q, want the provider with a state", authURL)
+	}
+	return browser, authURL, u.Query().Get("state")
+}
+
 // TestOAuthLinkFlow links an account end to end through the gateway's
 // routes and a real provider: authorize (JSON and browser redirect), the
 // provider's login, the callback, storage, tools appearing in an open
@@ -128,19 +202,23 @@ func TestOAuthLinkFlow(t *testing.T) {
 		t.Fatalf("before the link: %v, want linked_connect_account and no linked tools", names)
 	}
 
-	authURL, state := g.startLink(base, "tenant-a", "linked")
+	// An agent gets the gateway's consent page, never the provider's URL.
+	link, id := g.startLink(base, "tenant-a", "linked")
+	if link != "http://gateway.test/oauth/link/"+id {
+		t.Fatalf("authorizationUrl = %s, want the consent page http://gateway.test/oauth/link/{state}", link)
+	}
+	resp, _ := g.getAs("tenant-a", base+"/oauth/authorize/linked", "Accept", "text/html,application/xhtml+xml")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "http://gateway.test/oauth/link/") {
+		t.Errorf("GET /oauth/authorize/linked asking for HTML: %s to %q, want 302 to the consent page", resp.Status, loc)
+	}
+	browser := linkBrowser()
+	authURL := g.confirm(base, browser, link)
 	u, _ := url.Parse(authURL)
 	q := u.Query()
-	if !strings.HasPrefix(authURL, disc.AuthorizationEndpoint+"?") || q.Get("state") != state ||
+	if !strings.HasPrefix(authURL, disc.AuthorizationEndpoint+"?") || q.Get("state") == "" ||
 		q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256" ||
 		q.Get("redirect_uri") != "http://gateway.test/oauth/callback/linked" || q.Get("client_id") != "linker" {
-		t.Fatalf("authorizationUrl = %s", authURL)
-	}
-
-	// A browser asking for a page is sent to the provider instead.
-	resp, _ := g.getAs("tenant-a", base+"/oauth/authorize/linked", "Accept", "text/html,application/xhtml+xml")
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), disc.AuthorizationEndpoint+"?") {
-		t.Errorf("browser GET /oauth/authorize/linked: %s to %q, want 302 to the provider", resp.Status, resp.Header.Get("Location"))
+		t.Fatalf("confirmed, the browser goes to %s", authURL)
 	}
 
 	cb, err := idp.SignIn(t.Context(), &http.Client{}, authURL, idp.TestUsername(), testidp.UserPassword)
@@ -148,7 +226,12 @@ func TestOAuthLinkFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	callback := base + cb.Path + "?" + cb.RawQuery
+	// Only the browser that confirmed can bring the approval back.
 	resp, body := g.getAs("", callback)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "StateBrowserMismatch") {
+		t.Fatalf("callback without the confirming browser's cookie: %s %s, want 403 StateBrowserMismatch", resp.Status, body)
+	}
+	resp, body = g.visit(browser, http.MethodGet, callback, "")
 	want := appCallback + "?integration=linked&status=success"
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
 		t.Fatalf("callback: %s to %q (%s), want 302 to %s", resp.Status, resp.Header.Get("Location"), body, want)
@@ -177,7 +260,7 @@ func TestOAuthLinkFlow(t *testing.T) {
 	}
 
 	// The state is spent: the same callback again stores nothing.
-	resp, body = g.getAs("", callback)
+	resp, body = g.visit(browser, http.MethodGet, callback, "")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "StateAlreadyUsed") {
 		t.Errorf("replayed callback: %s %s, want 400 StateAlreadyUsed", resp.Status, body)
 	}
@@ -265,8 +348,11 @@ func TestOAuthLinkRefusals(t *testing.T) {
 	check("integration without a client", resp, body, http.StatusNotFound, "OAuthNotConfigured")
 
 	// Callbacks.
-	_, state := g.startLink(base, "tenant-a", "linked")
+	_, linkID := g.startLink(base, "tenant-a", "linked")
 	callback := base + "/oauth/callback/linked?code=whatever&state="
+	resp, body = g.getAs("", callback+url.QueryEscape(linkID))
+	check("a consent link's ID as state", resp, body, http.StatusBadRequest, "InvalidState")
+	browser, _, state := g.linkState(base, "tenant-a", "linked")
 	resp, body = g.getAs("", callback)
 	check("no state", resp, body, http.StatusBadRequest, "InvalidState")
 	forged := []byte(state)
@@ -278,16 +364,20 @@ func TestOAuthLinkRefusals(t *testing.T) {
 	resp, body = g.getAs("", base+"/oauth/callback/everything?code=x&state="+url.QueryEscape(state))
 	check("state at another integration's callback", resp, body, http.StatusNotFound, "OAuthNotConfigured")
 
+	resp, body = g.getAs("", callback+url.QueryEscape(state))
+	check("a browser that did not confirm", resp, body, http.StatusForbidden, "StateBrowserMismatch")
 	// The tenant says no at the provider: sent back with the error, nothing stored.
-	resp, _ = g.getAs("", base+"/oauth/callback/linked?error=access_denied&error_description=no&state="+url.QueryEscape(state))
+	resp, _ = g.visit(browser, http.MethodGet, base+"/oauth/callback/linked?error=access_denied&error_description=no&state="+url.QueryEscape(state), "")
 	if want := appCallback + "?error=access_denied&integration=linked&status=error"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
 		t.Errorf("denied: %s to %q, want 302 to %s", resp.Status, resp.Header.Get("Location"), want)
 	}
-	resp, body = g.getAs("", callback+url.QueryEscape(state))
-	check("the denied flow's state again", resp, body, http.StatusBadRequest, "StateAlreadyUsed")
+	resp, _ = g.visit(browser, http.MethodGet, callback+url.QueryEscape(state), "")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the denied flow's state again: %s, want 400 StateAlreadyUsed", resp.Status)
+	}
 	// A code the provider never issued: sent back with exchange_failed.
-	_, state = g.startLink(base, "tenant-a", "linked")
-	resp, _ = g.getAs("", callback+url.QueryEscape(state))
+	browser, _, state = g.linkState(base, "tenant-a", "linked")
+	resp, _ = g.visit(browser, http.MethodGet, callback+url.QueryEscape(state), "")
 	if want := appCallback + "?error=exchange_failed&integration=linked&status=error"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
 		t.Errorf("bad code: %s to %q, want 302 to %s", resp.Status, resp.Header.Get("Location"), want)
 	}
@@ -295,4 +385,134 @@ func TestOAuthLinkRefusals(t *testing.T) {
 		t.Errorf("refused flows stored a credential: %v", names)
 	}
 	g.assertNoSecrets()
+}
+
+// TestConsentRefusals: the consent page is a page no other site can use:
+// framed, posted to from elsewhere, confirmed without its cookie or with
+// another link's token, or twice, it refuses and sends no one to the
+// provider.
+func TestConsentRefusals(t *testing.T) {
+	g, _, base := linkedGateway(t)
+	link, id := g.startLink(base, "tenant-a", "linked")
+	consent := base + "/oauth/link/" + id
+
+	browser := linkBrowser()
+	resp, page := g.visit(browser, http.MethodGet, consent, "")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(link, "http://gateway.test/oauth/link/") {
+		t.Fatalf("consent page: %s %s", resp.Status, page)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "form-action 'self' http://127.0.0.1:"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "script-src") || strings.Contains(page, "<script") {
+		t.Errorf("the consent page allows or carries script: %q", csp)
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("consent page headers: %v", resp.Header)
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "cgw_link" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/oauth/" || cookie.Secure {
+		t.Fatalf("cgw_link cookie = %+v, want HttpOnly, SameSite=Lax, Path=/oauth/, not Secure over http", cookie)
+	}
+	for _, want := range []string{"linked", "tenant-a", "apikey:"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the consent page does not name %q", want)
+		}
+	}
+	token := "csrf_token=" + url.QueryEscape(html.UnescapeString(csrfField.FindStringSubmatch(page)[1]))
+	_, otherID := g.startLink(base, "tenant-a", "linked")
+	_, other := g.visit(browser, http.MethodGet, base+"/oauth/link/"+otherID, "")
+	otherToken := "csrf_token=" + url.QueryEscape(html.UnescapeString(csrfField.FindStringSubmatch(other)[1]))
+
+	post := func(name string, c *http.Client, form string, header ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, consent, strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusSeeOther {
+			t.Errorf("%s: sent on to %s", name, resp.Header.Get("Location"))
+		}
+		return resp, string(b)
+	}
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		form   string
+		header []string
+		status int
+		errNm  string
+	}{
+		{"from another site", browser, token, []string{"Origin", "https://evil.example"}, http.StatusForbidden, "CSRFCheckFailed"},
+		{"a cross-site form (allowed origin)", browser, token, []string{"Origin", "http://localhost:1", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden, "CSRFCheckFailed"},
+		{"an opaque origin", browser, token, []string{"Origin", "null"}, http.StatusForbidden, ""},
+		{"without the cookie", linkBrowser(), token, nil, http.StatusForbidden, "CSRFCheckFailed"},
+		{"without the token", browser, "", nil, http.StatusForbidden, "CSRFCheckFailed"},
+		{"with another link's token", browser, otherToken, nil, http.StatusForbidden, "CSRFCheckFailed"},
+		{"as JSON", browser, `{"csrf_token":"x"}`, []string{"Content-Type", "application/json"}, http.StatusForbidden, "CSRFCheckFailed"},
+	} {
+		resp, body := post(c.name, c.client, c.form, c.header...)
+		if resp.StatusCode != c.status || !strings.Contains(body, c.errNm) {
+			t.Errorf("%s: %s %.200s, want %d %s", c.name, resp.Status, body, c.status, c.errNm)
+		}
+	}
+	// The real confirmation works once.
+	resp, _ = g.visit(browser, http.MethodPost, consent, token)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirmation: %s", resp.Status)
+	}
+	resp, body := g.visit(browser, http.MethodPost, consent, token)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "StateAlreadyUsed") {
+		t.Errorf("a second confirmation: %s %.200s, want 400 StateAlreadyUsed", resp.Status, body)
+	}
+	for name, path := range map[string]string{
+		"an altered link": "/oauth/link/" + id[:len(id)-2] + "xx", "a provider state as link": "/oauth/link/" + "x", "no link": "/oauth/link/",
+	} {
+		resp, _ := g.visit(browser, http.MethodGet, base+path, "")
+		if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %s, want 400", name, resp.Status)
+		}
+	}
+	if names := toolNames(t, g.client("tenant-a")); containsPrefix(names, "linked_env") {
+		t.Errorf("refused confirmations stored a credential: %v", names)
+	}
+	g.assertNoSecrets()
+}
+
+// TestConsentCookieSecure: behind TLS (an https public URL, so https
+// callbacks), the link cookie is Secure: it never travels in clear.
+func TestConsentCookieSecure(t *testing.T) {
+	idp := testidp.Start(t)
+	const public = "https://gateway.test"
+	g := newGatewayWithEnv(t, map[string]string{
+		"CONNECTORS_PUBLIC_URL":          public,
+		"CONNECTORS_BROWSER_SESSION_KEY": strings.Repeat("cd", 32),
+		"LINKED_CLIENT_ID":               "linker",
+		"LINKED_CLIENT_SECRET":           "linker-s3cret",
+	}, linkedIntegration(t, idp, public, "cgw-secure"))
+	base := "http://" + g.serve()
+	resp, body := g.getAs("tenant-a", base+"/oauth/authorize/linked")
+	var out struct{ AuthorizationURL, State string }
+	if err := json.Unmarshal([]byte(body), &out); err != nil || !strings.HasPrefix(out.AuthorizationURL, public+"/oauth/link/") {
+		t.Fatalf("authorize: %s %s", resp.Status, body)
+	}
+	resp, _ = g.visit(linkBrowser(), http.MethodGet, base+"/oauth/link/"+out.State, "")
+	if c := resp.Header.Get("Set-Cookie"); !strings.Contains(c, "cgw_link=") || !strings.Contains(c, "; Secure") || !strings.Contains(c, "; HttpOnly") {
+		t.Errorf("Set-Cookie %q, want a Secure HttpOnly cgw_link", c)
+	}
 }

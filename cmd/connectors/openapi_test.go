@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -196,32 +197,78 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 		return out.AuthorizationURL, out.State
 	}
-	authURL, _ := link("tenant-a", back)
-	jar, _ = cookiejar.New(nil)
-	cb, err = idp.SignIn(t.Context(), &http.Client{Jar: jar}, authURL, idp.TestUsername(), testidp.UserPassword)
+	// An agent's link goes through the consent page, where the person must
+	// be signed in as a user of the link's tenant.
+	consentURL, _ := link("tenant-a", back)
+	consent := strings.TrimPrefix(consentURL, "http://gateway.test")
+	_, consentB := link("tenant-b", back)
+	resp, _ = d.do(exchange{name: "the consent page, not signed in", method: "GET", path: consent, status: 303})
+	if loc := resp.Header.Get("Location"); loc != "/auth/login?next="+url.QueryEscape(consent) {
+		t.Errorf("consent page without a session: to %q, want sign-in and back", loc)
+	}
+	resp, page := d.do(exchange{name: "the consent page", method: "GET", path: consent, header: cookie, status: 200})
+	linkCookie := "cgw_link=" + cookieNamed(resp, "cgw_link")
+	csrf := csrfField.FindStringSubmatch(string(page))
+	if csrf == nil || linkCookie == "cgw_link=" {
+		t.Fatalf("consent page without its form or cookie: %s", page)
+	}
+	both := []string{"Cookie", cookie[1] + "; " + linkCookie}
+	form := func(extra ...string) []string {
+		return append(append(slices.Clone(both), "Content-Type", "application/x-www-form-urlencoded"), extra...)
+	}
+	confirm := "csrf_token=" + url.QueryEscape(html.UnescapeString(csrf[1]))
+	d.run([]exchange{
+		{name: "another tenant's link", method: "GET", path: "/oauth/link/" + consentB, header: cookie, status: 403, errName: "StateTenantMismatch"},
+		{name: "an altered link", method: "GET", path: consent + "x", header: cookie, status: 400, errName: "InvalidState"},
+		{name: "a rebound host", method: "GET", path: consent, header: append(slices.Clone(cookie), "Host", "evil.example"), status: 403, errName: "ForbiddenHost"},
+		{name: "without the CSRF token", method: "POST", path: consent, header: form(), body: "csrf_token=x", status: 403},
+		{name: "from another site", method: "POST", path: consent, header: form("Origin", "https://evil.example"), body: confirm, status: 403},
+		{name: "not signed in", method: "POST", path: consent, header: []string{"Cookie", linkCookie, "Content-Type", "application/x-www-form-urlencoded"}, body: confirm, status: 401},
+	})
+	resp, _ = d.do(exchange{name: "confirmed", method: "POST", path: consent, header: form(), body: confirm, status: 303})
+	authURL := resp.Header.Get("Location")
+	d.run([]exchange{
+		{name: "confirmed again", method: "POST", path: consent, header: form(), body: confirm, status: 400},
+	})
+	cb, err = idp.SignIn(t.Context(), &http.Client{}, authURL, idp.TestUsername(), testidp.UserPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
 	callback := "/oauth/callback/linked?" + cb.RawQuery
-	resp, _ = d.do(exchange{name: "linked", method: "GET", path: callback, status: 302})
+	inBrowser := []string{"Cookie", linkCookie}
+	d.run([]exchange{
+		{name: "in another browser", method: "GET", path: callback, status: 403, errName: "StateBrowserMismatch"},
+	})
+	resp, _ = d.do(exchange{name: "linked", method: "GET", path: callback, header: inBrowser, status: 302})
 	if want := appCallback + "?integration=linked&status=success"; resp.Header.Get("Location") != want {
 		t.Errorf("callback: to %q, want %s", resp.Header.Get("Location"), want)
 	}
-	_, state := link("tenant-a", back)
+	// A signed-in browser gets the provider's URL at once, bound to it.
+	browserLink := func(query string) string {
+		t.Helper()
+		_, body := d.do(exchange{name: "a signed-in browser starts a link", method: "GET", path: authorize + query, header: both, status: 200})
+		var out struct {
+			AuthorizationURL string `json:"authorizationUrl"`
+			State            string `json:"state"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || !strings.HasPrefix(out.AuthorizationURL, idp.Issuer) {
+			t.Fatalf("GET %s from a signed-in browser: %s, want the provider's URL", authorize, body)
+		}
+		return out.State
+	}
+	state := browserLink(back)
 	forged := []byte(state)
 	forged[len(forged)/2] ^= 1
-	_, pageState := link("tenant-a", "") // no redirect URI: the gateway's own page
-	_, stateB := link("tenant-b", back)
+	pageState := browserLink("") // no redirect URI: the gateway's own page
 	d.run([]exchange{
-		{name: "replayed", method: "GET", path: callback, status: 400, errName: "StateAlreadyUsed"},
-		{name: "replayed by a browser", method: "GET", path: callback, header: []string{"Accept", "text/html"}, status: 400},
-		{name: "an altered state", method: "GET", path: "/oauth/callback/linked?code=x&state=" + url.QueryEscape(string(forged)), status: 400, errName: "InvalidState"},
+		{name: "replayed", method: "GET", path: callback, header: inBrowser, status: 400, errName: "StateAlreadyUsed"},
+		{name: "replayed by a browser", method: "GET", path: callback, header: append(slices.Clone(inBrowser), "Accept", "text/html"), status: 400},
+		{name: "an altered state", method: "GET", path: "/oauth/callback/linked?code=x&state=" + url.QueryEscape(string(forged)), header: inBrowser, status: 400, errName: "InvalidState"},
 		{name: "no state", method: "GET", path: "/oauth/callback/linked?code=x&state=", status: 400, errName: "InvalidState", refused: true},
 		{name: "another integration's callback", method: "GET", path: "/oauth/callback/everything?code=x&state=" + url.QueryEscape(state), status: 404, errName: "OAuthNotConfigured"},
-		{name: "a browser signed in as another tenant", method: "GET", path: "/oauth/callback/linked?code=x&state=" + url.QueryEscape(stateB), header: cookie, status: 403, errName: "StateTenantMismatch"},
 		{name: "a rebound host", method: "GET", path: "/oauth/callback/linked?code=x&state=" + url.QueryEscape(state), header: evilHost, status: 403, errName: "ForbiddenHost"},
-		{name: "denied", method: "GET", path: "/oauth/callback/linked?error=access_denied&state=" + url.QueryEscape(state), status: 302},
-		{name: "denied, without a redirect URI", method: "GET", path: "/oauth/callback/linked?error=access_denied&state=" + url.QueryEscape(pageState), status: 400},
+		{name: "denied", method: "GET", path: "/oauth/callback/linked?error=access_denied&state=" + url.QueryEscape(state), header: inBrowser, status: 302},
+		{name: "denied, without a redirect URI", method: "GET", path: "/oauth/callback/linked?error=access_denied&state=" + url.QueryEscape(pageState), header: inBrowser, status: 400},
 	})
 
 	// The MCP endpoint, briefly.

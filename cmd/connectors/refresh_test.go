@@ -273,12 +273,12 @@ func TestNotionLinkAndRefreshOn401(t *testing.T) {
 	if names := toolNames(t, c); !containsPrefix(names, "notion_connect_account") || containsPrefix(names, "notion_API") {
 		t.Fatalf("tenant-c before linking lists %v", names)
 	}
-	authURL, _ := g.startLink(base, "tenant-c", "notion")
+	browser, authURL, _ := g.linkState(base, "tenant-c", "notion")
 	cb, err := fake.Authorize(t.Context(), authURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, body := g.getAs("", base+cb.Path+"?"+cb.RawQuery)
+	resp, body := g.visit(browser, http.MethodGet, base+cb.Path+"?"+cb.RawQuery, "")
 	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "status=success") {
 		t.Fatalf("notion callback: %s %s %s", resp.Status, resp.Header.Get("Location"), body)
 	}
@@ -370,23 +370,29 @@ func TestLinkOffer(t *testing.T) {
 	}
 	el := els[0].(map[string]any)
 	link, _ := el["url"].(string)
-	if el["mode"] != "url" || !strings.HasPrefix(link, o.AuthorizeURL+"?") || el["elicitationId"] == "" {
+	if el["mode"] != "url" || !strings.HasPrefix(link, "http://gateway.test/oauth/link/") || el["elicitationId"] == "" {
 		t.Errorf("elicitation = %v", el)
 	}
 
 	// A client without it: the link as text.
 	_, body = post(t, g, http.MethodPost, callConnect, session(`{}`))
 	res, _ := jsonRPCBody(t, body)["result"].(map[string]any)
-	if res == nil || res["isError"] != true || !strings.Contains(body, strings.ReplaceAll(o.AuthorizeURL, "/", `\/`)) && !strings.Contains(body, o.AuthorizeURL) {
+	if res == nil || res["isError"] != true || !strings.Contains(body, "http://gateway.test/oauth/link/") && !strings.Contains(body, `http:\/\/gateway.test\/oauth\/link\/`) {
 		t.Fatalf("connect tool without URL elicitation: %s, want a tool error holding the link", body)
 	}
 
-	// Following the link links the account.
-	cb, err := fake.Authorize(t.Context(), link)
+	// Following the link, and confirming on the consent page, links the account.
+	browser := linkBrowser()
+	base := "http://" + g.addr
+	authURL := g.confirm(base, browser, link)
+	if !strings.HasPrefix(authURL, o.AuthorizeURL+"?") {
+		t.Fatalf("confirmed, the browser goes to %s, want the provider", authURL)
+	}
+	cb, err := fake.Authorize(t.Context(), authURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, page := g.getAs("", "http://"+g.addr+cb.Path+"?"+cb.RawQuery)
+	resp, page := g.visit(browser, http.MethodGet, base+cb.Path+"?"+cb.RawQuery, "")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "sl is connected") {
 		t.Fatalf("callback of a link from an agent: %s %s, want the gateway's own page", resp.Status, page)
 	}

@@ -376,7 +376,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 				m.usage.Refresh(tenant, integration, err == nil)
 			},
 		})
-		flow, err = m.linkFlow(cfg, st, providers, callbacks, func(tenant, integration string, cred vault.Credential) {
+		flow, err = m.linkFlow(cfg, base, st, providers, callbacks, func(tenant, integration string, cred vault.Credential) {
 			m.audit.Record(context.Background(), audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpLink, Success: true})
 			refresher.Schedule(tenant, integration, cred)
 			g().NotifyToolsChanged(tenant)
@@ -487,7 +487,7 @@ func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transpo
 }
 
 // linkFlow sets up the OAuth link flow of providers.
-func (m *Main) linkFlow(cfg Config, st store, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
+func (m *Main) linkFlow(cfg Config, base string, st store, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
 	key := cfg.BrowserSessionKey
 	if key == nil {
 		key = make([]byte, tenants.BrowserSessionKeySize)
@@ -504,6 +504,7 @@ func (m *Main) linkFlow(cfg Config, st store, providers map[string]*oauth.Provid
 		Sealer:       sealer,
 		Callbacks:    callbacks,
 		RedirectURIs: cfg.OAuthRedirectURIs,
+		PublicURL:    base,
 		OnLinked:     onLinked,
 		Logger:       log,
 	})

@@ -10,8 +10,11 @@
 // form fields or Basic), its answer format (GitHub answers JSON only when
 // asked with Accept: application/json; GitHub and Slack answer errors with
 // HTTP 200), single-use codes that expire after 10 minutes, redirect URIs
-// that must match the authorization request, PKCE (GitHub only, S256), and
-// single-use refresh tokens that rotate on every refresh. Issued tokens look
+// that must match the authorization request, PKCE (see below), and
+// single-use refresh tokens that rotate on every refresh. PKCE (RFC 7636,
+// S256): GitHub verifies it whenever a challenge was sent; Slack only for
+// an app with PKCE turned on ([Server.SetPKCE]); Notion documents none and
+// ignores it. Issued tokens look
 // like the provider's (ntn_…, ghu_…, xoxe.xoxb-1-…).
 //
 // The authorization endpoint consents at once, like a user clicking Allow,
@@ -115,6 +118,7 @@ type Server struct {
 	mode            Mode                 // guarded by mu
 	deny            bool                 // guarded by mu
 	classic         bool                 // guarded by mu
+	slackPKCE       bool                 // guarded by mu; Slack: the app has PKCE turned on
 	expiresIn       time.Duration        // guarded by mu; 0: tokens don't expire
 	now             func() time.Time     // guarded by mu
 	codes           map[string]*authCode // guarded by mu
@@ -258,6 +262,17 @@ func (s *Server) SetClassic(classic bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.classic = classic
+}
+
+// SetPKCE makes a Slack fake behave as an app with PKCE turned on in its
+// settings (which Slack documents as making it a public client, for good):
+// its authorization endpoint then takes an S256 code_challenge, and the
+// code is exchanged only with the matching code_verifier. Off, Slack's fake
+// ignores PKCE parameters, as Notion's always does.
+func (s *Server) SetPKCE(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.slackPKCE = on
 }
 
 // SetClock replaces the fake's clock (time.Now), which decides when codes,
@@ -434,11 +449,27 @@ func (s *Server) redeemLocked(code, redirectURI string, redirectRequired bool, v
 	if c.challenge != "" {
 		sum := sha256.Sum256([]byte(verifier))
 		got := base64.RawURLEncoding.EncodeToString(sum[:])
-		if verifier == "" || subtle.ConstantTimeCompare([]byte(got), []byte(c.challenge)) != 1 {
+		if !verifierSyntax(verifier) || subtle.ConstantTimeCompare([]byte(got), []byte(c.challenge)) != 1 {
 			return nil, errBadVerifier
 		}
 	}
 	return c, nil
+}
+
+// verifierSyntax reports whether v is a code_verifier as RFC 7636 §4.1
+// defines it: 43 to 128 characters of [A-Z] [a-z] [0-9] - . _ ~.
+func verifierSyntax(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for _, c := range v {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 var (
@@ -483,6 +514,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		if c.scope == "" && c.userScope == "" {
 			writeHTML(w, http.StatusBadRequest, "Invalid permissions requested: scope or user_scope is required")
 			return
+		}
+		s.mu.Lock()
+		pkce := s.slackPKCE
+		s.mu.Unlock()
+		if ch := q.Get("code_challenge"); ch != "" && pkce {
+			if q.Get("code_challenge_method") != "S256" {
+				redirectWith(w, r, redirect, url.Values{"error": {"invalid_request"}, "state": {q.Get("state")}})
+				return
+			}
+			c.challenge = ch
 		}
 	}
 

@@ -30,11 +30,15 @@ func (s *Server) handleSlackToken(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	switch r.Form.Get("grant_type") {
 	case "", "authorization_code":
-		c, err := s.redeemLocked(r.Form.Get("code"), r.Form.Get("redirect_uri"), true, "")
+		c, err := s.redeemLocked(r.Form.Get("code"), r.Form.Get("redirect_uri"), true, r.Form.Get("code_verifier"))
 		switch err {
 		case nil:
 		case errRedirectMismatch:
 			fail("bad_redirect_uri")
+			return
+		case errBadVerifier:
+			// Slack does not document this error's name.
+			fail("invalid_code_verifier")
 			return
 		case errCodeUsed:
 			fail("code_already_used")

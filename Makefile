@@ -36,7 +36,8 @@ vault-dev: $(VAULTDEV)
 
 # Node 22, the MCP Inspector, the conformance suite and the real upstream MCP
 # servers, pinned by testdata/npm/package-lock.json. Reinstalled only when
-# the lock file changes.
+# the lock file changes; npm ci installs exactly the lock file and never
+# rewrites it (npm install did, leaving git status dirty).
 test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV) chromium
 
 # Headless Chromium for the account-linking tests in a real browser
@@ -54,7 +55,7 @@ chromium:
 	fi
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
-	cd $(NPM_DIR) && npm install --no-audit --no-fund --ignore-scripts --loglevel=error
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
 vet:

@@ -379,3 +379,46 @@ func TestMessageChecks(t *testing.T) {
 		t.Errorf("an error response with a null id: %d %s", resp.StatusCode, raw)
 	}
 }
+
+// TestListenStreamsBounded: a 2026-07-28 subscriptions/listen stream holds
+// a place under the bounds on sessions while it is open.
+func TestListenStreamsBounded(t *testing.T) {
+	b := newBoundsServer(t, HTTPOptions{MaxSessionsPerIdentity: 2})
+	const listen = `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":{"toolsListChanged":true}}}`
+	open := func() (status int, stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		r, _ := http.NewRequestWithContext(ctx, "POST", b.URL+"/mcp", strings.NewReader(listen))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		r.Header.Set("MCP-Protocol-Version", "2026-07-28")
+		r.Header.Set("Mcp-Method", "subscriptions/listen")
+		r.Header.Set("Authorization", "Bearer key-a")
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return resp.StatusCode, func() { cancel(); resp.Body.Close() }
+	}
+	s1, stop1 := open()
+	s2, stop2 := open()
+	defer stop2()
+	s3, stop3 := open()
+	stop3()
+	if s1 != http.StatusOK || s2 != http.StatusOK || s3 != http.StatusTooManyRequests {
+		t.Errorf("three listen streams, bound 2: %d %d %d, want 200 200 429", s1, s2, s3)
+	}
+	stop1()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, stop := open()
+		stop()
+		if s == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a listen stream after another ended: %d", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -28,7 +28,9 @@ type message struct {
 //   - a tools/call or prompts/get whose arguments are neither an object
 //     nor null (absent is fine): -32602 (mcp-go passes a list or a string
 //     on to the upstream);
-//   - an initialize past the bounds on sessions (see sessions.reserve).
+//   - an initialize past the bounds on sessions (see sessions.reserve), or
+//     a 2026-07-28 subscriptions/listen, whose stream holds a place under
+//     the same bounds while it is open: it is the session of that era.
 //
 // The direct path has taken the calls it can serve before this (its
 // reader takes only a string or number ID and object arguments, and hands
@@ -71,6 +73,13 @@ func (h *HTTP) checkMessage(next http.Handler) http.Handler {
 			if r.Header.Get(mcpserver.HeaderKeySessionID) != "" || mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
 				break // mcp-go makes no session of it
 			}
+			release, err := h.sessions.reserve(ownerOf(r))
+			if err != nil {
+				h.sessionCapped(w, r, m.ID, err)
+				return
+			}
+			defer release()
+		case mcp.MethodSubscriptionsListen:
 			release, err := h.sessions.reserve(ownerOf(r))
 			if err != nil {
 				h.sessionCapped(w, r, m.ID, err)

@@ -158,3 +158,40 @@ func TestInvokeNeedsJSON(t *testing.T) {
 		t.Errorf("application/json; charset=utf-8: %d %q", status, name)
 	}
 }
+
+// TestInsufficientScopeAudited: an admin's OAuth token without the admin
+// scope is refused on another tenant and on admin routes, each attempt
+// with one audit record naming the tenant it was on and the reason.
+func TestInsufficientScopeAudited(t *testing.T) {
+	idp := testidp.Start(t)
+	idp.AddClient(testidp.Client{ID: "ops-noscope", Secret: "s3cret-ops", Audience: []string{resource},
+		Claims: map[string]any{"tenant_id": "ops", "roles": []string{"connectors-admin"}}, Scopes: []string{"mcp"}})
+	g := newGatewayWithEnv(t, map[string]string{
+		"CONNECTORS_OIDC_ISSUER":       idp.Issuer,
+		"CONNECTORS_RESOURCE":          resource,
+		"CONNECTORS_OIDC_SCOPES":       "mcp",
+		"CONNECTORS_OIDC_ADMIN_ROLE":   "connectors-admin",
+		"CONNECTORS_OIDC_ADMIN_SCOPES": "connectors:admin",
+	})
+	g.serve()
+	g.keys["ops-noscope"] = idp.Token(t, "ops-noscope", "mcp")
+	for _, c := range []struct{ method, path, target string }{
+		{"GET", "/tenants/tenant-b/integrations", "tenant-b"},
+		{"PUT", "/tenants/tenant-b/integrations/notion", "tenant-b"},
+		{"GET", "/admin/tenants/health", "ops"},
+	} {
+		status, name, requestID := g.send("ops-noscope", c.method, c.path, "application/json", "", nil)
+		if status != http.StatusForbidden || name != "InsufficientScope" {
+			t.Errorf("%s %s: %d %s, want 403 InsufficientScope", c.method, c.path, status, name)
+		}
+		recs := g.auditRecords(requestID)
+		if len(recs) != 1 {
+			t.Errorf("%s %s: %d audit records, want 1", c.method, c.path, len(recs))
+			continue
+		}
+		got := map[string]any{"tenantId": recs[0]["tenantId"], "callerTenantId": recs[0]["callerTenantId"], "reason": recs[0]["reason"]}
+		if diff := cmp.Diff(map[string]any{"tenantId": c.target, "callerTenantId": "ops", "reason": "insufficient_scope"}, got); diff != "" {
+			t.Errorf("%s %s: audit record (-want +got):\n%s", c.method, c.path, diff)
+		}
+	}
+}

@@ -49,26 +49,11 @@ func (h *HTTP) checkMessage(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r) // mcp-go answers what it cannot read
 			return
 		}
-		if len(m.ID) > 0 {
-			switch c := m.ID[0]; {
-			case c == '"' || c == '-' || c >= '0' && c <= '9':
-			case c == 'n' && m.Method == "": // a response that could not name its request
-			default:
-				writeJSONRPCError(w, http.StatusBadRequest, mcp.INVALID_REQUEST,
-					"Invalid Request: a request's id must be a string or a number")
-				return
-			}
+		if no := m.refusal(); no != nil {
+			writeJSONRPCErrorFor(w, no.status, no.id, no.code, no.message)
+			return
 		}
 		switch mcp.MCPMethod(m.Method) {
-		case mcp.MethodToolsCall, mcp.MethodPromptsGet:
-			var p struct {
-				Arguments json.RawMessage `json:"arguments"`
-			}
-			if json.Unmarshal(m.Params, &p) == nil && !argumentsObject(p.Arguments) {
-				writeJSONRPCErrorFor(w, http.StatusOK, m.ID, mcp.INVALID_PARAMS,
-					"Invalid params: arguments must be an object")
-				return
-			}
 		case mcp.MethodInitialize:
 			if r.Header.Get(mcpserver.HeaderKeySessionID) != "" || mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
 				break // mcp-go makes no session of it
@@ -89,6 +74,37 @@ func (h *HTTP) checkMessage(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refused is a message refused before mcp-go sees it: the HTTP status,
+// and the JSON-RPC error to answer with.
+type refused struct {
+	status  int
+	id      json.RawMessage // empty: null
+	code    int
+	message string
+}
+
+// refusal says why m is refused, or nil (see checkMessage).
+func (m message) refusal() *refused {
+	if len(m.ID) > 0 {
+		switch c := m.ID[0]; {
+		case c == '"' || c == '-' || c >= '0' && c <= '9':
+		case c == 'n' && m.Method == "": // a response that could not name its request
+		default:
+			return &refused{http.StatusBadRequest, nil, mcp.INVALID_REQUEST, "Invalid Request: a request's id must be a string or a number"}
+		}
+	}
+	switch mcp.MCPMethod(m.Method) {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet:
+		var p struct {
+			Arguments json.RawMessage `json:"arguments"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil && !argumentsObject(p.Arguments) {
+			return &refused{http.StatusOK, m.ID, mcp.INVALID_PARAMS, "Invalid params: arguments must be an object"}
+		}
+	}
+	return nil
 }
 
 // codeTooManySessions is the JSON-RPC error of a refused initialize, in

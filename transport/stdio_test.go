@@ -32,7 +32,9 @@ func TestStdioMessageChecks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- ServeStdio(ctx, srv, tenants.Identity{Tenant: "tenant-a", Subject: "stdio"}, inR, outW) }()
+	go func() {
+		done <- ServeStdio(ctx, srv, tenants.Identity{Tenant: "tenant-a", Subject: "stdio"}, inR, outW)
+	}()
 	answers := bufio.NewScanner(outR)
 	send := func(line string) { _, _ = io.WriteString(inW, line+"\n") }
 	next := func() map[string]any {

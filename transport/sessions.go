@@ -218,23 +218,29 @@ func (s *sessions) reserve(who owner) (release func(), err error) {
 	}, nil
 }
 
-// begin records that a request of session starts, and returns the
-// function recording its end.
-func (s *sessions) begin(session string) (end func()) {
+// begin records that a request of session starts, if the session is
+// live, belongs to who and was made on endpoint (else it returns nil);
+// done records its end.
+func (s *sessions) begin(session string, who owner, endpoint string) *liveSession {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.live[session]
-	if l == nil {
-		return func() {}
+	if l == nil || l.owner != who || l.endpoint != endpoint {
+		return nil
 	}
 	l.running++
-	l.active = time.Now()
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		l.running--
-		l.active = time.Now()
-	}
+	l.active = now
+	return l
+}
+
+// done records that a request of l, begun with begin, ended.
+func (s *sessions) done(l *liveSession) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l.running--
+	l.active = now
 }
 
 // removeLocked forgets session, freeing its place under the bounds.
@@ -328,7 +334,8 @@ func (h *HTTP) bindSession(next http.Handler) http.Handler {
 			return
 		}
 		who := ownerOf(r)
-		if !h.sessions.validFor(session, who, r.PathValue("integration")) {
+		l := h.sessions.begin(session, who, r.PathValue("integration"))
+		if l == nil {
 			if o, ok := h.sessions.ownerOfSession(session); ok && o != who {
 				id, _ := tenants.FromContext(r.Context())
 				h.denied(r, id, o.tenant, reasonForeignSession)
@@ -336,7 +343,7 @@ func (h *HTTP) bindSession(next http.Handler) http.Handler {
 			writeError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
 			return
 		}
-		defer h.sessions.begin(session)()
+		defer h.sessions.done(l)
 		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") == "" {
 			// mcp-go has attached the stream's connection when it writes the 200.
 			w = &statusWriter{ResponseWriter: w, onHeader: func(status int) {

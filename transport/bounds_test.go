@@ -237,6 +237,11 @@ func TestSessionCaps(t *testing.T) {
 		resp.Header.Get("Mcp-Session-Id") != "" || !strings.Contains(body, `"id":1`) {
 		t.Errorf("a third session of one identity: %d %s (session %q), want 429 naming the bound", resp.StatusCode, body, resp.Header.Get("Mcp-Session-Id"))
 	}
+	// An initialize sent on one of its sessions makes a session too.
+	resp, body = b.send(t, "POST", "/mcp", "key-a", first, initBody, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Mcp-Session-Id") != "" {
+		t.Errorf("a third session of one identity, initialized on its first: %d %s (session %q), want 429", resp.StatusCode, body, resp.Header.Get("Mcp-Session-Id"))
+	}
 	b.open(t, "/mcp", "key-b")
 	resp, body = initialize("/mcp", "key-a2")
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "CONNECTORS_MAX_SESSIONS)") || resp.Header.Get("Mcp-Session-Id") != "" {

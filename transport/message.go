@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	mcpserver "github.com/mark3labs/mcp-go/server"
 )
 
 // message is what checkMessage reads of a JSON-RPC message: as mcp-go
@@ -55,8 +54,10 @@ func (h *HTTP) checkMessage(next http.Handler) http.Handler {
 		}
 		switch mcp.MCPMethod(m.Method) {
 		case mcp.MethodInitialize:
-			if r.Header.Get(mcpserver.HeaderKeySessionID) != "" || mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
-				break // mcp-go makes no session of it
+			// mcp-go makes a new session of every initialize of the
+			// initialize era, with a session ID or without.
+			if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
+				break
 			}
 			release, err := h.sessions.reserve(ownerOf(r))
 			if err != nil {

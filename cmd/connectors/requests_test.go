@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMalformedCallsReachNoUpstream: a tools/call whose id is not a string
@@ -60,6 +62,50 @@ func TestMalformedCallsReachNoUpstream(t *testing.T) {
 		// A well-formed call still does (the check is not a wall).
 		if _, body := g.post("tenant-a", "/mcp", "echo_echo", callBody("9", "echo_echo", `"arguments":{"text":"fine"}`), nil); !strings.Contains(body, "fine") {
 			t.Errorf("a well-formed call: %s", body)
+		}
+	}
+}
+
+// TestSessionBoundsFromEnv: the bounds on sessions and the idle TTL come
+// from the environment; a value that is not one is refused at start.
+func TestSessionBoundsFromEnv(t *testing.T) {
+	g := newGatewayWithEnv(t, map[string]string{
+		"CONNECTORS_MAX_SESSIONS_PER_IDENTITY": "2",
+		"CONNECTORS_SESSION_IDLE_TTL":          "1s",
+	})
+	g.serve()
+	const init = `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"connectors-test","version":"1"}}}`
+	first := g.oldSession("tenant-a", "/mcp", "{}")
+	g.oldSession("tenant-a", "/mcp", "{}")
+	if status, hdr, body := g.postOld("tenant-a", "/mcp", "", init); status != http.StatusTooManyRequests || hdr.Get("Mcp-Session-Id") != "" ||
+		!strings.Contains(body, "CONNECTORS_MAX_SESSIONS_PER_IDENTITY") {
+		t.Errorf("a third session: %d %s, want 429 naming the bound", status, body)
+	}
+	g.oldSession("tenant-b", "/mcp", "{}") // another identity has its own places
+	// Idle past the TTL, the sessions are swept and their places free.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _, _ := g.postOld("tenant-a", "/mcp", "", init)
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no place freed by the idle sweep: %d", status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if status, _, _ := g.postOld("tenant-a", "/mcp", first, `{"jsonrpc":"2.0","id":3,"method":"ping"}`); status != http.StatusNotFound {
+		t.Errorf("a swept session: %d, want 404", status)
+	}
+
+	for _, env := range []map[string]string{
+		{"CONNECTORS_MAX_SESSIONS": "0"},
+		{"CONNECTORS_MAX_SESSIONS_PER_IDENTITY": "many"},
+		{"CONNECTORS_SESSION_IDLE_TTL": "10ms"},
+		{"CONNECTORS_SESSION_IDLE_TTL": "soon"},
+	} {
+		if _, err := configFromEnv(func(k string) string { return env[k] }); err == nil {
+			t.Errorf("%v: accepted", env)
 		}
 	}
 }

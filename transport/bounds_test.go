@@ -221,37 +221,39 @@ func TestSessionBoundToEndpoint(t *testing.T) {
 	}
 }
 
-// TestSessionCaps: past the bound per identity (429) or in all (503) an
-// initialize is refused with a message naming the bound, and nothing is
-// created; ending a session frees its place; concurrent initializes cannot
-// pass a bound together.
+// TestSessionCaps: past the bound per identity or per tenant (429) or in
+// all (503) an initialize is refused with a message naming the bound, and
+// nothing is created; ending a session frees its place; concurrent
+// initializes cannot pass a bound together.
 func TestSessionCaps(t *testing.T) {
-	b := newBoundsServer(t, HTTPOptions{MaxSessionsPerIdentity: 2, MaxSessions: 3})
+	b := newBoundsServer(t, HTTPOptions{MaxSessionsPerIdentity: 2, MaxSessionsPerTenant: 3, MaxSessions: 4})
 	initialize := func(path, key string) (*http.Response, string) {
 		return b.send(t, "POST", path, key, "", initBody, map[string]string{"MCP-Protocol-Version": ""})
+	}
+	refuse := func(what string, resp *http.Response, body string, status int, bound string) {
+		t.Helper()
+		if resp.StatusCode != status || !strings.Contains(body, bound) || resp.Header.Get("Mcp-Session-Id") != "" || !strings.Contains(body, `"id":1`) {
+			t.Errorf("%s: %d %s (session %q), want %d naming %s", what, resp.StatusCode, body, resp.Header.Get("Mcp-Session-Id"), status, bound)
+		}
 	}
 	first := b.open(t, "/mcp", "key-a")
 	b.open(t, "/mcp/solo", "key-a")
 	resp, body := initialize("/mcp", "key-a")
-	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "CONNECTORS_MAX_SESSIONS_PER_IDENTITY") ||
-		resp.Header.Get("Mcp-Session-Id") != "" || !strings.Contains(body, `"id":1`) {
-		t.Errorf("a third session of one identity: %d %s (session %q), want 429 naming the bound", resp.StatusCode, body, resp.Header.Get("Mcp-Session-Id"))
-	}
+	refuse("a third session of one identity", resp, body, http.StatusTooManyRequests, "CONNECTORS_MAX_SESSIONS_PER_IDENTITY")
 	// An initialize sent on one of its sessions makes a session too.
 	resp, body = b.send(t, "POST", "/mcp", "key-a", first, initBody, nil)
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Mcp-Session-Id") != "" {
-		t.Errorf("a third session of one identity, initialized on its first: %d %s (session %q), want 429", resp.StatusCode, body, resp.Header.Get("Mcp-Session-Id"))
-	}
-	b.open(t, "/mcp", "key-b")
+	refuse("a third session of one identity, initialized on its first", resp, body, http.StatusTooManyRequests, "CONNECTORS_MAX_SESSIONS_PER_IDENTITY")
+	b.open(t, "/mcp", "key-a2") // the same tenant, another identity
 	resp, body = initialize("/mcp", "key-a2")
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "CONNECTORS_MAX_SESSIONS)") || resp.Header.Get("Mcp-Session-Id") != "" {
-		t.Errorf("a fourth session in all: %d %s, want 503 naming the bound", resp.StatusCode, body)
+	refuse("a fourth session of one tenant", resp, body, http.StatusTooManyRequests, "CONNECTORS_MAX_SESSIONS_PER_TENANT")
+	b.open(t, "/mcp", "key-b")
+	resp, body = initialize("/mcp", "key-b")
+	refuse("a fifth session in all", resp, body, http.StatusServiceUnavailable, "CONNECTORS_MAX_SESSIONS)")
+	if n := b.live(); n != 4 {
+		t.Errorf("%d sessions, want 4", n)
 	}
-	if n := b.live(); n != 3 {
-		t.Errorf("%d sessions, want 3", n)
-	}
-	if n := b.registered.Load(); n != 3 {
-		t.Errorf("mcp-go registered %d sessions, want 3", n)
+	if n := b.registered.Load(); n != 4 {
+		t.Errorf("mcp-go registered %d sessions, want 4", n)
 	}
 	// Ending one frees its place, for its own identity.
 	if resp, _ := b.send(t, "DELETE", "/mcp", "key-a", first, "", nil); resp.StatusCode != http.StatusOK {

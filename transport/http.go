@@ -81,11 +81,13 @@ type HTTPOptions struct {
 	// SessionIdleTTL ends MCP sessions idle this long with no request
 	// running; zero means 30 minutes.
 	SessionIdleTTL time.Duration
-	// MaxSessions bounds the MCP sessions (initialize era) open at once,
-	// and MaxSessionsPerIdentity those of one identity (tenant and
-	// subject); an initialize past a bound is refused (503, 429). Zero
-	// means DefaultMaxSessions, DefaultMaxSessionsPerIdentity.
-	MaxSessions, MaxSessionsPerIdentity int
+	// MaxSessions bounds the MCP sessions (initialize era; and open
+	// 2026-07-28 subscriptions/listen streams) at once, MaxSessionsPerTenant
+	// those of one tenant, and MaxSessionsPerIdentity those of one identity
+	// (tenant and subject); an initialize past a bound is refused (503,
+	// 429, 429). Zero means DefaultMaxSessions, DefaultMaxSessionsPerTenant,
+	// DefaultMaxSessionsPerIdentity.
+	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
 
 	// OAuth, if set, serves the link flow at /oauth/authorize/{integration}
 	// and /oauth/callback/{integration}.
@@ -120,6 +122,7 @@ type HTTPOptions struct {
 const (
 	DefaultMaxBodyBytes           = 4 << 20
 	DefaultMaxSessions            = 10000
+	DefaultMaxSessionsPerTenant   = 1000
 	DefaultMaxSessionsPerIdentity = 100
 )
 
@@ -148,10 +151,15 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions
 	}
+	if opts.MaxSessionsPerTenant <= 0 {
+		opts.MaxSessionsPerTenant = DefaultMaxSessionsPerTenant
+	}
 	if opts.MaxSessionsPerIdentity <= 0 {
 		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
 	}
-	h := &HTTP{opts: opts, log: opts.Logger, mux: http.NewServeMux(), sessions: newSessions(opts.MaxSessions, opts.MaxSessionsPerIdentity)}
+	h := &HTTP{opts: opts, log: opts.Logger, mux: http.NewServeMux(), sessions: newSessions(sessionLimits{
+		all: opts.MaxSessions, perTenant: opts.MaxSessionsPerTenant, perIdentity: opts.MaxSessionsPerIdentity,
+	})}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

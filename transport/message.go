@@ -113,13 +113,17 @@ func (m message) refusal() *refused {
 const codeTooManySessions = -32000
 
 // sessionCapped answers an initialize refused by a bound on sessions: 429
-// for the identity's (it can end one of its own), 503 for the gateway's.
+// for the identity's or the tenant's (they can end one of their own), 503
+// for the gateway's.
 func (h *HTTP) sessionCapped(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
 	var capErr errSessionCap
 	errors.As(err, &capErr)
 	status, msg := http.StatusServiceUnavailable, "Too many sessions: the gateway holds its maximum of MCP sessions (CONNECTORS_MAX_SESSIONS); try again later"
-	if capErr.perIdentity {
+	switch capErr.bound {
+	case boundIdentity:
 		status, msg = http.StatusTooManyRequests, "Too many sessions: this identity holds its maximum of open MCP sessions (CONNECTORS_MAX_SESSIONS_PER_IDENTITY); end one with DELETE, or wait for idle ones to expire"
+	case boundTenant:
+		status, msg = http.StatusTooManyRequests, "Too many sessions: this tenant holds its maximum of open MCP sessions (CONNECTORS_MAX_SESSIONS_PER_TENANT); end one with DELETE, or wait for idle ones to expire"
 	}
 	caller := ownerOf(r)
 	h.log.WarnContext(r.Context(), "mcp_session_refused", "tenantId", caller.tenant, "subject", caller.subject,

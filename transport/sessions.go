@@ -21,20 +21,28 @@ import (
 // another endpoint is answered 404, so it cannot be guessed, revived,
 // borrowed or carried to another integration's endpoint.
 //
-// It also bounds them: at most max in all and maxPer per identity (zero:
-// no bound), and it sweeps the idle ones (sweep).
+// It also bounds them (see reserve), and it sweeps the idle ones (sweep).
 type sessions struct {
-	max, maxPer int
+	limits sessionLimits
 
 	mu   sync.Mutex
 	live map[string]*liveSession // by session ID
-	// count is the live sessions per owner; reserved the initialize
-	// requests under way, which may each make one (see reserve).
-	count    map[owner]int
-	reserved map[owner]int
-	// total and totalReserved are the sums of count and reserved.
-	total, totalReserved int
+	// The places taken per identity, per tenant and in all.
+	byOwner  map[owner]*tally
+	byTenant map[string]*tally
+	all      tally
 }
+
+// sessionLimits bound the places taken in all, per tenant and per
+// identity; zero: no bound.
+type sessionLimits struct{ all, perTenant, perIdentity int }
+
+// tally is the places taken: by live sessions, and by the initialize
+// requests under way, which may each make one (see reserve).
+type tally struct{ live, reserved int }
+
+func (t *tally) full(limit int) bool { return limit > 0 && t.live+t.reserved >= limit }
+func (t *tally) empty() bool         { return t.live <= 0 && t.reserved <= 0 }
 
 type liveSession struct {
 	owner owner // who created it
@@ -59,10 +67,32 @@ type liveSession struct {
 
 type owner struct{ tenant, subject string }
 
-// newSessions returns an empty registry of at most max sessions, maxPer
-// per identity (zero: no bound).
-func newSessions(max, maxPer int) *sessions {
-	return &sessions{max: max, maxPer: maxPer, live: map[string]*liveSession{}, count: map[owner]int{}, reserved: map[owner]int{}}
+// newSessions returns an empty registry with those bounds.
+func newSessions(limits sessionLimits) *sessions {
+	return &sessions{limits: limits, live: map[string]*liveSession{}, byOwner: map[owner]*tally{}, byTenant: map[string]*tally{}}
+}
+
+// tallies returns who's tallies, creating them.
+func (s *sessions) talliesLocked(who owner) (mine, tenant *tally) {
+	if mine = s.byOwner[who]; mine == nil {
+		mine = &tally{}
+		s.byOwner[who] = mine
+	}
+	if tenant = s.byTenant[who.tenant]; tenant == nil {
+		tenant = &tally{}
+		s.byTenant[who.tenant] = tenant
+	}
+	return mine, tenant
+}
+
+// tidyLocked drops who's tallies once empty.
+func (s *sessions) tidyLocked(who owner) {
+	if t := s.byOwner[who]; t != nil && t.empty() {
+		delete(s.byOwner, who)
+	}
+	if t := s.byTenant[who.tenant]; t != nil && t.empty() {
+		delete(s.byTenant, who.tenant)
+	}
 }
 
 // mcpDue reports whether session's next request should go to mcp-go so
@@ -183,38 +213,51 @@ func (s *sessions) ownerOfSession(session string) (owner, bool) {
 }
 
 // errSessionCap is a refused new session: the bound it would pass.
-type errSessionCap struct{ perIdentity bool }
+type errSessionCap struct{ bound string }
 
-func (e errSessionCap) Error() string {
-	if e.perIdentity {
-		return "too many sessions for this identity"
-	}
-	return "too many sessions on this gateway"
-}
+// The bounds an errSessionCap names.
+const (
+	boundIdentity = "identity"
+	boundTenant   = "tenant"
+	boundAll      = "gateway"
+)
+
+func (e errSessionCap) Error() string { return "too many sessions for this " + e.bound }
 
 // reserve counts an initialize request of who as a session until release
 // is called, refusing it when a bound would be passed. mcp-go makes the
 // session itself (Generate), which cannot fail; so the bound is checked
 // before it sees the request, and an initialize under way holds a place,
 // so that concurrent ones cannot all pass the same last place.
+//
+// The bound per tenant keeps one tenant (many users or keys) from taking
+// every place on the gateway from the others.
 func (s *sessions) reserve(who owner) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.maxPer > 0 && s.count[who]+s.reserved[who] >= s.maxPer {
-		return nil, errSessionCap{perIdentity: true}
+	mine, tenant := s.talliesLocked(who)
+	switch {
+	case mine.full(s.limits.perIdentity):
+		err = errSessionCap{boundIdentity}
+	case tenant.full(s.limits.perTenant):
+		err = errSessionCap{boundTenant}
+	case s.all.full(s.limits.all):
+		err = errSessionCap{boundAll}
 	}
-	if s.max > 0 && s.total+s.totalReserved >= s.max {
-		return nil, errSessionCap{}
+	if err != nil {
+		s.tidyLocked(who)
+		return nil, err
 	}
-	s.reserved[who]++
-	s.totalReserved++
+	mine.reserved++
+	tenant.reserved++
+	s.all.reserved++
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.reserved[who]--; s.reserved[who] <= 0 {
-			delete(s.reserved, who)
-		}
-		s.totalReserved--
+		mine.reserved--
+		tenant.reserved--
+		s.all.reserved--
+		s.tidyLocked(who)
 	}, nil
 }
 
@@ -246,10 +289,11 @@ func (s *sessions) done(l *liveSession) {
 // removeLocked forgets session, freeing its place under the bounds.
 func (s *sessions) removeLocked(session string, l *liveSession) {
 	delete(s.live, session)
-	if s.count[l.owner]--; s.count[l.owner] <= 0 {
-		delete(s.count, l.owner)
-	}
-	s.total--
+	mine, tenant := s.talliesLocked(l.owner)
+	mine.live--
+	tenant.live--
+	s.all.live--
+	s.tidyLocked(l.owner)
 }
 
 // idle removes and returns the sessions idle for ttl with no request
@@ -288,8 +332,10 @@ func (b *boundSessions) Generate() string {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	b.s.live[id] = &liveSession{owner: b.who, endpoint: b.endpoint, served: now, active: now, listening: make(chan struct{}), ctx: ctx, end: end}
-	b.s.count[b.who]++
-	b.s.total++
+	mine, tenant := b.s.talliesLocked(b.who)
+	mine.live++
+	tenant.live++
+	b.s.all.live++
 	return id
 }
 

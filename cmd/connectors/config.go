@@ -107,11 +107,12 @@ type Config struct {
 	// no request running (CONNECTORS_SESSION_IDLE_TTL, a Go duration;
 	// empty: 30m).
 	SessionIdleTTL time.Duration
-	// MaxSessions and MaxSessionsPerIdentity bound the MCP sessions open
-	// at once, in all and per identity (tenant and subject)
-	// (CONNECTORS_MAX_SESSIONS, CONNECTORS_MAX_SESSIONS_PER_IDENTITY;
-	// empty: 10000 and 100).
-	MaxSessions, MaxSessionsPerIdentity int
+	// MaxSessions, MaxSessionsPerTenant and MaxSessionsPerIdentity bound
+	// the MCP sessions open at once, in all, per tenant and per identity
+	// (tenant and subject) (CONNECTORS_MAX_SESSIONS,
+	// CONNECTORS_MAX_SESSIONS_PER_TENANT,
+	// CONNECTORS_MAX_SESSIONS_PER_IDENTITY; empty: 10000, 1000 and 100).
+	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
 	// TenantConfigFile turns on the seed's tenant config file, synced into
 	// the store when serve starts (ENABLE_TENANT_CONFIG_FILE=true; empty: off).
 	TenantConfigFile bool
@@ -195,6 +196,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	}
 	for name, n := range map[string]*int{
 		"CONNECTORS_MAX_SESSIONS":              &c.MaxSessions,
+		"CONNECTORS_MAX_SESSIONS_PER_TENANT":   &c.MaxSessionsPerTenant,
 		"CONNECTORS_MAX_SESSIONS_PER_IDENTITY": &c.MaxSessionsPerIdentity,
 	} {
 		if v := getenv(name); v != "" {

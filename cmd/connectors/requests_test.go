@@ -100,6 +100,7 @@ func TestSessionBoundsFromEnv(t *testing.T) {
 
 	for _, env := range []map[string]string{
 		{"CONNECTORS_MAX_SESSIONS": "0"},
+		{"CONNECTORS_MAX_SESSIONS_PER_TENANT": "-1"},
 		{"CONNECTORS_MAX_SESSIONS_PER_IDENTITY": "many"},
 		{"CONNECTORS_SESSION_IDLE_TTL": "10ms"},
 		{"CONNECTORS_SESSION_IDLE_TTL": "soon"},

@@ -442,6 +442,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		AllowedHosts:           cfg.AllowedHosts,
 		SessionIdleTTL:         cfg.SessionIdleTTL,
 		MaxSessions:            cfg.MaxSessions,
+		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
 		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,
 		Ready:                  st.Ping,
 		Logger:                 log,

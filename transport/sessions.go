@@ -72,7 +72,7 @@ func newSessions(limits sessionLimits) *sessions {
 	return &sessions{limits: limits, live: map[string]*liveSession{}, byOwner: map[owner]*tally{}, byTenant: map[string]*tally{}}
 }
 
-// tallies returns who's tallies, creating them.
+// talliesLocked returns who's tallies, creating them.
 func (s *sessions) talliesLocked(who owner) (mine, tenant *tally) {
 	if mine = s.byOwner[who]; mine == nil {
 		mine = &tally{}

@@ -118,6 +118,18 @@ func TestRecordShape(t *testing.T) {
 			"error": "forbidden",
 		},
 	}, {
+		name: "refused attempt: the caller's tenant and the reason",
+		ctx:  audit.WithRequestID(tenants.NewContext(context.Background(), tenants.Identity{Tenant: "tenant-a", Subject: "apikey:a1"}), "req-3"),
+		rec: audit.Record{TenantID: "tenant-b", Operation: audit.OpAccessDenied, CallerTenant: "tenant-a",
+			Reason: "cross_tenant", Err: errors.New("GET /tenants/{tenantId}/integrations refused: cross tenant")},
+		want: map[string]any{
+			"level": "WARN", "msg": "tenant_credential_access",
+			"tenantId": "tenant-b", "integration": "", "operation": "access_denied",
+			"duration": 0.0, "success": false, "subject": "apikey:a1", "requestId": "req-3",
+			"callerTenantId": "tenant-a", "reason": "cross_tenant",
+			"error": "GET /tenants/{tenantId}/integrations refused: cross tenant",
+		},
+	}, {
 		name: "tenant-wide operation",
 		ctx:  tenants.NewContext(context.Background(), tenants.Identity{Tenant: "tenant-1", Admin: true}),
 		rec:  audit.Record{TenantID: "tenant-1", Operation: audit.OpOffboard, Duration: 2 * time.Second, Success: true},

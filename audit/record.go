@@ -39,6 +39,13 @@ type Record struct {
 	// Subject is who acted: an OIDC subject, "apikey:<id>", "stdio".
 	// Empty: the subject of the identity in the context, else "system".
 	Subject string
+	// CallerTenant is the tenant of who acted, when it is not TenantID's
+	// to assume: set on refused attempts (OpAccessDenied), where TenantID
+	// is the tenant the attempt was on. Empty: not recorded.
+	CallerTenant string
+	// Reason is why an attempt was refused, a stable snake_case word
+	// (cross_tenant, admin_only, ...). Empty: not recorded.
+	Reason string
 }
 
 // Record writes r as one JSON line. It never fails: a write error is kept
@@ -73,6 +80,14 @@ func (l *Logger) Record(ctx context.Context, r Record) {
 	b = strconv.AppendBool(b, success)
 	b = append(b, `,"subject":`...)
 	b = appendString(b, subject(ctx, r.Subject))
+	if r.CallerTenant != "" {
+		b = append(b, `,"callerTenantId":`...)
+		b = appendString(b, r.CallerTenant)
+	}
+	if r.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, r.Reason)
+	}
 	if id := RequestID(ctx); id != "" {
 		b = append(b, `,"requestId":`...)
 		b = appendString(b, id)

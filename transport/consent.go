@@ -122,7 +122,7 @@ func (h *HTTP) consentLink(w http.ResponseWriter, r *http.Request) (oauth.Link, 
 	}
 	if s.Identity.Tenant != link.Tenant {
 		// The record names the signed-in person as the caller.
-		h.denied(r.WithContext(tenants.NewContext(r.Context(), s.Identity)), s.Identity, link.Tenant)
+		h.denied(r.WithContext(tenants.NewContext(r.Context(), s.Identity)), s.Identity, link.Tenant, reasonCrossTenant)
 		h.log.WarnContext(r.Context(), "oauth_link_refused", "tenantId", link.Tenant, "integration", link.Integration,
 			"callerTenantId", s.Identity.Tenant, "subject", s.Identity.Subject, "reason", oauth.ErrStateTenant.Error())
 		h.consentError(w, r, http.StatusForbidden, "StateTenantMismatch",

@@ -59,7 +59,7 @@ func (h *HTTP) direct(next http.Handler) http.Handler {
 			usual(r)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = &bufferedBody{Reader: bytes.NewReader(body), all: body} // read again, if declined, without a copy
 		var (
 			call server.DirectCall
 			id   json.RawMessage

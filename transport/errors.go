@@ -32,3 +32,16 @@ func writeJSONRPCError(w http.ResponseWriter, status, code int, message string) 
 		"error":   map[string]any{"code": code, "message": message},
 	})
 }
+
+// writeJSONRPCErrorFor answers with a JSON-RPC error for the request of id
+// (as sent; null when empty).
+func writeJSONRPCErrorFor(w http.ResponseWriter, status int, id json.RawMessage, code int, message string) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	writeJSON(w, status, map[string]any{
+		"jsonrpc": "2.0",
+		"id":      id,
+		"error":   map[string]any{"code": code, "message": message},
+	})
+}

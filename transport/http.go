@@ -5,9 +5,11 @@
 //
 // [NewHTTP] builds one http.ServeMux. Every MCP request passes, in order:
 // a request ID, the Origin check (403), the body limit (413) and batch
-// rejection, authentication (401), and the session binding (404 for a
-// session ID that is unknown, terminated, or belongs to another identity)
-// before mcp-go's streamable-HTTP server sees it.
+// rejection, authentication (401), the session binding (404 for a session
+// ID that is unknown, terminated, belongs to another identity or was made
+// on another endpoint; 400 for a GET or DELETE without one), the direct
+// path, and the message check (JSON-RPC IDs, tools/call arguments, the
+// bounds on sessions) before mcp-go's streamable-HTTP server sees it.
 package transport
 
 import (
@@ -76,8 +78,16 @@ type HTTPOptions struct {
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 
-	// SessionIdleTTL ends MCP sessions idle this long; zero means 30 minutes.
+	// SessionIdleTTL ends MCP sessions idle this long with no request
+	// running; zero means 30 minutes.
 	SessionIdleTTL time.Duration
+	// MaxSessions bounds the MCP sessions (initialize era; and open
+	// 2026-07-28 subscriptions/listen streams) at once, MaxSessionsPerTenant
+	// those of one tenant, and MaxSessionsPerIdentity those of one identity
+	// (tenant and subject); an initialize past a bound is refused (503,
+	// 429, 429). Zero means DefaultMaxSessions, DefaultMaxSessionsPerTenant,
+	// DefaultMaxSessionsPerIdentity.
+	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
 
 	// OAuth, if set, serves the link flow at /oauth/authorize/{integration},
 	// the consent page /oauth/link/{id} and /oauth/callback/{integration}.
@@ -108,8 +118,13 @@ type HTTPOptions struct {
 	Logger *slog.Logger // nil: discard
 }
 
-// DefaultMaxBodyBytes bounds a request body when HTTPOptions sets none.
-const DefaultMaxBodyBytes = 4 << 20
+// Defaults of HTTPOptions.
+const (
+	DefaultMaxBodyBytes           = 4 << 20
+	DefaultMaxSessions            = 10000
+	DefaultMaxSessionsPerTenant   = 1000
+	DefaultMaxSessionsPerIdentity = 100
+)
 
 // HTTP is the gateway's HTTP handler.
 type HTTP struct {
@@ -117,10 +132,12 @@ type HTTP struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	mcp      *mcpserver.StreamableHTTPServer
-	single   map[string]http.Handler // /mcp/{integration}
-	apiAuth  Authenticator           // the MCP endpoint's, and signed-in browsers
+	single   map[string]*mcpserver.StreamableHTTPServer // /mcp/{integration}
+	apiAuth  Authenticator                              // the MCP endpoint's, and signed-in browsers
 	servers  []*mcpserver.StreamableHTTPServer
 	sessions *sessions
+	// stopSweep ends the sweeper of idle sessions.
+	stopSweep context.CancelFunc
 }
 
 // NewHTTP returns the gateway's HTTP handler.
@@ -131,7 +148,18 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 	if opts.SessionIdleTTL <= 0 {
 		opts.SessionIdleTTL = 30 * time.Minute
 	}
-	h := &HTTP{opts: opts, log: opts.Logger, mux: http.NewServeMux(), sessions: newSessions()}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxSessionsPerTenant <= 0 {
+		opts.MaxSessionsPerTenant = DefaultMaxSessionsPerTenant
+	}
+	if opts.MaxSessionsPerIdentity <= 0 {
+		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
+	}
+	h := &HTTP{opts: opts, log: opts.Logger, mux: http.NewServeMux(), sessions: newSessions(sessionLimits{
+		all: opts.MaxSessions, perTenant: opts.MaxSessionsPerTenant, perIdentity: opts.MaxSessionsPerIdentity,
+	})}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -140,19 +168,23 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 		h.apiAuth = Chain{opts.Auth, opts.Browser.Auth()}
 	}
 	h.mcp = h.streamable(opts.MCP)
-	h.single = map[string]http.Handler{}
+	h.single = map[string]*mcpserver.StreamableHTTPServer{}
 	for name, srv := range opts.Integrations {
 		h.single[name] = h.streamable(srv)
 	}
 	h.routes()
+	ctx, stop := context.WithCancel(context.Background())
+	h.stopSweep = stop
+	go h.sweep(ctx)
 	return h
 }
 
 // streamable serves srv over streamable HTTP, with the gateway's sessions.
 func (h *HTTP) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPServer {
 	s := mcpserver.NewStreamableHTTPServer(srv,
+		// The gateway sweeps idle sessions itself (HTTP.sweep), so mcp-go's
+		// sweeper is left off.
 		mcpserver.WithSessionIdManagerResolver(h.sessions),
-		mcpserver.WithSessionIdleTTL(h.opts.SessionIdleTTL),
 		// Without an event store mcp-go can drop notifications a tool
 		// handler sends while its response stream is being set up.
 		mcpserver.WithEventStore(mcpserver.NewInMemoryEventStore()),
@@ -219,8 +251,8 @@ func (h *HTTP) routes() {
 	guard := func(next http.Handler) http.Handler {
 		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))
 	}
-	mcp := guard(h.direct(h.resumable(h.mcp)))
-	single := guard(h.direct(h.resumable(http.HandlerFunc(h.handleSingle))))
+	mcp := guard(h.direct(h.checkMessage(h.resumable(h.mcp))))
+	single := guard(h.direct(h.checkMessage(h.resumable(http.HandlerFunc(h.handleSingle)))))
 	for _, method := range []string{"POST", "GET", "DELETE"} {
 		h.mux.Handle(method+" /mcp", mcp)
 		h.mux.Handle(method+" /mcp/{integration}", single)
@@ -245,6 +277,9 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close ends every MCP session.
 func (h *HTTP) Close(ctx context.Context) error {
+	if h.stopSweep != nil {
+		h.stopSweep()
+	}
 	var errs []error
 	for _, s := range h.servers {
 		errs = append(errs, s.Shutdown(ctx))

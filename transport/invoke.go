@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -32,6 +33,12 @@ type invokeRequest struct {
 // handleInvoke handles the "POST /api/v1/tools/invoke" route: a tool call
 // over plain HTTP, taking the same path as an MCP tools/call.
 func (h *HTTP) handleInvoke(w http.ResponseWriter, r *http.Request) {
+	// A JSON body only: a form or text/plain body is what a page on
+	// another site can send without a preflight.
+	if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
+		writeError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
+		return
+	}
 	var req invokeRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()

@@ -8,27 +8,55 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
-// sessions tracks the MCP sessions (initialize era) this gateway created and
-// the identity each belongs to. A session ID that is made up, terminated, or
-// presented by another identity is answered 404, so it cannot be guessed,
-// revived, or borrowed.
+// sessions tracks the MCP sessions (initialize era) this gateway created,
+// the identity each belongs to and the endpoint it was made on. A session
+// ID that is made up, terminated, presented by another identity or on
+// another endpoint is answered 404, so it cannot be guessed, revived,
+// borrowed or carried to another integration's endpoint.
+//
+// It also bounds them (see reserve), and it sweeps the idle ones (sweep).
 type sessions struct {
+	limits sessionLimits
+
 	mu   sync.Mutex
 	live map[string]*liveSession // by session ID
+	// The places taken per identity, per tenant and in all.
+	byOwner  map[owner]*tally
+	byTenant map[string]*tally
+	all      tally
 }
+
+// sessionLimits bound the places taken in all, per tenant and per
+// identity; zero: no bound.
+type sessionLimits struct{ all, perTenant, perIdentity int }
+
+// tally is the places taken: by live sessions, and by the initialize
+// requests under way, which may each make one (see reserve).
+type tally struct{ live, reserved int }
+
+func (t *tally) full(limit int) bool { return limit > 0 && t.live+t.reserved >= limit }
+func (t *tally) empty() bool         { return t.live <= 0 && t.reserved <= 0 }
 
 type liveSession struct {
 	owner owner // who created it
-	// served is when mcp-go last served a request of the session: its
-	// idle sweeper counts from there, and it does not see the direct
-	// path's calls (see mcpDue).
+	// endpoint is the integration of the /mcp/{integration} endpoint that
+	// made it, or empty for /mcp.
+	endpoint string
+	// served is when mcp-go last served a request of the session (see
+	// mcpDue).
 	served time.Time
+	// active is when a request of the session last began or ended, and
+	// running how many are under way: the sweeper ends a session idle for
+	// the TTL with none running.
+	active  time.Time
+	running int
 	// listening is closed once the agent's GET stream is attached (see
 	// resumable).
 	listening chan struct{}
@@ -39,7 +67,33 @@ type liveSession struct {
 
 type owner struct{ tenant, subject string }
 
-func newSessions() *sessions { return &sessions{live: map[string]*liveSession{}} }
+// newSessions returns an empty registry with those bounds.
+func newSessions(limits sessionLimits) *sessions {
+	return &sessions{limits: limits, live: map[string]*liveSession{}, byOwner: map[owner]*tally{}, byTenant: map[string]*tally{}}
+}
+
+// talliesLocked returns who's tallies, creating them.
+func (s *sessions) talliesLocked(who owner) (mine, tenant *tally) {
+	if mine = s.byOwner[who]; mine == nil {
+		mine = &tally{}
+		s.byOwner[who] = mine
+	}
+	if tenant = s.byTenant[who.tenant]; tenant == nil {
+		tenant = &tally{}
+		s.byTenant[who.tenant] = tenant
+	}
+	return mine, tenant
+}
+
+// tidyLocked drops who's tallies once empty.
+func (s *sessions) tidyLocked(who owner) {
+	if t := s.byOwner[who]; t != nil && t.empty() {
+		delete(s.byOwner, who)
+	}
+	if t := s.byTenant[who.tenant]; t != nil && t.empty() {
+		delete(s.byTenant, who.tenant)
+	}
+}
 
 // mcpDue reports whether session's next request should go to mcp-go so
 // that its idle sweeper sees the session in use: mcp-go last served it at
@@ -123,71 +177,219 @@ func (h *HTTP) resumable(next http.Handler) http.Handler {
 var errUnknownSession = errors.New("unknown session")
 
 // ResolveSessionIdManager implements mcpserver.SessionIdManagerResolver:
-// the manager it returns is bound to the identity of r.
+// the manager it returns is bound to the identity of r and to its
+// endpoint.
 func (s *sessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdManager {
-	if r == nil { // mcp-go's idle sweeper
+	if r == nil { // an idle sweeper (mcp-go's is off: see HTTP.streamable)
 		return &boundSessions{s: s}
 	}
-	id, _ := tenants.FromContext(r.Context())
-	return &boundSessions{s: s, who: owner{tenant: id.Tenant, subject: id.Subject}}
+	return &boundSessions{s: s, who: ownerOf(r), endpoint: r.PathValue("integration")}
 }
 
-// ownedBy reports whether session is live and belongs to who.
-func (s *sessions) ownedBy(session string, who owner) bool {
+// ownerOf is the identity r was authenticated as.
+func ownerOf(r *http.Request) owner {
+	id, _ := tenants.FromContext(r.Context())
+	return owner{tenant: id.Tenant, subject: id.Subject}
+}
+
+// validFor reports whether session is live, belongs to who and was made on
+// endpoint.
+func (s *sessions) validFor(session string, who owner, endpoint string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.live[session]
-	return l != nil && l.owner == who
+	return l != nil && l.owner == who && l.endpoint == endpoint
 }
 
-// boundSessions is the session manager of one request's identity.
+// ownerOfSession returns the owner of a live session.
+func (s *sessions) ownerOfSession(session string) (owner, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.live[session]
+	if l == nil {
+		return owner{}, false
+	}
+	return l.owner, true
+}
+
+// errSessionCap is a refused new session: the bound it would pass.
+type errSessionCap struct{ bound string }
+
+// The bounds an errSessionCap names.
+const (
+	boundIdentity = "identity"
+	boundTenant   = "tenant"
+	boundAll      = "gateway"
+)
+
+func (e errSessionCap) Error() string { return "too many sessions for this " + e.bound }
+
+// reserve counts an initialize request of who as a session until release
+// is called, refusing it when a bound would be passed. mcp-go makes the
+// session itself (Generate), which cannot fail; so the bound is checked
+// before it sees the request, and an initialize under way holds a place,
+// so that concurrent ones cannot all pass the same last place.
+//
+// The bound per tenant keeps one tenant (many users or keys) from taking
+// every place on the gateway from the others.
+func (s *sessions) reserve(who owner) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mine, tenant := s.talliesLocked(who)
+	switch {
+	case mine.full(s.limits.perIdentity):
+		err = errSessionCap{boundIdentity}
+	case tenant.full(s.limits.perTenant):
+		err = errSessionCap{boundTenant}
+	case s.all.full(s.limits.all):
+		err = errSessionCap{boundAll}
+	}
+	if err != nil {
+		s.tidyLocked(who)
+		return nil, err
+	}
+	mine.reserved++
+	tenant.reserved++
+	s.all.reserved++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		mine.reserved--
+		tenant.reserved--
+		s.all.reserved--
+		s.tidyLocked(who)
+	}, nil
+}
+
+// begin records that a request of session starts, if the session is
+// live, belongs to who and was made on endpoint (else it returns nil);
+// done records its end.
+func (s *sessions) begin(session string, who owner, endpoint string) *liveSession {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.live[session]
+	if l == nil || l.owner != who || l.endpoint != endpoint {
+		return nil
+	}
+	l.running++
+	l.active = now
+	return l
+}
+
+// done records that a request of l, begun with begin, ended.
+func (s *sessions) done(l *liveSession) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l.running--
+	l.active = now
+}
+
+// removeLocked forgets session, freeing its place under the bounds.
+func (s *sessions) removeLocked(session string, l *liveSession) {
+	delete(s.live, session)
+	mine, tenant := s.talliesLocked(l.owner)
+	mine.live--
+	tenant.live--
+	s.all.live--
+	s.tidyLocked(l.owner)
+}
+
+// idle removes and returns the sessions idle for ttl with no request
+// running, by endpoint.
+func (s *sessions) idle(ttl time.Duration) map[string][]string {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out map[string][]string
+	for id, l := range s.live {
+		if l.running > 0 || now.Sub(l.active) < ttl {
+			continue
+		}
+		s.removeLocked(id, l)
+		l.end()
+		if out == nil {
+			out = map[string][]string{}
+		}
+		out[l.endpoint] = append(out[l.endpoint], id)
+	}
+	return out
+}
+
+// boundSessions is the session manager of one request's identity and
+// endpoint.
 type boundSessions struct {
-	s   *sessions
-	who owner
+	s        *sessions
+	who      owner
+	endpoint string
 }
 
 func (b *boundSessions) Generate() string {
 	id := rand.Text()
-	b.s.mu.Lock()
 	ctx, end := context.WithCancel(context.Background())
-	b.s.live[id] = &liveSession{owner: b.who, served: time.Now(), listening: make(chan struct{}), ctx: ctx, end: end}
-	b.s.mu.Unlock()
+	now := time.Now()
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	b.s.live[id] = &liveSession{owner: b.who, endpoint: b.endpoint, served: now, active: now, listening: make(chan struct{}), ctx: ctx, end: end}
+	mine, tenant := b.s.talliesLocked(b.who)
+	mine.live++
+	tenant.live++
+	b.s.all.live++
 	return id
 }
 
 func (b *boundSessions) Validate(session string) (bool, error) {
-	if !b.s.ownedBy(session, b.who) {
+	if !b.s.validFor(session, b.who, b.endpoint) {
 		return false, errUnknownSession
 	}
 	return false, nil
 }
 
+// Terminate ends the session of its owner's DELETE, and the requests it
+// has running. (The sweeper removes a session before it asks mcp-go to
+// forget it, so its DELETE finds nothing here.)
 func (b *boundSessions) Terminate(session string) (bool, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
-	// The idle sweeper terminates with no identity; a client only its own.
-	if l := b.s.live[session]; l != nil && (b.who == owner{} || l.owner == b.who) {
-		delete(b.s.live, session)
+	if l := b.s.live[session]; l != nil && l.owner == b.who && l.endpoint == b.endpoint {
+		b.s.removeLocked(session, l)
 		l.end()
 	}
 	return false, nil
 }
 
-// bindSession answers 404 before mcp-go sees a request that names a session
-// this identity does not own. (mcp-go checks POSTs itself through Validate;
-// GET and DELETE it would otherwise serve or accept.)
+// bindSession answers before mcp-go sees a request that names a session
+// this identity does not own, or that was made on another endpoint (404,
+// as for a session that ended; another identity's is recorded as a refused
+// attempt), and a GET or DELETE that names no session (400: mcp-go would
+// make, for every such GET, a session that nobody initializes). mcp-go
+// checks POSTs itself through Validate; GET and DELETE it would otherwise
+// serve or accept. It also tells the sweeper which sessions are in use.
 func (h *HTTP) bindSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		session := r.Header.Get(mcpserver.HeaderKeySessionID)
 		if session == "" {
+			// A 2026-07-28 GET or DELETE mcp-go refuses (405) without a session.
+			if r.Method != http.MethodPost && !mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
+				writeJSONRPCError(w, http.StatusBadRequest, mcp.INVALID_REQUEST,
+					"Bad Request: Mcp-Session-Id header is required (POST initialize to begin a session)")
+				return
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
-		id, _ := tenants.FromContext(r.Context())
-		if !h.sessions.ownedBy(session, owner{tenant: id.Tenant, subject: id.Subject}) {
+		who := ownerOf(r)
+		l := h.sessions.begin(session, who, r.PathValue("integration"))
+		if l == nil {
+			if o, ok := h.sessions.ownerOfSession(session); ok && o != who {
+				id, _ := tenants.FromContext(r.Context())
+				h.denied(r, id, o.tenant, reasonForeignSession)
+			}
 			writeError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
 			return
 		}
+		defer h.sessions.done(l)
 		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") == "" {
 			// mcp-go has attached the stream's connection when it writes the 200.
 			w = &statusWriter{ResponseWriter: w, onHeader: func(status int) {
@@ -199,3 +401,60 @@ func (h *HTTP) bindSession(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// sweep ends, until ctx ends, the sessions idle for the TTL with no
+// request running, and has mcp-go forget them. mcp-go's own sweeper is
+// off: it counts only the starts of the requests it serves (not the
+// direct path's), and it would end a session, and the answer of its call,
+// when one call runs longer than the TTL.
+func (h *HTTP) sweep(ctx context.Context) {
+	t := time.NewTicker(max(h.opts.SessionIdleTTL/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.sweepIdle()
+		}
+	}
+}
+
+// sweepIdle ends the sessions idle now.
+func (h *HTTP) sweepIdle() {
+	for endpoint, ids := range h.sessions.idle(h.opts.SessionIdleTTL) {
+		srv := h.mcp
+		if endpoint != "" {
+			srv = h.single[endpoint]
+		}
+		for _, id := range ids {
+			forget(srv, id)
+		}
+		h.log.Info("mcp_sessions_swept", "endpoint", "/mcp/"+endpoint, "count", len(ids))
+	}
+}
+
+// forget has srv drop every trace of a session (its streams, recorded
+// events, tools, log level, and its registration with the MCP server, whose
+// hooks drop the gateway's): a DELETE of it, which is mcp-go's one public
+// way to do so. The session is already gone from the registry, so the
+// DELETE ends nothing else.
+func forget(srv *mcpserver.StreamableHTTPServer, session string) {
+	if srv == nil {
+		return
+	}
+	r, err := http.NewRequestWithContext(context.Background(), http.MethodDelete, "/mcp", nil)
+	if err != nil {
+		return
+	}
+	r.Header.Set(mcpserver.HeaderKeySessionID, session)
+	r.Header.Set(mcp.HeaderProtocolVersion, mcp.ProtocolVersion20251125)
+	srv.ServeHTTP(discardWriter{header: http.Header{}}, r)
+}
+
+// discardWriter is a response nobody reads.
+type discardWriter struct{ header http.Header }
+
+func (d discardWriter) Header() http.Header       { return d.header }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}

@@ -1,8 +1,13 @@
 package transport
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
+	"sync"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
@@ -11,11 +16,74 @@ import (
 
 // ServeStdio serves MCP over in/out for one identity, bound for the whole
 // process as the MCP specification wants for stdio, until in closes or ctx
-// ends.
+// ends. A message the protocol does not allow (see message.refusal) is
+// answered with its error here, as over HTTP, and never reaches mcp-go.
 func ServeStdio(ctx context.Context, srv *mcpserver.MCPServer, id tenants.Identity, in io.Reader, out io.Writer) error {
 	stdio := mcpserver.NewStdioServer(srv)
 	stdio.SetContextFunc(func(ctx context.Context) context.Context {
 		return tenants.NewContext(ctx, id)
 	})
-	return stdio.Listen(tenants.NewContext(ctx, id), in, out)
+	w := &lineWriter{w: out}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(screen(in, pw, w)) }()
+	defer pr.Close()
+	return stdio.Listen(tenants.NewContext(ctx, id), pr, w)
+}
+
+// screen copies in to pass line by line, but for the lines refused, which
+// it answers on out.
+func screen(in io.Reader, pass io.Writer, out io.Writer) error {
+	r := bufio.NewReader(in)
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			var m message
+			var no *refused
+			if json.Unmarshal(bytes.TrimSpace(line), &m) == nil {
+				no = m.refusal()
+			}
+			if no != nil {
+				if werr := writeRefusal(out, no); werr != nil {
+					return werr
+				}
+			} else if _, werr := pass.Write(line); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func writeRefusal(out io.Writer, no *refused) error {
+	id := no.id
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	b, err := json.Marshal(map[string]any{
+		"jsonrpc": "2.0", "id": id,
+		"error": map[string]any{"code": no.code, "message": no.message},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(b, '\n'))
+	return err
+}
+
+// lineWriter lets the refusals and mcp-go (which writes each message in
+// one Write) share the output without interleaving.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

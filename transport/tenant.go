@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -30,27 +31,28 @@ func (h *HTTP) tenantFor(w http.ResponseWriter, r *http.Request, requested strin
 	}
 	if requested != id.Tenant {
 		if !id.Admin {
-			h.denied(r, id, requested)
+			h.denied(r, id, requested, reasonCrossTenant)
 			writeError(w, r, http.StatusForbidden, "Forbidden", "this credential may not act on another tenant")
 			return "", false
 		}
-		if !h.adminScoped(w, r, id) {
+		if !h.adminScoped(w, r, id, requested) {
 			return "", false
 		}
 	}
 	return requested, true
 }
 
-// adminScoped answers 403 insufficient_scope (recorded) when an admin's
-// OAuth token lacks the scopes admin routes need (HTTPOptions.AdminScopes).
-// API keys carry no scopes: an admin key is admin.
-func (h *HTTP) adminScoped(w http.ResponseWriter, r *http.Request, id tenants.Identity) bool {
+// adminScoped answers 403 insufficient_scope (recorded, as an attempt on
+// target) when an admin's OAuth token lacks the scopes admin routes need
+// (HTTPOptions.AdminScopes). API keys carry no scopes: an admin key is
+// admin.
+func (h *HTTP) adminScoped(w http.ResponseWriter, r *http.Request, id tenants.Identity, target string) bool {
 	if id.Scopes == nil {
 		return true
 	}
 	for _, s := range h.opts.AdminScopes {
 		if !slices.Contains(id.Scopes, s) {
-			h.denied(r, id, "")
+			h.denied(r, id, target, reasonInsufficientScope)
 			w.Header().Set("WWW-Authenticate", h.challenge(`error="insufficient_scope"`, h.opts.AdminScopes))
 			writeError(w, r, http.StatusForbidden, "InsufficientScope", "the token lacks a scope admin routes need")
 			return false
@@ -66,28 +68,54 @@ func (h *HTTP) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
 		return false
 	}
+	target := targetTenant(r, id)
 	if !id.Admin {
-		h.denied(r, id, "")
+		h.denied(r, id, target, reasonAdminOnly)
 		writeError(w, r, http.StatusForbidden, "Forbidden", "this route is for admins")
 		return false
 	}
-	return h.adminScoped(w, r, id)
+	return h.adminScoped(w, r, id, target)
 }
 
-// denied records a refused cross-tenant or admin-only attempt, in the log
-// and the audit trail.
-func (h *HTTP) denied(r *http.Request, caller tenants.Identity, requested string) {
+// targetTenant is the tenant an admin-only request would act on: the one
+// its path names when that is a tenant ID, else the caller's own.
+func targetTenant(r *http.Request, caller tenants.Identity) string {
+	if t := r.PathValue("tenantId"); t != "" && tenants.ValidateID(t) == nil {
+		return t
+	}
+	return caller.Tenant
+}
+
+// Why an attempt was refused, in its audit record and log line.
+const (
+	reasonCrossTenant       = "cross_tenant"       // named another tenant
+	reasonAdminOnly         = "admin_only"         // an admin-only route
+	reasonInsufficientScope = "insufficient_scope" // an admin's token lacks a scope
+	reasonForeignSession    = "foreign_session"    // another identity's MCP session
+)
+
+// denied records a refused attempt of caller on target (a tenant), once
+// in the audit trail and once in the log: who, on which tenant, why, by
+// which route.
+func (h *HTTP) denied(r *http.Request, caller tenants.Identity, target, reason string) {
+	route := r.Pattern // "PUT /tenants/{tenantId}/...": the method is in it
+	if route == "" {
+		route = r.Method + " " + r.URL.Path
+	}
 	h.opts.Audit.Record(r.Context(), audit.Record{
-		TenantID:  requested,
-		Operation: audit.OpAccessDenied,
-		Err:       fmt.Errorf("%s %s by tenant %s", r.Method, r.Pattern, caller.Tenant),
+		TenantID:     target,
+		Integration:  r.PathValue("integration"),
+		Operation:    audit.OpAccessDenied,
+		CallerTenant: caller.Tenant,
+		Reason:       reason,
+		Err:          fmt.Errorf("%s refused: %s", route, strings.ReplaceAll(reason, "_", " ")),
 	})
 	h.log.WarnContext(r.Context(), "tenant_access_denied",
-		"tenantId", requested,
+		"tenantId", target,
 		"callerTenantId", caller.Tenant,
 		"subject", caller.Subject,
-		"method", r.Method,
-		"route", r.Pattern,
+		"reason", reason,
+		"route", route,
 		"requestId", RequestID(r.Context()),
 	)
 }

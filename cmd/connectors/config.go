@@ -103,6 +103,16 @@ type Config struct {
 	NoDirect bool
 	// LogFormat is "json" (default) or "text" (CONNECTORS_LOG_FORMAT).
 	LogFormat string
+	// SessionIdleTTL ends MCP sessions (initialize era) idle this long with
+	// no request running (CONNECTORS_SESSION_IDLE_TTL, a Go duration;
+	// empty: 30m).
+	SessionIdleTTL time.Duration
+	// MaxSessions, MaxSessionsPerTenant and MaxSessionsPerIdentity bound
+	// the MCP sessions open at once, in all, per tenant and per identity
+	// (tenant and subject) (CONNECTORS_MAX_SESSIONS,
+	// CONNECTORS_MAX_SESSIONS_PER_TENANT,
+	// CONNECTORS_MAX_SESSIONS_PER_IDENTITY; empty: 10000, 1000 and 100).
+	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
 	// TenantConfigFile turns on the seed's tenant config file, synced into
 	// the store when serve starts (ENABLE_TENANT_CONFIG_FILE=true; empty: off).
 	TenantConfigFile bool
@@ -175,6 +185,26 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("%s: %q is not a duration such as \"5m\"", name, v)
 			}
 			*d = parsed
+		}
+	}
+	if v := getenv("CONNECTORS_SESSION_IDLE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return c, fmt.Errorf("CONNECTORS_SESSION_IDLE_TTL: %q is not a duration of a second or more, such as \"30m\"", v)
+		}
+		c.SessionIdleTTL = d
+	}
+	for name, n := range map[string]*int{
+		"CONNECTORS_MAX_SESSIONS":              &c.MaxSessions,
+		"CONNECTORS_MAX_SESSIONS_PER_TENANT":   &c.MaxSessionsPerTenant,
+		"CONNECTORS_MAX_SESSIONS_PER_IDENTITY": &c.MaxSessionsPerIdentity,
+	} {
+		if v := getenv(name); v != "" {
+			parsed, err := strconv.Atoi(v)
+			if err != nil || parsed < 1 || parsed > 10_000_000 {
+				return c, fmt.Errorf("%s: %q is not a count from 1 to 10000000", name, v)
+			}
+			*n = parsed
 		}
 	}
 	for name, n := range map[string]*int{

@@ -134,6 +134,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		{name: "no credentials", method: "POST", path: "/api/v1/tools/invoke", body: `{"toolId": "notion.API-get-self"}`, status: 401, errName: "Unauthorized", refused: true},
 		{name: "another tenant", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-b", body: `{"toolId": "notion.API-get-self", "tenantId": "tenant-a"}`, status: 403, errName: "Forbidden"},
 		{name: "an unknown integration", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-a", body: `{"toolId": "nope.tool"}`, status: 404, errName: "IntegrationNotFound"},
+		{name: "not sent as JSON", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-a", header: []string{"Content-Type", "text/plain"}, body: `{"toolId": "notion.API-get-self"}`, status: 415, errName: "UnsupportedMediaType", refused: true},
 		{name: "an unknown tool", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-a", body: `{"toolId": "notion.no-such-tool"}`, status: 404, errName: "ToolNotFound"},
 		{name: "not connected", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-a", body: `{"toolId": "github.get_me"}`, status: 404, errName: "CredentialNotFoundError"},
 	})
@@ -287,6 +288,10 @@ func TestOpenAPIDocument(t *testing.T) {
 		{name: "an oversized body", method: "POST", path: "/mcp", as: "tenant-a", header: mcpHeaders(), body: `{"jsonrpc":"2.0","id":2,"method":"ping","params":{"padding":"` + padding + `"}}`, status: 413, errName: "PayloadTooLarge"},
 		{name: "another identity's session", method: "GET", path: "/mcp", as: "tenant-b", header: inSession, status: 404, errName: "SessionNotFound"},
 		{name: "another identity's session", method: "DELETE", path: "/mcp", as: "tenant-b", header: inSession, status: 404, errName: "SessionNotFound"},
+		{name: "a GET without a session", method: "GET", path: "/mcp", as: "tenant-a", header: mcpHeaders("MCP-Protocol-Version", "2025-11-25"), status: 400},
+		{name: "a DELETE without a session", method: "DELETE", path: "/mcp", as: "tenant-a", header: mcpHeaders(), status: 400},
+		{name: "an id that is an object", method: "POST", path: "/mcp", as: "tenant-a", header: inSession, body: `{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}`, status: 400, refused: true},
+		{name: "the session on another endpoint", method: "POST", path: "/mcp/notion", as: "tenant-a", header: inSession, body: `{"jsonrpc":"2.0","id":3,"method":"ping"}`, status: 404, errName: "SessionNotFound"},
 		{name: "end the session", method: "DELETE", path: "/mcp", as: "tenant-a", header: inSession, status: 200},
 		{name: "one integration", method: "POST", path: "/mcp/notion", as: "tenant-a", header: mcpHeaders(), body: initializeBody, status: 200},
 		{name: "an unknown integration", method: "POST", path: "/mcp/nope", as: "tenant-a", header: mcpHeaders(), body: initializeBody, status: 404, errName: "IntegrationNotFound"},

@@ -51,8 +51,13 @@ var redactedBase64 = base64.StdEncoding.EncodeToString([]byte(Redacted))
 type Scrubber struct {
 	secrets []string // the values, longest first
 	// needles: one of them is in every text that holds a secret spelled
-	// plainly, JSON-encoded or base64-encoded on one line.
-	needles []string
+	// plainly, JSON-encoded or base64-encoded on one line: plainNeedles
+	// (the first two), then prints (base64 fingerprints), of which the
+	// shortest is minPrint long.
+	needles      []string
+	plainNeedles []string
+	prints       []string
+	minPrint     int
 	// chars are the bytes of the secrets: an escape (\uXXXX, \/, %XX)
 	// that spells one of them may spell a secret another way. nonASCII:
 	// some secret has a byte ≥ 0x80, which any \u escape may spell.
@@ -89,7 +94,16 @@ func NewScrubber(values ...string) *Scrubber {
 		if strings.IndexByte(enc, '\\') >= 0 {
 			s.always = true
 		}
+	}
+	s.plainNeedles = slices.Clone(s.needles)
+	for _, v := range s.secrets {
 		for _, fp := range fingerprints(v) {
+			if !slices.Contains(s.prints, fp) {
+				s.prints = append(s.prints, fp)
+				if s.minPrint == 0 || len(fp) < s.minPrint {
+					s.minPrint = len(fp)
+				}
+			}
 			add(fp)
 		}
 		for i := 0; i < len(v); i++ {
@@ -136,7 +150,11 @@ const wrapRun = 16
 
 // mayHold reports whether t may hold a secret: cheap, no allocation, and
 // never false when t holds one in a spelling the Scrubber knows. t is a
-// JSON text or a plain string.
+// JSON text or a plain string. Besides a search for each plain spelling,
+// it is one pass over t: runs of base64 long enough for a fingerprint
+// are searched for one, and escapes (\uXXXX, \/, %XX, a line break
+// after base64) that may spell a secret another way, or break a base64
+// run that holds one, send t to the full rewrite.
 func (s *Scrubber) mayHold(t string) bool {
 	if s == nil {
 		return false
@@ -144,77 +162,88 @@ func (s *Scrubber) mayHold(t string) bool {
 	if s.always {
 		return true
 	}
-	for _, n := range s.needles {
+	for _, n := range s.plainNeedles {
 		if strings.Contains(t, n) {
 			return true
 		}
 	}
-	// Escapes that may spell a secret's byte another way.
-	for i := strings.IndexByte(t, '\\'); i >= 0 && i+1 < len(t); {
-		switch t[i+1] {
-		case 'u':
-			if i+6 > len(t) {
+	start, end := -1, -1 // the current base64 run, or the last one's end
+	runLen := 0          // the last run's length
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if b64[c] {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			if i-start >= s.minPrint && s.printIn(t[start:i]) {
 				return true
 			}
-			r, ok := hex4(t[i+2 : i+6])
-			if !ok || r >= utf8.RuneSelf && s.nonASCII || r < utf8.RuneSelf && s.chars[r] || r == '%' {
+			end, runLen, start = i, i-start, -1
+		}
+		switch c {
+		case '\\':
+			if i+1 >= len(t) {
 				return true
 			}
-		case '/':
-			if s.chars['/'] {
+			switch t[i+1] {
+			case 'u':
+				if i+6 > len(t) {
+					return true
+				}
+				r, ok := hex4(t[i+2 : i+6])
+				if !ok || r >= utf8.RuneSelf && s.nonASCII || r < utf8.RuneSelf && (s.chars[r] || b64[r] || r == '%') {
+					return true
+				}
+				i += 5
+			case '/': // a base64 '/' or a secret's, spelled another way
+				if s.chars['/'] || end == i {
+					return true
+				}
+				i++
+			case 'n', 'r': // a line of wrapped base64 ends here
+				if end == i && runLen >= wrapRun {
+					return true
+				}
+				i++
+			default:
+				i++
+			}
+		case '\r', '\n':
+			if end == i && runLen >= wrapRun {
 				return true
 			}
-		case 'n', 'r':
-			if base64Before(t, i) {
-				return true
+		case '%':
+			// %25 is a percent sign: perhaps a secret encoded twice.
+			if i+2 < len(t) {
+				if b, ok := hex2(t[i+1], t[i+2]); ok && (s.chars[b] || b == '%' || b64[b] && end == i) {
+					return true
+				}
 			}
 		}
-		i += 2 // past the escape's first two bytes (\\ included)
-		j := strings.IndexByte(t[i:], '\\')
-		if j < 0 {
-			break
-		}
-		i += j
 	}
-	// Line breaks as they are (a plain string), after wrapped base64.
-	for i := strings.IndexAny(t, "\r\n"); i >= 0; {
-		if base64Before(t, i) {
+	return start >= 0 && len(t)-start >= s.minPrint && s.printIn(t[start:])
+}
+
+// printIn reports whether run holds a base64 fingerprint of a secret.
+func (s *Scrubber) printIn(run string) bool {
+	for _, p := range s.prints {
+		if strings.Contains(run, p) {
 			return true
 		}
-		j := strings.IndexAny(t[i+1:], "\r\n")
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	for i := strings.IndexByte(t, '%'); i >= 0; {
-		if i+3 <= len(t) {
-			// %25 is a percent sign: perhaps a secret encoded twice.
-			if b, ok := hex2(t[i+1], t[i+2]); ok && (s.chars[b] || b == '%') {
-				return true
-			}
-		}
-		j := strings.IndexByte(t[i+1:], '%')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
 	}
 	return false
 }
 
-// base64Before reports whether the wrapRun bytes before t[i] are base64.
-func base64Before(t string, i int) bool {
-	if i < wrapRun {
-		return false
+// b64 holds the bytes of either base64 alphabet, and padding.
+var b64 = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isBase64(byte(c))
 	}
-	for k := i - wrapRun; k < i; k++ {
-		if !isBase64(t[k]) {
-			return false
-		}
-	}
-	return true
-}
+	return t
+}()
 
 func hex2(a, b byte) (byte, bool) {
 	x, ok1 := unhex(a)

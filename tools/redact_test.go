@@ -97,7 +97,7 @@ func TestScrubberKeepsOthers(t *testing.T) {
 		`{"content":[{"type":"text","text":"nothing to hide, not even short"}]}`,
 		`{"content":[{"type":"text","text":"caf\u00e9 \u2028 50% done, %20 \n line\r\n"}]}`,
 		`{"content":[{"type":"image","data":"` + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("png", 300))) + `","mimeType":"image/png"}]}`,
-		`{"content":[],"structuredContent":{"n":1.5e3,"s":"x\/y"},"isError":false}`,
+		`{"content":[],"structuredContent":{"n":1.5e3,"s":"a \/ b"},"isError":false}`,
 	} {
 		got, ok := s.JSON([]byte(raw))
 		if !ok || string(got) != raw {

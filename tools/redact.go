@@ -37,7 +37,7 @@ var redactedBase64 = base64.StdEncoding.EncodeToString([]byte(Redacted))
 // act with the gateway's tools, never with the credential itself.
 //
 // It finds a secret spelled plainly, in any JSON spelling (\u escapes,
-// \/), percent-encoded (to three levels), and base64-encoded in either
+// \/), percent-encoded (at any depth), and base64-encoded in either
 // alphabet, padded or not, line-wrapped or not, at any offset of the
 // encoded bytes (a blob or an image's data holding the token). Every
 // string of a JSON text is scrubbed, object keys included (an upstream
@@ -282,21 +282,18 @@ func (s *Scrubber) String(v string) string {
 		return v
 	}
 	v = s.plain(v)
-	if strings.IndexByte(v, '%') >= 0 {
-		// Percent-encoded, perhaps more than once: cut out on the decoded
-		// text, which then stands for the encoded one.
-		cur := v
-		for range 3 {
-			d := percentDecode(cur)
-			if d == cur {
-				break
-			}
-			if p := s.plain(d); p != d {
-				v = p
-				break
-			}
-			cur = d
+	// Percent-encoded, perhaps more than once: a secret is cut out of
+	// the text decoded as far as it takes, which then stands for the
+	// encoded one. (Each round shortens the text: the loop ends.)
+	for cur := v; strings.IndexByte(cur, '%') >= 0; {
+		d := percentDecode(cur)
+		if d == cur {
+			break
 		}
+		if p := s.plain(d); p != d {
+			v, d = p, p
+		}
+		cur = d
 	}
 	return s.base64Runs(v)
 }

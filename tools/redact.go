@@ -434,6 +434,11 @@ func (s *Scrubber) Any(v any) (clean json.RawMessage, changed, ok bool) {
 	return out, !bytes.Equal(out, b), true
 }
 
+// Scrubber returns what cuts the secrets of c's credential out of what its
+// upstream sends. Every answer, notification and request c hands on is
+// scrubbed already; this is for data that reaches the agent another way.
+func (c *Conn) Scrubber() *Scrubber { return c.scrubber }
+
 // Empty reports whether s has no secret to cut out.
 func (s *Scrubber) Empty() bool { return s == nil || len(s.secrets) == 0 }
 

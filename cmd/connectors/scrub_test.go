@@ -242,6 +242,18 @@ func TestNoSecretInAnyAnswer(t *testing.T) {
 						}
 					}
 				}
+				if in != "hostileweb" {
+					// A process that writes the secrets to stderr as it
+					// dies: the gateway logs its stderr.
+					check("crash "+in, g.exchange("tenant-a", "/mcp/"+in, map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "crash"},
+						`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"name":"crash"}}`, 30*time.Second), false)
+					for deadline := time.Now().Add(5 * time.Second); !strings.Contains(g.stderr.String(), "crashing:") && time.Now().Before(deadline); {
+						time.Sleep(50 * time.Millisecond)
+					}
+					if !strings.Contains(g.stderr.String(), "crashing:") {
+						t.Errorf("the gateway did not log the stderr of %s's crashed process", in)
+					}
+				}
 				for _, tool := range []string{"leak", "fail", "boom"} {
 					status, _, raw := g.api("tenant-a", "POST", "/api/v1/tools/invoke", fmt.Sprintf(`{"toolId": "%s.%s", "parameters": {"text": "x"}}`, in, tool))
 					check(fmt.Sprintf("POST /api/v1/tools/invoke %s.%s (%d)", in, tool, status), raw, true)

@@ -20,7 +20,8 @@
 //     _meta; progress and log notifications while it runs), fail (an
 //     isError result), boom (a JSON-RPC error), ask (2026-07-28: an
 //     input_required result asking the agent) and ask_old (an
-//     elicitation/create request to the client, initialize era);
+//     elicitation/create request to the client, initialize era), crash
+//     (over stdio: writes the secrets to stderr and exits);
 //   - their descriptions, titles and schemas;
 //   - a prompt (list and get), a resource and a resource template (list and
 //     read), and completion values.
@@ -98,9 +99,7 @@ func main() {
 	}
 	if *addr == "" {
 		w := &writer{w: os.Stdout, r: secrets(os.Getenv("HOSTILE_TOKEN"), os.Getenv("HOSTILE_REFRESH"))}
-		// What a careless server writes to stderr, which the gateway logs
-		// when the process ends.
-		fmt.Fprintln(os.Stderr, "starting with token", os.Getenv("HOSTILE_TOKEN"))
+		stderrSpelling = w.r
 		if err := server.NewStdioServer(s).Listen(context.Background(), os.Stdin, w); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -125,7 +124,23 @@ func main() {
 	}
 }
 
+// stderrSpelling, set over stdio, spells the secrets into what crash
+// writes to stderr.
+var stderrSpelling *strings.Replacer
+
 func addTools(s *server.MCPServer) {
+	s.AddTool(mcp.NewTool("crash", mcp.WithDescription("writes the secrets to stderr and exits (stdio)")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if stderrSpelling == nil {
+				return nil, fmt.Errorf("crash: only over stdio")
+			}
+			// What a careless server writes to stderr as it dies, which the
+			// gateway logs.
+			fmt.Fprintln(os.Stderr, "crashing:", stderrSpelling.Replace(leak))
+			os.Exit(3)
+			return nil, nil
+		})
+
 	schema := mcp.WithString("text", mcp.Description("arg "+leak))
 	s.AddTool(mcp.NewTool("leak", mcp.WithDescription("tool "+leak), mcp.WithTitleAnnotation("title "+leak), schema),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {

@@ -145,8 +145,9 @@ func isBase64(c byte) bool {
 }
 
 // wrapRun is how many base64 characters before a line break make it a
-// possible line of wrapped base64 (MIME wraps at 76, PEM at 64).
-const wrapRun = 16
+// possible line of wrapped base64 (MIME wraps at 76, PEM at 64; a line of
+// text rarely ends in a 40-character word).
+const wrapRun = 40
 
 // mayHold reports whether t may hold a secret: cheap, no allocation, and
 // never false when t holds one in a spelling the Scrubber knows. t is a

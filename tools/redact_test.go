@@ -98,6 +98,7 @@ func TestScrubberKeepsOthers(t *testing.T) {
 		`{"content":[{"type":"text","text":"caf\u00e9 \u2028 50% done, %20 \n line\r\n"}]}`,
 		`{"content":[{"type":"image","data":"` + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("png", 300))) + `","mimeType":"image/png"}]}`,
 		`{"content":[],"structuredContent":{"n":1.5e3,"s":"a \/ b"},"isError":false}`,
+		`{"tools":[{"name":"create","description":"See https://docs.example.com/reference/createPage\nand %20 spaces"}]}`,
 	} {
 		got, ok := s.JSON([]byte(raw))
 		if !ok || string(got) != raw {
@@ -178,7 +179,9 @@ func FuzzScrubberJSON(f *testing.F) {
 			return // refused: nothing passed on
 		}
 		var v any
-		if json.Unmarshal(got, &v) != nil {
+		dec := json.NewDecoder(strings.NewReader(string(got)))
+		dec.UseNumber() // 1E700 is JSON, but no float64
+		if dec.Decode(&v) != nil {
 			t.Fatalf("JSON(%q) = %q: not JSON", raw, got)
 		}
 		plain, _ := marshalPlain(v)

@@ -204,3 +204,28 @@ func BenchmarkScrubRaw(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScrubCatalogue is the cost of scrubbing a large answer (a
+// tools/list of 40 tools with schemas, about 20 KB) on the usual path.
+func BenchmarkScrubCatalogue(b *testing.B) {
+	s := NewScrubber("xtok_tenant-a_echo_secret_5f3a9c", "xrefresh_tenant-a_echo_1d2c3b4a", "client-secret-0123456789abcdef")
+	var tools []map[string]any
+	for i := range 40 {
+		tools = append(tools, map[string]any{
+			"name":        fmt.Sprintf("API-post-page-%d", i),
+			"description": "Create a page in the workspace. See https://developers.notion.com/reference/post-page for the body; returns the page object.",
+			"inputSchema": map[string]any{"type": "object", "properties": map[string]any{
+				"parent":     map[string]any{"type": "object", "description": "The parent page or database of the new page", "properties": map[string]any{"page_id": map[string]any{"type": "string", "format": "uuid"}}},
+				"properties": map[string]any{"type": "object", "additionalProperties": true},
+			}, "required": []string{"parent", "properties"}},
+		})
+	}
+	raw, _ := json.Marshal(map[string]any{"tools": tools})
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if out, ok := s.JSON(raw); !ok || len(out) != len(raw) {
+			b.Fatal("changed")
+		}
+	}
+}

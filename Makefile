@@ -59,7 +59,7 @@ $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-l
 	touch $@
 
 vet:
-	$(GO) vet ./... ./testdata/upstream-env ./testdata/upstream-conformance ./testdata/upstream-echo
+	$(GO) vet ./... ./testdata/upstream-env ./testdata/upstream-conformance ./testdata/upstream-echo ./testdata/upstream-hostile
 
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 10m ./...

@@ -93,7 +93,7 @@ type Conn struct {
 	protocol    string // pinned protocol version; empty: negotiate
 	logger      *slog.Logger
 	clientInfo  mcp.Implementation
-	secrets     []string // credential values, scrubbed from errors and logs
+	scrubber    *Scrubber // the credential's values, cut out of all the upstream sends
 	onNote      func(tenant, integration string, n mcp.JSONRPCNotification)
 	tokenPrefix string // of the progress tokens this conn sends upstream
 	pid         int    // of a stdio upstream's process; 0 for HTTP
@@ -112,10 +112,8 @@ type Conn struct {
 	raw        *rawTarget
 	pipe       *pipe
 	negotiated atomic.Value
-	// clientInfoJSON and encodedSecrets serve raw calls: the gateway's
-	// client info, and the credential values as JSON spells them.
+	// clientInfoJSON serves raw calls: the gateway's client info.
 	clientInfoJSON json.RawMessage
-	encodedSecrets [][]byte
 	redialMu       sync.Mutex // one re-initialization at a time
 
 	// teardown ends what the transport doesn't (the process group); run by
@@ -151,12 +149,11 @@ func newConn(tenant string, in Integration, l *launch, opts *PoolOptions) *Conn 
 		protocol:    in.Protocol,
 		logger:      opts.Logger.With("tenant", tenant, "integration", in.Name),
 		clientInfo:  opts.ClientInfo,
-		secrets:     l.secrets,
+		scrubber:    l.scrubber,
 		onNote:      opts.OnNotification,
 		tokenPrefix: "gw-" + strconv.FormatUint(connSeq.Add(1), 36) + "-",
 
 		clientInfoJSON: mustJSON(opts.ClientInfo),
-		encodedSecrets: encodedStrings(l.secrets),
 		ctx:            ctx,
 		cancel:         cancel,
 		calls:          make(map[*call]struct{}),
@@ -223,7 +220,7 @@ func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.
 		// the gateway relays them, so the upstream must not filter first.
 		// (2026-07-28 carries the level on every request instead.)
 		if err := cli.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelDebug}}); err != nil {
-			c.logger.Debug("upstream_set_level_failed", "error", redact(err.Error(), c.secrets))
+			c.logger.Debug("upstream_set_level_failed", "error", c.scrubber.String(err.Error()))
 		}
 	}
 	return cli, nil
@@ -302,7 +299,8 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 	if err != nil {
 		return nil, err
 	}
-	return redactResult(res, c.secrets), nil
+	// The result was scrubbed as it arrived (tracked.SendRequest).
+	return res, nil
 }
 
 var errTimedOut = errors.New("upstream timeout")
@@ -436,6 +434,7 @@ func (c *Conn) touch() {
 // handleNotification routes the upstream's notifications to the relays of
 // the calls in flight.
 func (c *Conn) handleNotification(n mcp.JSONRPCNotification) {
+	n = c.scrubNotification(n)
 	switch n.Method {
 	case string(mcp.MethodNotificationProgress):
 		var p mcp.ProgressNotificationParams
@@ -488,25 +487,18 @@ func decodeParams(params mcp.NotificationParams, v any) bool {
 
 // scrub returns err with every credential value replaced, so that an error
 // that echoes a header or an environment can't leak a token.
-func (c *Conn) scrub(err error) error { return scrub(err, c.secrets) }
+func (c *Conn) scrub(err error) error { return scrub(err, c.scrubber) }
 
-func scrub(err error, secrets []string) error {
+func scrub(err error, s *Scrubber) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	clean := redact(msg, secrets)
+	clean := s.String(msg)
 	if clean == msg {
 		return err
 	}
 	return &redactedError{msg: clean, err: err}
-}
-
-func redact(s string, secrets []string) string {
-	for _, v := range secrets {
-		s = strings.ReplaceAll(s, v, "[redacted]")
-	}
-	return s
 }
 
 // redactedError keeps the chain (errors.Is) of an error whose message had a
@@ -531,6 +523,10 @@ type tracked struct {
 
 func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.Interface.SendRequest(ctx, req)
+	// Every answer of the upstream, whatever the method, is scrubbed here
+	// before mcp-go's client decodes it: results, errors, catalogues. A
+	// listing's raw result is kept (scrubbed) for its schemas (schema.go).
+	t.conn.scrubResponse(resp)
 	if err == nil && resp != nil {
 		collect(ctx, req.Method, resp.Result)
 	}
@@ -559,7 +555,7 @@ func (t *tracked) sendCancelled(ctx context.Context, id mcp.RequestId) {
 	go func() {
 		defer cancel()
 		if err := t.Interface.SendNotification(ctx, n); err != nil {
-			t.conn.logger.Debug("upstream_cancel_failed", "error", redact(err.Error(), t.conn.secrets))
+			t.conn.logger.Debug("upstream_cancel_failed", "error", t.conn.scrubber.String(err.Error()))
 		}
 	}()
 }
@@ -567,7 +563,12 @@ func (t *tracked) sendCancelled(ctx context.Context, id mcp.RequestId) {
 // SetRequestHandler forwards server-to-client requests (ping, ...).
 func (t *tracked) SetRequestHandler(h transport.RequestHandler) {
 	if b, ok := t.Interface.(transport.BidirectionalInterface); ok {
-		b.SetRequestHandler(h)
+		b.SetRequestHandler(func(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
+			// What the upstream asks may be put to the agent (sampling,
+			// elicitation): scrubbed first.
+			req.Params = t.conn.scrubParams(req.Params)
+			return h(ctx, req)
+		})
 	}
 }
 
@@ -595,12 +596,4 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
-}
-
-func encodedStrings(ss []string) [][]byte {
-	out := make([][]byte, len(ss))
-	for i, s := range ss {
-		out[i] = encodedString(s)
-	}
-	return out
 }

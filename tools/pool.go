@@ -66,6 +66,12 @@ type PoolOptions struct {
 	// ClientInfo is how the gateway introduces itself to upstreams. Empty
 	// means {"connectors-gateway", "dev"}.
 	ClientInfo mcp.Implementation
+
+	// Secrets, if set, returns values besides the credential's that no
+	// answer of an integration's upstream may carry to an agent (the
+	// integration's OAuth client secret). It is called when a connection
+	// is made.
+	Secrets func(integration string) []string
 }
 
 // DefaultEnvAllowlist is the gateway environment a stdio upstream inherits
@@ -182,7 +188,11 @@ func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map
 	if err := validate(in, 0); err != nil {
 		return nil, err
 	}
-	l, err := prepare(in, vars)
+	var extra []string
+	if p.opts.Secrets != nil {
+		extra = p.opts.Secrets(in.Name)
+	}
+	l, err := prepare(in, vars, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +216,7 @@ func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map
 			if attempt == 0 {
 				continue
 			}
-			return nil, scrub(fmt.Errorf("upstream %s: %w", in.Name, err), l.secrets)
+			return nil, scrub(fmt.Errorf("upstream %s: %w", in.Name, err), l.scrubber)
 		}
 		e.conn.touch()
 		return e.conn, nil
@@ -276,7 +286,7 @@ func (p *Pool) start(e *entry, l *launch) {
 		} else {
 			err = fmt.Errorf("starting upstream %s: %w", l.in.Name, err)
 		}
-		err = scrub(err, l.secrets)
+		err = scrub(err, l.scrubber)
 		p.opts.Logger.Warn("upstream_start_failed", "tenant", e.key.tenant, "integration", l.in.Name, "error", err.Error())
 	} else {
 		p.opts.Logger.Info("upstream_started", "tenant", e.key.tenant, "integration", l.in.Name)
@@ -399,11 +409,13 @@ type launch struct {
 	in          Integration
 	env         []string          // stdio: rendered Env, "K=V", sorted
 	headers     map[string]string // HTTP: rendered Headers
-	secrets     []string          // credential values to keep out of errors
+	scrubber    *Scrubber         // cuts the secrets out of what the upstream sends
 	fingerprint [sha256.Size]byte // of all the above: a change means a new conn
 }
 
-func prepare(in Integration, vars map[string]string) (*launch, error) {
+// prepare renders in for vars; secrets are values besides vars' that no
+// answer of the upstream may carry.
+func prepare(in Integration, vars map[string]string, secrets ...string) (*launch, error) {
 	l := &launch{in: in.clone()}
 	fail := func(field string, err error) error {
 		return &IntegrationError{Integration: in.Name, Field: field, Err: err}
@@ -426,12 +438,13 @@ func prepare(in Integration, vars map[string]string) (*launch, error) {
 		}
 	}
 	for k, v := range vars {
-		// token_type ("Bearer") is no secret, and short values would
-		// scrub ordinary words.
-		if k != VarTokenType && len(v) >= 6 {
-			l.secrets = append(l.secrets, v)
+		// token_type ("Bearer") is no secret; NewScrubber leaves out
+		// values too short to be one (MinSecretLen).
+		if k != VarTokenType {
+			secrets = append(secrets, v)
 		}
 	}
+	l.scrubber = NewScrubber(secrets...)
 	b, _ := json.Marshal(struct {
 		In      Integration
 		Timeout time.Duration

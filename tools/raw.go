@@ -149,7 +149,7 @@ func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, erro
 	if err != nil {
 		return nil, err
 	}
-	return redactRaw(result, c.secrets, c.encodedSecrets), nil
+	return c.scrubRaw(result), nil
 }
 
 // rawParams encodes the params of call: its members as they are (each
@@ -376,7 +376,7 @@ func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
 			res, err := answer(data, id)
 			return res, true, err
 		default:
-			c.logger.Debug("upstream_request_ignored", "method", probe.Method)
+			c.logger.Debug("upstream_request_ignored", "method", c.scrubber.String(probe.Method))
 		}
 		return nil, false, nil
 	}
@@ -407,57 +407,18 @@ func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
 	return nil, transport.NewError(errors.New("stream ended without a response"))
 }
 
-// redactRaw is redactResult for a result as bytes. Without an escape that
-// could spell a character another way (\u, \/), a JSON text holds a string
-// only in its canonical encoding, so one search per secret decides; the
-// rare result that may hide one is rewritten string by string.
-func redactRaw(raw json.RawMessage, secrets []string, encoded [][]byte) json.RawMessage {
-	if len(secrets) == 0 {
-		return raw
-	}
-	if !bytes.Contains(raw, []byte(`\u`)) && !bytes.Contains(raw, []byte(`\/`)) {
-		found := false
-		for _, s := range encoded {
-			// A secret JSON escapes (U+2028 is written \u2028, but may come
-			// as is) is looked for string by string, every time.
-			if bytes.Contains(raw, s) || bytes.IndexByte(s, '\\') >= 0 {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return raw
-		}
-	}
-	if out, ok := redactJSON(raw, secrets); ok {
-		return out
-	}
-	return json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
-}
+// withheldResult stands for a result that may hold a secret and is not
+// JSON, which cannot be scrubbed string by string.
+var withheldResult = json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
 
-// redactValue redacts every string (keys included) of a decoded JSON value.
-func redactValue(v any, secrets []string) any {
-	switch v := v.(type) {
-	case string:
-		return redact(v, secrets)
-	case json.Number: // a numeric credential (an account number, a PIN)
-		if r := redact(v.String(), secrets); r != v.String() {
-			return r
-		}
-		return v
-	case []any:
-		for i := range v {
-			v[i] = redactValue(v[i], secrets)
-		}
-		return v
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[redact(k, secrets)] = redactValue(e, secrets)
-		}
-		return out
+// scrubRaw returns a raw result without the conn's secrets: raw itself in
+// the usual case (a few searches, no allocation), else rewritten.
+func (c *Conn) scrubRaw(raw json.RawMessage) json.RawMessage {
+	out, ok := c.scrubber.JSON(raw)
+	if !ok {
+		return withheldResult
 	}
-	return v
+	return out
 }
 
 // encodedString is s as it appears inside a JSON string.

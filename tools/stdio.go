@@ -62,7 +62,7 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 		// Cause first, then exited: whoever sees exited closed finds why.
 		if c.ctx.Err() == nil {
 			c.cancel(&exitError{integration: l.in.Name, err: err})
-			c.logger.Warn("upstream_exited", "error", fmt.Sprint(err), "stderr", redact(proc.stderr.String(), c.secrets))
+			c.logger.Warn("upstream_exited", "error", fmt.Sprint(err), "stderr", c.scrubber.String(proc.stderr.String()))
 		}
 		close(proc.exited)
 		// Every writer of stdout is dead: the transport reads to EOF. The

@@ -310,6 +310,12 @@ func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st store, reg *to
 	opts.Metrics, opts.Usage = m.metrics, m.usage
 	pool := tools.NewPool(&tools.PoolOptions{
 		Logger: log,
+		// The integration's OAuth client secret never reaches an upstream,
+		// but no answer may carry it either (one quoting a misconfigured
+		// environment, say).
+		Secrets: func(integration string) []string {
+			return []string{m.Getenv(envPrefix(integration) + "_CLIENT_SECRET")}
+		},
 		OnNotification: func(tenant, integration string, n mcp.JSONRPCNotification) {
 			g.UpstreamNotification(tenant, integration, n)
 		},

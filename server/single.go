@@ -43,6 +43,7 @@ func newSingle(g *Gateway, integration string) *view {
 			}
 		}
 	})
+	hooks.AddOnRequestInitialization(v.preflight) // fail closed
 	v.trackSessions(hooks)
 	hooks.AddBeforeSubscribe(func(ctx context.Context, _ any, req *mcp.SubscribeRequest) {
 		v.subscribe(ctx, req.Params.URI)

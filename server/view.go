@@ -61,6 +61,7 @@ func newAggregate(g *Gateway) *view {
 			}
 		}
 	})
+	hooks.AddOnRequestInitialization(v.preflight) // fail closed
 	v.trackSessions(hooks)
 	v.mcp = mcpserver.NewMCPServer(v.serverName(), g.version,
 		mcpserver.WithToolCapabilities(true),
@@ -119,7 +120,10 @@ func (v *view) filterTools(ctx context.Context, all []mcp.Tool) []mcp.Tool {
 		return nil
 	}
 	id, _ := tenants.FromContext(ctx)
-	settings := v.g.settings(ctx, id.Tenant)
+	settings, err := v.g.settings(ctx, id.Tenant)
+	if err != nil { // access read them: unreadable since; offer nothing
+		return nil
+	}
 	out := all[:0:0]
 	for _, t := range all {
 		if v.offers(t.Name, acc, settings) {

@@ -67,11 +67,23 @@ func storeFailure(err error) bool {
 	return vaultErr || encErr
 }
 
+// unanswered reports whether a read of the store gave no answer (a
+// credential, or none): a typed store failure, or anything else that is
+// not the request ending (a record that does not parse, ...). What the
+// store cannot answer is refused, not guessed.
+func unanswered(ctx context.Context, err error) bool {
+	return err != nil && !vault.IsNotFound(err) && ctx.Err() == nil
+}
+
 // credentialUnavailable wraps a store failure reading integration's
-// credential for the agent.
+// credential for the agent. An untyped one becomes a *vault.VaultError,
+// so that every lane maps it alike.
 func credentialUnavailable(integration string, err error) error {
 	if _, ok := errors.AsType[*unavailableError](err); ok {
 		return err
+	}
+	if !storeFailure(err) {
+		err = &vault.VaultError{Err: err}
 	}
 	return &unavailableError{what: whatCredential, integration: integration, err: err}
 }
@@ -143,7 +155,7 @@ func (v *view) preflight(ctx context.Context, _ any, message any) error {
 		if !settings.Enabled(integ) {
 			continue
 		}
-		if _, _, err := v.g.storeGet(ctx, id.Tenant, integ); storeFailure(err) {
+		if _, _, err := v.g.storeGet(ctx, id.Tenant, integ); unanswered(ctx, err) {
 			v.g.log.ErrorContext(ctx, "credential_unreadable", "tenantId", id.Tenant, "integration", integ, "method", string(req.Method), "error", err)
 			return credentialUnavailable(integ, err)
 		}

@@ -154,7 +154,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	g.count(ctx, integration, outcome, begin)
 	if c.Session != "" {
-		return res, true
+		return initializeEraRaw(res), true
 	}
 	return v.complete(res), true
 }

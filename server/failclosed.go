@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
@@ -86,6 +87,14 @@ func credentialUnavailable(integration string, err error) error {
 		err = &vault.VaultError{Err: err}
 	}
 	return &unavailableError{what: whatCredential, integration: integration, err: err}
+}
+
+// guard adds to a view's hooks what every view does before and after
+// mcp-go serves a request: refuse what the store cannot answer
+// (preflight), and answer in the request's era (initializeEraResult).
+func (v *view) guard(hooks *mcpserver.Hooks) {
+	hooks.AddOnRequestInitialization(v.preflight)
+	hooks.AddOnSuccess(initializeEraResult)
 }
 
 // preflight is the view's mcp-go OnRequestInitialization hook: before a

@@ -61,18 +61,19 @@ func newAggregate(g *Gateway) *view {
 			}
 		}
 	})
-	hooks.AddOnRequestInitialization(v.preflight) // fail closed
+	v.guard(hooks)
 	v.trackSessions(hooks)
 	v.mcp = mcpserver.NewMCPServer(v.serverName(), g.version,
 		mcpserver.WithToolCapabilities(true),
 		mcpserver.WithLogging(),
-		mcpserver.WithElicitation(),
 		mcpserver.WithHooks(hooks),
 		mcpserver.WithToolFilter(v.filterTools),
 		mcpserver.WithRecovery(),
 		mcpserver.WithInstructions("Connectors Gateway: the tools of every integration your tenant has connected, named {integration}_{tool}."),
 	)
-	v.mcp.EnableSampling()
+	// Neither WithElicitation nor EnableSampling: in mcp-go v1.2.1 they only
+	// advertise sampling and elicitation, which are client capabilities, as
+	// the server's; relaying the upstream's requests needs neither.
 	if g.linker != nil {
 		for _, in := range g.reg.All() {
 			if g.linker.CanLink(in.Name) {

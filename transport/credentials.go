@@ -88,6 +88,7 @@ func (h *HTTP) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, r, http.StatusServiceUnavailable, "VaultEncryptionError", "Failed to decrypt data")
 	case errors.As(err, &ve):
 		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
+		w.Header().Set("Retry-After", "5") // as the authentication's 503: the store may come back
 		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "Failed to connect to Vault")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "the credential store did not answer in time")

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -216,9 +217,24 @@ func assertFailsClosed(t *testing.T, g *gateway, up *upstreamLog, name string) {
 		t.Errorf("2026-07-28 tools/call: %d %s, want a JSON-RPC error naming %s", status, body, name)
 	}
 
-	// REST.
-	if status, out, raw := g.api("tenant-a", "POST", "/api/v1/tools/invoke", `{"toolId":"echo.echo","parameters":{"text":"rest"}}`); status != http.StatusServiceUnavailable || out["error"] != name {
-		t.Errorf("POST /api/v1/tools/invoke = %d %s, want 503 %s", status, raw, name)
+	// REST: 503, and Retry-After when waiting may help (not for a record
+	// that does not decrypt).
+	req, _ := http.NewRequest("POST", "http://"+g.addr+"/api/v1/tools/invoke", strings.NewReader(`{"toolId":"echo.echo","parameters":{"text":"rest"}}`))
+	req.Header.Set("Authorization", "Bearer "+g.keys["tenant-a"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out struct{ Error, Message string }
+	_ = json.Unmarshal(raw, &out)
+	if resp.StatusCode != http.StatusServiceUnavailable || out.Error != name {
+		t.Errorf("POST /api/v1/tools/invoke = %d %s, want 503 %s", resp.StatusCode, raw, name)
+	}
+	if retry := resp.Header.Get("Retry-After"); (retry != "") != (name == "VaultError") {
+		t.Errorf("POST /api/v1/tools/invoke answering %s: Retry-After %q", name, retry)
 	}
 	if n := len(up.calls()); n != 0 {
 		t.Errorf("%d tools/call reached the upstream for tenant-a, want 0", n)

@@ -6,6 +6,7 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -17,5 +18,7 @@ func ServeStdio(ctx context.Context, srv *mcpserver.MCPServer, id tenants.Identi
 	stdio.SetContextFunc(func(ctx context.Context) context.Context {
 		return tenants.NewContext(ctx, id)
 	})
+	// A 2026-07-28 agent gets no notification it did not ask for.
+	in, out = server.StdioStreams(in, out)
 	return stdio.Listen(tenants.NewContext(ctx, id), in, out)
 }

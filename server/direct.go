@@ -83,9 +83,8 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		}
 	}
 	// The usual path's rule (filterTools), and a credential to call with
-	// rather than a link to offer.
-	// Unreadable settings or credential: declined, and the usual path
-	// refuses the call (fail closed, see preflight).
+	// rather than a link to offer. Unreadable settings or credential:
+	// declined, and the usual path refuses the call (see preflight).
 	acc, err := g.access(ctx)
 	if err != nil {
 		return nil, false

@@ -107,8 +107,12 @@ func (v *view) guard(hooks *mcpserver.Hooks) {
 // error's message, which names VaultError or VaultEncryptionError.
 //
 // It costs a decoding of the request's method and name (not of its
-// arguments' values) on the usual path; the direct path does not come
-// here unless it declined the call.
+// arguments' values) on the usual path, and reads of credentials that the
+// tool filter and the call then read again where no request memo holds
+// them (stdio: the store's cache answers, each read is audited); the
+// direct path does not come here unless it declined the call. A call must
+// be checked here too: a tenant whose credential cannot be read discovers
+// no catalogue, and mcp-go would answer "tool not found".
 func (v *view) preflight(ctx context.Context, _ any, message any) error {
 	id, ok := tenants.FromContext(ctx)
 	if !ok {

@@ -160,12 +160,15 @@ func (h *HTTP) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	c := h.opts.Credentials
 	cred, _, err := c.Store.Get(r.Context(), tenant, in.Name)
-	if err != nil {
+	_, unreadable := errors.AsType[*vault.VaultEncryptionError](err)
+	if err != nil && !unreadable {
 		h.storeError(w, r, err)
 		return
 	}
 	revoked := false
-	if c.Revoke != nil {
+	// A record that no longer decrypts holds no token to revoke with; the
+	// tenant may still delete it.
+	if c.Revoke != nil && !unreadable {
 		if revoked, err = c.Revoke(r.Context(), tenant, in.Name, cred); err != nil {
 			// The tenant asked for the credential to go: it goes, even if
 			// the provider could not be told.

@@ -143,6 +143,18 @@ func TestFailClosedUndecryptable(t *testing.T) {
 			if status, out, raw := g.api("tenant-a", "GET", "/tenants/tenant-a/integrations", ""); status != http.StatusServiceUnavailable || out["error"] != "VaultEncryptionError" {
 				t.Errorf("GET /tenants/tenant-a/integrations = %d %s, want 503 VaultEncryptionError", status, raw)
 			}
+			// The tenant mends it: deletes the record (nothing to revoke
+			// with), or stores a new credential over it.
+			if status, out, raw := g.api("tenant-a", "DELETE", "/tenants/tenant-a/integrations/echo/credentials", ""); status != http.StatusOK || out["providerRevoked"] != false {
+				t.Errorf("DELETE of the unreadable credential = %d %s, want 200, not revoked", status, raw)
+			}
+			body := `{"accessToken": "` + extraToken("tenant-a", "echo") + `"}`
+			if status, _, raw := g.api("tenant-a", "POST", "/tenants/tenant-a/integrations/echo/credentials", body); status != http.StatusCreated {
+				t.Errorf("storing a new credential = %d %s", status, raw)
+			}
+			if status, body := g.post("tenant-a", "/mcp", "echo_echo", callBody("9", "echo_echo", `"arguments":{"text":"mended"}`), nil); status != http.StatusOK || !strings.Contains(body, "mended") {
+				t.Errorf("tools/call once mended: %d %s", status, body)
+			}
 		})
 	}
 }

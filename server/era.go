@@ -54,58 +54,15 @@ func initializeEraResult(ctx context.Context, _ any, _ mcp.MCPMethod, _ any, res
 // with them. A result that holds neither (the byte search says so without
 // a walk) is returned as it is; one that is not a JSON object, too. res
 // must be valid JSON, as the raw client's results are (tools.Conn checks
-// the answer before it hands the result on).
+// the answer before it hands the result on). One walk, one allocation.
 func initializeEraRaw(res json.RawMessage) json.RawMessage {
 	if !bytes.Contains(res, []byte(`"resultType"`)) && !bytes.Contains(res, []byte(metaServerInfo)) {
 		return res
 	}
 	out := make([]byte, 0, len(res))
 	out = append(out, '{')
-	first := true
-	member := func(key, value []byte) {
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, '"')
-		out = append(out, key...)
-		out = append(out, '"', ':')
-		out = append(out, value...)
-	}
-	ok := rawjson.Members(res, func(key, value []byte) bool {
-		switch string(key) {
-		case "resultType":
-			if string(value) != `"`+string(mcp.ResultTypeComplete)+`"` {
-				member(key, value)
-			}
-		case "_meta":
-			if meta, keep := withoutServerInfo(value); keep {
-				member(key, meta)
-			}
-		default:
-			member(key, value)
-		}
-		return true
-	})
-	if !ok {
-		return res
-	}
-	return append(out, '}')
-}
-
-// withoutServerInfo returns the _meta object meta without its serverInfo
-// member, and whether anything is left of it.
-func withoutServerInfo(meta []byte) ([]byte, bool) {
-	if !bytes.Contains(meta, []byte(metaServerInfo)) {
-		return meta, true
-	}
-	out := make([]byte, 0, len(meta))
-	out = append(out, '{')
-	n := 0
-	ok := rawjson.Members(meta, func(key, value []byte) bool {
-		if string(key) == mcp.MetaKeyServerInfo {
-			return true
-		}
+	n := 0 // members written
+	member := func(key []byte) {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -113,13 +70,45 @@ func withoutServerInfo(meta []byte) ([]byte, bool) {
 		out = append(out, '"')
 		out = append(out, key...)
 		out = append(out, '"', ':')
-		out = append(out, value...)
+	}
+	ok := rawjson.Members(res, func(key, value []byte) bool {
+		switch {
+		case string(key) == "resultType" && string(value) == `"`+string(mcp.ResultTypeComplete)+`"`:
+		case string(key) == "_meta" && len(value) > 0 && value[0] == '{' && bytes.Contains(value, []byte(metaServerInfo)):
+			mark, before := len(out), n
+			member(key)
+			out = append(out, '{')
+			inner := 0
+			if !rawjson.Members(value, func(k, v []byte) bool {
+				if string(k) != mcp.MetaKeyServerInfo {
+					if inner > 0 {
+						out = append(out, ',')
+					}
+					inner++
+					out = append(out, '"')
+					out = append(out, k...)
+					out = append(out, '"', ':')
+					out = append(out, v...)
+				}
+				return true
+			}) {
+				return false
+			}
+			if inner == 0 { // nothing left of it
+				out, n = out[:mark], before
+				return true
+			}
+			out = append(out, '}')
+		default:
+			member(key)
+			out = append(out, value...)
+		}
 		return true
 	})
 	if !ok {
-		return meta, true // not an object: left as the upstream wrote it
+		return res
 	}
-	return append(out, '}'), n > 0
+	return append(out, '}')
 }
 
 // StdioStreams wraps the agent's side of an MCP stdio connection, for an

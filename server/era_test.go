@@ -165,3 +165,14 @@ func TestStdioStreams(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkInitializeEraRaw is the direct lane's cost per call on a
+// 2025-11-25 session of a 2026-07-28 upstream, whose results always carry
+// both fields.
+func BenchmarkInitializeEraRaw(b *testing.B) {
+	res := json.RawMessage(`{"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"upstream-echo","version":"1.0.0"}},"content":[{"type":"text","text":"` + strings.Repeat("x", 200) + `"}],"resultType":"complete"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		initializeEraRaw(res)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/internal/rawjson"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -122,13 +123,8 @@ func (v *view) preflight(ctx context.Context, _ any, message any) error {
 	if !ok {
 		return nil
 	}
-	var req struct {
-		Method mcp.MCPMethod `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	if json.Unmarshal(raw, &req) != nil {
+	req, ok := readRequest(raw)
+	if !ok {
 		return nil // mcp-go answers what it cannot parse
 	}
 	var integrations []string
@@ -174,4 +170,57 @@ func (v *view) preflight(ctx context.Context, _ any, message any) error {
 		}
 	}
 	return nil
+}
+
+// request is what preflight reads of a request: its method and, for
+// tools/call, the tool's name.
+type request struct {
+	Method mcp.MCPMethod `json:"method"`
+	Params struct {
+		Name string `json:"name"`
+	} `json:"params"`
+}
+
+// readRequest reads a request's method and name as encoding/json (and so
+// mcp-go) reads them, by a member walk when every key on the way is
+// written plainly (keys matched without regard to case, the last of a
+// name winning, as encoding/json does), else by encoding/json. raw is
+// valid JSON: mcp-go parsed it before the hook runs.
+func readRequest(raw json.RawMessage) (request, bool) {
+	var req request
+	plain := true
+	var method, params []byte
+	if !rawjson.Members(raw, func(k, v []byte) bool {
+		switch {
+		case !rawjson.PlainKey(k):
+			plain = false
+		case strings.EqualFold(string(k), "method"):
+			method = v
+		case strings.EqualFold(string(k), "params"):
+			params = v
+		}
+		return plain
+	}) || !plain || method == nil || !rawjson.Plain(method) {
+		return req, json.Unmarshal(raw, &req) == nil
+	}
+	req.Method = mcp.MCPMethod(method[1 : len(method)-1])
+	if req.Method != mcp.MethodToolsCall || len(params) == 0 || params[0] != '{' {
+		return req, true
+	}
+	var name []byte
+	if !rawjson.Members(params, func(k, v []byte) bool {
+		switch {
+		case !rawjson.PlainKey(k):
+			plain = false
+		case strings.EqualFold(string(k), "name"):
+			name = v
+		}
+		return plain
+	}) || !plain || name != nil && !rawjson.Plain(name) {
+		return req, json.Unmarshal(raw, &req) == nil
+	}
+	if name != nil {
+		req.Params.Name = string(name[1 : len(name)-1])
+	}
+	return req, true
 }

@@ -225,3 +225,40 @@ func TestModernStreamIsTheRequests(t *testing.T) {
 	result(t, "the long-running call", msgs)
 	result(t, "tools/list", listMsgs)
 }
+
+// TestInitializeEraAnswersOfEveryMethod: prompts/get, resources/read,
+// resources/list and completion/complete forwarded from a 2026-07-28
+// upstream to a 2025-11-25 session carry no 2026-only field either.
+func TestInitializeEraAnswersOfEveryMethod(t *testing.T) {
+	fixture := startConformanceFixture(t)
+	g := newGatewayWith(t, map[string]any{"name": "conformance", "category": "testing",
+		"upstream": map[string]any{"url": fixture, "headers": map[string]string{"X-Upstream-Token": "{{access_token}}"}}})
+	g.serve()
+	const path = "/mcp/conformance"
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	_, h, _ := g.rpc("tenant-a", path, init, nil)
+	session := map[string]string{"Mcp-Session-Id": h.Get("Mcp-Session-Id"), "Mcp-Protocol-Version": "2025-11-25"}
+	g.rpc("tenant-a", path, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, session)
+	for i, req := range []string{
+		`"method":"prompts/list","params":{}`,
+		`"method":"prompts/get","params":{"name":"test_simple_prompt"}`,
+		`"method":"resources/list","params":{}`,
+		`"method":"resources/read","params":{"uri":"test://static-text"}`,
+		`"method":"tools/list","params":{}`,
+		`"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"test_prompt_with_arguments"},"argument":{"name":"arg1","value":"a"}}`,
+	} {
+		_, _, msgs := g.rpc("tenant-a", path, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,%s}`, 10+i, req), session)
+		res := result(t, req, msgs)
+		if _, ok := res["resultType"]; ok {
+			t.Errorf("%s on a 2025-11-25 session: resultType in %s", req, mustMarshal(res))
+		}
+		if strings.Contains(string(res["_meta"]), "io.modelcontextprotocol/serverInfo") {
+			t.Errorf("%s on a 2025-11-25 session: serverInfo in %s", req, mustMarshal(res))
+		}
+		for _, k := range []string{"ttlMs", "cacheScope"} {
+			if _, ok := res[k]; ok {
+				t.Errorf("%s on a 2025-11-25 session: %s in %s", req, k, mustMarshal(res))
+			}
+		}
+	}
+}

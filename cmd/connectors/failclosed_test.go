@@ -228,6 +228,10 @@ func assertFailsClosed(t *testing.T, g *gateway, up *upstreamLog, name string) {
 	if err := json.Unmarshal([]byte(body), &rpc); err != nil || rpc.Error == nil || !strings.Contains(rpc.Error.Message, name) {
 		t.Errorf("2026-07-28 tools/call: %d %s, want a JSON-RPC error naming %s", status, body, name)
 	}
+	// 2026-07-28 maps errors to HTTP statuses: the store's, not the client's.
+	if status != http.StatusServiceUnavailable {
+		t.Errorf("2026-07-28 tools/call refused with HTTP %d, want 503", status)
+	}
 
 	// REST: 503, and Retry-After when waiting may help (not for a record
 	// that does not decrypt).

@@ -179,7 +179,7 @@ func (r *eraReader) Read(p []byte) (int, error) {
 // request notes what one line of the agent says of its era and listens.
 func (e *stdioEra) request(line []byte) {
 	initialize := bytes.Contains(line, []byte(`"initialize"`))
-	modern := bytes.Contains(line, []byte(`"`+mcp.ProtocolVersion20260728+`"`))
+	modern := bytes.Contains(line, []byte(`"`+mcp.MetaKeyProtocolVersion+`"`))
 	listen := bytes.Contains(line, []byte(`"`+mcp.MethodSubscriptionsListen+`"`))
 	if !initialize && !listen {
 		e.mu.Lock()

@@ -261,6 +261,11 @@ func (f *Flow) save(ctx context.Context, tenant, integration string, tok Token) 
 		if vault.IsNotFound(err) {
 			prev, version, err = vault.Credential{}, 0, nil
 		}
+		if _, unreadable := errors.AsType[*vault.VaultEncryptionError](err); unreadable {
+			// A record that no longer decrypts (a retired key, a copy):
+			// linking again is how the tenant mends it.
+			prev, version, err = vault.Credential{}, vault.AnyVersion, nil
+		}
 		if err != nil {
 			return vault.Credential{}, err
 		}

@@ -235,8 +235,11 @@ func (v *view) tenantTool(ctx context.Context, integration, name string) (catalo
 		return catalogueTool{}, false
 	}
 	t, ok := cat.byName[name]
-	if !ok || !v.g.settings(ctx, id.Tenant).AllowsTool(integration, t.upstream) {
+	if !ok {
 		return catalogueTool{}, false
+	}
+	if settings, err := v.g.settings(ctx, id.Tenant); err != nil || !settings.AllowsTool(integration, t.upstream) {
+		return catalogueTool{}, false // settings unreadable since access read them: closed
 	}
 	return t, true
 }
@@ -474,7 +477,10 @@ func (v *view) listTools(ctx context.Context, kept []mcp.Tool) []mcp.Tool {
 	if !ok || err != nil {
 		return out
 	}
-	settings := v.g.settings(ctx, id.Tenant)
+	settings, err := v.g.settings(ctx, id.Tenant)
+	if err != nil { // unreadable since access read them: offer nothing
+		return out
+	}
 	type usable struct {
 		integration string
 		a           access

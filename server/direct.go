@@ -83,9 +83,14 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		}
 	}
 	// The usual path's rule (filterTools), and a credential to call with
-	// rather than a link to offer.
+	// rather than a link to offer. Unreadable settings or credential:
+	// declined, and the usual path refuses the call (see preflight).
 	acc, err := g.access(ctx)
-	if err != nil || !v.offers(c.Name, acc, g.settings(ctx, id.Tenant)) || acc(integration) != accessLinked {
+	if err != nil {
+		return nil, false
+	}
+	settings, err := g.settings(ctx, id.Tenant)
+	if err != nil || !v.offers(c.Name, acc, settings) || acc(integration) != accessLinked {
 		return nil, false
 	}
 	in, found := g.reg.Get(integration)
@@ -152,7 +157,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	g.count(ctx, integration, outcome, begin)
 	if c.Session != "" {
-		return res, true
+		return initializeEraRaw(res), true
 	}
 	return v.complete(res), true
 }

@@ -195,6 +195,10 @@ const (
 	accessLinked                 // a credential to call with
 	accessRelink                 // a credential whose refresh failed for good
 	accessDisabled               // not registered, or turned off for the tenant
+	// accessUnreadable: the credential could not be read or opened
+	// (Vault down, a record that no longer decrypts). Neither its tools
+	// nor its connect tool are offered: the tenant may well be linked.
+	accessUnreadable
 )
 
 // allowed is the one decision behind every list and every call: a tenant
@@ -229,19 +233,19 @@ func (g *Gateway) accessVersions(ctx context.Context) (func(integration string) 
 	if !ok {
 		return nil, errNoIdentity
 	}
+	// Settings that cannot be read fail the whole decision (closed).
+	settings, err := g.settings(ctx, id.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	type decision struct {
 		a       access
 		version int64
 	}
 	seen := map[string]decision{}
-	var settings *tenants.Settings
 	return func(integration string) (access, int64) {
 		if d, done := seen[integration]; done {
 			return d.a, d.version
-		}
-		if settings == nil {
-			s := g.settings(ctx, id.Tenant)
-			settings = &s
 		}
 		d := decision{a: accessDisabled}
 		if _, known := g.reg.Get(integration); known && settings.Enabled(integration) {
@@ -253,7 +257,8 @@ func (g *Gateway) accessVersions(ctx context.Context) (func(integration string) 
 			case err == nil:
 				d = decision{accessLinked, version}
 			case !vault.IsNotFound(err):
-				g.log.WarnContext(ctx, "credential_check_failed", "tenant_id", id.Tenant, "integration", integration, "error", err)
+				d.a = accessUnreadable
+				g.log.WarnContext(ctx, "credential_check_failed", "tenantId", id.Tenant, "integration", integration, "error", err)
 			}
 		}
 		seen[integration] = d
@@ -410,6 +415,10 @@ func (g *Gateway) unavailable(ctx context.Context, integration string, err error
 		return g.linkResult(ctx, integration)
 	case vault.IsNotFound(err), errors.Is(err, errNoIdentity):
 		return nil, err
+	case storeFailure(err):
+		// A JSON-RPC error naming VaultError or VaultEncryptionError, not
+		// a tool result the model might take for the upstream's answer.
+		return nil, credentialUnavailable(integration, err)
 	}
 	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %v", integration, err)), nil
 }

@@ -9,6 +9,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/vault"
 )
 
 // Errors of Invoke, for the transport to map to HTTP statuses.
@@ -45,9 +46,20 @@ func (g *Gateway) Invoke(ctx context.Context, integration, tool string, args map
 			return g.linkResult(ctx, integration)
 		}
 		return nil, ErrNotLinked
+	case accessUnreadable:
+		id, _ := tenants.FromContext(ctx)
+		_, _, err := g.storeGet(ctx, id.Tenant, integration)
+		if err == nil { // readable again since: not worth a second decision
+			err = &vault.VaultError{Err: errors.New("the credential store failed")}
+		}
+		return nil, credentialUnavailable(integration, err)
 	}
 	id, _ := tenants.FromContext(ctx)
-	if !g.settings(ctx, id.Tenant).AllowsTool(integration, tool) {
+	settings, err := g.settings(ctx, id.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if !settings.AllowsTool(integration, tool) {
 		return nil, fmt.Errorf("%w: %s has no tool %q for this tenant", ErrUnknownTool, integration, tool)
 	}
 	v := g.aggregate

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/vault"
 )
 
 // SettingsStore keeps each tenant's settings record (tenants.Settings).
@@ -29,18 +31,20 @@ type settingsEntry struct {
 	fetched time.Time
 }
 
-// settings returns tenant's settings. A store that cannot be read denies
-// nothing it did not deny before: the last known settings, else none.
-func (g *Gateway) settings(ctx context.Context, tenant string) tenants.Settings {
+// settings returns tenant's settings. A store that cannot be read serves
+// the last settings it answered, however old (an outage must not turn an
+// integration back on); with none in memory it is an error, never the
+// zero Settings, which would allow everything: the caller fails closed.
+func (g *Gateway) settings(ctx context.Context, tenant string) (tenants.Settings, error) {
 	if g.settingsStore == nil {
-		return tenants.Settings{}
+		return tenants.Settings{}, nil
 	}
 	c := &g.settingsCache
 	c.mu.Lock()
 	e, ok := c.entries[tenant]
 	c.mu.Unlock()
 	if ok && time.Since(e.fetched) < settingsTTL {
-		return e.s
+		return e.s, nil
 	}
 	rec, _, err := g.settingsStore.GetTenantSettings(ctx, tenant)
 	var s tenants.Settings
@@ -48,8 +52,15 @@ func (g *Gateway) settings(ctx context.Context, tenant string) tenants.Settings 
 		s, err = tenants.ParseSettings(rec)
 	}
 	if err != nil {
-		g.log.WarnContext(ctx, "tenant_settings_unreadable", "tenant_id", tenant, "error", err)
-		return e.s
+		if ok {
+			g.log.WarnContext(ctx, "tenant_settings_unreadable", "tenantId", tenant, "stale", true, "error", err)
+			return e.s, nil
+		}
+		g.log.ErrorContext(ctx, "tenant_settings_unreadable", "tenantId", tenant, "stale", false, "error", err)
+		if !storeFailure(err) && ctx.Err() == nil { // a record that does not parse, say
+			err = &vault.VaultError{Err: fmt.Errorf("tenant settings: %w", err)}
+		}
+		return tenants.Settings{}, &unavailableError{what: whatSettings, err: err}
 	}
 	c.mu.Lock()
 	if c.entries == nil {
@@ -60,7 +71,7 @@ func (g *Gateway) settings(ctx context.Context, tenant string) tenants.Settings 
 	}
 	c.entries[tenant] = settingsEntry{s: s, fetched: time.Now()}
 	c.mu.Unlock()
-	return s
+	return s, nil
 }
 
 // InvalidateSettings drops tenant's cached settings (after this gateway

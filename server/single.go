@@ -43,6 +43,7 @@ func newSingle(g *Gateway, integration string) *view {
 			}
 		}
 	})
+	v.guard(hooks)
 	v.trackSessions(hooks)
 	hooks.AddBeforeSubscribe(func(ctx context.Context, _ any, req *mcp.SubscribeRequest) {
 		v.subscribe(ctx, req.Params.URI)
@@ -59,13 +60,14 @@ func newSingle(g *Gateway, integration string) *view {
 		mcpserver.WithPromptCompletionProvider(completer{v}),
 		mcpserver.WithResourceCompletionProvider(completer{v}),
 		mcpserver.WithLogging(),
-		mcpserver.WithElicitation(),
 		mcpserver.WithHooks(hooks),
 		mcpserver.WithToolFilter(v.filterTools),
 		mcpserver.WithPromptFilter(v.filterPrompts),
 		mcpserver.WithRecovery(),
 	)
-	v.mcp.EnableSampling()
+	// Neither WithElicitation nor EnableSampling: in mcp-go v1.2.1 they only
+	// advertise sampling and elicitation, which are client capabilities, as
+	// the server's; relaying the upstream's requests needs neither.
 	v.mcp.AddResourceTemplate(mcp.NewResourceTemplate(everyURI, "upstream"), v.readResource)
 	v.addRoutes()
 	return v

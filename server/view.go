@@ -35,17 +35,19 @@ func newAggregate(g *Gateway) *view {
 	v := newView(g, "")
 	hooks := &mcpserver.Hooks{}
 	v.routeHooks(hooks)
+	v.guard(hooks)
 	v.trackSessions(hooks)
 	v.mcp = mcpserver.NewMCPServer(v.serverName(), g.version,
 		mcpserver.WithToolCapabilities(true),
 		mcpserver.WithLogging(),
-		mcpserver.WithElicitation(),
 		mcpserver.WithHooks(hooks),
 		mcpserver.WithToolFilter(v.filterTools),
 		mcpserver.WithRecovery(),
 		mcpserver.WithInstructions("Connectors Gateway: the tools of every integration your tenant has connected, named {integration}_{tool}."),
 	)
-	v.mcp.EnableSampling()
+	// Neither WithElicitation nor EnableSampling: in mcp-go v1.2.1 they only
+	// advertise sampling and elicitation, which are client capabilities, as
+	// the server's; relaying the upstream's requests needs neither.
 	if g.linker != nil {
 		for _, in := range g.reg.All() {
 			if g.linker.CanLink(in.Name) {
@@ -105,7 +107,10 @@ func (v *view) filterTools(ctx context.Context, all []mcp.Tool) []mcp.Tool {
 		return nil
 	}
 	id, _ := tenants.FromContext(ctx)
-	settings := v.g.settings(ctx, id.Tenant)
+	settings, err := v.g.settings(ctx, id.Tenant)
+	if err != nil { // access read them: unreadable since; offer nothing
+		return nil
+	}
 	out := all[:0:0]
 	for _, t := range all {
 		if v.isRoute(t.Name) || v.offers(t.Name, acc, settings) {

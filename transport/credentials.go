@@ -88,6 +88,7 @@ func (h *HTTP) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, r, http.StatusServiceUnavailable, "VaultEncryptionError", "Failed to decrypt data")
 	case errors.As(err, &ve):
 		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
+		w.Header().Set("Retry-After", "5") // as the authentication's 503: the store may come back
 		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "Failed to connect to Vault")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "the credential store did not answer in time")
@@ -159,12 +160,15 @@ func (h *HTTP) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	c := h.opts.Credentials
 	cred, _, err := c.Store.Get(r.Context(), tenant, in.Name)
-	if err != nil {
+	_, unreadable := errors.AsType[*vault.VaultEncryptionError](err)
+	if err != nil && !unreadable {
 		h.storeError(w, r, err)
 		return
 	}
 	revoked := false
-	if c.Revoke != nil {
+	// A record that no longer decrypts holds no token to revoke with; the
+	// tenant may still delete it.
+	if c.Revoke != nil && !unreadable {
 		if revoked, err = c.Revoke(r.Context(), tenant, in.Name, cred); err != nil {
 			// The tenant asked for the credential to go: it goes, even if
 			// the provider could not be told.

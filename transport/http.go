@@ -251,8 +251,8 @@ func (h *HTTP) routes() {
 	guard := func(next http.Handler) http.Handler {
 		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))
 	}
-	mcp := guard(h.direct(h.checkMessage(h.resumable(h.mcp))))
-	single := guard(h.direct(h.checkMessage(h.resumable(http.HandlerFunc(h.handleSingle)))))
+	mcp := guard(h.direct(h.checkMessage(h.storeRefusals(h.resumable(h.mcp)))))
+	single := guard(h.direct(h.checkMessage(h.storeRefusals(h.resumable(http.HandlerFunc(h.handleSingle))))))
 	for _, method := range []string{"POST", "GET", "DELETE"} {
 		h.mux.Handle(method+" /mcp", mcp)
 		h.mux.Handle(method+" /mcp/{integration}", single)

@@ -11,6 +11,7 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -23,6 +24,8 @@ func ServeStdio(ctx context.Context, srv *mcpserver.MCPServer, id tenants.Identi
 	stdio.SetContextFunc(func(ctx context.Context) context.Context {
 		return tenants.NewContext(ctx, id)
 	})
+	// A 2026-07-28 agent gets no notification it did not ask for.
+	in, out = server.StdioStreams(in, out)
 	w := &lineWriter{w: out}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(screen(in, pw, w)) }()

@@ -196,7 +196,7 @@ func TestSchemasPassThrough(t *testing.T) {
 		for _, legacy := range []bool{false, true} {
 			got := gatewayTool(t, g, path.path, path.name, legacy)
 			for _, field := range []string{"inputSchema", "outputSchema"} {
-				if !bytes.Equal(compact(t, got[field]), compact(t, want[field])) {
+				if !bytes.Equal(compactKeepingOrder(t, got[field]), compactKeepingOrder(t, want[field])) {
 					t.Errorf("%s (legacy %v) %s:\n got %s\nwant %s", path.path, legacy, field, got[field], want[field])
 				}
 			}
@@ -204,7 +204,8 @@ func TestSchemasPassThrough(t *testing.T) {
 	}
 }
 
-func compact(t *testing.T, raw json.RawMessage) []byte {
+// compactKeepingOrder is json.Compact: spaces out, key order kept.
+func compactKeepingOrder(t *testing.T, raw json.RawMessage) []byte {
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {
 		t.Fatalf("%s: %v", raw, err)

@@ -429,3 +429,43 @@ func TestListenStreamsBounded(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCloseEndsRunningRequests: stopping the gateway ends the requests
+// sessions have running. A session's request outlives its connection
+// (resumable), so without this a call waiting on its upstream held the
+// HTTP server's shutdown to its deadline.
+func TestCloseEndsRunningRequests(t *testing.T) {
+	b := newBoundsServer(t, HTTPOptions{})
+	session := b.open(t, "/mcp", "key-a")
+	go func() { // not b.send: that fails the test from another goroutine
+		r, _ := http.NewRequest("POST", b.URL+"/mcp", strings.NewReader(
+			`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":60000}}}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		r.Header.Set("MCP-Protocol-Version", "2025-11-25")
+		r.Header.Set("Authorization", "Bearer key-a")
+		r.Header.Set("Mcp-Session-Id", session)
+		if resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(r); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b.calls.Load() == 0 {
+		t.Fatal("the call never started")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = b.h.Close(ctx)
+	for b.cancelled.Load() == 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b.cancelled.Load() != 1 {
+		t.Error("Close left a session's running call running")
+	}
+	if n := b.live(); n != 0 {
+		t.Errorf("after Close: %d sessions live", n)
+	}
+}

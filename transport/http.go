@@ -280,6 +280,7 @@ func (h *HTTP) Close(ctx context.Context) error {
 	if h.stopSweep != nil {
 		h.stopSweep()
 	}
+	h.sessions.endAll()
 	var errs []error
 	for _, s := range h.servers {
 		errs = append(errs, s.Shutdown(ctx))

@@ -359,6 +359,19 @@ func (b *boundSessions) Terminate(session string) (bool, error) {
 	return false, nil
 }
 
+// endAll ends every live session and the requests it has running: the
+// gateway is stopping, and a session's requests outlive their connections
+// (resumable), so nothing else would end them before the shutdown's
+// deadline.
+func (s *sessions) endAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, l := range s.live {
+		s.removeLocked(id, l)
+		l.end()
+	}
+}
+
 // bindSession answers before mcp-go sees a request that names a session
 // this identity does not own, or that was made on another endpoint (404,
 // as for a session that ended; another identity's is recorded as a refused

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,9 +43,10 @@ import (
 // prompt was not found, as for any unknown name. Nothing is registered
 // after start, so discovery never makes mcp-go announce a list change.
 
-// routedHeader carries the name a request was routed for, from the hook to
-// the route's handler. It is never forwarded upstream (tools.Conn sends no
-// header of the agent's request).
+// routedHeader carries the upstream's own name of the tool or prompt a
+// request was routed for, from the hook to the route's handler. It is
+// never forwarded upstream (tools.Conn sends no header of the agent's
+// request).
 const routedHeader = "X-Connectors-Routed-Name"
 
 // rediscoverAfter is how long a tenant's failed discovery is not tried
@@ -152,20 +152,15 @@ func (v *view) routeCall(ctx context.Context, req *mcp.CallToolRequest) {
 			return
 		}
 	}
-	integ := v.only
-	if integ == "" {
-		// Integration names hold no '_': the prefix names the integration
-		// (of a name the tenant's catalogue may not have been listed for).
-		var ok bool
-		if integ, _, ok = strings.Cut(name, "_"); !ok || v.cats.routes[integ] == "" {
-			return
-		}
+	integ, ok := v.integrationOf(name)
+	if !ok {
+		return
 	}
 	t, ok := v.tenantTool(ctx, integ, name)
 	if !ok {
 		return
 	}
-	req.Header.Set(routedHeader, name)
+	req.Header.Set(routedHeader, t.upstream)
 	req.Params.Name = v.cats.routes[integ]
 	if t.tasks {
 		req.Params.Name = v.cats.tasks[integ]
@@ -201,8 +196,8 @@ var errRoutedNotFound = errors.New("tool not found")
 func (v *view) routedCall(integration string) mcpserver.ToolHandlerFunc {
 	srv := func() *mcpserver.MCPServer { return v.mcp }
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		integ, upstream, ok := v.resolve(req.Header.Get(routedHeader))
-		if req.Header.Get(routedHeader) == "" || !ok || integ != integration {
+		upstream := req.Header.Get(routedHeader)
+		if upstream == "" {
 			return nil, errRoutedNotFound
 		}
 		return v.g.forward(srv, integration, upstream)(ctx, req)
@@ -526,16 +521,17 @@ func (v *view) listPrompts(ctx context.Context) []mcp.Prompt {
 	return slices.Clone(cat.prompts)
 }
 
-// plainCached reports whether the tool exposed as name may take the direct
-// path for tenant, whose credential of integration has the version given:
-// it was listed with that credential, and it is plain. It never lists.
-func (v *view) plainCached(tenant, integration, name string, version int64) bool {
+// plainCached returns the tool exposed as name in tenant's catalogue of
+// integration when it may take the direct path: the catalogue was listed
+// with the credential version given, and the tool is plain. It never
+// lists.
+func (v *view) plainCached(tenant, integration, name string, version int64) (catalogueTool, bool) {
 	cat := v.cached(tenant, integration, version)
 	if cat == nil {
-		return false
+		return catalogueTool{}, false
 	}
 	t, ok := cat.byName[name]
-	return ok && t.plain
+	return t, ok && t.plain
 }
 
 // catalogueCounts returns the number of distinct catalogues the view

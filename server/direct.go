@@ -73,7 +73,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 			return nil, false
 		}
 	}
-	integration, upstream, found := v.resolve(c.Name)
+	integration, found := v.integrationOf(c.Name)
 	if !found {
 		return nil, false
 	}
@@ -90,7 +90,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		return nil, false
 	}
 	settings, err := g.settings(ctx, id.Tenant)
-	if err != nil || !v.offers(c.Name, acc, settings) || acc(integration) != accessLinked {
+	if err != nil || acc(integration) != accessLinked {
 		return nil, false
 	}
 	in, found := g.reg.Get(integration)
@@ -103,10 +103,13 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	if err != nil || !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
 		return nil, false
 	}
-	// A tool of the tenant's own catalogue, listed with this credential.
-	if !v.plainCached(id.Tenant, integration, c.Name, version) {
+	// A tool of the tenant's own catalogue, listed with this credential,
+	// that its settings allow.
+	tool, found := v.plainCached(id.Tenant, integration, c.Name, version)
+	if !found || !settings.AllowsTool(integration, tool.upstream) {
 		return nil, false
 	}
+	upstream := tool.upstream
 	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))
 	if err != nil || !conn.Raw() {
 		return nil, false

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 )
 
@@ -17,11 +17,10 @@ import (
 // tools named {integration}_{tool}) or one integration alone (only set,
 // the upstream's own names).
 type view struct {
-	g     *Gateway
-	mcp   *mcpserver.MCPServer
-	only  string
-	names tools.Names // the aggregate's exposed names
-	cats  catalogues  // each tenant's own catalogues (catalogue.go)
+	g    *Gateway
+	mcp  *mcpserver.MCPServer
+	only string
+	cats catalogues // each tenant's own catalogues (catalogue.go)
 
 	mu       sync.Mutex
 	sessions map[string]*viewSession // session ID → its tenant and subscriptions
@@ -69,75 +68,61 @@ func (v *view) routeHooks(hooks *mcpserver.Hooks) {
 	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, req *mcp.CallToolRequest) { v.routeCall(ctx, req) })
 }
 
-// integrationOf returns the integration an exposed tool or prompt name
-// belongs to in this view.
+// integrationOf returns the integration an exposed tool name belongs to
+// in this view: the view's own, or in the aggregate the name's prefix
+// (integration names hold no '_'), when that integration is registered.
+// Whether the tool exists is the caller's catalogue's to say.
 func (v *view) integrationOf(name string) (string, bool) {
-	integ, _, ok := v.resolve(name)
-	return integ, ok
-}
-
-// resolve returns the integration and upstream name of an exposed tool or
-// prompt name in this view.
-func (v *view) resolve(name string) (integration, upstream string, ok bool) {
 	if v.only != "" {
-		return v.only, name, true
+		return v.only, true
 	}
-	return v.names.Resolve(name)
+	integ, _, ok := strings.Cut(name, "_")
+	return integ, ok && v.cats.routes[integ] != ""
 }
 
-// expose returns the name an upstream tool has in this view.
+// expose returns the name an upstream tool has in this view. It depends
+// only on its arguments (tools.ExposedName), so no registry of names
+// grows with what upstreams list.
 func (v *view) expose(integration, name string) string {
 	if v.only != "" {
 		return name
 	}
-	return v.names.Expose(integration, name)
+	return tools.ExposedName(integration, name)
 }
 
 // filterTools is the mcp-go tool filter: it keeps the connect tools the
-// calling tenant is offered, and the routes (catalogue.go), which only
-// carry calls the route hook found in the tenant's catalogue and which
-// listTools never lists. It runs for tools/list and for tools/call.
-//
-// An integration's connect tool is kept for tenants who have not linked
-// it, or must link it again.
+// calling tenant is offered (for integrations it has not linked, or must
+// link again), and the routes (catalogue.go), which only carry calls the
+// route hook found in the tenant's catalogue and which listTools never
+// lists. It runs for tools/list and for tools/call.
 func (v *view) filterTools(ctx context.Context, all []mcp.Tool) []mcp.Tool {
 	acc, err := v.g.access(ctx)
 	if err != nil {
 		v.g.log.WarnContext(ctx, "tool_filter_failed", "error", err)
 		return nil
 	}
-	id, _ := tenants.FromContext(ctx)
-	settings, err := v.g.settings(ctx, id.Tenant)
-	if err != nil { // access read them: unreadable since; offer nothing
-		return nil
-	}
 	out := all[:0:0]
 	for _, t := range all {
-		if v.isRoute(t.Name) || v.offers(t.Name, acc, settings) {
+		if v.isRoute(t.Name) || v.offersConnect(t.Name, acc) {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-// offers is the one per-tool rule of tools/list and tools/call (the usual
-// path through filterTools, the direct path through CallDirect): whether
-// this view offers the tool name to a tenant with access acc and settings.
-// A name that is the aggregate's connect tool of an integration is that
-// tool, whatever an upstream calls its own.
-func (v *view) offers(name string, acc func(string) access, settings tenants.Settings) bool {
-	if v.only == "" {
-		if integ, ok := v.g.isConnectTool(name); ok {
-			a := acc(integ)
-			return a == accessNone || a == accessRelink
-		}
+// offersConnect reports whether name is the aggregate's connect tool of an
+// integration the tenant (with access acc) has not linked or must link
+// again.
+func (v *view) offersConnect(name string, acc func(string) access) bool {
+	if v.only != "" {
+		return false
 	}
-	integ, upstream, found := v.resolve(name)
-	if !found || !settings.AllowsTool(integ, upstream) {
+	integ, ok := v.g.isConnectTool(name)
+	if !ok {
 		return false
 	}
 	a := acc(integ)
-	return a == accessLinked || a == accessRelink
+	return a == accessNone || a == accessRelink
 }
 
 // plainTool reports whether calls of t need nothing of mcp-go beyond

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 )
 
 // ExposedNameRE is what every exposed tool name matches (the MCP tool-name
@@ -59,67 +58,4 @@ func sanitize(s string) (string, bool) {
 		return '_'
 	}, s)
 	return out, replaced
-}
-
-// Names remembers which upstream tool each exposed name stands for. It is
-// safe for concurrent use; the zero value is ready.
-type Names struct {
-	mu      sync.RWMutex
-	byName  map[string]toolRef // guarded by mu
-	exposed map[toolRef]string // guarded by mu
-}
-
-type toolRef struct{ integration, tool string }
-
-// Expose returns the exposed name of an upstream tool and remembers it. It is
-// ExposedName, except in the (2^-32-unlikely) case that the name is already
-// taken by another tool: then a longer hash suffix is used.
-func (n *Names) Expose(integration, tool string) string {
-	ref := toolRef{integration, tool}
-	n.mu.RLock()
-	name, ok := n.exposed[ref]
-	n.mu.RUnlock()
-	if ok {
-		return name
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if name, ok := n.exposed[ref]; ok {
-		return name
-	}
-	if n.byName == nil {
-		n.byName = make(map[string]toolRef)
-		n.exposed = make(map[toolRef]string)
-	}
-	for _, digits := range []int{hashLen, 16, 32, 48} {
-		name = exposedName(integration, tool, digits)
-		if _, taken := n.byName[name]; !taken {
-			break
-		}
-	}
-	n.byName[name] = ref
-	n.exposed[ref] = name
-	return name
-}
-
-// Resolve returns the integration and upstream tool an exposed name stands
-// for, if Expose returned it.
-func (n *Names) Resolve(exposed string) (integration, tool string, ok bool) {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	ref, ok := n.byName[exposed]
-	return ref.integration, ref.tool, ok
-}
-
-// Forget drops every name of integration (after its tool list changed or it
-// was removed).
-func (n *Names) Forget(integration string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for ref, name := range n.exposed {
-		if ref.integration == integration {
-			delete(n.exposed, ref)
-			delete(n.byName, name)
-		}
-	}
 }

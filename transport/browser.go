@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -378,6 +379,14 @@ func (a BrowserAuth) Authenticate(r *http.Request) (tenants.Identity, error) {
 // own origin or an allowed one. A request with neither passes (the CSRF
 // token is still required).
 func (b *Browser) sameOrigin(r *http.Request) bool {
+	return fromOrigin(r, b.cfg.Origins)
+}
+
+// fromOrigin reports whether r's Origin, or else its Referer, is r's own
+// origin or one of allowed. A request with neither passes (its CSRF token
+// is still required); an opaque origin ("null") or an unreadable Referer
+// does not.
+func fromOrigin(r *http.Request, allowed []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		ref := r.Header.Get("Referer")
@@ -400,12 +409,7 @@ func (b *Browser) sameOrigin(r *http.Request) bool {
 	if strings.EqualFold(origin, scheme+"://"+r.Host) {
 		return true
 	}
-	for _, o := range b.cfg.Origins {
-		if strings.EqualFold(origin, o) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(allowed, func(o string) bool { return strings.EqualFold(o, origin) })
 }
 
 func isForm(r *http.Request) bool {

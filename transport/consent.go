@@ -168,32 +168,13 @@ func (h *HTTP) consentOrigin(r *http.Request) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		ref := r.Header.Get("Referer")
-		if ref == "" {
-			return true // the CSRF token is still required
-		}
-		u, err := url.Parse(ref)
-		if err != nil || u.Host == "" {
-			return false
-		}
-		origin = u.Scheme + "://" + u.Host
-	}
-	if origin == "null" {
-		return false
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	allowed := append([]string{scheme + "://" + r.Host}, h.opts.AllowedOrigins...)
+	allowed := slices.Clone(h.opts.AllowedOrigins)
 	for _, name := range h.opts.OAuth.Integrations() {
 		if u, err := url.Parse(h.opts.OAuth.CallbackURL(name)); err == nil {
 			allowed = append(allowed, u.Scheme+"://"+u.Host)
 		}
 	}
-	return slices.ContainsFunc(allowed, func(o string) bool { return strings.EqualFold(o, origin) })
+	return fromOrigin(r, allowed)
 }
 
 func (h *HTTP) consentError(w http.ResponseWriter, r *http.Request, status int, name, message string) {

@@ -253,60 +253,33 @@ func upstreamTool(t *testing.T, name string) map[string]json.RawMessage {
 // named one's JSON members.
 func gatewayTool(t *testing.T, g *gateway, path, name string, legacy bool) map[string]json.RawMessage {
 	t.Helper()
-	raw := rawList(t, g, "tenant-a", path, legacy)
-	if i := bytes.LastIndex(raw, []byte("data: ")); i >= 0 { // an event stream: its last event
-		raw = raw[i+len("data: "):]
-		if j := bytes.IndexByte(raw, '\n'); j >= 0 {
-			raw = raw[:j]
-		}
+	var tools []map[string]json.RawMessage
+	if err := json.Unmarshal(result(t, "tools/list on "+path, rawList(g, "tenant-a", path, legacy))["tools"], &tools); err != nil {
+		t.Fatal(err)
 	}
-	var msg struct {
-		Result struct {
-			Tools []map[string]json.RawMessage `json:"tools"`
-		} `json:"result"`
-	}
-	if err := json.Unmarshal(raw, &msg); err != nil {
-		t.Fatalf("tools/list on %s: %v: %s", path, err, raw)
-	}
-	for _, tool := range msg.Result.Tools {
+	for _, tool := range tools {
 		if string(tool["name"]) == `"`+name+`"` {
 			return tool
 		}
 	}
-	t.Fatalf("tools/list on %s has no %s: %s", path, name, raw)
+	t.Fatalf("tools/list on %s has no %s", path, name)
 	return nil
 }
 
 // rawList sends tenant's tools/list to path as a 2026-07-28 request, or on
-// a new 2025-11-25 session when legacy, and returns the answer's body.
-func rawList(t *testing.T, g *gateway, tenant, path string, legacy bool) []byte {
-	t.Helper()
-	send := func(body string, header map[string]string) (*http.Response, []byte) {
-		req, _ := http.NewRequest("POST", "http://"+g.addr+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+g.keys[tenant])
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		return resp, raw
-	}
+// a new 2025-11-25 session when legacy, and returns every message of the
+// answer.
+func rawList(g *gateway, tenant, path string, legacy bool) []json.RawMessage {
 	if legacy {
-		resp, _ := send(initializeBody, nil)
-		session := map[string]string{"Mcp-Session-Id": resp.Header.Get("Mcp-Session-Id"), "Mcp-Protocol-Version": "2025-11-25"}
-		send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`, session)
-		_, raw := send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, session)
-		return raw
+		_, header, _ := g.rpc(tenant, path, initializeBody, nil)
+		session := map[string]string{"Mcp-Session-Id": header.Get("Mcp-Session-Id"), "Mcp-Protocol-Version": "2025-11-25"}
+		g.rpc(tenant, path, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, session)
+		_, _, msgs := g.rpc(tenant, path, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, session)
+		return msgs
 	}
-	_, raw := send(`{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`,
+	_, _, msgs := g.rpc(tenant, path, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`,
 		map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"})
-	return raw
+	return msgs
 }
 
 // TestDiscoveryAnnouncesNothing: listing a tenant's catalogues makes no
@@ -317,9 +290,10 @@ func TestDiscoveryAnnouncesNothing(t *testing.T) {
 	for _, path := range []string{"/mcp", "/mcp/acct"} {
 		for _, legacy := range []bool{false, true} {
 			g := catalogueGateway(t, false) // nothing listed yet
-			raw := rawList(t, g, "tenant-a", path, legacy)
-			if bytes.Contains(raw, []byte(`"method":"notifications/`)) {
-				t.Errorf("%s (legacy %v): the first tools/list answer carries a notification:\n%s", path, legacy, raw)
+			for _, msg := range rawList(g, "tenant-a", path, legacy) {
+				if bytes.Contains(msg, []byte(`"method":"notifications/`)) {
+					t.Errorf("%s (legacy %v): the first tools/list answer carries a notification: %s", path, legacy, msg)
+				}
 			}
 		}
 	}

@@ -62,7 +62,7 @@ vet:
 	$(GO) vet ./... ./testdata/upstream-env ./testdata/upstream-conformance ./testdata/upstream-echo ./testdata/upstream-hostile
 
 test: test-deps vet
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Benchmarks (never part of make test): the gateway's cost per call beside a
 # direct call and a bare reverse proxy (HTTP and stdio upstreams, embedded

@@ -18,8 +18,11 @@ import (
 // browser. An agent or API caller gets the gateway's consent page as
 // authorizationUrl: whoever opens it sees what is linked into which tenant
 // on whose behalf, and the flow is bound to the browser that confirms. A
-// signed-in browser (its session cookie is the credential) is that person
-// already: it gets the provider's URL, its state bound to this browser.
+// signed-in browser (its session cookie is the credential) linking into
+// its own tenant from a page of the gateway is that person already: it
+// gets the provider's URL, its state bound to this browser. Anything else
+// a browser sends (a link another site made it follow, an admin's browser
+// naming another tenant) gets the consent page too, which asks.
 func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	integration := r.PathValue("integration")
 	if !h.linkable(w, r, integration) {
@@ -34,7 +37,7 @@ func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	caller, _ := tenants.FromContext(r.Context())
 	var authURL, state string
 	var err error
-	if h.signedInBrowser(r, caller) {
+	if h.signedInBrowser(r, caller) && caller.Tenant == tenant && fromGatewayPage(r) {
 		authURL, state, err = flow.Authorize(r.Context(), caller, tenant, integration, q.Get("redirect_uri"), h.linkBinding(w, r, integration))
 	} else {
 		var link oauth.Link
@@ -68,6 +71,14 @@ func (h *HTTP) signedInBrowser(r *http.Request, caller tenants.Identity) bool {
 	return err == nil && s.Identity.Tenant == caller.Tenant && s.Identity.Subject == caller.Subject
 }
 
+// fromGatewayPage reports whether a browser's request came from a page of
+// the gateway itself: a GET is sent with the session cookie from any site
+// that links to it, so only the fetch metadata that no page can forge
+// (Sec-Fetch-Site: same-origin) lets the link skip the consent page.
+func fromGatewayPage(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+}
+
 // handleCallback handles the "GET /oauth/callback/{integration}" route,
 // where the provider sends the tenant's browser back. It needs no
 // credentials: the sealed, single-use state says whose flow it is, and it
@@ -82,10 +93,9 @@ func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 	browserTenant := ""
 	if h.opts.Browser != nil {
 		if s, err := h.opts.Browser.session(r); err == nil {
+			// An admin too: a flow is completed only by a person of its
+			// tenant (the consent page and the shortcut above see to it).
 			browserTenant = s.Identity.Tenant
-			if s.Identity.Admin {
-				browserTenant = "" // an admin may complete a flow for any tenant
-			}
 		}
 	}
 	binding := ""

@@ -247,7 +247,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	// A signed-in browser gets the provider's URL at once, bound to it.
 	browserLink := func(query string) string {
 		t.Helper()
-		_, body := d.do(exchange{name: "a signed-in browser starts a link", method: "GET", path: authorize + query, header: both, status: 200})
+		_, body := d.do(exchange{name: "a signed-in browser starts a link", method: "GET", path: authorize + query, header: append(slices.Clone(both), "Sec-Fetch-Site", "same-origin"), status: 200})
 		var out struct {
 			AuthorizationURL string `json:"authorizationUrl"`
 			State            string `json:"state"`
@@ -256,6 +256,22 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Fatalf("GET %s from a signed-in browser: %s, want the provider's URL", authorize, body)
 		}
 		return out.State
+	}
+	// A link another site makes the signed-in browser follow (no fetch
+	// metadata, or a cross-site or typed navigation) gets the consent page,
+	// which asks: a GET carries the session cookie from anywhere.
+	for _, site := range []string{"", "cross-site", "none", "same-site"} {
+		h := slices.Clone(both)
+		if site != "" {
+			h = append(h, "Sec-Fetch-Site", site)
+		}
+		_, body := d.do(exchange{name: "a signed-in browser sent by another site", method: "GET", path: authorize + back, header: h, status: 200})
+		var out struct {
+			AuthorizationURL string `json:"authorizationUrl"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || !strings.Contains(out.AuthorizationURL, "/oauth/link/") {
+			t.Errorf("GET %s from a signed-in browser, Sec-Fetch-Site %q: %s, want the consent page", authorize, site, body)
+		}
 	}
 	state := browserLink(back)
 	forged := []byte(state)

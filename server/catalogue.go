@@ -74,7 +74,6 @@ type catalogue struct {
 type catalogueTool struct {
 	upstream string // the upstream's own name
 	plain    bool   // may take the direct path
-	tasks    bool   // may run as a task
 }
 
 type catalogueKey struct{ tenant, integration string }
@@ -96,7 +95,6 @@ type catalogues struct {
 	byTenant map[catalogueKey]*tenantCatalogue // guarded by mu
 	interned map[[sha256.Size]byte]*catalogue  // guarded by mu
 	routes   map[string]string                 // integration → its route's name; set at start
-	tasks    map[string]string                 // integration → its route for tools that may run as tasks; set at start
 	route    map[string]string                 // route name → integration; set at start
 	nonce    string                            // the random part of route names
 }
@@ -106,7 +104,6 @@ func newCatalogues() catalogues {
 		byTenant: map[catalogueKey]*tenantCatalogue{},
 		interned: map[[sha256.Size]byte]*catalogue{},
 		routes:   map[string]string{},
-		tasks:    map[string]string{},
 		route:    map[string]string{},
 		nonce:    tenants.RandomToken()[:16],
 	}
@@ -124,12 +121,6 @@ func (v *view) addRoutes() {
 		name := "connectors-route-" + v.cats.nonce + "-" + integ
 		v.cats.routes[integ], v.cats.route[name] = name, integ
 		v.mcp.AddTool(mcp.Tool{Name: name, RawInputSchema: json.RawMessage(`{"type":"object"}`)}, v.routedCall(integ))
-		// Tools that may run as tasks: mcp-go runs a call with a task
-		// parameter as one only for a tool that says it may.
-		tasks := name + "-tasks"
-		v.cats.tasks[integ], v.cats.route[tasks] = tasks, integ
-		v.mcp.AddTool(mcp.Tool{Name: tasks, RawInputSchema: json.RawMessage(`{"type":"object"}`),
-			Execution: &mcp.ToolExecution{TaskSupport: mcp.TaskSupportOptional}}, v.routedCall(integ))
 		if v.only != "" {
 			v.mcp.AddPrompt(mcp.Prompt{Name: name}, v.routedPrompt)
 		}
@@ -162,9 +153,11 @@ func (v *view) routeCall(ctx context.Context, req *mcp.CallToolRequest) {
 	}
 	req.Header.Set(routedHeader, t.upstream)
 	req.Params.Name = v.cats.routes[integ]
-	if t.tasks {
-		req.Params.Name = v.cats.tasks[integ]
-	}
+	// The gateway offers no tasks (it does not declare the capability, and
+	// mcp-go would keep every task it ran, unbounded, with no way for the
+	// agent to read it): a task parameter is dropped and the call runs as
+	// an ordinary one.
+	req.Params.Task = nil
 }
 
 // routePrompt is the prompts/get hook: routeCall for prompts.
@@ -429,8 +422,7 @@ func (v *view) list(ctx context.Context, integration string) (*catalogue, error)
 			if _, connect := v.g.isConnectTool(t.Name); connect && v.only == "" {
 				continue // the aggregate's own tool of that name
 			}
-			tasks := t.Execution != nil && (t.Execution.TaskSupport == mcp.TaskSupportOptional || t.Execution.TaskSupport == mcp.TaskSupportRequired)
-			cat.byName[t.Name] = catalogueTool{upstream: name, plain: plainTool(t), tasks: tasks}
+			cat.byName[t.Name] = catalogueTool{upstream: name, plain: plainTool(t)}
 			cat.tools = append(cat.tools, t)
 		}
 		slices.SortFunc(cat.tools, func(a, b mcp.Tool) int { return cmp.Compare(a.Name, b.Name) })

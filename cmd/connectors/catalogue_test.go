@@ -298,3 +298,19 @@ func TestDiscoveryAnnouncesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestTaskParameterRunsTheCall: the gateway offers no tasks, so a call with
+// a task parameter, even of a tool its upstream lets run as a task, is
+// answered as an ordinary call: mcp-go would otherwise keep a task per
+// call (and a goroutine per TTL) that no request of the agent can read.
+func TestTaskParameterRunsTheCall(t *testing.T) {
+	g := catalogueGateway(t, false)
+	for _, path := range []struct{ path, name string }{{"/mcp", "acct_tasky"}, {"/mcp/acct", "tasky"}} {
+		body := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"name":"` + path.name + `","arguments":{},"task":{"ttl":900000}}}`
+		_, _, msgs := g.rpc("tenant-a", path.path, body, map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": path.name})
+		res := result(t, "tools/call with a task on "+path.path, msgs)
+		if _, task := res["task"]; task || !strings.Contains(string(res["content"]), "ran") {
+			t.Errorf("%s: a call with a task parameter answered %v, want the call's own result", path.path, res)
+		}
+	}
+}

@@ -17,6 +17,7 @@
 //   - mine-{account}: a tool only that account has;
 //   - search: a tool every account has, whose description names the
 //     account's workspace;
+//   - tasky: a tool that may run as a task (execution.taskSupport optional);
 //   - shaped: a tool whose input and output schemas use JSON Schema 2020-12
 //     keywords beyond mcp-go's struct ($schema, $anchor, allOf, if/then/else);
 //     shapedInput and shapedOutput are their exact bytes.
@@ -169,6 +170,11 @@ func addAccountTools(s *server.MCPServer) {
 		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultText("searched " + account), nil
 		})
+	tasky := mcp.NewTool("tasky", mcp.WithDescription("May run as a task."))
+	tasky.Execution = &mcp.ToolExecution{TaskSupport: mcp.TaskSupportOptional}
+	s.AddTool(tasky, func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("ran"), nil
+	})
 	shaped := mcp.NewToolWithRawSchema("shaped", "A tool with a JSON Schema 2020-12 input.", json.RawMessage(shapedInput))
 	shaped.RawOutputSchema = json.RawMessage(shapedOutput)
 	s.AddTool(shaped, func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {

@@ -54,6 +54,17 @@ const routedHeader = "X-Connectors-Routed-Name"
 // list. Its last catalogue, if any, is served meanwhile.
 const rediscoverAfter = 5 * time.Second
 
+// catalogueTTL is how long a tenant's catalogue is served before it is
+// listed again: not every upstream can announce a change (an HTTP upstream
+// announces only on a call's stream), and an account's tools can change
+// on the provider's side (a token granted a new scope).
+const catalogueTTL = 5 * time.Minute
+
+// relistAfter is how soon after a listing an announced change lists again:
+// an upstream that announces changes in a loop gets at most one listing a
+// second of each tenant's catalogue.
+const relistAfter = time.Second
+
 // maxTenantCatalogues bounds the per-tenant entries of one view; past it
 // the idle ones are dropped (and listed again when next used).
 const maxTenantCatalogues = 1_000_000
@@ -83,6 +94,7 @@ type catalogueKey struct{ tenant, integration string }
 type tenantCatalogue struct {
 	cat     *catalogue    // nil until listed once
 	version int64         // the credential version cat was listed with
+	listed  time.Time     // when cat was listed
 	stale   bool          // the upstream or the credential changed since
 	gen     uint64        // counts the changes (forget), so a listing in flight knows it is stale
 	running chan struct{} // closed when the discovery in flight ends
@@ -261,14 +273,26 @@ func (v *view) catalogueFor(ctx context.Context, tenant, integration string, a a
 }
 
 // cached returns tenant's catalogue of integration when it was listed with
-// the credential version given and nothing changed since; it never lists.
+// the credential version given and is fresh; it never lists.
 func (v *view) cached(tenant, integration string, version int64) *catalogue {
 	v.cats.mu.RLock()
 	defer v.cats.mu.RUnlock()
-	if e := v.cats.byTenant[catalogueKey{tenant, integration}]; e != nil && e.cat != nil && !e.stale && e.version == version {
+	if e := v.cats.byTenant[catalogueKey{tenant, integration}]; e != nil && e.fresh(version, time.Now()) {
 		return e.cat
 	}
 	return nil
+}
+
+// fresh reports whether e's catalogue may be served as it is to a caller
+// whose credential has the version given: listed with it, and neither
+// older than catalogueTTL nor announced changed (but for an announcement
+// within relistAfter of the listing, which waits for the next use).
+func (e *tenantCatalogue) fresh(version int64, now time.Time) bool {
+	if e.cat == nil || e.version != version {
+		return false
+	}
+	age := now.Sub(e.listed)
+	return age < relistAfter || !e.stale && age < catalogueTTL
 }
 
 // catalogueOf returns tenant's catalogue of integration as listed with the
@@ -288,7 +312,7 @@ func (v *view) catalogueOf(ctx context.Context, tenant, integration string, vers
 			e = &tenantCatalogue{}
 			v.cats.byTenant[key] = e
 		}
-		if e.cat != nil && !e.stale && e.version == version {
+		if e.fresh(version, time.Now()) {
 			v.cats.mu.Unlock()
 			return e.cat
 		}
@@ -301,7 +325,8 @@ func (v *view) catalogueOf(ctx context.Context, tenant, integration string, vers
 			v.cats.mu.Unlock()
 			select {
 			case <-running:
-				list = false // take what that listing found
+				// What that listing found; or, if its caller went away
+				// before it found anything, this caller lists.
 				continue
 			case <-ctx.Done():
 				return nil
@@ -352,7 +377,7 @@ func (v *view) keepLocked(e *tenantCatalogue, cat *catalogue, version int64, gen
 		cat.refs++
 		v.releaseLocked(e.cat)
 	}
-	e.cat, e.version, e.stale = cat, version, e.gen != gen
+	e.cat, e.version, e.stale, e.listed = cat, version, e.gen != gen, time.Now()
 }
 
 func (v *view) releaseLocked(cat *catalogue) {

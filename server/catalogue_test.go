@@ -77,8 +77,12 @@ func TestForgetMarksListingsInFlight(t *testing.T) {
 	gen := e.gen
 	v.forget("t1", "notion") // announced during the listing
 	v.keepLocked(e, listed("a"), 1, gen)
+	if v.cached("t1", "notion", 1) == nil {
+		t.Error("a catalogue listed just now is not served for the rest of relistAfter")
+	}
+	e.listed = e.listed.Add(-relistAfter)
 	if v.cached("t1", "notion", 1) != nil {
-		t.Error("a catalogue listed while a change was announced is served as fresh")
+		t.Error("a catalogue listed while a change was announced is served as fresh after relistAfter")
 	}
 	v.keepLocked(e, listed("a"), 1, e.gen)
 	if v.cached("t1", "notion", 1) == nil {
@@ -87,6 +91,11 @@ func TestForgetMarksListingsInFlight(t *testing.T) {
 	if v.cached("t1", "notion", 2) != nil {
 		t.Error("a catalogue listed with credential version 1 is served for version 2")
 	}
+	e.listed = e.listed.Add(-catalogueTTL)
+	if v.cached("t1", "notion", 1) != nil {
+		t.Errorf("a catalogue listed %v ago is served as fresh", catalogueTTL)
+	}
+	e.listed = e.listed.Add(catalogueTTL)
 	if !v.forget("t1", "notion") {
 		t.Error("forget does not report the catalogue listed")
 	}

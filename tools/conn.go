@@ -233,11 +233,10 @@ func (c *Conn) Tools(ctx context.Context) ([]mcp.Tool, error) {
 	ctx, pages := withListPages(ctx)
 	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
 		pages.reset() // a retry on a new session lists again
-		res, err := cli.ListTools(ctx, mcp.ListToolsRequest{})
-		if err != nil {
+		var err error
+		if tools, err = listAll(ctx, cli, pages); err != nil {
 			return err
 		}
-		tools = res.Tools
 		pages.restore(tools)
 		return nil
 	})

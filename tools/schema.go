@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -41,6 +44,55 @@ func collect(ctx context.Context, method string, result json.RawMessage) {
 		p.pages = append(p.pages, bytes.Clone(result))
 		p.mu.Unlock()
 	}
+}
+
+// Bounds of one listing of an upstream's tools: an upstream that pages on
+// for ever, or lists without end, fails the listing rather than growing
+// the gateway's memory (GitHub's MCP server lists about a hundred tools).
+const (
+	maxListPages = 100
+	maxListTools = 5000
+	maxListBytes = 16 << 20
+)
+
+// ErrCatalogueTooLarge is a listing past those bounds.
+var ErrCatalogueTooLarge = errors.New("the upstream's catalogue is too large")
+
+// listAll lists every page of cli's tools, within the bounds above.
+func listAll(ctx context.Context, cli *client.Client, pages *listPages) ([]mcp.Tool, error) {
+	var tools []mcp.Tool
+	var req mcp.ListToolsRequest
+	seen := map[mcp.Cursor]bool{}
+	for range maxListPages {
+		res, err := cli.ListToolsByPage(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		tools = append(tools, res.Tools...)
+		if len(tools) > maxListTools || pages.size() > maxListBytes {
+			return nil, fmt.Errorf("%w: more than %d tools or %d MiB", ErrCatalogueTooLarge, maxListTools, maxListBytes>>20)
+		}
+		if res.NextCursor == "" {
+			return tools, nil
+		}
+		if seen[res.NextCursor] {
+			return nil, fmt.Errorf("the upstream's tools/list pages loop (cursor %q again)", res.NextCursor)
+		}
+		seen[res.NextCursor] = true
+		req.Params.Cursor = res.NextCursor
+	}
+	return nil, fmt.Errorf("%w: more than %d pages", ErrCatalogueTooLarge, maxListPages)
+}
+
+// size is the bytes of the pages collected.
+func (p *listPages) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, page := range p.pages {
+		n += len(page)
+	}
+	return n
 }
 
 func (p *listPages) reset() {

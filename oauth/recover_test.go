@@ -189,3 +189,58 @@ func TestRefreshHangingProvider(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshReplicaTakesOverAFailedProbe: two replicas on one store; the
+// first claims the refresh and its provider call hangs to the timeout;
+// the claim it gives up is taken over by the other replica's waiting
+// refresh within a second, which, the provider being back, refreshes once
+// (no spent refresh token sent again), without waiting out the lease.
+func TestRefreshReplicaTakesOverAFailedProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, p := openStore(t), newProvider()
+		p.delay = time.Hour
+		opts := oauth.RefresherOptions{RefreshTimeout: 2 * time.Second, LeaseTTL: 30 * time.Second}
+		a, b := newRefresher(s, p, opts), newRefresher(s, p, opts)
+		old := link(t, s, p, "tenant-a", time.Now().Add(-time.Second))
+		start := time.Now()
+
+		var wg sync.WaitGroup
+		var errA, errB error
+		var tookA, tookB time.Duration
+		wg.Go(func() {
+			_, errA = a.Refresh(context.Background(), "tenant-a", integration, old.AccessToken)
+			tookA = time.Since(start)
+		})
+		wg.Go(func() {
+			time.Sleep(100 * time.Millisecond) // a has claimed
+			_, errB = b.Refresh(context.Background(), "tenant-a", integration, old.AccessToken)
+			tookB = time.Since(start)
+		})
+		time.Sleep(2*time.Second + 200*time.Millisecond)
+		p.mu.Lock()
+		p.delay = 0 // the provider is back
+		p.mu.Unlock()
+		wg.Wait()
+
+		if reasonOf(errA) != oauth.ReasonTimeout || tookA != 2*time.Second {
+			t.Errorf("replica A: %v after %v, want ReasonTimeout after the 2s timeout", errA, tookA)
+		}
+		if errB != nil || tookB > 3500*time.Millisecond {
+			t.Errorf("replica B: %v after %v, want a new token within a poll (1s) of A's failure", errB, tookB)
+		}
+		stored := get(t, s, "tenant-a")
+		if stored.AccessToken == old.AccessToken {
+			t.Error("not refreshed")
+		}
+		if n, reused := p.callCount(), p.reuses(); n != 2 || reused != 0 {
+			t.Errorf("%d provider calls, %d spent refresh tokens sent again; want A's hung one and B's", n, reused)
+		}
+		// A's next caller takes the token B stored, without the provider.
+		if cred, err := a.Refresh(context.Background(), "tenant-a", integration, old.AccessToken); err != nil || cred.AccessToken != stored.AccessToken {
+			t.Errorf("replica A afterwards: %v", err)
+		}
+		if n := p.callCount(); n != 2 {
+			t.Errorf("%d provider calls, want 2", n)
+		}
+	})
+}

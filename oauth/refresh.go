@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -322,6 +321,7 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 		return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", k.tenant, k.integration, ErrNoProvider)
 	}
 	var seen string // the access token first read
+	var held claimHeld
 	for round := 0; ; round++ {
 		cred, ver, err := r.store.Get(ctx, k.tenant, k.integration)
 		if vault.IsNotFound(err) {
@@ -355,21 +355,29 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 			r.unschedule(k)
 			return vault.Credential{}, fmt.Errorf("refreshing %s/%s: no refresh token: %w", k.tenant, k.integration, ErrNeedsReauth)
 		}
-		probe, err := r.cooling(a, cred)
-		if err != nil {
-			return vault.Credential{}, err
+		if !a.probe { // a probe that waited for another replica is still ours
+			probe, err := r.cooling(a, cred)
+			if err != nil {
+				return vault.Credential{}, err
+			}
+			a.probe = probe
 		}
-		a.probe = a.probe || probe
 
 		// One replica refreshes a version. A claim outlives its holder
 		// by at most LeaseTTL; then Claim lets exactly one waiter take the
 		// same key over (see awaitOther).
 		until := time.Now().Add(r.leaseTTL)
-		err = r.store.Claim(ctx, claimKey(k, ver), until)
+		if held.ver == ver && time.Now().Before(held.until) {
+			until, err = held.until, nil // taken over while waiting
+		} else {
+			err = r.store.Claim(ctx, claimKey(k, ver), until)
+		}
 		if errors.Is(err, vault.ErrClaimed) {
-			if err := r.awaitOther(ctx, k, ver); err != nil {
+			got, err := r.awaitOther(ctx, k, ver)
+			if err != nil {
 				return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("waiting for another replica's refresh: %w: %w", errOtherReplica, err), false, time.Time{})
 			}
+			held = claimHeld{ver, got}
 			continue
 		}
 		if err != nil {
@@ -410,11 +418,6 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 		}
 		return r.save(ctx, parent, a, cred, ver, tok, until)
 	}
-}
-
-// claimKey names the claim on refreshing version ver of k's credential.
-func claimKey(k credKey, ver int64) string {
-	return "refresh/" + k.tenant + "/" + k.integration + "/" + strconv.FormatInt(ver, 10)
 }
 
 // wanted reports whether a asks for cred to be refreshed at now.
@@ -468,32 +471,6 @@ func (r *Refresher) cooling(a attempt, cred vault.Credential) (probe bool, err e
 	}
 	return false, fmt.Errorf("refreshing %s/%s: not retried before %s after %d failures: %w",
 		a.key.tenant, a.key.integration, rfc3339(next), count, err)
-}
-
-// awaitOther waits while another replica holds the claim on version ver of
-// k's credential: until the version moves on (the holder stored its
-// refresh, or marked the credential needs_reauth), or LeaseTTL passes.
-// Then the caller reads the credential again and, if it is still at ver,
-// claims the same key again.
-//
-// The same key, not a new one: a claim holds for LeaseTTL at most, and
-// Claim lets exactly one caller take an expired claim over, so of several
-// waiters exactly one succeeds the dead holder. A new key per attempt
-// ("…/ver/2") would need every waiter to agree on the number; one that
-// counted differently would hold a claim of its own and refresh alongside.
-func (r *Refresher) awaitOther(ctx context.Context, k credKey, ver int64) error {
-	deadline := time.Now().Add(r.leaseTTL)
-	wait := pollMin
-	for {
-		if err := sleep(ctx, wait); err != nil {
-			return err
-		}
-		_, v, err := r.store.Get(ctx, k.tenant, k.integration)
-		if err == nil && v != ver || vault.IsNotFound(err) || !time.Now().Before(deadline) {
-			return nil
-		}
-		wait = min(2*wait, pollMax)
-	}
 }
 
 // save stores the refreshed tokens: one check-and-set Put of the new access

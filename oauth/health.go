@@ -32,6 +32,11 @@ type failure struct {
 	lastErr string    // redacted
 	err     error     // the last failure, returned during the cooldown
 	next    time.Time // no attempt before this (the cooldown); zero once given up
+	// probed is when a caller last probed the provider in the cooldown.
+	probed time.Time
+	// claimUntil is when this replica's claim on the failed attempt ends;
+	// no probe before it, or it would wait on our own claim.
+	claimUntil time.Time
 	// updatedAt is the UpdatedAt of the credential these failures are
 	// about; a credential with another one is a new link and starts clean.
 	updatedAt time.Time

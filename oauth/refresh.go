@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +46,8 @@ const (
 	defaultMinBackoff  = 30 * time.Second
 	defaultMaxBackoff  = 30 * time.Minute
 	defaultLeaseTTL    = 30 * time.Second
+	defaultTimeout     = 5 * time.Second
+	defaultProbeEvery  = time.Second
 )
 
 // Pacing of the refresher's own retries: polling the store while another
@@ -83,6 +84,16 @@ type RefresherOptions struct {
 	// the call to the provider, and how long the other replicas wait for
 	// the holder before taking over. Zero: 30s.
 	LeaseTTL time.Duration
+	// RefreshTimeout bounds one call to a provider's token endpoint: a
+	// provider that hangs fails the refresh after it (and a caller waits
+	// for a refresh at most twice as long: the provider, then the store).
+	// Zero: 5s; never more than LeaseTTL.
+	RefreshTimeout time.Duration
+	// ProbeInterval is how often, at most, a caller whose token has
+	// expired or was refused may try the provider during the backoff
+	// after a failure (one probe at a time, per credential and replica):
+	// recovery follows traffic, not the backoff timer. Zero: 1s.
+	ProbeInterval time.Duration
 	// Logger receives the refresher's events; it never sees a token.
 	// Nil: logs are discarded.
 	Logger *slog.Logger
@@ -114,9 +125,15 @@ type RefresherOptions struct {
 //
 // Failures back off exponentially from MinBackoff to MaxBackoff; during
 // the backoff (the cooldown) Refresh answers with the last failure instead
-// of calling the provider. A permanent refusal (see [IsPermanent]), or
-// MaxFailures failures in a row, mark the credential needs_reauth in the
-// store and stop its refreshes.
+// of calling the provider, except that a caller whose token has expired or
+// was refused may probe the provider once per ProbeInterval: if the
+// provider is back, the refresh succeeds and the backoff ends. A failed
+// probe neither counts as a failure nor moves the backoff on. A permanent
+// refusal (see [IsPermanent]), or MaxFailures failures in a row, mark the
+// credential needs_reauth in the store and stop its refreshes.
+//
+// A call to a provider is bounded by RefreshTimeout, and a caller's wait
+// for a refresh by twice that.
 type Refresher struct {
 	store       CredentialStore
 	providers   map[string]TokenRefresher
@@ -127,6 +144,8 @@ type Refresher struct {
 	minBackoff  time.Duration
 	maxBackoff  time.Duration
 	leaseTTL    time.Duration
+	timeout     time.Duration // of one call to a provider
+	probeEvery  time.Duration
 	log         *slog.Logger
 	onRefreshed func(tenant, integration string, cred vault.Credential)
 	onAttempt   func(tenant, integration string, d time.Duration, err error)
@@ -153,6 +172,8 @@ func NewRefresher(opts RefresherOptions) *Refresher {
 		minBackoff:  opts.MinBackoff,
 		maxBackoff:  opts.MaxBackoff,
 		leaseTTL:    opts.LeaseTTL,
+		timeout:     opts.RefreshTimeout,
+		probeEvery:  opts.ProbeInterval,
 		log:         opts.Logger,
 		onRefreshed: opts.OnRefreshed,
 		onAttempt:   opts.OnAttempt,
@@ -186,6 +207,13 @@ func NewRefresher(opts RefresherOptions) *Refresher {
 	if r.leaseTTL <= 0 {
 		r.leaseTTL = defaultLeaseTTL
 	}
+	if r.timeout <= 0 {
+		r.timeout = defaultTimeout
+	}
+	r.timeout = min(r.timeout, r.leaseTTL)
+	if r.probeEvery <= 0 {
+		r.probeEvery = defaultProbeEvery
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -199,11 +227,15 @@ func NewRefresher(opts RefresherOptions) *Refresher {
 // if it is due (within Margin of expiry, or past it). If the stored access
 // token already differs from stale, another caller or replica refreshed it
 // and the stored credential is returned without calling the provider.
-// Concurrent calls share one refresh, which goes on if ctx ends.
+// Concurrent calls share one refresh, which goes on if ctx ends, or if
+// the caller stops waiting for it after twice RefreshTimeout (then the
+// error is a *RefreshError with ReasonTimeout).
 //
 // During the backoff after a failed refresh, Refresh returns that failure
-// without calling the provider. A credential that can no longer be
-// refreshed is ErrNeedsReauth.
+// without calling the provider, unless the caller's token is spent (stale
+// is the stored one, or it has expired) and no probe of the provider was
+// made for it in the last ProbeInterval. A credential that can no longer
+// be refreshed is ErrNeedsReauth. Other failures are *RefreshError.
 func (r *Refresher) Refresh(ctx context.Context, tenant, integration, stale string) (vault.Credential, error) {
 	if r.providers[integration] == nil {
 		return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", tenant, integration, ErrNoProvider)
@@ -212,12 +244,23 @@ func (r *Refresher) Refresh(ctx context.Context, tenant, integration, stale stri
 	// The refresh goes on without the caller: a refresh token spent at the
 	// provider must not be lost because one caller gave up.
 	fctx := context.WithoutCancel(ctx)
+	// The caller's wait is bounded, whatever holds the refresh up (a
+	// provider, the store, another replica's claim): only the callers
+	// that need the new token wait at all, and none of them for long.
+	bound := time.NewTimer(2 * r.timeout)
+	defer bound.Stop()
 	for round := 0; ; round++ {
 		f, _ := r.join(fctx, a)
 		select {
 		case <-f.done:
 		case <-ctx.Done():
 			return vault.Credential{}, ctx.Err()
+		case <-bound.C:
+			return vault.Credential{}, &RefreshError{
+				Reason: ReasonTimeout,
+				msg:    fmt.Sprintf("refreshing %s/%s: no result within %s: %v", tenant, integration, 2*r.timeout, ErrRefreshTimeout),
+				cause:  ErrRefreshTimeout,
+			}
 		}
 		// A refresh started for another caller may have found nothing to
 		// do while our token is the one stored: start one for ours.
@@ -233,6 +276,7 @@ type attempt struct {
 	key       credKey
 	stale     string    // lazy: the access token the caller saw fail
 	scheduled bool      // run by the scheduler
+	probe     bool      // lazy, in the backoff: a probe of the provider
 	expiry    time.Time // scheduled: ExpiresAt of the credential the entry came from
 }
 
@@ -277,6 +321,7 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 		return vault.Credential{}, fmt.Errorf("refreshing %s/%s: %w", k.tenant, k.integration, ErrNoProvider)
 	}
 	var seen string // the access token first read
+	var held claimHeld
 	for round := 0; ; round++ {
 		cred, ver, err := r.store.Get(ctx, k.tenant, k.integration)
 		if vault.IsNotFound(err) {
@@ -310,19 +355,29 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 			r.unschedule(k)
 			return vault.Credential{}, fmt.Errorf("refreshing %s/%s: no refresh token: %w", k.tenant, k.integration, ErrNeedsReauth)
 		}
-		if err := r.cooling(a, cred); err != nil {
-			return vault.Credential{}, err
+		if !a.probe { // a probe that waited for another replica is still ours
+			probe, err := r.cooling(a, cred)
+			if err != nil {
+				return vault.Credential{}, err
+			}
+			a.probe = probe
 		}
 
 		// One replica refreshes a version. A claim outlives its holder
 		// by at most LeaseTTL; then Claim lets exactly one waiter take the
 		// same key over (see awaitOther).
 		until := time.Now().Add(r.leaseTTL)
-		err = r.store.Claim(ctx, claimKey(k, ver), until)
+		if held.ver == ver && time.Now().Before(held.until) {
+			until, err = held.until, nil // taken over while waiting
+		} else {
+			err = r.store.Claim(ctx, claimKey(k, ver), until)
+		}
 		if errors.Is(err, vault.ErrClaimed) {
-			if err := r.awaitOther(ctx, k, ver); err != nil {
-				return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("waiting for another replica's refresh: %w", err), false, time.Time{})
+			got, err := r.awaitOther(ctx, k, ver)
+			if err != nil {
+				return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("waiting for another replica's refresh: %w: %w", errOtherReplica, err), false, time.Time{})
 			}
+			held = claimHeld{ver, got}
 			continue
 		}
 		if err != nil {
@@ -333,10 +388,14 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 		if pending != nil {
 			tok = pending.tok // done at the provider already; only storing failed
 		} else {
-			// Spend the refresh token only while our claim holds.
-			pctx, cancel := context.WithDeadline(ctx, until)
+			// Spend the refresh token only while our claim holds, and
+			// give a provider that does not answer RefreshTimeout at most.
 			started := time.Now()
+			pctx, cancel := context.WithDeadline(ctx, earliest(until, started.Add(r.timeout)))
 			tok, err = p.Refresh(pctx, cred.RefreshToken)
+			if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%w after %s: %w", ErrRefreshTimeout, r.timeout, err)
+			}
 			cancel()
 			if err == nil && tok.AccessToken == "" {
 				err = errors.New("the token endpoint answered without an access token")
@@ -345,24 +404,20 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 				r.onAttempt(k.tenant, k.integration, time.Since(started), err)
 			}
 			if err != nil {
-				if _, answered := errors.AsType[*TokenError](err); answered {
-					// The provider answered and issued nothing: the refresh
-					// token is unspent, so the next attempt (on any replica)
-					// need not wait out our claim, only the backoff.
-					if r.store.ReleaseClaim(ctx, claimKey(k, ver)) == nil {
-						until = time.Time{}
-					}
+				// The provider issued nothing we got. If it answered, the
+				// refresh token is unspent; if it did not (unreachable,
+				// timed out), whether it spent it cannot be known, and
+				// holding the claim to the lease's end would not change
+				// that, only hold the next attempt (a probe when the
+				// provider is back, or another replica's) behind it.
+				if r.store.ReleaseClaim(ctx, claimKey(k, ver)) == nil {
+					until = time.Time{}
 				}
 				return r.fail(ctx, parent, a, cred, ver, err, true, until, tok.AccessToken, tok.RefreshToken)
 			}
 		}
 		return r.save(ctx, parent, a, cred, ver, tok, until)
 	}
-}
-
-// claimKey names the claim on refreshing version ver of k's credential.
-func claimKey(k credKey, ver int64) string {
-	return "refresh/" + k.tenant + "/" + k.integration + "/" + strconv.FormatInt(ver, 10)
 }
 
 // wanted reports whether a asks for cred to be refreshed at now.
@@ -383,16 +438,27 @@ func (r *Refresher) wanted(a attempt, cred vault.Credential, now time.Time) bool
 // cooling returns the last failure if cred is within its backoff, keeping
 // a scheduled attempt scheduled for the backoff's end. Failures of an
 // earlier credential (the tenant linked again) are dropped.
-func (r *Refresher) cooling(a attempt, cred vault.Credential) error {
+//
+// A caller whose token is spent (the one it saw fail, or expired) may
+// probe instead, once per probeEvery: probe is true, and the attempt goes
+// on. One probe at a time: concurrent callers share the attempt (join).
+func (r *Refresher) cooling(a attempt, cred vault.Credential) (probe bool, err error) {
+	now := time.Now()
 	r.mu.Lock()
 	f := r.failures[a.key]
 	if f != nil && !f.about(cred) {
 		delete(r.failures, a.key)
 		f = nil
 	}
-	if f == nil || !time.Now().Before(f.next) {
+	if f == nil || !now.Before(f.next) {
 		r.mu.Unlock()
-		return nil
+		return false, nil
+	}
+	spent := a.stale != "" || !cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt)
+	if !a.scheduled && spent && (f.probed.IsZero() || !now.Before(f.probed.Add(r.probeEvery))) && !now.Before(f.claimUntil) {
+		f.probed = now
+		r.mu.Unlock()
+		return true, nil
 	}
 	next, err, count := f.next, f.err, f.count
 	first := false
@@ -403,34 +469,8 @@ func (r *Refresher) cooling(a attempt, cred vault.Credential) error {
 	if first {
 		r.poke()
 	}
-	return fmt.Errorf("refreshing %s/%s: not retried before %s after %d failures: %w",
+	return false, fmt.Errorf("refreshing %s/%s: not retried before %s after %d failures: %w",
 		a.key.tenant, a.key.integration, rfc3339(next), count, err)
-}
-
-// awaitOther waits while another replica holds the claim on version ver of
-// k's credential: until the version moves on (the holder stored its
-// refresh, or marked the credential needs_reauth), or LeaseTTL passes.
-// Then the caller reads the credential again and, if it is still at ver,
-// claims the same key again.
-//
-// The same key, not a new one: a claim holds for LeaseTTL at most, and
-// Claim lets exactly one caller take an expired claim over, so of several
-// waiters exactly one succeeds the dead holder. A new key per attempt
-// ("…/ver/2") would need every waiter to agree on the number; one that
-// counted differently would hold a claim of its own and refresh alongside.
-func (r *Refresher) awaitOther(ctx context.Context, k credKey, ver int64) error {
-	deadline := time.Now().Add(r.leaseTTL)
-	wait := pollMin
-	for {
-		if err := sleep(ctx, wait); err != nil {
-			return err
-		}
-		_, v, err := r.store.Get(ctx, k.tenant, k.integration)
-		if err == nil && v != ver || vault.IsNotFound(err) || !time.Now().Before(deadline) {
-			return nil
-		}
-		wait = min(2*wait, pollMax)
-	}
 }
 
 // save stores the refreshed tokens: one check-and-set Put of the new access
@@ -537,7 +577,7 @@ func (r *Refresher) fail(ctx, parent context.Context, a attempt, cred vault.Cred
 	}
 	msg := fmt.Sprintf("refreshing %s/%s: %s", k.tenant, k.integration,
 		redact(cause.Error(), append(secrets, cred.AccessToken, cred.RefreshToken)...))
-	err := &refreshError{msg: msg, cause: cause}
+	err := &RefreshError{Reason: reasonOf(cause, grant), msg: msg, cause: cause}
 
 	now := time.Now()
 	r.mu.Lock()
@@ -550,14 +590,23 @@ func (r *Refresher) fail(ctx, parent context.Context, a attempt, cred vault.Cred
 	} else {
 		f = r.failureLocked(k, cred)
 	}
-	f.count++
-	if grant {
-		f.grant++
+	probe := a.probe && f.count > 0
+	if !probe {
+		f.count++
+		if grant {
+			f.grant++
+		}
+		f.next = now.Add(r.backoff(f.count))
 	}
+	// A probe that failed is no new failure: a storm of calls during an
+	// outage must not count the credential to needs_reauth, nor push the
+	// scheduled retry back.
 	f.lastErr, f.err = msg, err
+	f.probed = now // an attempt just failed: no probe for probeEvery
 	// Never before our claim ends, or our next attempt would wait on it.
-	f.next = latest(now.Add(r.backoff(f.count)), claimUntil)
-	final := grant && (IsPermanent(cause) || f.grant >= r.maxFailures)
+	f.next = latest(f.next, claimUntil)
+	f.claimUntil = claimUntil
+	final := grant && (IsPermanent(cause) || !probe && f.grant >= r.maxFailures)
 	count, next := f.count, f.next
 
 	expiry, retry, first := cred.ExpiresAt, false, false
@@ -578,7 +627,7 @@ func (r *Refresher) fail(ctx, parent context.Context, a attempt, cred vault.Cred
 	if first {
 		r.poke()
 	}
-	if retry {
+	if retry && !probe {
 		r.logScheduled(k, expiry, next)
 	}
 	nextAttempt := ""
@@ -586,7 +635,7 @@ func (r *Refresher) fail(ctx, parent context.Context, a attempt, cred vault.Cred
 		nextAttempt = rfc3339(next)
 	}
 	r.log.Error("Failed to refresh token", "tenantId", k.tenant, "integration", k.integration,
-		"error", msg, "failures", count, "nextAttempt", nextAttempt)
+		"error", msg, "failures", count, "nextAttempt", nextAttempt, "probe", probe)
 	if !final {
 		return vault.Credential{}, err
 	}
@@ -679,16 +728,6 @@ func (r *Refresher) backoff(n int) time.Duration {
 	return min(d, r.maxBackoff)
 }
 
-// refreshError is a failed refresh as callers and logs see it: the cause's
-// message with any token it quoted cut out, and the cause for errors.As.
-type refreshError struct {
-	msg   string
-	cause error
-}
-
-func (e *refreshError) Error() string { return e.msg }
-func (e *refreshError) Unwrap() error { return e.cause }
-
 // redact cuts the given secrets out of msg.
 func redact(msg string, secrets ...string) string {
 	for _, s := range secrets {
@@ -717,6 +756,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func latest(a, b time.Time) time.Time {

@@ -526,12 +526,19 @@ func TestRefreshTakesOverADeadReplicasClaim(t *testing.T) {
 		if err := s.Claim(context.Background(), "refresh/tenant-a/github/1", start.Add(lease)); err != nil {
 			t.Fatal(err)
 		}
+		// The caller waits twice RefreshTimeout (5s), not the lease: the
+		// refresh goes on without it.
+		_, err := r.Refresh(context.Background(), "tenant-a", integration, old.AccessToken)
+		if re, ok := errors.AsType[*oauth.RefreshError](err); !ok || re.Reason != oauth.ReasonTimeout || time.Since(start) != 10*time.Second {
+			t.Fatalf("Refresh behind a dead replica's claim: %v after %v, want ReasonTimeout after 10s", err, time.Since(start))
+		}
+		advance(lease)
 		cred, err := r.Refresh(context.Background(), "tenant-a", integration, old.AccessToken)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if waited := time.Since(start); waited < lease {
-			t.Errorf("refreshed after %v, inside the dead replica's lease of %v", waited, lease)
+		if calls := p.callTimes(); len(calls) == 0 || calls[0].Sub(start) < lease {
+			t.Errorf("refreshed at %v, inside the dead replica's lease of %v", calls, lease)
 		}
 		if cred.AccessToken == old.AccessToken || p.callCount() != 1 {
 			t.Errorf("got %q after %d calls; want a new token after one", cred.AccessToken, p.callCount())
@@ -580,16 +587,29 @@ func TestRefreshBacksOff(t *testing.T) {
 		// change) does not skip the backoff.
 		r.Schedule("tenant-a", integration, stored)
 
-		// In the cooldown a caller gets the failure, the provider no call.
-		if _, err := r.Refresh(context.Background(), "tenant-a", integration, old.AccessToken); err == nil {
-			t.Error("Refresh in the cooldown succeeded")
+		// In the cooldown a caller whose token is spent probes the provider
+		// once, a ProbeInterval after the last attempt; the next, within
+		// it, gets the failure and the provider no call. The failed probe
+		// counts no failure.
+		if _, err := r.Refresh(context.Background(), "tenant-a", integration, old.AccessToken); err == nil || p.callCount() != 1 {
+			t.Error("Refresh right after a failure probed the provider")
 		}
-		if n := p.callCount(); n != 1 {
-			t.Errorf("Refresh in the cooldown called the provider")
+		advance(time.Second)
+		for range 2 {
+			if _, err := r.Refresh(context.Background(), "tenant-a", integration, old.AccessToken); err == nil {
+				t.Error("Refresh in the cooldown succeeded")
+			}
+		}
+		if n := p.callCount(); n != 2 {
+			t.Errorf("%d provider calls after two Refreshes in the cooldown, want one probe", n-1)
+		}
+		if h := r.Health("tenant-a", integration, &stored); h.Failures != 1 || !h.NextAttempt.Equal(start.Add(5*time.Minute+30*time.Second)) {
+			t.Errorf("Health after a failed probe = %+v, want the first failure's", h)
 		}
 
-		advance(30*time.Second + time.Minute + 100*time.Second + 100*time.Second + time.Second)
+		advance(30*time.Second + time.Minute + 100*time.Second + 100*time.Second)
 		calls := p.callTimes()
+		calls = append(calls[:1], calls[2:]...) // without the probe
 		var gaps []time.Duration
 		for i := 1; i < len(calls); i++ {
 			gaps = append(gaps, calls[i].Sub(calls[i-1]))
@@ -608,8 +628,8 @@ func TestRefreshBacksOff(t *testing.T) {
 		if diff := cmp.Diff(oauth.Health{State: oauth.HealthActive}, r.Health("tenant-a", integration, &stored)); diff != "" {
 			t.Errorf("Health after recovery (-want +got):\n%s", diff)
 		}
-		if n := p.callCount(); n != 6 {
-			t.Errorf("%d calls, want 5 failures and a success", n)
+		if n := p.callCount(); n != 7 {
+			t.Errorf("%d calls, want 5 failures, a probe and a success", n)
 		}
 	})
 }

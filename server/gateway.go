@@ -272,7 +272,11 @@ const expirySkew = 30 * time.Second
 
 // credential returns the calling tenant's credential for integration,
 // refreshed first when it has expired. A credential that needs a new link
-// is errNeedsLink.
+// is errNeedsLink; a refresh that failed is a *refreshFailed.
+//
+// Only a call whose token has expired (or is about to) waits for a
+// refresh, and the refresher bounds that wait; a token that is still
+// valid is used while a refresh of it is under way or failing.
 func (g *Gateway) credential(ctx context.Context, tenant, integration string) (vault.Credential, error) {
 	cred, _, err := g.storeGet(ctx, tenant, integration)
 	if err != nil {
@@ -284,11 +288,21 @@ func (g *Gateway) credential(ctx context.Context, tenant, integration string) (v
 	if g.refresher != nil && !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
 		forget(ctx, tenant, integration)
 		fresh, err := g.refresher.Refresh(ctx, tenant, integration, cred.AccessToken)
-		if errors.Is(err, oauth.ErrNeedsReauth) {
+		switch {
+		case errors.Is(err, oauth.ErrNeedsReauth):
 			return cred, errNeedsLink
-		}
-		if err != nil {
-			return cred, fmt.Errorf("the %s token expired and could not be refreshed: %w", integration, err)
+		case err != nil && ctx.Err() != nil:
+			return cred, err
+		case err != nil:
+			// The details (the provider's address, its answer) are for
+			// operators; the tenant is told what failed.
+			g.log.WarnContext(ctx, "refresh_before_call_failed", "tenantId", tenant, "integration", integration, "error", err)
+			if time.Now().Before(cred.ExpiresAt) {
+				// Close to expiry, not past it: better the token we
+				// have than none.
+				return cred, nil
+			}
+			return cred, newRefreshFailed(integration, err)
 		}
 		cred = fresh
 	}

@@ -73,9 +73,10 @@ type Config struct {
 	// {NAME}_CLIENT_ID, {NAME}_CLIENT_SECRET and {NAME}_REDIRECT_URI.
 	OAuthRedirectURIs []string
 	// Refresh tunes the token refresher (CONNECTORS_REFRESH_MARGIN,
-	// _JITTER, _MIN_BACKOFF, _MAX_BACKOFF: Go durations; _WORKERS,
-	// _MAX_FAILURES: counts; empty: the refresher's defaults, 5m before
-	// expiry, 1m jitter, 30s to 30m backoff, 4 workers, 5 failures).
+	// _JITTER, _MIN_BACKOFF, _MAX_BACKOFF, _TIMEOUT: Go durations;
+	// _WORKERS, _MAX_FAILURES: counts; empty: the refresher's defaults, 5m
+	// before expiry, 1m jitter, 30s to 30m backoff, 5s for a provider to
+	// answer, 4 workers, 5 failures).
 	Refresh RefreshConfig
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
 	// the embedded store).
@@ -178,6 +179,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		"CONNECTORS_REFRESH_JITTER":      &c.Refresh.Jitter,
 		"CONNECTORS_REFRESH_MIN_BACKOFF": &c.Refresh.MinBackoff,
 		"CONNECTORS_REFRESH_MAX_BACKOFF": &c.Refresh.MaxBackoff,
+		"CONNECTORS_REFRESH_TIMEOUT":     &c.Refresh.Timeout,
 	} {
 		if v := getenv(name); v != "" {
 			parsed, err := time.ParseDuration(v)
@@ -264,7 +266,9 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 // RefreshConfig tunes the token refresher; zero fields take its defaults.
 type RefreshConfig struct {
 	Margin, Jitter, MinBackoff, MaxBackoff time.Duration
-	Workers, MaxFailures                   int
+	// Timeout bounds one call to a provider's token endpoint.
+	Timeout              time.Duration
+	Workers, MaxFailures int
 }
 
 func (c Config) storePath() string   { return filepath.Join(c.DataDir, "connectors.db") }

@@ -186,7 +186,9 @@ func (g *gateway) twin() *gateway {
 // routes say so; when it is back, the next call refreshes and works.
 func TestRefreshProviderDown(t *testing.T) {
 	fake := fakeoauth.New(t, fakeoauth.GitHub, "gh-client", "gh-client-s3cret")
-	g := newGatewayWithEnv(t, oauthEnv("gh", map[string]string{"GH_CLIENT_ID": "gh-client", "GH_CLIENT_SECRET": "gh-client-s3cret"}),
+	// Backing off 50ms to 200ms, five failures would come in a second.
+	g := newGatewayWithEnv(t, oauthEnv("gh", map[string]string{"GH_CLIENT_ID": "gh-client", "GH_CLIENT_SECRET": "gh-client-s3cret",
+		"CONNECTORS_REFRESH_MAX_FAILURES": "1000"}),
 		oauthIntegration(t, "gh", fake))
 	g.withAdmin()
 	g.serve()
@@ -207,6 +209,7 @@ func TestRefreshProviderDown(t *testing.T) {
 	if status, _, raw := g.api("tenant-a", "POST", "/tenants/tenant-a/integrations/gh/credentials", body); status != http.StatusCreated {
 		t.Fatalf("POST credentials: %d %s", status, raw)
 	}
+	time.Sleep(time.Second) // expired: a token that is only close to it is still used
 	res, err := call(t.Context(), c, "gh_env", map[string]any{"hex": true})
 	if err != nil || !res.IsError || !strings.Contains(toolText(t, res), "could not be refreshed") {
 		t.Fatalf("call while the provider is down: %v %v, want a tool error saying the token could not be refreshed", res, err)

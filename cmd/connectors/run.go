@@ -373,6 +373,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 			Margin: cfg.Refresh.Margin, Jitter: cfg.Refresh.Jitter,
 			MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
 			Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
+			RefreshTimeout: cfg.Refresh.Timeout,
 			OnAttempt: func(tenant, integration string, d time.Duration, err error) {
 				m.audit.Record(context.Background(), audit.Record{
 					TenantID: tenant, Integration: integration, Operation: audit.OpRefresh,

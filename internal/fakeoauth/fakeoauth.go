@@ -20,7 +20,7 @@
 // The authorization endpoint consents at once, like a user clicking Allow,
 // and redirects with a code; [Server.Deny] makes it redirect with
 // error=access_denied instead. [Server.SetMode] simulates a provider that
-// is down, slow, or answering garbage.
+// is down, slow, hung, or answering garbage.
 //
 // # Usage
 //
@@ -106,6 +106,10 @@ var (
 
 // Slow answers normally after d, or not at all if the client gives up first.
 func Slow(d time.Duration) Mode { return Mode{delay: d} }
+
+// Hang accepts every request and never answers it, until the client gives
+// up: a provider stuck behind a load balancer that holds the connection.
+var Hang = Slow(24 * time.Hour)
 
 // Server is a running fake provider. It is safe for concurrent use.
 type Server struct {

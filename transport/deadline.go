@@ -98,9 +98,11 @@ func (h *HTTP) bounded(next http.Handler) http.Handler {
 	})
 }
 
-// deadlineBody lifts the read deadline once the body is read (or failed):
-// from then on the server reads in the background, to notice a client that
-// hangs up, and that read must not time out while a long call runs.
+// deadlineBody lifts the read deadline once the body is read: from then on
+// the server reads in the background, to notice a client that hangs up,
+// and that read must not time out while a long call runs. After a failed
+// read the deadline stays, so that the server, discarding the rest of the
+// body, gives up too and closes the connection.
 type deadlineBody struct {
 	io.ReadCloser
 	dl   deadlines
@@ -109,7 +111,7 @@ type deadlineBody struct {
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done {
+	if err == io.EOF && !b.done {
 		b.done = true
 		_ = b.dl.SetReadDeadline(time.Time{})
 	}

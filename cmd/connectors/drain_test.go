@@ -1,16 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
 // startServe runs "connectors serve" on a free port with the gateway's
@@ -207,4 +213,71 @@ func TestHTTPTimeouts(t *testing.T) {
 		})
 	}
 	g.assertNoSecrets()
+}
+
+// TestSIGTERM: the built binary, sent SIGTERM with a call in flight on
+// each era, answers both and exits 0.
+func TestSIGTERM(t *testing.T) {
+	g := newGatewayWithEnv(t, map[string]string{"CONNECTORS_DRAIN_TIMEOUT": "10s"})
+	bin := testenv.Build(t, "./cmd/connectors")
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0")
+	for k, v := range g.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	listening := make(chan string, 1)
+	var logs lockedBuffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write(append(sc.Bytes(), '\n'))
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "gateway_listening" {
+				listening <- rec.Addr
+			}
+		}
+	}()
+	select {
+	case g.addr = <-listening:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the gateway did not start\n%s", logs.String())
+	}
+
+	var wg sync.WaitGroup
+	for _, e := range eras {
+		c := g.dial("tenant-a", nil, e.opts...)
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := call(ctx, c, "everything_trigger-long-running-operation", map[string]any{"duration": 2, "steps": 1})
+			if err != nil || !strings.Contains(toolText(t, res), "completed") {
+				t.Errorf("%s: a call in flight at SIGTERM: %v %v, want its result", e.name, res, err)
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("after SIGTERM: %v, want exit status 0\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the gateway did not exit after SIGTERM")
+	}
+	if !strings.Contains(logs.String(), `"gateway_stopped"`) {
+		t.Errorf("no gateway_stopped in the log:\n%s", logs.String())
+	}
 }

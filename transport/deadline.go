@@ -67,6 +67,7 @@ type exchange struct {
 	header  bool // WriteHeader was called
 	sse     bool // ... with an event stream
 	drained bool // the drain answered: drop the handler's writes
+	owed    bool // the drain cut it with nothing written: answer when the handler returns
 }
 
 // bounded is the gateway's outermost handler: it bounds reads and writes
@@ -91,6 +92,7 @@ func (h *HTTP) bounded(next http.Handler) http.Handler {
 			r.Body = &deadlineBody{ReadCloser: r.Body, dl: e.dl}
 		}
 		next.ServeHTTP(e, r)
+		e.payDebt(r, e.body) // body: set by track, on this goroutine
 		if e.dl != nil {
 			// The server flushes what the handler left buffered: bounded too.
 			_ = e.dl.SetWriteDeadline(time.Now().Add(e.write))

@@ -163,50 +163,72 @@ func (h *HTTP) Drain(ctx context.Context) int {
 	return cut
 }
 
-// answerDrained answers e's request with the drain's error, unless the
-// response is already under way in a form that cannot take it (a JSON
-// answer being written), and drops the handler's writes from then on. It
-// reports whether it answered.
+// answerDrained answers, or has bounded answer, e's request with the
+// drain's error, and reports whether it did. On an event stream it writes
+// the error as the stream's last event at once, and drops the handler's
+// writes from then on. If nothing is written yet, the handler's goroutine
+// answers once the handler returns (see owe): the header map is the
+// handler's until then. A JSON answer being written is left to finish.
 func (e *exchange) answerDrained(body []byte) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.drained {
+	switch {
+	case e.drained || e.owed:
+		return false
+	case !e.header:
+		e.owed = true
+		return true
+	case !e.sse:
 		return false
 	}
 	e.drained = true
+	e.extendLocked()
+	_, _ = e.ResponseWriter.Write([]byte("event: message\ndata: "))
+	_, _ = e.ResponseWriter.Write(drainError(body))
+	_, _ = e.ResponseWriter.Write([]byte("\n\n"))
+	if f, ok := e.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	return true
+}
+
+// payDebt answers, once its handler has returned, a request the drain cut
+// before anything of its answer was written: a JSON-RPC error for a
+// JSON-RPC message (body), else the API's error.
+func (e *exchange) payDebt(r *http.Request, body []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.owed || e.header || e.drained {
+		return
+	}
+	e.drained = true
+	e.extendLocked()
+	e.Header().Set("Connection", "close")
+	e.Header().Set("Content-Type", "application/json")
+	e.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
+	if body == nil {
+		_ = json.NewEncoder(e.ResponseWriter).Encode(errorBody{
+			Error: "ShuttingDown", Message: "the gateway stopped before this request finished; it may or may not have taken effect",
+			RequestID: RequestID(r.Context()),
+		})
+		return
+	}
+	_, _ = e.ResponseWriter.Write(drainError(body))
+}
+
+// drainError is the JSON-RPC error answering the message body (its ID,
+// or null) when the drain cut it.
+func drainError(body []byte) []byte {
 	var m struct {
 		ID json.RawMessage `json:"id"`
 	}
-	if body != nil {
-		_ = json.Unmarshal(body, &m)
+	_ = json.Unmarshal(body, &m)
+	if len(m.ID) == 0 {
+		m.ID = json.RawMessage("null")
 	}
-	e.extendLocked()
-	switch {
-	case !e.header && body == nil: // not a JSON-RPC request: an API call
-		e.Header().Set("Connection", "close")
-		writeJSON(e.ResponseWriter, http.StatusServiceUnavailable, errorBody{
-			Error: "ShuttingDown", Message: "the gateway stopped before this request finished; it may or may not have taken effect",
-		})
-	case !e.header:
-		e.Header().Set("Connection", "close")
-		writeJSONRPCErrorFor(e.ResponseWriter, http.StatusServiceUnavailable, m.ID, codeShuttingDown, msgCutByDrain)
-	case e.sse:
-		id := m.ID
-		if len(id) == 0 {
-			id = json.RawMessage("null")
-		}
-		msg, _ := json.Marshal(map[string]any{
-			"jsonrpc": "2.0", "id": id,
-			"error": map[string]any{"code": codeShuttingDown, "message": msgCutByDrain},
-		})
-		_, _ = e.ResponseWriter.Write([]byte("event: message\ndata: "))
-		_, _ = e.ResponseWriter.Write(msg)
-		_, _ = e.ResponseWriter.Write([]byte("\n\n"))
-		if f, ok := e.ResponseWriter.(http.Flusher); ok {
-			f.Flush()
-		}
-	default:
-		return false
-	}
-	return true
+	b, _ := json.Marshal(map[string]any{
+		"jsonrpc": "2.0", "id": m.ID,
+		"error": map[string]any{"code": codeShuttingDown, "message": msgCutByDrain},
+	})
+	return b
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
@@ -58,7 +60,7 @@ func TestGracefulDrain(t *testing.T) {
 		text string
 		err  error
 	}
-	results := make(chan outcome, 8)
+	results := make(chan outcome, 10)
 	var wg sync.WaitGroup
 	for _, e := range eras {
 		c := g.dial("tenant-a", nil, e.opts...)
@@ -80,6 +82,20 @@ func TestGracefulDrain(t *testing.T) {
 			defer cancel()
 			res, err := call(ctx, c, "probe_block", map[string]any{"id": "drain-" + e.name})
 			o := outcome{name: e.name + " long", err: err}
+			if err == nil {
+				o.text = toolText(t, res)
+			}
+			results <- o
+		})
+		wg.Go(func() { // still running, its answer an event stream (progress)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{
+				Name:      "everything_trigger-long-running-operation",
+				Arguments: map[string]any{"duration": 20, "steps": 40},
+				Meta:      &mcp.Meta{ProgressToken: "drain-" + e.name},
+			}})
+			o := outcome{name: e.name + " streaming long", err: err}
 			if err == nil {
 				o.text = toolText(t, res)
 			}
@@ -113,6 +129,7 @@ func TestGracefulDrain(t *testing.T) {
 	wg.Wait()
 	close(results)
 	for o := range results {
+		t.Logf("%s: %.80q %v", o.name, o.text, o.err)
 		switch long := strings.HasSuffix(o.name, "long"); {
 		case !long && (o.err != nil || !strings.Contains(o.text, "Long running operation completed")):
 			t.Errorf("%s, done within the drain: %q, %v; want its result", o.name, o.text, o.err)

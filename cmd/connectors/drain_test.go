@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
@@ -296,5 +297,44 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"gateway_stopped"`) {
 		t.Errorf("no gateway_stopped in the log:\n%s", logs.String())
+	}
+}
+
+// TestTimeoutsFromEnv: the HTTP timeouts and the drain time come from the
+// environment, with their defaults; a value that is not one is refused.
+func TestTimeoutsFromEnv(t *testing.T) {
+	type timeouts struct{ Read, Write, Idle, Drain time.Duration }
+	of := func(env map[string]string) (timeouts, error) {
+		c, err := configFromEnv(func(k string) string { return env[k] })
+		return timeouts{c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout, c.DrainTimeout}, err
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want timeouts
+	}{
+		{nil, timeouts{15 * time.Second, 15 * time.Second, 20 * time.Second, 25 * time.Second}},
+		{map[string]string{
+			"CONNECTORS_HTTP_READ_TIMEOUT": "1m", "CONNECTORS_HTTP_WRITE_TIMEOUT": "2s",
+			"CONNECTORS_HTTP_IDLE_TIMEOUT": "90s", "CONNECTORS_DRAIN_TIMEOUT": "0s",
+		}, timeouts{time.Minute, 2 * time.Second, 90 * time.Second, 0}},
+	} {
+		got, err := of(c.env)
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		if diff := gocmp.Diff(c.want, got); diff != "" {
+			t.Errorf("%v: (-want +got)\n%s", c.env, diff)
+		}
+	}
+	for _, env := range []map[string]string{
+		{"CONNECTORS_HTTP_READ_TIMEOUT": "0s"},
+		{"CONNECTORS_HTTP_WRITE_TIMEOUT": "1ms"},
+		{"CONNECTORS_HTTP_IDLE_TIMEOUT": "soon"},
+		{"CONNECTORS_DRAIN_TIMEOUT": "-1s"},
+		{"CONNECTORS_DRAIN_TIMEOUT": "later"},
+	} {
+		if _, err := of(env); err == nil {
+			t.Errorf("%v: accepted", env)
+		}
 	}
 }

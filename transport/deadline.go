@@ -62,6 +62,8 @@ type exchange struct {
 	// both.
 	body   []byte
 	stream bool
+	// reader is the request body, in the same allocation.
+	reader deadlineBody
 
 	mu      sync.Mutex
 	header  bool // WriteHeader was called
@@ -89,7 +91,8 @@ func (h *HTTP) bounded(next http.Handler) http.Handler {
 		r = r.WithContext(ctx)
 		if e.dl != nil && r.Body != nil && r.Body != http.NoBody {
 			_ = e.dl.SetReadDeadline(time.Now().Add(h.opts.ReadTimeout))
-			r.Body = &deadlineBody{ReadCloser: r.Body, dl: e.dl}
+			e.reader = deadlineBody{ReadCloser: r.Body, dl: e.dl}
+			r.Body = &e.reader
 		}
 		next.ServeHTTP(e, r)
 		e.payDebt(r, e.body) // body: set by track, on this goroutine

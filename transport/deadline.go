@@ -97,7 +97,8 @@ func (h *HTTP) bounded(next http.Handler) http.Handler {
 		next.ServeHTTP(e, r)
 		e.payDebt(r, e.body) // body: set by track, on this goroutine
 		if e.dl != nil {
-			// The server flushes what the handler left buffered: bounded too.
+			// The server flushes what the handler left buffered: bounded too
+			// (it lifts the write deadline after).
 			_ = e.dl.SetWriteDeadline(time.Now().Add(e.write))
 		}
 	})

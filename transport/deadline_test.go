@@ -307,3 +307,4 @@ func TestDrain(t *testing.T) {
 		t.Errorf("%d calls cancelled after the drain, want the 2 it cut", n)
 	}
 }
+

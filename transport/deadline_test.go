@@ -307,4 +307,3 @@ func TestDrain(t *testing.T) {
 		t.Errorf("%d calls cancelled after the drain, want the 2 it cut", n)
 	}
 }
-

@@ -155,8 +155,9 @@ func TestGracefulDrain(t *testing.T) {
 	g.assertNoSecrets()
 }
 
-// TestHTTPTimeouts: with the timeouts set short, a body sent at 10 bytes
-// a second and an idle keep-alive connection are closed once they pass,
+// TestHTTPTimeouts: with the timeouts set short, a body or headers sent a
+// little at a time, a connection that sends nothing and an idle keep-alive
+// connection are closed once they pass,
 // while calls longer than both, on both eras, get their answers.
 func TestHTTPTimeouts(t *testing.T) {
 	const timeout = 300 * time.Millisecond
@@ -203,6 +204,41 @@ func TestHTTPTimeouts(t *testing.T) {
 		}()
 		if d := closedWithin(conn); d > timeout+time.Second {
 			t.Errorf("a body at 10 bytes/s held its connection %v; read timeout %v", d, timeout)
+		}
+	})
+	t.Run("slow headers", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: %s\r\n", addr)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+					if _, err := conn.Write([]byte("X-Slow: 1\r\n")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		if d := closedWithin(conn); d > timeout+time.Second {
+			t.Errorf("headers sent a line at a time held the connection %v; read timeout %v", d, timeout)
+		}
+	})
+	t.Run("silent connection", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if d := closedWithin(conn); d > timeout+time.Second {
+			t.Errorf("a connection that sends nothing held %v; read timeout %v", d, timeout)
 		}
 	})
 	t.Run("idle keep-alive", func(t *testing.T) {

@@ -23,8 +23,8 @@ import (
 
 // boundsServer is a gateway HTTP handler over real mcp-go servers: /mcp
 // and two single endpoints, /mcp/solo and /mcp/other, each with the tools
-// "whoami" and "sleep" (which sleeps for its "ms" argument, or until its
-// context ends), a count of the calls their handlers saw, and a count of
+// "whoami", "sleep" (which sleeps for its "ms" argument, or until its
+// context ends) and "big" (whose answer is "bytes" long), a count of the calls their handlers saw, and a count of
 // the sessions mcp-go forgot (unregistered).
 type boundsServer struct {
 	*httptest.Server
@@ -57,6 +57,10 @@ func newBoundsServer(t *testing.T, opts HTTPOptions) *boundsServer {
 				b.cancelled.Add(1)
 				return nil, ctx.Err()
 			}
+		})
+		srv.AddTool(mcp.NewTool("big", mcp.WithNumber("bytes")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			b.calls.Add(1)
+			return mcp.NewToolResultText(strings.Repeat("x", int(req.GetFloat("bytes", 0)))), nil
 		})
 		srv.AddPrompt(mcp.NewPrompt("greet", mcp.WithArgument("who")), func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 			b.calls.Add(1)

@@ -78,6 +78,13 @@ type HTTPOptions struct {
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 
+	// ReadTimeout bounds the reading of a request body, from its first
+	// byte to its last; WriteTimeout the time a client may take to accept
+	// each part of an answer (up to 64 KiB) or flush (see exchange). A call
+	// or an event stream that is quiet waits on nobody and is not cut,
+	// however long. Zero means DefaultReadTimeout, DefaultWriteTimeout.
+	ReadTimeout, WriteTimeout time.Duration
+
 	// SessionIdleTTL ends MCP sessions idle this long with no request
 	// running; zero means 30 minutes.
 	SessionIdleTTL time.Duration
@@ -136,6 +143,8 @@ type HTTP struct {
 	apiAuth  Authenticator                              // the MCP endpoint's, and signed-in browsers
 	servers  []*mcpserver.StreamableHTTPServer
 	sessions *sessions
+	drain    drain
+	handler  http.Handler // the mux behind the gateway's outermost wrappers
 	// stopSweep ends the sweeper of idle sessions.
 	stopSweep context.CancelFunc
 }
@@ -144,6 +153,12 @@ type HTTP struct {
 func NewHTTP(opts HTTPOptions) *HTTP {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	if opts.SessionIdleTTL <= 0 {
 		opts.SessionIdleTTL = 30 * time.Minute
@@ -173,6 +188,7 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 		h.single[name] = h.streamable(srv)
 	}
 	h.routes()
+	h.handler = h.bounded(h.withRequestID(h.mux))
 	ctx, stop := context.WithCancel(context.Background())
 	h.stopSweep = stop
 	go h.sweep(ctx)
@@ -249,7 +265,7 @@ func (h *HTTP) routes() {
 	h.consentRoutes()
 
 	guard := func(next http.Handler) http.Handler {
-		return h.checkHost(h.checkOrigin(h.limitBody(h.authenticate(h.bindSession(next)))))
+		return h.checkHost(h.checkOrigin(h.limitBody(h.track(h.authenticate(h.bindSession(next))))))
 	}
 	mcp := guard(h.direct(h.checkMessage(h.storeRefusals(h.resumable(h.mcp)))))
 	single := guard(h.direct(h.checkMessage(h.storeRefusals(h.resumable(http.HandlerFunc(h.handleSingle))))))
@@ -272,10 +288,11 @@ func (h *HTTP) handleSingle(w http.ResponseWriter, r *http.Request) {
 
 // ServeHTTP implements http.Handler.
 func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.withRequestID(h.mux).ServeHTTP(w, r)
+	h.handler.ServeHTTP(w, r)
 }
 
-// Close ends every MCP session.
+// Close ends every MCP session and the requests they have running (after
+// Drain, none are left).
 func (h *HTTP) Close(ctx context.Context) error {
 	if h.stopSweep != nil {
 		h.stopSweep()
@@ -295,6 +312,10 @@ func (h *HTTP) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 
 // handleReadyz handles the "GET /readyz" route: the gateway can serve.
 func (h *HTTP) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if h.drain.started() {
+		writeError(w, r, http.StatusServiceUnavailable, "NotReady", "the gateway is shutting down")
+		return
+	}
 	if h.opts.Ready != nil {
 		if err := h.opts.Ready(r.Context()); err != nil {
 			h.log.WarnContext(r.Context(), "not_ready", "error", err)

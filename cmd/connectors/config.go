@@ -114,6 +114,19 @@ type Config struct {
 	// CONNECTORS_MAX_SESSIONS_PER_TENANT,
 	// CONNECTORS_MAX_SESSIONS_PER_IDENTITY; empty: 10000, 1000 and 100).
 	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
+	// HTTPReadTimeout bounds the reading of a request body, first byte to
+	// last (CONNECTORS_HTTP_READ_TIMEOUT; empty: 15s). HTTPWriteTimeout is
+	// the longest a client may take to accept each part (64 KiB) of an
+	// answer or event stream, so that one that stops reading is cut off;
+	// a quiet stream or a long call is not (CONNECTORS_HTTP_WRITE_TIMEOUT;
+	// empty: 15s). HTTPIdleTimeout closes a keep-alive connection with no
+	// request for that long (CONNECTORS_HTTP_IDLE_TIMEOUT; empty: 20s).
+	// All Go durations.
+	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
+	// DrainTimeout is how long, on SIGTERM or SIGINT, the calls in flight
+	// may take to finish before they are answered with an error
+	// (CONNECTORS_DRAIN_TIMEOUT, a Go duration; empty: 25s; "0s": none).
+	DrainTimeout time.Duration
 	// TenantConfigFile turns on the seed's tenant config file, synced into
 	// the store when serve starts (ENABLE_TENANT_CONFIG_FILE=true; empty: off).
 	TenantConfigFile bool
@@ -195,6 +208,28 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("CONNECTORS_SESSION_IDLE_TTL: %q is not a duration of a second or more, such as \"30m\"", v)
 		}
 		c.SessionIdleTTL = d
+	}
+	c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout = 15*time.Second, 15*time.Second, 20*time.Second
+	for name, d := range map[string]*time.Duration{
+		"CONNECTORS_HTTP_READ_TIMEOUT":  &c.HTTPReadTimeout,
+		"CONNECTORS_HTTP_WRITE_TIMEOUT": &c.HTTPWriteTimeout,
+		"CONNECTORS_HTTP_IDLE_TIMEOUT":  &c.HTTPIdleTimeout,
+	} {
+		if v := getenv(name); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil || parsed < 10*time.Millisecond {
+				return c, fmt.Errorf("%s: %q is not a duration of 10ms or more, such as \"15s\"", name, v)
+			}
+			*d = parsed
+		}
+	}
+	c.DrainTimeout = 25 * time.Second
+	if v := getenv("CONNECTORS_DRAIN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("CONNECTORS_DRAIN_TIMEOUT: %q is not a duration such as \"25s\"", v)
+		}
+		c.DrainTimeout = d
 	}
 	for name, n := range map[string]*int{
 		"CONNECTORS_MAX_SESSIONS":              &c.MaxSessions,

@@ -64,7 +64,9 @@ credential.json has the shape of the HTTP API's body:
 
 Environment: CONNECTORS_DATA_DIR, CONNECTORS_MASTER_KEY, CONNECTORS_CONFIG,
 CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_ALLOWED_HOSTS, CONNECTORS_LOG_FORMAT,
-CONNECTORS_OIDC_*, CONNECTORS_RESOURCE, ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR (see README).
+CONNECTORS_OIDC_*, CONNECTORS_RESOURCE, CONNECTORS_HTTP_{READ,WRITE,IDLE}_TIMEOUT,
+CONNECTORS_DRAIN_TIMEOUT, ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR
+(see README).
 `
 
 // usageError is a mistake in the command line; it exits 2.
@@ -448,13 +450,18 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		AllowedOrigins:         cfg.AllowedOrigins,
 		AllowedHosts:           cfg.AllowedHosts,
 		SessionIdleTTL:         cfg.SessionIdleTTL,
+		ReadTimeout:            cfg.HTTPReadTimeout,
+		WriteTimeout:           cfg.HTTPWriteTimeout,
 		MaxSessions:            cfg.MaxSessions,
 		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
 		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,
 		Ready:                  st.Ping,
 		Logger:                 log,
 	})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Body reads and writes are bounded per request (transport.exchange):
+	// the server's own ReadTimeout and WriteTimeout would cut event streams
+	// and long calls.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, cfg.HTTPReadTimeout), IdleTimeout: cfg.HTTPIdleTimeout}
 	log.Info("gateway_listening", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+"/mcp")
 	if m.Listening != nil {
 		m.Listening(ln.Addr().String())
@@ -466,13 +473,32 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return m.shutdown(cfg, srv, h, log)
+}
+
+// shutdownGrace is how long, after the drain, the handlers it answered or
+// ended have to return before their connections are closed under them.
+const shutdownGrace = 5 * time.Second
+
+// shutdown stops serve gracefully: the drain (new requests refused, calls
+// in flight finished or, at the drain time, answered with an error,
+// streams ended), then the HTTP server and the upstreams. A handler that
+// does not return in time has its connection closed: that is logged, not
+// a failure of the shutdown, which has done what it must.
+func (m *Main) shutdown(cfg Config, srv *http.Server, h *transport.HTTP, log *slog.Logger) error {
+	srv.SetKeepAlivesEnabled(false) // every answer from now on closes its connection
+	drain, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	cut := h.Drain(drain)
+	cancel()
+	closing, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	_ = h.Close(shutdown)
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
+	_ = h.Close(closing)
+	if err := srv.Shutdown(closing); err != nil {
+		log.Warn("gateway_shutdown_forced", "error", err)
+		_ = srv.Close()
 	}
-	log.Info("gateway_stopped")
+	m.pool.Close()
+	log.Info("gateway_stopped", "calls_cut", cut)
 	return nil
 }
 

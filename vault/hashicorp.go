@@ -42,6 +42,15 @@ type HashiCorpConfig struct {
 	// (the client it builds fills in its zero fields and, when Addr is set,
 	// its Address): pass a config of its own to each store.
 	API *api.Config
+	// Timeout bounds each request to Vault, from sending it to reading its
+	// answer: a Vault that does not answer within it is reported as a
+	// *VaultError wrapping [ErrVaultUnreachable], and after two such
+	// requests in a row the store fails at once (for half a second, then
+	// tries again) instead of waiting the bound on every call. The store
+	// does not retry a request: a retried write could land twice, or be
+	// refused by its own check-and-set. Zero: [DefaultTimeout]; it
+	// replaces the API config's Timeout and MaxRetries.
+	Timeout time.Duration
 	// CacheTTL bounds how long a credential read from Vault is served from
 	// memory without asking Vault again, so a change made by another gateway
 	// sharing the Vault is seen within CacheTTL. A change made through this
@@ -83,6 +92,7 @@ type HashiCorp struct {
 	log          *slog.Logger
 	now          func() time.Time
 	cacheTTL     time.Duration
+	timeout      time.Duration
 
 	mu    sync.Mutex
 	keys  map[string]keyMode             // tenants whose Transit key is known to exist, and its mode; guarded by mu
@@ -116,6 +126,9 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	for _, m := range []string{cfg.KVMount, cfg.TransitMount} {
 		if strings.Trim(m, "/") != m || strings.Contains(m, "..") {
 			return nil, fmt.Errorf("vault: mount %q: must not start or end with '/' or contain '..'", m)
@@ -131,6 +144,20 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 	}
 	if cfg.Addr != "" {
 		apiCfg.Address = cfg.Addr
+	}
+	// vault/api's defaults (60s, two retries a second or more apart) made
+	// each call wait about 4s for a refused connection and the whole outage
+	// for one that is never answered.
+	apiCfg.Timeout = cfg.Timeout
+	apiCfg.MaxRetries = 0
+	if apiCfg.HttpClient == nil {
+		apiCfg.HttpClient = api.DefaultConfig().HttpClient
+	}
+	if apiCfg.HttpClient.Transport == nil {
+		apiCfg.HttpClient.Transport = api.DefaultConfig().HttpClient.Transport
+	}
+	if _, ok := apiCfg.HttpClient.Transport.(*breakerTransport); !ok {
+		apiCfg.HttpClient.Transport = newBreakerTransport(apiCfg.HttpClient.Transport, cfg.Logger)
 	}
 	client, err := api.NewClient(apiCfg)
 	if err != nil {
@@ -148,6 +175,7 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		cacheTTL:     cfg.CacheTTL,
+		timeout:      cfg.Timeout,
 		keys:         make(map[string]keyMode),
 		cache:        make(map[recordRef]cachedCredential),
 		stop:         make(chan struct{}),
@@ -253,21 +281,14 @@ func (h *HashiCorp) Put(ctx context.Context, tenant, integration string, cred Cr
 	if err != nil {
 		return 0, err
 	}
-	s, err := h.client.Logical().WriteWithContext(ctx, h.kv.data(tenant, integration), map[string]any{
-		"options": map[string]any{"cas": cas},
-		"data":    data,
-	})
+	written, err := h.writeRecord(ctx, tenant, integration, cas, data)
 	if err != nil {
+		h.uncache(recordRef{tenant, integration})
 		if isCASMismatch(err) && ctx.Err() == nil {
-			h.uncache(recordRef{tenant, integration})
 			actual, _ := h.currentVersion(ctx, tenant, integration)
 			return 0, &ConflictError{Tenant: tenant, Integration: integration, Expected: version, Actual: actual}
 		}
-		return 0, h.vaultErr(ctx, "writing the credential record", err)
-	}
-	written, ok := jsonInt(s, "version")
-	if !ok {
-		return 0, &VaultError{Err: errors.New("writing the credential record: no version in Vault's answer")}
+		return 0, err
 	}
 	h.store(recordRef{tenant, integration}, cred, written)
 	h.log.Debug("vault_credential_written", "tenant_id", tenant, "integration", integration, "version", written)
@@ -430,7 +451,13 @@ func (h *HashiCorp) vaultErr(ctx context.Context, op string, err error) error {
 		}
 		return &VaultError{Err: fmt.Errorf("%s: %s (HTTP %d)", op, msg, re.StatusCode)}
 	}
-	return &VaultError{Err: fmt.Errorf("%s: %w", op, err)}
+	// No answer. The client hears what happened; the operator's log also
+	// gets where (Vault's address, the path), once per request that tried,
+	// not for each one refused while the breaker is open.
+	if !errors.Is(err, ErrVaultUnreachable) {
+		h.log.Warn("vault_request_failed", "operation", op, "error", err.Error())
+	}
+	return &VaultError{Err: fmt.Errorf("%s: %w", op, unanswered(err, h.timeout))}
 }
 
 // vaultMessages joins Vault's error messages on one line, unwrapping the

@@ -1,0 +1,103 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// When Vault stops answering, a call must learn it within the store's
+// Timeout, and once a few requests have timed out, at once: waiting the
+// bound on every call would turn an outage into a queue. The store's HTTP
+// transport therefore carries a circuit breaker. After breakerTrips
+// consecutive requests that got no answer within the bound it opens, and
+// every request fails at once with ErrVaultUnreachable; after
+// breakerOpenFor one request is let through, and an answer closes the
+// breaker again. So service resumes within breakerOpenFor plus one Timeout
+// of Vault's return.
+//
+// Only a request that waited counts against Vault. One that failed at once
+// (a refused or reset connection) costs nothing to repeat, so it neither
+// trips the breaker nor holds it open: when Vault comes back after
+// refusing, the next call finds it. Any answer, 503 included, is Vault
+// answering.
+const (
+	// DefaultTimeout is the Timeout of a zero HashiCorpConfig.
+	DefaultTimeout = time.Second
+	breakerTrips   = 2
+	breakerOpenFor = 500 * time.Millisecond
+)
+
+// ErrVaultUnreachable is wrapped by the *VaultError of a request refused
+// without asking Vault, because Vault did not answer the requests before it.
+var ErrVaultUnreachable = errors.New("Vault is unreachable")
+
+// breakerTransport is the Vault client's HTTP transport: next behind a
+// circuit breaker.
+type breakerTransport struct {
+	next http.RoundTripper
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+func newBreakerTransport(next http.RoundTripper, log *slog.Logger) *breakerTransport {
+	return &breakerTransport{next: next, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "vault",
+		MaxRequests: 1,
+		Timeout:     breakerOpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= breakerTrips },
+		IsExcluded:  func(err error) bool { return !timedOut(err) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			switch to {
+			case gobreaker.StateOpen:
+				if from == gobreaker.StateClosed {
+					log.Warn("vault_unreachable", "failing_fast_for", breakerOpenFor.String())
+				}
+			case gobreaker.StateClosed:
+				log.Info("vault_reachable")
+			}
+		},
+	})}
+}
+
+func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	done, err := t.cb.Allow()
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close() // a RoundTripper closes the body, even on error
+		}
+		return nil, ErrVaultUnreachable
+	}
+	resp, err := t.next.RoundTrip(req)
+	done(err)
+	return resp, err
+}
+
+// timedOut reports whether a request failed for want of an answer in time
+// (not because its caller gave up, which says nothing about Vault).
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// unanswered describes, for a client, a request to Vault that got no
+// answer: what happened, not where (the address and the path go to the
+// operator's log). It wraps only ErrVaultUnreachable, never the context's
+// error, so a timeout of Vault is not taken for the caller giving up.
+func unanswered(err error, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, ErrVaultUnreachable):
+		return fmt.Errorf("%w (failing fast until it answers again)", ErrVaultUnreachable)
+	case timedOut(err):
+		return fmt.Errorf("%w: no answer within %s", ErrVaultUnreachable, timeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w: connection refused", ErrVaultUnreachable)
+	}
+	return fmt.Errorf("%w: connection failed", ErrVaultUnreachable)
+}

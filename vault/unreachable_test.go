@@ -1,0 +1,202 @@
+package vault_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
+	"github.com/connectors-gateway/connectors/vault"
+)
+
+// outageBound is the store's Timeout in these tests.
+const outageBound = 500 * time.Millisecond
+
+// openBehind opens a store on v through a fault proxy, with the API
+// configuration cmd uses (api.DefaultConfig: 60s, two retries) so that
+// the store's own bound is what is tested.
+func openBehind(t *testing.T, v *devVault, token string, cacheTTL time.Duration) (*vault.HashiCorp, *testenv.FaultProxy) {
+	t.Helper()
+	proxy := testenv.NewFaultProxy(t, strings.TrimPrefix(v.addr, "http://"))
+	s := v.open(t, token, func(c *vault.HashiCorpConfig) {
+		c.Addr = proxy.URL()
+		c.API = api.DefaultConfig()
+		c.Timeout = outageBound
+		c.CacheTTL = cacheTTL
+	})
+	return s, proxy
+}
+
+// TestVaultUnreachableFailsFast: when Vault refuses connections, or accepts
+// them and never answers, every read, write and readiness check fails with
+// a VaultError within 1.5 times the store's bound (and, once the breaker
+// has seen it, at once); a credential cached within its TTL is still
+// served; a write reported failed did not land; and within 2s of Vault's
+// return the store serves again with nothing lost.
+func TestVaultUnreachableFailsFast(t *testing.T) {
+	v := startVault(t)
+	token := v.token(t, "gateway-service")
+	for _, fault := range []struct {
+		name string
+		f    testenv.Fault
+	}{{"refused", testenv.Refuse}, {"blackholed", testenv.Blackhole}} {
+		t.Run(fault.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, proxy := openBehind(t, v, token, -1)
+			cached, _ := openBehind(t, v, token, time.Minute)
+			tenant := "tenant-" + fault.name
+			want := vault.Credential{AccessToken: "ntn_unreachable_1", TokenType: "bearer"}
+			version, err := s.Put(ctx, tenant, "notion", want, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := cached.Get(ctx, tenant, "notion"); err != nil {
+				t.Fatal(err)
+			}
+
+			proxy.Set(fault.f)
+			// Reads for 2s, one after another: each fails within the bound.
+			var calls int
+			var slowest time.Duration
+			start := time.Now()
+			for time.Since(start) < 2*time.Second {
+				t0 := time.Now()
+				_, _, err := s.Get(ctx, tenant, "notion")
+				d := time.Since(t0)
+				slowest = max(slowest, d)
+				calls++
+				assertUnreachable(t, "Get", err)
+				if d > outageBound*3/2 {
+					t.Errorf("Get %d took %v with Vault %s, want at most %v", calls, d, fault.name, outageBound*3/2)
+				}
+			}
+			rate := float64(calls) / time.Since(start).Seconds()
+			t.Logf("Vault %s: %d reads in 2s (%.0f/s), slowest %v", fault.name, calls, rate, slowest)
+			if rate < 100 {
+				t.Errorf("Vault %s: %.0f failed reads/s, want the store to fail fast (>= 100/s)", fault.name, rate)
+			}
+			t0 := time.Now()
+			err = s.Ping(ctx)
+			assertUnreachable(t, "Ping", err)
+			if d := time.Since(t0); d > outageBound*3/2 {
+				t.Errorf("Ping took %v, want at most %v", d, outageBound*3/2)
+			}
+			changed := want
+			changed.AccessToken = "ntn_unreachable_2"
+			t0 = time.Now()
+			_, err = s.Put(ctx, tenant, "notion", changed, version)
+			assertUnreachable(t, "Put", err)
+			if errors.Is(err, vault.ErrWriteOutcomeUnknown) {
+				t.Errorf("Put that never reached Vault: %v, want it reported failed, not unknown", err)
+			}
+			if d := time.Since(t0); d > outageBound*3/2 {
+				t.Errorf("Put took %v, want at most %v", d, outageBound*3/2)
+			}
+			if got, _, err := cached.Get(ctx, tenant, "notion"); err != nil || got.AccessToken != want.AccessToken {
+				t.Errorf("cached Get with Vault %s = %q, %v; want the cached credential", fault.name, got.AccessToken, err)
+			}
+
+			proxy.Set(testenv.Forward)
+			back := time.Now()
+			for {
+				got, gotVersion, err := s.Get(ctx, tenant, "notion")
+				if err == nil {
+					t.Logf("served again %v after Vault returned", time.Since(back))
+					// The failed write did not land.
+					if got.AccessToken != want.AccessToken || gotVersion != version {
+						t.Errorf("after the outage: %q at version %d, want %q at %d", got.AccessToken, gotVersion, want.AccessToken, version)
+					}
+					break
+				}
+				if time.Since(back) > 2*time.Second {
+					t.Fatalf("2s after Vault returned, Get still fails: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := s.Ping(ctx); err != nil {
+				t.Errorf("Ping after Vault returned: %v", err)
+			}
+			if _, err := s.Put(ctx, tenant, "notion", changed, version); err != nil {
+				t.Errorf("Put after Vault returned: %v", err)
+			}
+		})
+	}
+}
+
+// TestVaultWriteAnswerLost: a write that reaches Vault but whose answer is
+// lost is never reported both failed and landed. If Vault answers again
+// while the store resolves it, it is reported written, at the version it
+// landed at; if not, it is reported with ErrWriteOutcomeUnknown, and a
+// read after Vault returns finds it.
+func TestVaultWriteAnswerLost(t *testing.T) {
+	v := startVault(t)
+	token := v.token(t, "gateway-service")
+	ctx := t.Context()
+	second := vault.Credential{AccessToken: "ntn_lost_2", CreatedAt: time.Now()}
+
+	t.Run("answer back during the write", func(t *testing.T) {
+		s, proxy := openBehind(t, v, token, -1)
+		version, err := s.Put(ctx, "tenant-lost-1", "notion", vault.Credential{AccessToken: "ntn_lost_1"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy.SwallowFrom("PUT /v1/secret/data/tenant-lost-1/notion")
+		go func() { time.Sleep(outageBound / 2); proxy.Set(testenv.Forward) }()
+		wctx, cancel := context.WithTimeout(ctx, 10*outageBound)
+		defer cancel()
+		got, err := s.Put(wctx, "tenant-lost-1", "notion", second, version)
+		if err != nil || got != version+1 {
+			t.Errorf("Put whose first answer was lost = version %d, %v; want version %d written", got, err, version+1)
+		}
+		assertStored(t, s, "tenant-lost-1", "ntn_lost_2", version+1)
+	})
+
+	t.Run("answers lost until the end", func(t *testing.T) {
+		s, proxy := openBehind(t, v, token, -1)
+		version, err := s.Put(ctx, "tenant-lost-2", "notion", vault.Credential{AccessToken: "ntn_lost_1"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy.SwallowFrom("PUT /v1/secret/data/tenant-lost-2/notion")
+		t0 := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, 10*outageBound)
+		defer cancel()
+		_, err = s.Put(wctx, "tenant-lost-2", "notion", second, version)
+		if !errors.Is(err, vault.ErrWriteOutcomeUnknown) {
+			t.Errorf("Put whose answers are all lost: %v, want a VaultError wrapping ErrWriteOutcomeUnknown", err)
+		}
+		if d := time.Since(t0); d > 3*outageBound {
+			t.Errorf("Put took %v, want at most %v (two attempts)", d, 3*outageBound)
+		}
+		proxy.Set(testenv.Forward)
+		time.Sleep(2 * outageBound) // the breaker lets a request through again
+		assertStored(t, s, "tenant-lost-2", "ntn_lost_2", version+1)
+	})
+}
+
+func assertUnreachable(t *testing.T, op string, err error) {
+	t.Helper()
+	var ve *vault.VaultError
+	if !errors.As(err, &ve) || !errors.Is(err, vault.ErrVaultUnreachable) {
+		t.Fatalf("%s with Vault down: error = %v, want a VaultError wrapping ErrVaultUnreachable", op, err)
+	}
+	// The fail-closed paths take a context error for the caller giving up.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		t.Errorf("%s: %v wraps a context error", op, err)
+	}
+	if strings.Contains(err.Error(), "127.0.0.1") || strings.Contains(err.Error(), "/v1/") {
+		t.Errorf("%s: %v names Vault's address or a path", op, err)
+	}
+}
+
+func assertStored(t *testing.T, s *vault.HashiCorp, tenant, access string, version int64) {
+	t.Helper()
+	got, gotVersion, err := s.Get(t.Context(), tenant, "notion")
+	if err != nil || got.AccessToken != access || gotVersion != version {
+		t.Errorf("stored: %q at version %d, %v; want %q at %d", got.AccessToken, gotVersion, err, access, version)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"time"
 
@@ -100,4 +101,29 @@ func unanswered(err error, timeout time.Duration) error {
 		return fmt.Errorf("%w: connection refused", ErrVaultUnreachable)
 	}
 	return fmt.Errorf("%w: connection failed", ErrVaultUnreachable)
+}
+
+// failureLog logs requests to Vault that got no answer, at most one a
+// second with the count of those left out: a refused Vault fails every
+// call at once (the breaker does not hold it open), and a line per call
+// would flood the log at thousands a second.
+type failureLog struct {
+	mu      sync.Mutex
+	last    time.Time // guarded by mu
+	skipped int       // guarded by mu
+}
+
+func (h *HashiCorp) logFailure(op string, err error) {
+	f := &h.failures
+	f.mu.Lock()
+	now := time.Now()
+	if now.Sub(f.last) < time.Second {
+		f.skipped++
+		f.mu.Unlock()
+		return
+	}
+	skipped := f.skipped
+	f.last, f.skipped = now, 0
+	f.mu.Unlock()
+	h.log.Warn("vault_request_failed", "operation", op, "error", err.Error(), "not_logged_since", skipped)
 }

@@ -98,6 +98,8 @@ type HashiCorp struct {
 	keys  map[string]keyMode             // tenants whose Transit key is known to exist, and its mode; guarded by mu
 	cache map[recordRef]cachedCredential // decrypted credentials; guarded by mu
 
+	failures failureLog // unanswered requests, for the operator's log
+
 	rewrapIgnoresAD atomic.Bool // this Vault's transit rewrap ignores associated_data (non-derived keys only)
 
 	stop    chan struct{} // closed by Close
@@ -452,10 +454,9 @@ func (h *HashiCorp) vaultErr(ctx context.Context, op string, err error) error {
 		return &VaultError{Err: fmt.Errorf("%s: %s (HTTP %d)", op, msg, re.StatusCode)}
 	}
 	// No answer. The client hears what happened; the operator's log also
-	// gets where (Vault's address, the path), once per request that tried,
-	// not for each one refused while the breaker is open.
+	// gets where (Vault's address, the path).
 	if !errors.Is(err, ErrVaultUnreachable) {
-		h.log.Warn("vault_request_failed", "operation", op, "error", err.Error())
+		h.logFailure(op, err)
 	}
 	return &VaultError{Err: fmt.Errorf("%s: %w", op, unanswered(err, h.timeout))}
 }

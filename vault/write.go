@@ -50,7 +50,7 @@ func (h *HashiCorp) writeRecord(ctx context.Context, tenant, integration string,
 		case err != nil:
 			// Whatever the second attempt met, the first may have landed.
 			if !isResponse(err) && !errors.Is(err, ErrVaultUnreachable) {
-				h.log.Warn("vault_request_failed", "operation", op, "error", err.Error())
+				h.logFailure(op, err)
 			}
 			return 0, &VaultError{Err: fmt.Errorf("%s: %w; %w", op, unanswered(first, h.timeout), ErrWriteOutcomeUnknown)}
 		}

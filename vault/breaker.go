@@ -43,17 +43,21 @@ var ErrVaultUnreachable = errors.New("Vault is unreachable")
 // breakerTransport is the Vault client's HTTP transport: next behind a
 // circuit breaker.
 type breakerTransport struct {
-	next http.RoundTripper
-	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	next    http.RoundTripper
+	timeout time.Duration // the store's bound on a request
+	cb      *gobreaker.TwoStepCircuitBreaker[struct{}]
 }
 
-func newBreakerTransport(next http.RoundTripper, log *slog.Logger) *breakerTransport {
-	return &breakerTransport{next: next, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+// errVaultSlow is what a request that waited the whole bound counts as.
+var errVaultSlow = errors.New("no answer within the bound")
+
+func newBreakerTransport(next http.RoundTripper, timeout time.Duration, log *slog.Logger) *breakerTransport {
+	return &breakerTransport{next: next, timeout: timeout, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "vault",
 		MaxRequests: 1,
 		Timeout:     breakerOpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= breakerTrips },
-		IsExcluded:  func(err error) bool { return !timedOut(err) },
+		IsExcluded:  func(err error) bool { return err != errVaultSlow },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			switch to {
 			case gobreaker.StateOpen:
@@ -75,8 +79,18 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		return nil, ErrVaultUnreachable
 	}
+	start := time.Now()
 	resp, err := t.next.RoundTrip(req)
-	done(err)
+	switch {
+	case err == nil:
+		done(nil)
+	case timedOut(err) && time.Since(start) >= t.timeout*9/10:
+		done(errVaultSlow)
+	default:
+		// Failed at once, or timed out on a deadline of the caller's
+		// shorter than the bound: nothing learnt about Vault.
+		done(err)
+	}
 	return resp, err
 }
 

@@ -159,7 +159,7 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 		apiCfg.HttpClient.Transport = api.DefaultConfig().HttpClient.Transport
 	}
 	if _, ok := apiCfg.HttpClient.Transport.(*breakerTransport); !ok {
-		apiCfg.HttpClient.Transport = newBreakerTransport(apiCfg.HttpClient.Transport, cfg.Logger)
+		apiCfg.HttpClient.Transport = newBreakerTransport(apiCfg.HttpClient.Transport, cfg.Timeout, cfg.Logger)
 	}
 	client, err := api.NewClient(apiCfg)
 	if err != nil {

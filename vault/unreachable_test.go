@@ -200,3 +200,28 @@ func assertStored(t *testing.T, s *vault.HashiCorp, tenant, access string, versi
 		t.Errorf("stored: %q at version %d, %v; want %q at %d", got.AccessToken, gotVersion, err, access, version)
 	}
 }
+
+// TestVaultCallerDeadlineDoesNotTrip: calls whose own deadline is shorter
+// than the bound end at their deadline, and say nothing about Vault: the
+// store does not start failing everyone else's calls fast.
+func TestVaultCallerDeadlineDoesNotTrip(t *testing.T) {
+	v := startVault(t)
+	token := v.token(t, "gateway-service")
+	s, proxy := openBehind(t, v, token, -1)
+	if _, err := s.Put(t.Context(), "tenant-short", "notion", vault.Credential{AccessToken: "ntn_short_1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Set(testenv.Blackhole)
+	for range 5 {
+		ctx, cancel := context.WithTimeout(t.Context(), outageBound/10)
+		_, _, err := s.Get(ctx, "tenant-short", "notion")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Get past its own deadline: %v, want the context's error", err)
+		}
+	}
+	proxy.Set(testenv.Forward)
+	if _, _, err := s.Get(t.Context(), "tenant-short", "notion"); err != nil {
+		t.Errorf("Get once Vault answers, after callers gave up early: %v, want it served", err)
+	}
+}

@@ -3,6 +3,7 @@ package vault_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,109 @@ func TestVaultCallerDeadlineDoesNotTrip(t *testing.T) {
 	proxy.Set(testenv.Forward)
 	if _, _, err := s.Get(t.Context(), "tenant-short", "notion"); err != nil {
 		t.Errorf("Get once Vault answers, after callers gave up early: %v, want it served", err)
+	}
+}
+
+// TestVaultWritesThroughFaults: writers keep writing their own records
+// while Vault is blackholed, answers are swallowed and connections are
+// refused, in turn. No write reported failed is ever found in Vault; every
+// write reported written is; a write found in Vault past the last one
+// reported written is one reported with ErrWriteOutcomeUnknown.
+func TestVaultWritesThroughFaults(t *testing.T) {
+	v := startVault(t)
+	token := v.token(t, "gateway-service")
+	s, proxy := openBehind(t, v, token, -1)
+	ctx := t.Context()
+	created := time.Now()
+	stop := make(chan struct{})
+	type tally struct{ written, failed, unknown int }
+	results := make(chan tally)
+	const writers = 4
+	for w := range writers {
+		go func() {
+			var n tally
+			defer func() { results <- n }()
+			tenant := fmt.Sprintf("tenant-w%d", w)
+			failed := map[string]bool{}
+			unknown := map[string]bool{}
+			cur, err := s.Put(ctx, tenant, "notion", vault.Credential{AccessToken: "ntn_w_start", CreatedAt: created}, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			// resync reads the record once Vault answers and checks it.
+			resync := func() bool {
+				for {
+					c, ver, err := s.Get(ctx, tenant, "notion")
+					if err == nil {
+						if failed[c.AccessToken] {
+							t.Errorf("%s: a write reported failed is in Vault: %s at %d", tenant, c.AccessToken, ver)
+						}
+						if ver != cur && !unknown[c.AccessToken] {
+							t.Errorf("%s: at version %d Vault has %s, neither the last written (%d) nor one of unknown outcome", tenant, ver, c.AccessToken, cur)
+						}
+						cur = ver
+						return true
+					}
+					select {
+					case <-stop:
+						return false
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					resync()
+					return
+				default:
+				}
+				access := fmt.Sprintf("ntn_w%d_%d", w, i)
+				// The store bounds a write at two attempts; this bound is
+				// for a store that does not.
+				wctx, cancel := context.WithTimeout(ctx, 4*outageBound)
+				ver, err := s.Put(wctx, tenant, "notion", vault.Credential{AccessToken: access, CreatedAt: created}, cur)
+				cancel()
+				var conflict *vault.ConflictError
+				switch {
+				case err == nil:
+					n.written++
+					cur = ver
+				case errors.Is(err, vault.ErrWriteOutcomeUnknown):
+					n.unknown++
+					unknown[access] = true
+					if !resync() {
+						return
+					}
+				case errors.As(err, &conflict):
+					t.Errorf("%s: %v, but nobody else writes this record", tenant, err)
+					return
+				default:
+					n.failed++
+					failed[access] = true
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	for _, f := range []testenv.Fault{testenv.Blackhole, testenv.Swallow, testenv.Refuse, testenv.Swallow} {
+		time.Sleep(300 * time.Millisecond)
+		proxy.Set(f)
+		time.Sleep(2 * outageBound)
+		proxy.Set(testenv.Forward)
+	}
+	time.Sleep(2 * outageBound) // the breaker closes; writers write again
+	close(stop)
+	var total tally
+	for range writers {
+		n := <-results
+		total.written += n.written
+		total.failed += n.failed
+		total.unknown += n.unknown
+	}
+	t.Logf("writes: %d written, %d failed, %d of unknown outcome", total.written, total.failed, total.unknown)
+	if total.written == 0 || total.failed == 0 {
+		t.Errorf("the faults did not bite: %+v", total)
 	}
 }

@@ -146,3 +146,20 @@ func (g *gateway) timed(tenant, method, path, body string, headers map[string]st
 	raw, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(raw), time.Since(t0)
 }
+
+// TestVaultTimeoutConfig: CONNECTORS_VAULT_TIMEOUT takes a positive Go
+// duration; anything else stops the start, rather than leaving Vault
+// unbounded or failing every call.
+func TestVaultTimeoutConfig(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 0, "250ms": 250 * time.Millisecond, "2s": 2 * time.Second} {
+		c, err := configFromEnv(func(k string) string { return map[string]string{"CONNECTORS_VAULT_TIMEOUT": v}[k] })
+		if err != nil || c.VaultTimeout != want {
+			t.Errorf("CONNECTORS_VAULT_TIMEOUT=%q: %v, %v; want %v", v, c.VaultTimeout, err, want)
+		}
+	}
+	for _, v := range []string{"0s", "-1s", "1", "soon"} {
+		if _, err := configFromEnv(func(k string) string { return map[string]string{"CONNECTORS_VAULT_TIMEOUT": v}[k] }); err == nil {
+			t.Errorf("CONNECTORS_VAULT_TIMEOUT=%q accepted", v)
+		}
+	}
+}

@@ -330,3 +330,51 @@ func TestVaultWritesThroughFaults(t *testing.T) {
 		t.Errorf("the faults did not bite: %+v", total)
 	}
 }
+
+// TestVaultAppRoleAfterOutage: the AppRole token expires while Vault is
+// unreachable and every login attempt fails; within 2s of Vault's return
+// the store has logged in again and serves (the failed attempts did not
+// push the next one back by a growing backoff).
+func TestVaultAppRoleAfterOutage(t *testing.T) {
+	v := startVault(t)
+	if _, err := v.client.Logical().Write("auth/approle/role/outage", map[string]any{
+		"token_policies": "gateway-service", "token_ttl": "2s", "token_max_ttl": "2s",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := v.client.Logical().Read("auth/approle/role/outage/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := v.client.Logical().Write("auth/approle/role/outage/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewFaultProxy(t, strings.TrimPrefix(v.addr, "http://"))
+	s := v.open(t, "", func(c *vault.HashiCorpConfig) {
+		c.Addr = proxy.URL()
+		c.API = api.DefaultConfig()
+		c.Timeout = outageBound
+		c.CacheTTL = -1
+		c.AppRole = &vault.AppRoleAuth{RoleID: rid.Data["role_id"].(string), SecretID: sid.Data["secret_id"].(string)}
+	})
+	ctx := t.Context()
+	if _, err := s.Put(ctx, "tenant-approle", "notion", vault.Credential{AccessToken: "ntn_approle"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Set(testenv.Refuse)
+	time.Sleep(5 * time.Second) // the token expired at 2s; logins have failed since
+	proxy.Set(testenv.Forward)
+	back := time.Now()
+	for {
+		_, _, err := s.Get(ctx, "tenant-approle", "notion")
+		if err == nil {
+			t.Logf("served again %v after Vault returned", time.Since(back))
+			return
+		}
+		if time.Since(back) > 2*time.Second {
+			t.Fatalf("2s after Vault returned: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -15,36 +15,39 @@ import (
 // record tells.
 var ErrWriteOutcomeUnknown = errors.New("the write may have landed: read the record before writing it again")
 
-// writeRecord writes a credential record's data with check-and-set on cas
-// and returns the version written: it lands and is reported written, or is
-// reported failed and did not land, or (Vault unreachable twice in a row)
-// is reported with ErrWriteOutcomeUnknown. A write is never retried
-// blindly: a retry whose first attempt had landed would be refused by its
-// own check-and-set and reported a conflict.
+// casWrite writes data to the KV v2 path with check-and-set on cas and
+// returns the version written. The write lands and is reported written,
+// or is reported failed and did not land, or (Vault unreachable twice in
+// a row) is reported with ErrWriteOutcomeUnknown. A check-and-set refusal
+// comes back as Vault's own error, for the caller's isCASMismatch; any
+// other error is the store's, ready to return.
 //
-// When the answer to a request that left is lost, the same request (the
-// same ciphertext, the same cas) is sent once more. At most one of the two
-// can land, the check-and-set sees to it; if the second is refused for the
-// check-and-set, the record at cas+1 says whether the first landed: its
-// ciphertext, which Transit made for this write alone, is ours or not.
-func (h *HashiCorp) writeRecord(ctx context.Context, tenant, integration string, cas int64, data map[string]any) (int64, error) {
-	const op = "writing the credential record"
-	path := h.kv.data(tenant, integration)
+// A write is never retried blindly: a retry whose first attempt had
+// landed would be refused by its own check-and-set and reported a
+// conflict. When the answer to a request that left is lost, the same
+// request (the same data, the same cas) is sent once more. At most one of
+// the two can land, the check-and-set sees to it; if the second is refused
+// for the check-and-set, the record at cas+1 says whether the first
+// landed: same reports whether its data is ours (a ciphertext, which
+// Transit made for this write alone; a nanosecond time stamp).
+func (h *HashiCorp) casWrite(ctx context.Context, op, path string, cas int64, data map[string]any, same func(got map[string]any) bool) (int64, error) {
 	body := map[string]any{"options": map[string]any{"cas": cas}, "data": data}
 	s, err := h.client.Logical().WriteWithContext(ctx, path, body)
 	if err != nil && mayHaveLanded(err) && ctx.Err() == nil {
-		h.log.Warn("vault_write_unanswered", "tenant_id", tenant, "integration", integration, "error", err.Error())
-		first := err
+		h.log.Warn("vault_write_unanswered", "operation", op, "error", err.Error())
+		unknown := &VaultError{Err: fmt.Errorf("%s: %w; %w", op, unanswered(err, h.timeout), ErrWriteOutcomeUnknown)}
 		s, err = h.client.Logical().WriteWithContext(ctx, path, body)
 		switch {
 		case err != nil && isCASMismatch(err) && ctx.Err() == nil:
-			rec, rerr := h.read(ctx, tenant, integration, cas+1)
+			got, rerr := h.client.Logical().ReadWithDataWithContext(ctx, path, map[string][]string{"version": {fmt.Sprint(cas + 1)}})
 			if rerr != nil {
-				return 0, &VaultError{Err: fmt.Errorf("%s: %w; %w", op, unanswered(first, h.timeout), ErrWriteOutcomeUnknown)}
+				return 0, unknown
 			}
-			if rec.exists() && sameWrite(rec.data, data) {
-				h.log.Info("vault_write_landed", "tenant_id", tenant, "integration", integration, "version", cas+1)
-				return cas + 1, nil
+			if got != nil {
+				if d, _ := got.Data["data"].(map[string]any); d != nil && same(d) {
+					h.log.Info("vault_write_landed", "operation", op, "version", cas+1)
+					return cas + 1, nil
+				}
 			}
 			return 0, err // another writer's: ours can no longer land
 		case err != nil:
@@ -52,7 +55,7 @@ func (h *HashiCorp) writeRecord(ctx context.Context, tenant, integration string,
 			if !isResponse(err) && !errors.Is(err, ErrVaultUnreachable) {
 				h.logFailure(op, err)
 			}
-			return 0, &VaultError{Err: fmt.Errorf("%s: %w; %w", op, unanswered(first, h.timeout), ErrWriteOutcomeUnknown)}
+			return 0, unknown
 		}
 	}
 	if err != nil {
@@ -68,6 +71,12 @@ func (h *HashiCorp) writeRecord(ctx context.Context, tenant, integration string,
 	return written, nil
 }
 
+// writeRecord writes a credential record's data with check-and-set on
+// cas (see casWrite).
+func (h *HashiCorp) writeRecord(ctx context.Context, tenant, integration string, cas int64, data map[string]any) (int64, error) {
+	return h.casWrite(ctx, "writing the credential record", h.kv.data(tenant, integration), cas, data, sameFields(data, fieldAccessToken, fieldRefreshToken, fieldUpdatedAt))
+}
+
 // mayHaveLanded reports whether a failed request may have reached Vault:
 // not when Vault answered, the breaker refused it, or the connection was
 // refused.
@@ -80,14 +89,15 @@ func isResponse(err error) bool {
 	return errors.As(err, &re)
 }
 
-// sameWrite reports whether a record's data read from Vault is the one
-// written as data: the same ciphertext of each secret (and the same update
-// time, for a record without secrets).
-func sameWrite(got, data map[string]any) bool {
-	for _, f := range []string{fieldAccessToken, fieldRefreshToken, fieldUpdatedAt} {
-		if fmt.Sprint(got[f]) != fmt.Sprint(data[f]) {
-			return false
+// sameFields returns a casWrite same that compares the given fields of
+// the data read back with data's.
+func sameFields(data map[string]any, fields ...string) func(map[string]any) bool {
+	return func(got map[string]any) bool {
+		for _, f := range fields {
+			if fmt.Sprint(got[f]) != fmt.Sprint(data[f]) {
+				return false
+			}
 		}
+		return true
 	}
-	return true
 }

@@ -378,3 +378,60 @@ func TestVaultAppRoleAfterOutage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestVaultOtherWritesAnswerLost: the store's other check-and-set writes
+// (tenant settings, API keys, claims) whose first answer is lost are
+// reported as what happened: written, not failed (nor, for a claim, held
+// by someone else, when it is ours).
+func TestVaultOtherWritesAnswerLost(t *testing.T) {
+	v := startVault(t)
+	token := v.token(t, "gateway-service")
+	ctx := t.Context()
+	for _, w := range []struct {
+		name, marker string
+		write        func(s *vault.HashiCorp) error
+		check        func(s *vault.HashiCorp) error
+	}{
+		{"settings", "PUT /v1/secret/data/_settings/tenant-set",
+			func(s *vault.HashiCorp) error {
+				_, err := s.PutTenantSettings(ctx, "tenant-set", []byte(`{"disabled":["slack"]}`), 0)
+				return err
+			},
+			func(s *vault.HashiCorp) error {
+				rec, version, err := s.GetTenantSettings(ctx, "tenant-set")
+				if err == nil && (string(rec) != `{"disabled":["slack"]}` || version != 1) {
+					err = fmt.Errorf("settings %s at version %d", rec, version)
+				}
+				return err
+			}},
+		{"API key", "PUT /v1/secret/data/_apikeys/key-lost",
+			func(s *vault.HashiCorp) error { return s.PutAPIKey(ctx, "key-lost", []byte(`{"hash":"h1"}`)) },
+			func(s *vault.HashiCorp) error {
+				rec, err := s.GetAPIKey(ctx, "key-lost")
+				if err == nil && string(rec) != `{"hash":"h1"}` {
+					err = fmt.Errorf("API key record %s", rec)
+				}
+				return err
+			}},
+		{"claim", "PUT /v1/secret/data/_claims/",
+			func(s *vault.HashiCorp) error { return s.Claim(ctx, "refresh/tenant-c/notion", time.Now().Add(time.Minute)) },
+			func(s *vault.HashiCorp) error {
+				if err := s.Claim(ctx, "refresh/tenant-c/notion", time.Now().Add(time.Minute)); !errors.Is(err, vault.ErrClaimed) {
+					return fmt.Errorf("claiming again: %v, want ErrClaimed", err)
+				}
+				return nil
+			}},
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			s, proxy := openBehind(t, v, token, -1)
+			proxy.SwallowFrom(w.marker)
+			go func() { time.Sleep(outageBound / 2); proxy.Set(testenv.Forward) }()
+			if err := w.write(s); err != nil {
+				t.Errorf("write whose first answer was lost: %v, want it written", err)
+			}
+			if err := w.check(s); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}

@@ -30,14 +30,14 @@ import (
 // refusing, the next call finds it. Any answer, 503 included, is Vault
 // answering.
 const (
-	// DefaultTimeout is the Timeout of a zero HashiCorpConfig.
-	DefaultTimeout = time.Second
 	breakerTrips   = 2
 	breakerOpenFor = 500 * time.Millisecond
 )
 
-// ErrVaultUnreachable is wrapped by the *VaultError of a request refused
-// without asking Vault, because Vault did not answer the requests before it.
+// ErrVaultUnreachable is wrapped by the *VaultError of a request that got
+// no answer from Vault: its connection was refused or broken, the answer
+// did not come within the store's Timeout, or the store did not send it
+// because the requests before it went unanswered.
 var ErrVaultUnreachable = errors.New("Vault is unreachable")
 
 // breakerTransport is the Vault client's HTTP transport: next behind a

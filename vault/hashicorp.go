@@ -74,6 +74,9 @@ type AppRoleAuth struct {
 // DefaultCacheTTL is the CacheTTL of a zero HashiCorpConfig.
 const DefaultCacheTTL = 5 * time.Second
 
+// DefaultTimeout is the Timeout of a zero HashiCorpConfig.
+const DefaultTimeout = time.Second
+
 // HashiCorp is a [Store] in HashiCorp Vault, laid out as the seed document
 // says: each credential is a KV v2 record at {kv}/data/{tenant}/{integration}
 // whose access_token and refresh_token hold Transit ciphertext under the
@@ -286,9 +289,12 @@ func (h *HashiCorp) Put(ctx context.Context, tenant, integration string, cred Cr
 	written, err := h.writeRecord(ctx, tenant, integration, cas, data)
 	if err != nil {
 		h.uncache(recordRef{tenant, integration})
-		if isCASMismatch(err) && ctx.Err() == nil {
-			actual, _ := h.currentVersion(ctx, tenant, integration)
-			return 0, &ConflictError{Tenant: tenant, Integration: integration, Expected: version, Actual: actual}
+		if isCASMismatch(err) {
+			if ctx.Err() == nil {
+				actual, _ := h.currentVersion(ctx, tenant, integration)
+				return 0, &ConflictError{Tenant: tenant, Integration: integration, Expected: version, Actual: actual}
+			}
+			return 0, h.vaultErr(ctx, "writing the credential record", err)
 		}
 		return 0, err
 	}

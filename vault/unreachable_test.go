@@ -414,7 +414,9 @@ func TestVaultOtherWritesAnswerLost(t *testing.T) {
 				return err
 			}},
 		{"claim", "PUT /v1/secret/data/_claims/",
-			func(s *vault.HashiCorp) error { return s.Claim(ctx, "refresh/tenant-c/notion", time.Now().Add(time.Minute)) },
+			func(s *vault.HashiCorp) error {
+				return s.Claim(ctx, "refresh/tenant-c/notion", time.Now().Add(time.Minute))
+			},
 			func(s *vault.HashiCorp) error {
 				if err := s.Claim(ctx, "refresh/tenant-c/notion", time.Now().Add(time.Minute)); !errors.Is(err, vault.ErrClaimed) {
 					return fmt.Errorf("claiming again: %v, want ErrClaimed", err)

@@ -23,15 +23,14 @@ func (h *HashiCorp) PutAPIKey(ctx context.Context, id string, record []byte) err
 	if len(record) == 0 {
 		return fmt.Errorf("vault: putting API key %s: empty record", id)
 	}
-	_, err := h.client.Logical().WriteWithContext(ctx, h.kv.data(apiKeysDir, id), map[string]any{
-		"options": map[string]any{"cas": 0},
-		"data":    map[string]any{"record": base64.StdEncoding.EncodeToString(record)},
-	})
+	data := map[string]any{"record": base64.StdEncoding.EncodeToString(record)}
+	// The record holds the key's hash: found after a lost answer, it is ours.
+	_, err := h.casWrite(ctx, "putting an API key", h.kv.data(apiKeysDir, id), 0, data, sameFields(data, "record"))
 	if err != nil {
-		if strings.Contains(err.Error(), "check-and-set") {
+		if isCASMismatch(err) {
 			return fmt.Errorf("vault: putting API key %s: %w", id, ErrAPIKeyExists)
 		}
-		return h.vaultErr(ctx, "putting an API key", err)
+		return err
 	}
 	return nil
 }

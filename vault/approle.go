@@ -109,7 +109,14 @@ func (h *HashiCorp) renewAppRole(auth AppRoleAuth, secret *api.Secret) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, reloginMaxBackoff)
+			if errors.Is(err, ErrVaultUnreachable) {
+				// Vault did not answer: try again soon. An attempt costs
+				// nothing while it is down, and a token that expired
+				// during an outage is replaced within a second of its end.
+				backoff = reloginMinBackoff
+			} else {
+				backoff = min(2*backoff, reloginMaxBackoff)
+			}
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -90,17 +89,14 @@ func (e *Embedded) sweepClaimsLocked(b *bolt.Bucket, now time.Time) error {
 func (h *HashiCorp) Claim(ctx context.Context, key string, until time.Time) error {
 	path := h.kv.data(claimsDir, claimID(key))
 	write := func(cas int64) error {
-		_, err := h.client.Logical().WriteWithContext(ctx, path, map[string]any{
-			"options": map[string]any{"cas": cas},
-			"data":    map[string]any{"until": formatTime(until)},
-		})
-		if err != nil && strings.Contains(err.Error(), "check-and-set") {
+		// A claim whose answer was lost is ours if its expiry (to the
+		// nanosecond) is: else it would be refused as another's.
+		data := map[string]any{"until": formatTime(until)}
+		_, err := h.casWrite(ctx, "writing a claim", path, cas, data, sameFields(data, "until"))
+		if err != nil && isCASMismatch(err) {
 			return ErrClaimed
 		}
-		if err != nil {
-			return h.vaultErr(ctx, "writing a claim", err)
-		}
-		return nil
+		return err
 	}
 	err := write(0)
 	if err != ErrClaimed {

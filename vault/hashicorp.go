@@ -42,6 +42,15 @@ type HashiCorpConfig struct {
 	// (the client it builds fills in its zero fields and, when Addr is set,
 	// its Address): pass a config of its own to each store.
 	API *api.Config
+	// Timeout bounds each request to Vault, from sending it to reading its
+	// answer: a Vault that does not answer within it is reported as a
+	// *VaultError wrapping [ErrVaultUnreachable], and after two such
+	// requests in a row the store fails at once (for half a second, then
+	// tries again) instead of waiting the bound on every call. The store
+	// does not retry a request: a retried write could land twice, or be
+	// refused by its own check-and-set. Zero: [DefaultTimeout]; it
+	// replaces the API config's Timeout and MaxRetries.
+	Timeout time.Duration
 	// CacheTTL bounds how long a credential read from Vault is served from
 	// memory without asking Vault again, so a change made by another gateway
 	// sharing the Vault is seen within CacheTTL. A change made through this
@@ -65,6 +74,9 @@ type AppRoleAuth struct {
 // DefaultCacheTTL is the CacheTTL of a zero HashiCorpConfig.
 const DefaultCacheTTL = 5 * time.Second
 
+// DefaultTimeout is the Timeout of a zero HashiCorpConfig.
+const DefaultTimeout = time.Second
+
 // HashiCorp is a [Store] in HashiCorp Vault, laid out as the seed document
 // says: each credential is a KV v2 record at {kv}/data/{tenant}/{integration}
 // whose access_token and refresh_token hold Transit ciphertext under the
@@ -83,10 +95,13 @@ type HashiCorp struct {
 	log          *slog.Logger
 	now          func() time.Time
 	cacheTTL     time.Duration
+	timeout      time.Duration
 
 	mu    sync.Mutex
 	keys  map[string]keyMode             // tenants whose Transit key is known to exist, and its mode; guarded by mu
 	cache map[recordRef]cachedCredential // decrypted credentials; guarded by mu
+
+	failures failureLog // unanswered requests, for the operator's log
 
 	rewrapIgnoresAD atomic.Bool // this Vault's transit rewrap ignores associated_data (non-derived keys only)
 
@@ -116,6 +131,9 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	for _, m := range []string{cfg.KVMount, cfg.TransitMount} {
 		if strings.Trim(m, "/") != m || strings.Contains(m, "..") {
 			return nil, fmt.Errorf("vault: mount %q: must not start or end with '/' or contain '..'", m)
@@ -131,6 +149,20 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 	}
 	if cfg.Addr != "" {
 		apiCfg.Address = cfg.Addr
+	}
+	// vault/api's defaults (60s, two retries a second or more apart) made
+	// each call wait about 4s for a refused connection and the whole outage
+	// for one that is never answered.
+	apiCfg.Timeout = cfg.Timeout
+	apiCfg.MaxRetries = 0
+	if apiCfg.HttpClient == nil {
+		apiCfg.HttpClient = api.DefaultConfig().HttpClient
+	}
+	if apiCfg.HttpClient.Transport == nil {
+		apiCfg.HttpClient.Transport = api.DefaultConfig().HttpClient.Transport
+	}
+	if _, ok := apiCfg.HttpClient.Transport.(*breakerTransport); !ok {
+		apiCfg.HttpClient.Transport = newBreakerTransport(apiCfg.HttpClient.Transport, cfg.Timeout, cfg.Logger)
 	}
 	client, err := api.NewClient(apiCfg)
 	if err != nil {
@@ -148,6 +180,7 @@ func OpenHashiCorp(cfg HashiCorpConfig) (*HashiCorp, error) {
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		cacheTTL:     cfg.CacheTTL,
+		timeout:      cfg.Timeout,
 		keys:         make(map[string]keyMode),
 		cache:        make(map[recordRef]cachedCredential),
 		stop:         make(chan struct{}),
@@ -253,21 +286,17 @@ func (h *HashiCorp) Put(ctx context.Context, tenant, integration string, cred Cr
 	if err != nil {
 		return 0, err
 	}
-	s, err := h.client.Logical().WriteWithContext(ctx, h.kv.data(tenant, integration), map[string]any{
-		"options": map[string]any{"cas": cas},
-		"data":    data,
-	})
+	written, err := h.writeRecord(ctx, tenant, integration, cas, data)
 	if err != nil {
-		if isCASMismatch(err) && ctx.Err() == nil {
-			h.uncache(recordRef{tenant, integration})
-			actual, _ := h.currentVersion(ctx, tenant, integration)
-			return 0, &ConflictError{Tenant: tenant, Integration: integration, Expected: version, Actual: actual}
+		h.uncache(recordRef{tenant, integration})
+		if isCASMismatch(err) {
+			if ctx.Err() == nil {
+				actual, _ := h.currentVersion(ctx, tenant, integration)
+				return 0, &ConflictError{Tenant: tenant, Integration: integration, Expected: version, Actual: actual}
+			}
+			return 0, h.vaultErr(ctx, "writing the credential record", err)
 		}
-		return 0, h.vaultErr(ctx, "writing the credential record", err)
-	}
-	written, ok := jsonInt(s, "version")
-	if !ok {
-		return 0, &VaultError{Err: errors.New("writing the credential record: no version in Vault's answer")}
+		return 0, err
 	}
 	h.store(recordRef{tenant, integration}, cred, written)
 	h.log.Debug("vault_credential_written", "tenant_id", tenant, "integration", integration, "version", written)
@@ -430,7 +459,12 @@ func (h *HashiCorp) vaultErr(ctx context.Context, op string, err error) error {
 		}
 		return &VaultError{Err: fmt.Errorf("%s: %s (HTTP %d)", op, msg, re.StatusCode)}
 	}
-	return &VaultError{Err: fmt.Errorf("%s: %w", op, err)}
+	// No answer. The client hears what happened; the operator's log also
+	// gets where (Vault's address, the path).
+	if !errors.Is(err, ErrVaultUnreachable) {
+		h.logFailure(op, err)
+	}
+	return &VaultError{Err: fmt.Errorf("%s: %w", op, unanswered(err, h.timeout))}
 }
 
 // vaultMessages joins Vault's error messages on one line, unwrapping the

@@ -87,16 +87,18 @@ func (h *HashiCorp) rewrapRecord(ctx context.Context, mode keyMode, tenant, inte
 		for f, ct := range sealed {
 			data[f] = ct
 		}
-		_, err = h.client.Logical().WriteWithContext(ctx, h.kv.data(tenant, integration), map[string]any{
-			"options": map[string]any{"cas": rec.version},
-			"data":    data,
-		})
+		_, err = h.casWrite(ctx, "writing the rewrapped record", h.kv.data(tenant, integration), rec.version, data,
+			sameFields(data, fieldAccessToken, fieldRefreshToken))
 		if err == nil {
 			h.uncache(recordRef{tenant, integration})
 			return true, nil
 		}
-		if !isCASMismatch(err) || ctx.Err() != nil {
-			return false, h.vaultErr(ctx, "writing the rewrapped record", err)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return false, fmt.Errorf("vault: writing the rewrapped record: %w", ctxErr)
+		}
+		if !isCASMismatch(err) {
+			h.uncache(recordRef{tenant, integration})
+			return false, err
 		}
 	}
 	return false, &ConflictError{Tenant: tenant, Integration: integration, Expected: AnyVersion}

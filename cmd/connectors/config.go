@@ -91,6 +91,10 @@ type Config struct {
 	// can go unseen here (CONNECTORS_VAULT_CACHE_TTL, a Go duration; empty:
 	// 5s; "0s" or negative: no cache).
 	VaultCacheTTL time.Duration
+	// VaultTimeout bounds each request to Vault: a Vault that does not
+	// answer within it is reported unreachable (CONNECTORS_VAULT_TIMEOUT, a
+	// Go duration; empty: vault.DefaultTimeout, 1s).
+	VaultTimeout time.Duration
 	// AuditLog is where the credential audit trail goes
 	// (CONNECTORS_AUDIT_LOG: "stderr", the default, beside the log;
 	// "stdout"; or a file, appended to and fsync'd after every record).
@@ -268,6 +272,13 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 			d = -1 // "no cache" (zero means the default in vault.HashiCorpConfig)
 		}
 		c.VaultCacheTTL = d
+	}
+	if v := getenv("CONNECTORS_VAULT_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("CONNECTORS_VAULT_TIMEOUT: %q is not a positive duration such as \"1s\"", v)
+		}
+		c.VaultTimeout = d
 	}
 	c.BrowserClientID = getenv("CONNECTORS_BROWSER_CLIENT_ID")
 	c.BrowserClientSecret = getenv("CONNECTORS_BROWSER_CLIENT_SECRET")

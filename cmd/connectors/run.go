@@ -258,6 +258,7 @@ func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
 		TransitMount: cfg.VaultTransitEngine,
 		API:          apiCfg,
 		CacheTTL:     cfg.VaultCacheTTL,
+		Timeout:      cfg.VaultTimeout,
 		Logger:       log,
 	}
 	if cfg.VaultToken == "" {

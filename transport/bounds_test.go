@@ -473,3 +473,43 @@ func TestCloseEndsRunningRequests(t *testing.T) {
 		t.Errorf("after Close: %d sessions live", n)
 	}
 }
+
+// TestRequestsPerSessionBounded: one session has at most
+// MaxRequestsPerSession requests running (they outlive their connections,
+// so dropping each one would otherwise pile them up); one more is refused
+// with 429, and once one ends the session takes requests again.
+func TestRequestsPerSessionBounded(t *testing.T) {
+	b := newBoundsServer(t, HTTPOptions{MaxRequestsPerSession: 2})
+	session := b.open(t, "/mcp", "key-a")
+	sleep := func() {
+		r, _ := http.NewRequest("POST", b.URL+"/mcp", strings.NewReader(
+			`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":1500}}}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		r.Header.Set("MCP-Protocol-Version", "2025-11-25")
+		r.Header.Set("Authorization", "Bearer key-a")
+		r.Header.Set("Mcp-Session-Id", session)
+		if resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(r); err == nil {
+			resp.Body.Close()
+		}
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(sleep)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, raw := b.send(t, "POST", "/mcp", "key-a", session, `{"jsonrpc":"2.0","id":6,"method":"ping"}`, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(raw, "CONNECTORS_MAX_REQUESTS_PER_SESSION") {
+		t.Errorf("a third request while two run: %d %s, want 429 naming the bound", resp.StatusCode, raw)
+	}
+	if resp, _ := b.send(t, "POST", "/mcp", "key-b", b.open(t, "/mcp", "key-b"), `{"jsonrpc":"2.0","id":6,"method":"ping"}`, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("another session meanwhile: %d, want 200", resp.StatusCode)
+	}
+	wg.Wait()
+	if resp, raw := b.send(t, "POST", "/mcp", "key-a", session, `{"jsonrpc":"2.0","id":7,"method":"ping"}`, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the two ended: %d %s, want 200", resp.StatusCode, raw)
+	}
+}

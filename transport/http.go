@@ -95,6 +95,10 @@ type HTTPOptions struct {
 	// 429, 429). Zero means DefaultMaxSessions, DefaultMaxSessionsPerTenant,
 	// DefaultMaxSessionsPerIdentity.
 	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
+	// MaxRequestsPerSession bounds the requests one session has running at
+	// once (a session's request outlives its connection); one past it is
+	// refused (429). Zero means DefaultMaxRequestsPerSession.
+	MaxRequestsPerSession int
 
 	// OAuth, if set, serves the link flow at /oauth/authorize/{integration},
 	// the consent page /oauth/link/{id} and /oauth/callback/{integration}.
@@ -131,6 +135,7 @@ const (
 	DefaultMaxSessions            = 10000
 	DefaultMaxSessionsPerTenant   = 1000
 	DefaultMaxSessionsPerIdentity = 100
+	DefaultMaxRequestsPerSession  = 64
 )
 
 // HTTP is the gateway's HTTP handler.
@@ -172,8 +177,12 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 	if opts.MaxSessionsPerIdentity <= 0 {
 		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
 	}
+	if opts.MaxRequestsPerSession <= 0 {
+		opts.MaxRequestsPerSession = DefaultMaxRequestsPerSession
+	}
 	h := &HTTP{opts: opts, log: opts.Logger, mux: http.NewServeMux(), sessions: newSessions(sessionLimits{
 		all: opts.MaxSessions, perTenant: opts.MaxSessionsPerTenant, perIdentity: opts.MaxSessionsPerIdentity,
+		running: opts.MaxRequestsPerSession,
 	})}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))

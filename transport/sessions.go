@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -34,8 +35,8 @@ type sessions struct {
 }
 
 // sessionLimits bound the places taken in all, per tenant and per
-// identity; zero: no bound.
-type sessionLimits struct{ all, perTenant, perIdentity int }
+// identity, and the requests one session has running; zero: no bound.
+type sessionLimits struct{ all, perTenant, perIdentity, running int }
 
 // tally is the places taken: by live sessions, and by the initialize
 // requests under way, which may each make one (see reserve).
@@ -261,20 +262,28 @@ func (s *sessions) reserve(who owner) (release func(), err error) {
 	}, nil
 }
 
+// errSessionBusy is a request of a session that has as many running as
+// it may.
+var errSessionBusy = errors.New("too many requests running in this session")
+
 // begin records that a request of session starts, if the session is
-// live, belongs to who and was made on endpoint (else it returns nil);
-// done records its end.
-func (s *sessions) begin(session string, who owner, endpoint string) *liveSession {
+// live, belongs to who and was made on endpoint (else it returns nil) and
+// has room for one more request (else errSessionBusy); done records its
+// end.
+func (s *sessions) begin(session string, who owner, endpoint string) (*liveSession, error) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.live[session]
 	if l == nil || l.owner != who || l.endpoint != endpoint {
-		return nil
+		return nil, nil
+	}
+	if s.limits.running > 0 && l.running >= s.limits.running {
+		return nil, errSessionBusy
 	}
 	l.running++
 	l.active = now
-	return l
+	return l, nil
 }
 
 // done records that a request of l, begun with begin, ended.
@@ -393,7 +402,13 @@ func (h *HTTP) bindSession(next http.Handler) http.Handler {
 			return
 		}
 		who := ownerOf(r)
-		l := h.sessions.begin(session, who, r.PathValue("integration"))
+		l, err := h.sessions.begin(session, who, r.PathValue("integration"))
+		if errors.Is(err, errSessionBusy) {
+			w.Header().Set("Retry-After", "1")
+			writeJSONRPCError(w, http.StatusTooManyRequests, mcp.INVALID_REQUEST,
+				fmt.Sprintf("this session has %d requests running, as many as it may (CONNECTORS_MAX_REQUESTS_PER_SESSION): wait for one to end", h.opts.MaxRequestsPerSession))
+			return
+		}
 		if l == nil {
 			if o, ok := h.sessions.ownerOfSession(session); ok && o != who {
 				id, _ := tenants.FromContext(r.Context())

@@ -118,6 +118,9 @@ type Config struct {
 	// CONNECTORS_MAX_SESSIONS_PER_TENANT,
 	// CONNECTORS_MAX_SESSIONS_PER_IDENTITY; empty: 10000, 1000 and 100).
 	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
+	// MaxRequestsPerSession bounds the requests one MCP session has
+	// running at once (CONNECTORS_MAX_REQUESTS_PER_SESSION; empty: 64).
+	MaxRequestsPerSession int
 	// HTTPReadTimeout bounds the reading of a request body, first byte to
 	// last (CONNECTORS_HTTP_READ_TIMEOUT; empty: 15s). HTTPWriteTimeout is
 	// the longest a client may take to accept each part (64 KiB) of an
@@ -239,6 +242,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		"CONNECTORS_MAX_SESSIONS":              &c.MaxSessions,
 		"CONNECTORS_MAX_SESSIONS_PER_TENANT":   &c.MaxSessionsPerTenant,
 		"CONNECTORS_MAX_SESSIONS_PER_IDENTITY": &c.MaxSessionsPerIdentity,
+		"CONNECTORS_MAX_REQUESTS_PER_SESSION":  &c.MaxRequestsPerSession,
 	} {
 		if v := getenv(name); v != "" {
 			parsed, err := strconv.Atoi(v)

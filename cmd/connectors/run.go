@@ -456,6 +456,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		MaxSessions:            cfg.MaxSessions,
 		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
 		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,
+		MaxRequestsPerSession:  cfg.MaxRequestsPerSession,
 		Ready:                  st.Ping,
 		Logger:                 log,
 	})

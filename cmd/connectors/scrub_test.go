@@ -125,7 +125,9 @@ type hostileRequest struct {
 // hostileRequests are the requests to make of integration in, as named at
 // path (prefix: "" on /mcp/{in}, "{in}_" on /mcp).
 func hostileRequests(in, prefix string) []hostileRequest {
-	tool := func(name, extra string) string { return fmt.Sprintf(`"name":%q,"arguments":{"text":"x"}%s`, prefix+name, extra) }
+	tool := func(name, extra string) string {
+		return fmt.Sprintf(`"name":%q,"arguments":{"text":"x"}%s`, prefix+name, extra)
+	}
 	progress := `,"_meta":{"progressToken":"p-1","io.modelcontextprotocol/logLevel":"debug"}`
 	reqs := []hostileRequest{
 		{method: "tools/list", params: ``, upstream: true},

@@ -43,7 +43,7 @@ func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, e
 		opts := []transport.StreamableHTTPCOption{
 			transport.WithHTTPBasicClient(p.opts.HTTPClient),
 			transport.WithHTTPHeaders(l.headers),
-			transport.WithHTTPLogger(p.opts.Logger),
+			transport.WithHTTPLogger(scrubbedLogger(p.opts.Logger, c.scrubber)),
 		}
 		if l.in.Protocol != "" && !mcp.IsModernProtocol(l.in.Protocol) {
 			// Initialize-era servers send requests of their own (sampling,

@@ -41,8 +41,11 @@ func WithRequestMemo(ctx context.Context) context.Context {
 }
 
 // storeGet reads tenant's credential for integration, through the
-// request's memo when ctx has one. Only answers are kept (a credential or
-// not found), not failures, which the next read may not repeat.
+// request's memo when ctx has one. Failures are kept too: a request that
+// found the store unreachable fails at once on every later read of the
+// same credential (the direct path's, the fail-closed check's, the
+// call's) instead of waiting the store's bound again each time. The next
+// request reads again.
 func (g *Gateway) storeGet(ctx context.Context, tenant, integration string) (vault.Credential, int64, error) {
 	m, _ := ctx.Value(memoKey{}).(*requestMemo)
 	ref := memoRef{tenant, integration}
@@ -55,7 +58,7 @@ func (g *Gateway) storeGet(ctx context.Context, tenant, integration string) (vau
 		}
 	}
 	cred, version, err := g.store.Get(ctx, tenant, integration)
-	if m != nil && (err == nil || vault.IsNotFound(err)) {
+	if m != nil && ctx.Err() == nil {
 		m.mu.Lock()
 		m.creds[ref] = memoEntry{cred, version, err}
 		m.mu.Unlock()

@@ -32,6 +32,11 @@ var (
 	// ErrUpstreamStuck ends a stdio upstream that did not read its input
 	// for the integration's timeout.
 	ErrUpstreamStuck = errors.New("upstream process does not read its input")
+
+	// ErrUpstreamHung ends a connection whose upstream answered nothing
+	// after a call sent to it timed out, not even a ping: its process is
+	// ended (or its HTTP session dropped) and the next call starts again.
+	ErrUpstreamHung = errors.New("upstream stopped answering")
 )
 
 // TimeoutError is returned by CallTool and Tools when the upstream did not
@@ -117,8 +122,16 @@ type Conn struct {
 	redialMu       sync.Mutex // one re-initialization at a time
 
 	// teardown ends what the transport doesn't (the process group); run by
-	// Close after the client closed.
+	// Close after the client closed. kill, set for stdio, ends the process
+	// group at once: a hung process would not heed stdin's end or SIGTERM.
 	teardown func()
+	kill     func()
+
+	// heard counts what arrived from the upstream: lines over stdio,
+	// responses and events over HTTP. A call that timed out while it
+	// stayed the same is the sign of a hung upstream (hung.go).
+	heard   atomic.Uint64
+	probeMu sync.Mutex // one liveness probe at a time
 
 	mu       sync.Mutex
 	client   *client.Client     // guarded by mu
@@ -315,6 +328,7 @@ func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *clien
 	}
 	c.begin(cl)
 	defer c.end(cl)
+	heardAt := c.heard.Load()
 
 	// A call ends at the first of: ctx, the timeout, the upstream going away.
 	// (One context for the three: the connection's end cancels it
@@ -356,6 +370,7 @@ func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *clien
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(cause, errTimedOut):
+		c.checkHung(heardAt)
 		return &TimeoutError{Integration: c.integration, After: c.timeout}
 	case runCtx.Err() != nil:
 		if errors.Is(cause, context.Canceled) { // by the connection's end
@@ -434,6 +449,7 @@ func (c *Conn) touch() {
 // handleNotification routes the upstream's notifications to the relays of
 // the calls in flight.
 func (c *Conn) handleNotification(n mcp.JSONRPCNotification) {
+	c.heard.Add(1)
 	n = c.scrubNotification(n)
 	switch n.Method {
 	case string(mcp.MethodNotificationProgress):
@@ -523,6 +539,9 @@ type tracked struct {
 
 func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.Interface.SendRequest(ctx, req)
+	if resp != nil {
+		t.conn.heard.Add(1)
+	}
 	// Every answer of the upstream, whatever the method, is scrubbed here
 	// before mcp-go's client decodes it: results, errors, catalogues. A
 	// listing's raw result is kept (scrubbed) for its schemas (schema.go).
@@ -566,6 +585,7 @@ func (t *tracked) SetRequestHandler(h transport.RequestHandler) {
 		b.SetRequestHandler(func(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 			// What the upstream asks may be put to the agent (sampling,
 			// elicitation): scrubbed first.
+			t.conn.heard.Add(1)
 			req.Params = t.conn.scrubParams(req.Params)
 			return h(ctx, req)
 		})

@@ -70,11 +70,19 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 		time.AfterFunc(termGrace, func() { proc.stdout.Close() })
 	}()
 	c.teardown = func() { proc.stop(); proc.stdout.Close() }
+	c.kill = func() {
+		select {
+		case <-proc.exited: // its pid may be another's by now
+		default:
+			killGroup(proc.cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
 
 	// NewIO: the process is ours, not the transport's, so that the pool
 	// controls its environment and process group, and sees it exit. Its
 	// pipes go through c.pipe, the raw calls' lane.
 	c.pipe = newPipe(proc.stdout, stdin)
+	c.pipe.heard = &c.heard
 	// A process that stops reading its stdin (hung, or busy and not
 	// reading) blocks a write once the pipe's buffer is full, and every
 	// call behind it, past their timeouts: after one timeout of it, the

@@ -288,7 +288,7 @@ func (g *Gateway) credential(ctx context.Context, tenant, integration string) (v
 			return cred, errNeedsLink
 		}
 		if err != nil {
-			return cred, fmt.Errorf("the %s token expired and could not be refreshed: %w", integration, err)
+			return cred, &refreshFailure{integration: integration, err: err}
 		}
 		cred = fresh
 	}
@@ -402,7 +402,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 			}
 			// Upstream failures (crash, timeout) are tool execution errors:
 			// the model sees them and can decide what to do.
-			return mcp.NewToolResultError(err.Error()), nil
+			return mcp.NewToolResultError(g.agentText(ctx, integration, err)), nil
 		}
 		return res, nil
 	}
@@ -420,7 +420,7 @@ func (g *Gateway) unavailable(ctx context.Context, integration string, err error
 		// a tool result the model might take for the upstream's answer.
 		return nil, credentialUnavailable(integration, err)
 	}
-	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %v", integration, err)), nil
+	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %s", integration, g.agentText(ctx, integration, err))), nil
 }
 
 // refused reports whether an upstream call failed because the upstream

@@ -47,7 +47,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("upstream %s did not answer within %s", e.Integration, e.After)
+	return fmt.Sprintf("upstream %s timed out: it did not answer within %s", e.Integration, e.After)
 }
 
 // Unwrap lets errors.Is(err, context.DeadlineExceeded) hold.
@@ -324,7 +324,7 @@ var errTimedOut = errors.New("upstream timeout")
 // re-initialized once and fn retried.
 func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *client.Client) error) error {
 	if err := c.Err(); err != nil {
-		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, err))
+		return c.scrub(failure(c.integration, err))
 	}
 	c.begin(cl)
 	defer c.end(cl)
@@ -371,17 +371,31 @@ func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *clien
 		return ctx.Err()
 	case errors.Is(cause, errTimedOut):
 		c.checkHung(heardAt)
-		return &TimeoutError{Integration: c.integration, After: c.timeout}
+		te := &TimeoutError{Integration: c.integration, After: c.timeout}
+		c.logger.Warn("upstream_call_failed", "tenantId", c.tenant, "kind", KindTimedOut, "reason", te.Error())
+		return te
 	case runCtx.Err() != nil:
 		if errors.Is(cause, context.Canceled) { // by the connection's end
 			cause = context.Cause(c.ctx)
 		}
-		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, cause))
+		return c.fail(failure(c.integration, cause), cause)
 	case c.Err() != nil:
 		// The transport noticed first that the process is gone.
-		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, c.Err()))
+		return c.fail(failure(c.integration, c.Err()), c.Err())
 	}
-	return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, err))
+	return c.fail(answered(c.integration, err), err)
+}
+
+// fail logs a call's failure with its details (the internal error, scrubbed)
+// and returns pub, what the agent may be told.
+func (c *Conn) fail(pub, internal error) error {
+	kind := ""
+	if ue, ok := pub.(*UpstreamError); ok {
+		kind = ue.Kind
+	}
+	c.logger.Warn("upstream_call_failed", "tenantId", c.tenant, "kind", kind,
+		"reason", c.scrubber.String(pub.Error()), "error", c.scrubber.String(internal.Error()))
+	return c.scrub(pub)
 }
 
 // redial replaces old with a new session unless another call did already.

@@ -35,7 +35,11 @@ func (e *refreshFailure) Error() string {
 	var netErr net.Error
 	switch {
 	case errors.As(e.err, &tokErr):
-		msg += "the provider refused the refresh (HTTP " + strconv.Itoa(tokErr.Status)
+		verb := "the provider refused the refresh"
+		if tokErr.Status >= 500 || tokErr.Code == "" {
+			verb = "the provider's token endpoint failed"
+		}
+		msg += verb + " (HTTP " + strconv.Itoa(tokErr.Status)
 		if codeRE.MatchString(tokErr.Code) {
 			msg += " " + tokErr.Code
 		}

@@ -12,7 +12,7 @@ import (
 // the refresher's log for operators.
 const (
 	ReasonTimeout     = "the provider did not answer in time"
-	ReasonUnreachable = "the provider could not be reached"
+	ReasonUnreachable = "the provider is unreachable"
 	ReasonStore       = "the credential store could not be reached"
 )
 

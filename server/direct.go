@@ -152,7 +152,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		}
 		// As on the usual path: an upstream failure is a tool execution
 		// error, which the model sees.
-		res = encodeResult(mcp.NewToolResultError(err.Error()))
+		res = encodeResult(mcp.NewToolResultError(g.agentText(ctx, integration, err)))
 	}
 	outcome := metrics.OutcomeOK
 	if isError(res) {

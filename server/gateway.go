@@ -416,7 +416,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 			}
 			// Upstream failures (crash, timeout) are tool execution errors:
 			// the model sees them and can decide what to do.
-			return mcp.NewToolResultError(err.Error()), nil
+			return mcp.NewToolResultError(g.agentText(ctx, integration, err)), nil
 		}
 		return res, nil
 	}
@@ -434,7 +434,7 @@ func (g *Gateway) unavailable(ctx context.Context, integration string, err error
 		// a tool result the model might take for the upstream's answer.
 		return nil, credentialUnavailable(integration, err)
 	}
-	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %v", integration, err)), nil
+	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %s", integration, g.agentText(ctx, integration, err))), nil
 }
 
 // refused reports whether an upstream call failed because the upstream

@@ -32,6 +32,11 @@ var (
 	// ErrUpstreamStuck ends a stdio upstream that did not read its input
 	// for the integration's timeout.
 	ErrUpstreamStuck = errors.New("upstream process does not read its input")
+
+	// ErrUpstreamHung ends a connection whose upstream answered nothing
+	// after a call sent to it timed out, not even a ping: its process is
+	// ended (or its HTTP session dropped) and the next call starts again.
+	ErrUpstreamHung = errors.New("upstream stopped answering")
 )
 
 // TimeoutError is returned by CallTool and Tools when the upstream did not
@@ -42,7 +47,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("upstream %s did not answer within %s", e.Integration, e.After)
+	return fmt.Sprintf("upstream %s timed out: it did not answer within %s", e.Integration, e.After)
 }
 
 // Unwrap lets errors.Is(err, context.DeadlineExceeded) hold.
@@ -117,8 +122,16 @@ type Conn struct {
 	redialMu       sync.Mutex // one re-initialization at a time
 
 	// teardown ends what the transport doesn't (the process group); run by
-	// Close after the client closed.
+	// Close after the client closed. kill, set for stdio, ends the process
+	// group at once: a hung process would not heed stdin's end or SIGTERM.
 	teardown func()
+	kill     func()
+
+	// heard counts what arrived from the upstream: lines over stdio,
+	// responses and events over HTTP. A call that timed out while it
+	// stayed the same is the sign of a hung upstream (hung.go).
+	heard   atomic.Uint64
+	probeMu sync.Mutex // one liveness probe at a time
 
 	mu       sync.Mutex
 	client   *client.Client     // guarded by mu
@@ -310,10 +323,11 @@ var errTimedOut = errors.New("upstream timeout")
 // re-initialized once and fn retried.
 func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *client.Client) error) error {
 	if err := c.Err(); err != nil {
-		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, err))
+		return c.scrub(failure(c.integration, err))
 	}
 	c.begin(cl)
 	defer c.end(cl)
+	heardAt := c.heard.Load()
 
 	// A call ends at the first of: ctx, the timeout, the upstream going away.
 	// (One context for the three: the connection's end cancels it
@@ -355,17 +369,32 @@ func (c *Conn) do(ctx context.Context, cl *call, fn func(context.Context, *clien
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(cause, errTimedOut):
-		return &TimeoutError{Integration: c.integration, After: c.timeout}
+		c.checkHung(heardAt)
+		te := &TimeoutError{Integration: c.integration, After: c.timeout}
+		c.logger.Warn("upstream_call_failed", "tenantId", c.tenant, "kind", KindTimedOut, "reason", te.Error())
+		return te
 	case runCtx.Err() != nil:
 		if errors.Is(cause, context.Canceled) { // by the connection's end
 			cause = context.Cause(c.ctx)
 		}
-		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, cause))
+		return c.fail(failure(c.integration, cause), cause)
 	case c.Err() != nil:
 		// The transport noticed first that the process is gone.
-		return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, c.Err()))
+		return c.fail(failure(c.integration, c.Err()), c.Err())
 	}
-	return c.scrub(fmt.Errorf("upstream %s: %w", c.integration, err))
+	return c.fail(answered(c.integration, err), err)
+}
+
+// fail logs a call's failure with its details (the internal error, scrubbed)
+// and returns pub, what the agent may be told.
+func (c *Conn) fail(pub, internal error) error {
+	kind := ""
+	if ue, ok := pub.(*UpstreamError); ok {
+		kind = ue.Kind
+	}
+	c.logger.Warn("upstream_call_failed", "tenantId", c.tenant, "kind", kind,
+		"reason", c.scrubber.String(pub.Error()), "error", c.scrubber.String(internal.Error()))
+	return c.scrub(pub)
 }
 
 // redial replaces old with a new session unless another call did already.
@@ -433,6 +462,7 @@ func (c *Conn) touch() {
 // handleNotification routes the upstream's notifications to the relays of
 // the calls in flight.
 func (c *Conn) handleNotification(n mcp.JSONRPCNotification) {
+	c.heard.Add(1)
 	n = c.scrubNotification(n)
 	switch n.Method {
 	case string(mcp.MethodNotificationProgress):
@@ -522,6 +552,9 @@ type tracked struct {
 
 func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.Interface.SendRequest(ctx, req)
+	if resp != nil {
+		t.conn.heard.Add(1)
+	}
 	// Every answer of the upstream, whatever the method, is scrubbed here
 	// before mcp-go's client decodes it: results, errors, catalogues. A
 	// listing's raw result is kept (scrubbed) for its schemas (schema.go).
@@ -565,6 +598,7 @@ func (t *tracked) SetRequestHandler(h transport.RequestHandler) {
 		b.SetRequestHandler(func(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 			// What the upstream asks may be put to the agent (sampling,
 			// elicitation): scrubbed first.
+			t.conn.heard.Add(1)
 			req.Params = t.conn.scrubParams(req.Params)
 			return h(ctx, req)
 		})

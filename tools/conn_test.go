@@ -132,8 +132,8 @@ func testEverything(t *testing.T, in Integration) {
 		start := time.Now()
 		_, err := c.CallTool(ctx, callReq("trigger-long-running-operation", map[string]any{"duration": 10, "steps": 10}, nil), nil)
 		var te *TimeoutError
-		if !errors.As(err, &te) || err.Error() != "upstream everything did not answer within 300ms" {
-			t.Errorf("CallTool = %v, want upstream everything did not answer within 300ms", err)
+		if !errors.As(err, &te) || err.Error() != "upstream everything timed out: it did not answer within 300ms" {
+			t.Errorf("CallTool = %v, want upstream everything timed out: it did not answer within 300ms", err)
 		}
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", err)

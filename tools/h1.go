@@ -117,10 +117,7 @@ func urlOp(method string) string {
 
 func (h *h1) do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	host := req.URL.Host
-	if req.URL.Port() == "" {
-		host = net.JoinHostPort(req.URL.Hostname(), "80")
-	}
+	host := h1Host(req.URL)
 	for attempt := 0; ; attempt++ {
 		c, reused, err := h.get(ctx, host)
 		if err != nil {
@@ -246,6 +243,26 @@ func (h *h1) closeStale(now time.Time) {
 	}
 	h.mu.Unlock()
 	for _, c := range stale {
+		c.nc.Close()
+	}
+}
+
+// h1Host is the key of u's connections: host:port.
+func h1Host(u *url.URL) string {
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "80")
+	}
+	return u.Host
+}
+
+// closeHost closes the idle connections to host (its server was found
+// hung: they would carry the next calls into the same silence).
+func (h *h1) closeHost(host string) {
+	h.mu.Lock()
+	idle := h.idle[host]
+	delete(h.idle, host)
+	h.mu.Unlock()
+	for _, c := range idle {
 		c.nc.Close()
 	}
 }

@@ -39,9 +39,10 @@ func defaultHTTPClient() *http.Client {
 func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, error) {
 	c := newConn(tenant, l.in, l, &p.opts)
 	c.raw = newRawTarget(l, p.opts.HTTPClient, p.h1)
+	hc := heardClient(p.opts.HTTPClient, &c.heard)
 	c.dial = func(ctx context.Context) (*client.Client, error) {
 		opts := []transport.StreamableHTTPCOption{
-			transport.WithHTTPBasicClient(p.opts.HTTPClient),
+			transport.WithHTTPBasicClient(hc),
 			transport.WithHTTPHeaders(l.headers),
 			transport.WithHTTPLogger(scrubbedLogger(p.opts.Logger, c.scrubber)),
 		}
@@ -71,6 +72,7 @@ func newRawTarget(l *launch, hc *http.Client, fast *h1) *rawTarget {
 	t := &rawTarget{url: l.in.Upstream.URL, headers: http.Header{}, client: hc}
 	if u, err := url.Parse(t.url); err == nil && fast.takes(u) {
 		t.h1 = fast
+		t.host = h1Host(u)
 	}
 	for k, v := range l.headers {
 		t.headers.Set(k, v)

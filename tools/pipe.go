@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -30,9 +31,10 @@ type pipe struct {
 	writeTimeout time.Duration
 	watchdog     *time.Timer // stuck's timer, armed for each write; guarded by wmu
 
-	r       *bufio.Reader // the child's stdout; read only by the transport's reader
-	pending []byte        // the part of a line the reader has not taken yet
-	rerr    error         // why stdout ended, once it did
+	r       *bufio.Reader  // the child's stdout; read only by the transport's reader
+	pending []byte         // the part of a line the reader has not taken yet
+	rerr    error          // why stdout ended, once it did
+	heard   *atomic.Uint64 // counts the lines read, if set
 
 	mu      sync.Mutex
 	waiting map[string]chan []byte // raw calls by request ID; guarded by mu
@@ -71,6 +73,9 @@ func (p *pipe) Read(b []byte) (int, error) {
 			return 0, p.rerr
 		}
 		line, err := p.line()
+		if len(line) > 0 && p.heard != nil {
+			p.heard.Add(1)
+		}
 		if err != nil {
 			p.rerr = err
 			p.fail()

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -216,7 +215,7 @@ func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map
 			if attempt == 0 {
 				continue
 			}
-			return nil, scrub(fmt.Errorf("upstream %s: %w", in.Name, err), l.scrubber)
+			return nil, scrub(failure(in.Name, err), l.scrubber)
 		}
 		e.conn.touch()
 		return e.conn, nil
@@ -281,13 +280,11 @@ func (p *Pool) start(e *entry, l *launch) {
 		conn, err = p.dialHTTP(ctx, e.key.tenant, l)
 	}
 	if err != nil {
-		if ctx.Err() != nil && p.ctx.Err() == nil {
-			err = fmt.Errorf("upstream %s did not start within %s: %w", l.in.Name, p.opts.StartTimeout, err)
-		} else {
-			err = fmt.Errorf("starting upstream %s: %w", l.in.Name, err)
-		}
-		err = scrub(err, l.scrubber)
-		p.opts.Logger.Warn("upstream_start_failed", "tenant", e.key.tenant, "integration", l.in.Name, "error", err.Error())
+		// The agent is told what failed (startFailure); the log has
+		// where and why.
+		detail := scrub(err, l.scrubber).Error()
+		err = scrub(startFailure(l.in.Name, p.opts.StartTimeout, ctx.Err() != nil && p.ctx.Err() == nil, err), l.scrubber)
+		p.opts.Logger.Warn("upstream_start_failed", "tenant", e.key.tenant, "tenantId", e.key.tenant, "integration", l.in.Name, "reason", err.Error(), "error", detail)
 	} else {
 		p.opts.Logger.Info("upstream_started", "tenant", e.key.tenant, "integration", l.in.Name)
 	}

@@ -55,7 +55,8 @@ type rawTarget struct {
 	url     string
 	headers http.Header // the rendered upstream headers
 	client  *http.Client
-	h1      *h1 // nil: every call through client
+	h1      *h1    // nil: every call through client
+	host    string // h1's key of the URL's host (host:port)
 }
 
 // send sends req through t's h1 client, or its http.Client for what h1
@@ -268,6 +269,7 @@ func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string)
 	if err != nil {
 		return nil, transport.NewError(err)
 	}
+	c.heard.Add(1)
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:

@@ -43,6 +43,8 @@ type process struct {
 	stdout *os.File      // parent's read end
 	exited chan struct{} // closed once Wait returned and the group is killed
 	stderr *tailBuffer   // last bytes of its stderr, for the exit log
+	// stderrDone is closed once its stderr reached EOF.
+	stderrDone chan struct{}
 }
 
 // dialStdio starts l's command and an MCP session over its stdin/stdout.
@@ -62,6 +64,11 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 		// Cause first, then exited: whoever sees exited closed finds why.
 		if c.ctx.Err() == nil {
 			c.cancel(&exitError{integration: l.in.Name, err: err})
+			// What it wrote as it died may still be in the pipe.
+			select {
+			case <-proc.stderrDone:
+			case <-time.After(500 * time.Millisecond):
+			}
 			c.logger.Warn("upstream_exited", "error", fmt.Sprint(err), "stderr", c.scrubber.String(proc.stderr.String()))
 		}
 		close(proc.exited)
@@ -70,11 +77,19 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 		time.AfterFunc(termGrace, func() { proc.stdout.Close() })
 	}()
 	c.teardown = func() { proc.stop(); proc.stdout.Close() }
+	c.kill = func() {
+		select {
+		case <-proc.exited: // its pid may be another's by now
+		default:
+			killGroup(proc.cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
 
 	// NewIO: the process is ours, not the transport's, so that the pool
 	// controls its environment and process group, and sees it exit. Its
 	// pipes go through c.pipe, the raw calls' lane.
 	c.pipe = newPipe(proc.stdout, stdin)
+	c.pipe.heard = &c.heard
 	// A process that stops reading its stdin (hung, or busy and not
 	// reading) blocks a write once the pipe's buffer is full, and every
 	// call behind it, past their timeouts: after one timeout of it, the
@@ -153,10 +168,11 @@ func (p *Pool) spawn(l *launch) (*process, io.WriteCloser, error) {
 	stdoutW.Close()
 	stderrW.Close()
 
-	proc := &process{cmd: cmd, stdout: stdoutR, exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
+	proc := &process{cmd: cmd, stdout: stdoutR, exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}, stderrDone: make(chan struct{})}
 	go func() {
 		_, _ = io.Copy(proc.stderr, stderrR)
 		stderrR.Close()
+		close(proc.stderrDone)
 	}()
 	return proc, stdinW, nil
 }

@@ -29,12 +29,12 @@ import (
 // the usual path's behaviour: same answers, same credentials, same
 // redaction, same refusals.
 
-// recordedEcho starts testdata/upstream-echo over streamable HTTP with
-// args, behind a proxy that records every request, and returns the
-// proxy's URL of its MCP endpoint.
-func recordedEcho(t *testing.T, args ...string) (string, *upstreamLog) {
+// startHTTPFixture starts testdata/{name} serving streamable HTTP on a
+// free loopback port, with args, until the test ends, and returns its
+// address (the fixture prints {"addr": ...} when ready).
+func startHTTPFixture(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(testenv.Build(t, "./testdata/upstream-echo"), append([]string{"--http", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(testenv.Build(t, "./testdata/"+name), append([]string{"--http", "127.0.0.1:0"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +46,19 @@ func recordedEcho(t *testing.T, args ...string) (string, *upstreamLog) {
 	var ready struct{ Addr string }
 	sc := bufio.NewScanner(out)
 	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &ready) != nil {
-		t.Fatal("upstream-echo did not start")
+		t.Fatalf("%s did not start", name)
 	}
+	return ready.Addr
+}
+
+// recordedEcho starts testdata/upstream-echo over streamable HTTP with
+// args, behind a proxy that records every request, and returns the
+// proxy's URL of its MCP endpoint.
+func recordedEcho(t *testing.T, args ...string) (string, *upstreamLog) {
+	t.Helper()
+	addr := startHTTPFixture(t, "upstream-echo", args...)
 	log := &upstreamLog{}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: ready.Addr})
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))

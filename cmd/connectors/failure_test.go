@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +14,6 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/internal/fakeoauth"
-	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
 // closableEcho starts testdata/upstream-echo over streamable HTTP behind a
@@ -25,21 +21,8 @@ import (
 // and returns the proxy.
 func closableEcho(t *testing.T) *httptest.Server {
 	t.Helper()
-	cmd := exec.Command(testenv.Build(t, "./testdata/upstream-echo"), "--http", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var ready struct{ Addr string }
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &ready) != nil {
-		t.Fatal("upstream-echo did not start")
-	}
-	srv := httptest.NewServer(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: ready.Addr}))
+	addr := startHTTPFixture(t, "upstream-echo")
+	srv := httptest.NewServer(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr}))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -27,21 +25,7 @@ const hostileClientSecret = "hostile-client-secret-7e1d0c4b"
 // MCP endpoint.
 func hostileHTTP(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(testenv.Build(t, "./testdata/upstream-hostile"), "--http", "127.0.0.1:0", "--also", hostileClientSecret)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var ready struct{ Addr string }
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &ready) != nil {
-		t.Fatal("upstream-hostile did not start")
-	}
-	return "http://" + ready.Addr + "/mcp"
+	return "http://" + startHTTPFixture(t, "upstream-hostile", "--also", hostileClientSecret) + "/mcp"
 }
 
 // hostileIntegrations are upstream-hostile over stdio (negotiating

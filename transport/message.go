@@ -59,14 +59,15 @@ func (h *HTTP) checkMessage(next http.Handler) http.Handler {
 			if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
 				break
 			}
-			release, err := h.sessions.reserve(ownerOf(r))
+			res, release, err := h.sessions.reserve(ownerOf(r))
 			if err != nil {
 				h.sessionCapped(w, r, m.ID, err)
 				return
 			}
 			defer release()
+			r = r.WithContext(withReservation(r.Context(), res))
 		case mcp.MethodSubscriptionsListen:
-			release, err := h.sessions.reserve(ownerOf(r))
+			_, release, err := h.sessions.reserve(ownerOf(r))
 			if err != nil {
 				h.sessionCapped(w, r, m.ID, err)
 				return

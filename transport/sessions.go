@@ -184,7 +184,8 @@ func (s *sessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdM
 	if r == nil { // an idle sweeper (mcp-go's is off: see HTTP.streamable)
 		return &boundSessions{s: s}
 	}
-	return &boundSessions{s: s, who: ownerOf(r), endpoint: r.PathValue("integration")}
+	res, _ := r.Context().Value(reservationKey{}).(*reservation)
+	return &boundSessions{s: s, who: ownerOf(r), endpoint: r.PathValue("integration"), res: res}
 }
 
 // ownerOf is the identity r was authenticated as.
@@ -233,7 +234,12 @@ func (e errSessionCap) Error() string { return "too many sessions for this " + e
 //
 // The bound per tenant keeps one tenant (many users or keys) from taking
 // every place on the gateway from the others.
-func (s *sessions) reserve(who owner) (release func(), err error) {
+//
+// The session an initialize makes takes over its place (Generate, given
+// the reservation through the request's context): counted once, never as
+// both a reservation and a session, which would refuse a concurrent
+// initialize though a place is free.
+func (s *sessions) reserve(who owner) (res *reservation, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mine, tenant := s.talliesLocked(who)
@@ -247,19 +253,44 @@ func (s *sessions) reserve(who owner) (release func(), err error) {
 	}
 	if err != nil {
 		s.tidyLocked(who)
-		return nil, err
+		return nil, nil, err
 	}
 	mine.reserved++
 	tenant.reserved++
 	s.all.reserved++
-	return func() {
+	res = &reservation{who: who}
+	return res, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		mine.reserved--
-		tenant.reserved--
-		s.all.reserved--
+		s.unreserveLocked(res)
 		s.tidyLocked(who)
 	}, nil
+}
+
+// reservation is a place an initialize holds; dropped is guarded by
+// sessions.mu.
+type reservation struct {
+	who     owner
+	dropped bool // released, or taken over by the session it made
+}
+
+type reservationKey struct{}
+
+// withReservation returns ctx carrying res, for the session it makes.
+func withReservation(ctx context.Context, res *reservation) context.Context {
+	return context.WithValue(ctx, reservationKey{}, res)
+}
+
+// unreserveLocked gives res's place back, once.
+func (s *sessions) unreserveLocked(res *reservation) {
+	if res == nil || res.dropped {
+		return
+	}
+	res.dropped = true
+	mine, tenant := s.talliesLocked(res.who)
+	mine.reserved--
+	tenant.reserved--
+	s.all.reserved--
 }
 
 // errSessionBusy is a request of a session that has as many running as
@@ -332,6 +363,7 @@ type boundSessions struct {
 	s        *sessions
 	who      owner
 	endpoint string
+	res      *reservation // the initialize's place, taken over by Generate
 }
 
 func (b *boundSessions) Generate() string {
@@ -341,6 +373,9 @@ func (b *boundSessions) Generate() string {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	b.s.live[id] = &liveSession{owner: b.who, endpoint: b.endpoint, served: now, active: now, listening: make(chan struct{}), ctx: ctx, end: end}
+	if b.res != nil && b.res.who == b.who {
+		b.s.unreserveLocked(b.res)
+	}
 	mine, tenant := b.s.talliesLocked(b.who)
 	mine.live++
 	tenant.live++

@@ -132,6 +132,15 @@ func (g *gateway) cli(b testing.TB, stdin string, args ...string) string {
 // not read on the load generator's CPU, as it would be from a pipe.
 const auditSink = "CONNECTORS_AUDIT_LOG=/dev/null"
 
+// sessionRoom lifts the bounds on sessions: the load generator is one
+// identity that opens a session per client of every cell (64 at a time,
+// cell after cell), where the defaults bound one identity at 100.
+var sessionRoom = []string{
+	"CONNECTORS_MAX_SESSIONS=1000000",
+	"CONNECTORS_MAX_SESSIONS_PER_TENANT=1000000",
+	"CONNECTORS_MAX_SESSIONS_PER_IDENTITY=1000000",
+}
+
 // newGateway prepares a data dir and config with two integrations backed
 // by the echo upstream (echo-http over streamable HTTP, echo-stdio as a
 // process per tenant), stores tenant "bench"'s credentials, and starts
@@ -155,7 +164,7 @@ func newGateway(b testing.TB, bin, echoBin, echoURL string, extra ...string) *ga
 		"CONNECTORS_DATA_DIR=" + filepath.Join(dir, "data"),
 		"CONNECTORS_CONFIG=" + cfgPath,
 		auditSink,
-	}, append(gatewayEnv(), extra...)...)}
+	}, append(append(gatewayEnv(), sessionRoom...), extra...)...)}
 	for _, in := range []string{"echo-http", "echo-stdio"} {
 		g.cli(b, `{"accessToken": "bench-token-`+in+`"}`, "credential", "put", "--tenant", "bench", "--integration", in)
 	}

@@ -355,9 +355,9 @@ func (v *view) catalogueOf(ctx context.Context, tenant, integration string, vers
 			if vault.IsNotFound(err) || errors.Is(err, errNeedsLink) || ctx.Err() != nil {
 				level = slog.LevelDebug
 			}
-			v.g.log.Log(ctx, level, "tool_discovery_failed", "tenant_id", tenant, "integration", integration, "view", v.only, "error", err)
+			v.g.log.Log(ctx, level, "tool_discovery_failed", "tenantId", tenant, "integration", integration, "view", v.only, "error", err)
 		} else {
-			v.g.log.DebugContext(ctx, "integration_catalogue_listed", "tenant_id", tenant, "integration", integration, "view", v.only,
+			v.g.log.DebugContext(ctx, "integration_catalogue_listed", "tenantId", tenant, "integration", integration, "view", v.only,
 				"tools", len(cat.tools), "prompts", len(cat.prompts))
 		}
 		return cat

@@ -124,7 +124,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	res, err := conn.CallRaw(ctx, call)
 	g.metrics.Upstream(integration, transportOf(conn), time.Since(start))
 	if g.refresher != nil && cred.RefreshToken != "" && ctx.Err() == nil && refusedRaw(res, err) {
-		g.log.InfoContext(ctx, "upstream_refused_token", "tenant_id", id.Tenant, "integration", integration)
+		g.log.InfoContext(ctx, "upstream_refused_token", "tenantId", id.Tenant, "integration", integration)
 		forget(ctx, id.Tenant, integration)
 		fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
 		switch {
@@ -136,7 +136,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 				res, err = callConn(ctx, conn, call)
 			}
 		default:
-			g.log.WarnContext(ctx, "refresh_after_401_failed", "tenant_id", id.Tenant, "integration", integration, "error", rerr)
+			g.log.WarnContext(ctx, "refresh_after_401_failed", "tenantId", id.Tenant, "integration", integration, "error", rerr)
 		}
 	}
 	if c.Session != "" && err == nil && inputRequired(res) {

@@ -392,7 +392,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 		g.metrics.Upstream(integration, transportOf(conn), time.Since(upstreamStart))
 		if g.refresher != nil && cred.RefreshToken != "" && refused(res, err) && ctx.Err() == nil {
 			id, _ := tenants.FromContext(ctx)
-			g.log.InfoContext(ctx, "upstream_refused_token", "tenant_id", id.Tenant, "integration", integration)
+			g.log.InfoContext(ctx, "upstream_refused_token", "tenantId", id.Tenant, "integration", integration)
 			forget(ctx, id.Tenant, integration)
 			fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
 			switch {
@@ -406,7 +406,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 					}
 				}
 			default:
-				g.log.WarnContext(ctx, "refresh_after_401_failed", "tenant_id", id.Tenant, "integration", integration, "error", rerr)
+				g.log.WarnContext(ctx, "refresh_after_401_failed", "tenantId", id.Tenant, "integration", integration, "error", rerr)
 			}
 		}
 		r.flush()

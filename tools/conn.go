@@ -160,7 +160,7 @@ func newConn(tenant string, in Integration, l *launch, opts *PoolOptions) *Conn 
 		tenant:      tenant,
 		timeout:     in.timeout(),
 		protocol:    in.Protocol,
-		logger:      opts.Logger.With("tenant", tenant, "integration", in.Name),
+		logger:      opts.Logger.With("tenantId", tenant, "integration", in.Name),
 		clientInfo:  opts.ClientInfo,
 		scrubber:    l.scrubber,
 		onNote:      opts.OnNotification,

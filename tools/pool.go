@@ -254,7 +254,7 @@ func (p *Pool) entry(key poolKey, l *launch, in Integration, vars map[string]str
 			return e, nil
 		}
 		if !dead {
-			p.opts.Logger.Info("upstream_replaced", "tenant", key.tenant, "integration", key.integration, "reason", "credential or configuration changed")
+			p.opts.Logger.Info("upstream_replaced", "tenantId", key.tenant, "integration", key.integration, "reason", "credential or configuration changed")
 		}
 		p.removeLocked(e)
 	}
@@ -284,9 +284,9 @@ func (p *Pool) start(e *entry, l *launch) {
 		// where and why.
 		detail := scrub(err, l.scrubber).Error()
 		err = scrub(startFailure(l.in.Name, p.opts.StartTimeout, ctx.Err() != nil && p.ctx.Err() == nil, err), l.scrubber)
-		p.opts.Logger.Warn("upstream_start_failed", "tenant", e.key.tenant, "tenantId", e.key.tenant, "integration", l.in.Name, "reason", err.Error(), "error", detail)
+		p.opts.Logger.Warn("upstream_start_failed", "tenantId", e.key.tenant, "integration", l.in.Name, "reason", err.Error(), "error", detail)
 	} else {
-		p.opts.Logger.Info("upstream_started", "tenant", e.key.tenant, "integration", l.in.Name)
+		p.opts.Logger.Info("upstream_started", "tenantId", e.key.tenant, "integration", l.in.Name)
 	}
 	e.conn, e.err = conn, err
 	if err != nil {
@@ -331,7 +331,7 @@ func (p *Pool) evictLocked() {
 				continue
 			}
 		}
-		p.opts.Logger.Info("upstream_evicted", "tenant", e.key.tenant, "integration", e.key.integration)
+		p.opts.Logger.Info("upstream_evicted", "tenantId", e.key.tenant, "integration", e.key.integration)
 		p.removeLocked(e)
 	}
 }
@@ -395,7 +395,7 @@ func (p *Pool) reapOnce(now time.Time) {
 			continue
 		}
 		if busy, since := e.conn.idle(); !busy && now.Sub(since) >= p.opts.IdleTimeout {
-			p.opts.Logger.Info("upstream_idle_closed", "tenant", e.key.tenant, "integration", e.key.integration)
+			p.opts.Logger.Info("upstream_idle_closed", "tenantId", e.key.tenant, "integration", e.key.integration)
 			p.removeLocked(e)
 		}
 	}

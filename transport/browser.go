@@ -255,7 +255,7 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, b.cookie(r, b.cfg.CookieName, sealed, b.cfg.SessionTTL))
-	b.log.InfoContext(r.Context(), "browser_signin", "tenant", id.Tenant, "subject", id.Subject)
+	b.log.InfoContext(r.Context(), "browser_signin", "tenantId", id.Tenant, "subject", id.Subject)
 	http.Redirect(w, r, st.Next, http.StatusSeeOther)
 }
 

@@ -144,7 +144,7 @@ func (e *Embedded) RotateTenantKey(ctx context.Context, tenant string) error {
 		delete(e.dataKeys, dataKeyRef{tenant: tenant, version: v})
 	}
 	e.mu.Unlock()
-	e.log.Info("vault_data_key_rotated", "tenant", tenant, "key_version", newVersion, "records", rewrapped)
+	e.log.Info("vault_data_key_rotated", "tenantId", tenant, "key_version", newVersion, "records", rewrapped)
 	return nil
 }
 

@@ -299,7 +299,7 @@ func (h *HashiCorp) Put(ctx context.Context, tenant, integration string, cred Cr
 		return 0, err
 	}
 	h.store(recordRef{tenant, integration}, cred, written)
-	h.log.Debug("vault_credential_written", "tenant_id", tenant, "integration", integration, "version", written)
+	h.log.Debug("vault_credential_written", "tenantId", tenant, "integration", integration, "version", written)
 	return written, nil
 }
 
@@ -325,7 +325,7 @@ func (h *HashiCorp) Delete(ctx context.Context, tenant, integration string) erro
 		return h.vaultErr(ctx, "deleting the credential record", err)
 	}
 	h.uncache(recordRef{tenant, integration})
-	h.log.Debug("vault_credential_deleted", "tenant_id", tenant, "integration", integration)
+	h.log.Debug("vault_credential_deleted", "tenantId", tenant, "integration", integration)
 	return nil
 }
 

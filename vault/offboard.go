@@ -101,7 +101,7 @@ func (h *HashiCorp) OffboardTenant(ctx context.Context, tenant string) error {
 	} else if after != nil {
 		return &VaultError{Err: fmt.Errorf("off-boarding tenant %s: the transit key still exists after deletion", tenant)}
 	}
-	h.log.Info("vault_tenant_offboarded", "tenant_id", tenant, "records_deleted", len(paths), "key_deleted", s != nil)
+	h.log.Info("vault_tenant_offboarded", "tenantId", tenant, "records_deleted", len(paths), "key_deleted", s != nil)
 	return nil
 }
 
@@ -194,6 +194,6 @@ func (e *Embedded) OffboardTenant(ctx context.Context, tenant string) error {
 		}
 	}
 	e.mu.Unlock()
-	e.log.Info("vault_tenant_offboarded", "tenant", tenant, "records_deleted", records)
+	e.log.Info("vault_tenant_offboarded", "tenantId", tenant, "records_deleted", records)
 	return nil
 }

@@ -47,7 +47,7 @@ func (h *HashiCorp) RetireOldKeyVersions(ctx context.Context, tenant string) err
 		map[string]any{"min_decryption_version": latest}); err != nil {
 		return h.vaultErr(ctx, "raising the key's min_decryption_version", err)
 	}
-	h.log.Info("vault_key_versions_retired", "tenant_id", tenant, "min_decryption_version", latest)
+	h.log.Info("vault_key_versions_retired", "tenantId", tenant, "min_decryption_version", latest)
 	return nil
 }
 

@@ -54,7 +54,7 @@ func (h *HashiCorp) RotateTenantKey(ctx context.Context, tenant string) error {
 			rewrapped++
 		}
 	}
-	h.log.Info("vault_tenant_key_rotated", "tenant_id", tenant, "records_rewrapped", rewrapped)
+	h.log.Info("vault_tenant_key_rotated", "tenantId", tenant, "records_rewrapped", rewrapped)
 	return nil
 }
 
@@ -134,7 +134,7 @@ func (h *HashiCorp) rewrap(ctx context.Context, mode keyMode, tenant, integratio
 			wrapped = nil
 		} else {
 			h.rewrapIgnoresAD.Store(true)
-			h.log.Warn("vault_rewrap_fallback", "tenant_id", tenant, "integration", integration,
+			h.log.Warn("vault_rewrap_fallback", "tenantId", tenant, "integration", integration,
 				"reason", "this Vault's transit rewrap ignores associated_data: decrypting and encrypting again instead")
 		}
 	}

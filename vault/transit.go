@@ -124,7 +124,7 @@ func (h *HashiCorp) ensureKey(ctx context.Context, tenant string) (keyMode, erro
 			}
 			mode = keyModeOf(s2)
 		} else {
-			h.log.Info("vault_transit_key_created", "tenant_id", tenant, "type", transitKeyType, "derived", true)
+			h.log.Info("vault_transit_key_created", "tenantId", tenant, "type", transitKeyType, "derived", true)
 		}
 	}
 	h.rememberKey(tenant, mode)

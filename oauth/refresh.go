@@ -363,46 +363,19 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 			a.probe = probe
 		}
 
-		// One replica refreshes a version. A claim outlives its holder
-		// by at most LeaseTTL; then Claim lets exactly one waiter take the
-		// same key over (see awaitOther).
-		until := time.Now().Add(r.leaseTTL)
-		if held.ver == ver && time.Now().Before(held.until) {
-			until, err = held.until, nil // taken over while waiting
-		} else {
-			err = r.store.Claim(ctx, claimKey(k, ver), until)
-		}
-		if errors.Is(err, vault.ErrClaimed) {
-			got, err := r.awaitOther(ctx, k, ver)
-			if err != nil {
-				return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("waiting for another replica's refresh: %w: %w", errOtherReplica, err), false, time.Time{})
-			}
-			held = claimHeld{ver, got}
-			continue
-		}
+		until, waited, err := r.claim(ctx, k, ver, &held)
 		if err != nil {
-			return r.fail(ctx, parent, a, cred, ver, fmt.Errorf("claiming the refresh: %w", err), false, time.Time{})
+			return r.fail(ctx, parent, a, cred, ver, err, false, time.Time{})
+		}
+		if waited {
+			continue
 		}
 
 		var tok Token
 		if pending != nil {
 			tok = pending.tok // done at the provider already; only storing failed
 		} else {
-			// Spend the refresh token only while our claim holds, and
-			// give a provider that does not answer RefreshTimeout at most.
-			started := time.Now()
-			pctx, cancel := context.WithDeadline(ctx, earliest(until, started.Add(r.timeout)))
-			tok, err = p.Refresh(pctx, cred.RefreshToken)
-			if err != nil && pctx.Err() != nil && ctx.Err() == nil {
-				err = fmt.Errorf("%w after %s: %w", ErrRefreshTimeout, r.timeout, err)
-			}
-			cancel()
-			if err == nil && tok.AccessToken == "" {
-				err = errors.New("the token endpoint answered without an access token")
-			}
-			if r.onAttempt != nil {
-				r.onAttempt(k.tenant, k.integration, time.Since(started), err)
-			}
+			tok, err = r.spend(ctx, p, k, cred.RefreshToken, until)
 			if err != nil {
 				// The provider issued nothing we got. If it answered, the
 				// refresh token is unspent; if it did not (unreachable,
@@ -418,6 +391,52 @@ func (r *Refresher) refresh(ctx, parent context.Context, a attempt) (vault.Crede
 		}
 		return r.save(ctx, parent, a, cred, ver, tok, until)
 	}
+}
+
+// claim takes the claim on version ver of k's credential, which makes
+// this replica the one that refreshes it. A claim outlives its holder by at
+// most LeaseTTL; then Claim lets exactly one waiter take the same key over
+// (see awaitOther). waited is true when another replica held the claim and
+// this one waited it out: read the credential again (held is then the
+// claim taken over, if any, kept for the next round).
+func (r *Refresher) claim(ctx context.Context, k credKey, ver int64, held *claimHeld) (until time.Time, waited bool, err error) {
+	if held.ver == ver && time.Now().Before(held.until) {
+		return held.until, false, nil // taken over while waiting
+	}
+	until = time.Now().Add(r.leaseTTL)
+	err = r.store.Claim(ctx, claimKey(k, ver), until)
+	if !errors.Is(err, vault.ErrClaimed) {
+		if err != nil {
+			err = fmt.Errorf("claiming the refresh: %w", err)
+		}
+		return until, false, err
+	}
+	got, err := r.awaitOther(ctx, k, ver)
+	if err != nil {
+		return until, true, fmt.Errorf("waiting for another replica's refresh: %w: %w", errOtherReplica, err)
+	}
+	*held = claimHeld{ver, got}
+	return until, true, nil
+}
+
+// spend spends refreshToken at k's provider p: only while the claim holds
+// (until), and for RefreshTimeout at most when the provider does not
+// answer. Every attempt is reported to OnAttempt.
+func (r *Refresher) spend(ctx context.Context, p TokenRefresher, k credKey, refreshToken string, until time.Time) (Token, error) {
+	started := time.Now()
+	pctx, cancel := context.WithDeadline(ctx, earliest(until, started.Add(r.timeout)))
+	tok, err := p.Refresh(pctx, refreshToken)
+	if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("%w after %s: %w", ErrRefreshTimeout, r.timeout, err)
+	}
+	cancel()
+	if err == nil && tok.AccessToken == "" {
+		err = errors.New("the token endpoint answered without an access token")
+	}
+	if r.onAttempt != nil {
+		r.onAttempt(k.tenant, k.integration, time.Since(started), err)
+	}
+	return tok, err
 }
 
 // wanted reports whether a asks for cred to be refreshed at now.

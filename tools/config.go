@@ -148,38 +148,8 @@ func parseConfig(data []byte, presets []Integration) ([]Integration, error) {
 		if isPreset {
 			in = out[at]
 		}
-		if ci.Category != nil {
-			in.Category = *ci.Category
-		}
-		if ci.Description != nil {
-			in.Description = *ci.Description
-		}
-		if ci.Timeout != nil {
-			d, err := time.ParseDuration(*ci.Timeout)
-			if err != nil {
-				return nil, fail("timeout", fmt.Errorf("%q is not a duration such as \"30s\"", truncate(*ci.Timeout, 40)))
-			}
-			if d <= 0 {
-				return nil, fail("timeout", errors.New("must be positive"))
-			}
-			in.Timeout = d
-		}
-		if ci.Protocol != nil {
-			in.Protocol = *ci.Protocol
-		}
-		if ci.Upstream != nil {
-			var cu configUpstream
-			if err := decodeStrict(ci.Upstream, &cu); err != nil {
-				return nil, fail("", jsonError(ci.Upstream, "upstream", err))
-			}
-			in.Upstream = mergeUpstream(in.Upstream, cu)
-		}
-		if ci.OAuth != nil {
-			var co configOAuth
-			if err := decodeStrict(ci.OAuth, &co); err != nil {
-				return nil, fail("", jsonError(ci.OAuth, "oauth", err))
-			}
-			in.OAuth = mergeOAuth(in.OAuth, co)
+		if field, err := ci.apply(&in); err != nil {
+			return nil, fail(field, err)
 		}
 		if err := validate(in, i); err != nil {
 			return nil, err
@@ -191,6 +161,44 @@ func parseConfig(data []byte, presets []Integration) ([]Integration, error) {
 		}
 	}
 	return out, nil
+}
+
+// apply sets what ci configures of in: the field at fault and why, or nil.
+func (ci configIntegration) apply(in *Integration) (field string, err error) {
+	if ci.Category != nil {
+		in.Category = *ci.Category
+	}
+	if ci.Description != nil {
+		in.Description = *ci.Description
+	}
+	if ci.Timeout != nil {
+		d, err := time.ParseDuration(*ci.Timeout)
+		if err != nil {
+			return "timeout", fmt.Errorf("%q is not a duration such as \"30s\"", truncate(*ci.Timeout, 40))
+		}
+		if d <= 0 {
+			return "timeout", errors.New("must be positive")
+		}
+		in.Timeout = d
+	}
+	if ci.Protocol != nil {
+		in.Protocol = *ci.Protocol
+	}
+	if ci.Upstream != nil {
+		var cu configUpstream
+		if err := decodeStrict(ci.Upstream, &cu); err != nil {
+			return "", jsonError(ci.Upstream, "upstream", err)
+		}
+		in.Upstream = mergeUpstream(in.Upstream, cu)
+	}
+	if ci.OAuth != nil {
+		var co configOAuth
+		if err := decodeStrict(ci.OAuth, &co); err != nil {
+			return "", jsonError(ci.OAuth, "oauth", err)
+		}
+		in.OAuth = mergeOAuth(in.OAuth, co)
+	}
+	return "", nil
 }
 
 func mergeUpstream(up Upstream, cu configUpstream) Upstream {

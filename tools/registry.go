@@ -241,66 +241,84 @@ func validate(in Integration, index int) error {
 			return fail("oauth", "%v", err)
 		}
 	}
-	up := in.Upstream
+	if field, err := checkUpstream(in.Upstream); err != nil {
+		return &IntegrationError{Integration: in.Name, Index: index, Field: field, Err: err}
+	}
+	return nil
+}
+
+// checkUpstream checks an integration's upstream: the field at fault and
+// why, or nil.
+func checkUpstream(up Upstream) (field string, err error) {
 	if (up.Command == "") == (up.URL == "") {
-		return fail("upstream", "set exactly one of command and url")
+		return "upstream", errors.New("set exactly one of command and url")
 	}
 	if up.Command != "" {
-		if hasPlaceholder(up.Command) {
-			return fail("upstream.command", "placeholders are not allowed (use env)")
-		}
-		for i, a := range up.Args {
-			// argv is visible to every process on the host: no credentials.
-			if hasPlaceholder(a) {
-				return fail(fmt.Sprintf("upstream.args[%d]", i), "placeholders are not allowed, argv is visible to other processes (use env)")
-			}
-		}
-		if len(up.Headers) > 0 {
-			return fail("upstream.headers", "only allowed with url")
-		}
-		for _, k := range sortedKeys(up.Env) {
-			if !envNameRE.MatchString(k) {
-				return fail("upstream.env", "invalid variable name %q", truncate(k, 40))
-			}
-			if err := checkTemplate(up.Env[k]); err != nil {
-				return fail("upstream.env."+k, "%v", err)
-			}
-		}
-		return nil
+		return checkCommand(up)
 	}
+	return checkURL(up)
+}
+
+// checkCommand checks the upstream of an integration run as a process.
+func checkCommand(up Upstream) (field string, err error) {
+	if hasPlaceholder(up.Command) {
+		return "upstream.command", errors.New("placeholders are not allowed (use env)")
+	}
+	for i, a := range up.Args {
+		// argv is visible to every process on the host: no credentials.
+		if hasPlaceholder(a) {
+			return fmt.Sprintf("upstream.args[%d]", i), errors.New("placeholders are not allowed, argv is visible to other processes (use env)")
+		}
+	}
+	if len(up.Headers) > 0 {
+		return "upstream.headers", errors.New("only allowed with url")
+	}
+	for _, k := range sortedKeys(up.Env) {
+		if !envNameRE.MatchString(k) {
+			return "upstream.env", fmt.Errorf("invalid variable name %q", truncate(k, 40))
+		}
+		if err := checkTemplate(up.Env[k]); err != nil {
+			return "upstream.env." + k, err
+		}
+	}
+	return "", nil
+}
+
+// checkURL checks the upstream of an integration reached over HTTP.
+func checkURL(up Upstream) (field string, err error) {
 	if len(up.Args) > 0 {
-		return fail("upstream.args", "only allowed with command")
+		return "upstream.args", errors.New("only allowed with command")
 	}
 	if len(up.Env) > 0 {
-		return fail("upstream.env", "only allowed with command")
+		return "upstream.env", errors.New("only allowed with command")
 	}
 	if hasPlaceholder(up.URL) {
-		return fail("upstream.url", "placeholders are not allowed, URLs end up in logs (use headers)")
+		return "upstream.url", errors.New("placeholders are not allowed, URLs end up in logs (use headers)")
 	}
 	u, err := url.Parse(up.URL)
 	switch {
 	case err != nil:
-		return fail("upstream.url", "not a URL")
+		return "upstream.url", errors.New("not a URL")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("upstream.url", "scheme must be http or https")
+		return "upstream.url", errors.New("scheme must be http or https")
 	case u.Host == "":
-		return fail("upstream.url", "missing host")
+		return "upstream.url", errors.New("missing host")
 	case u.User != nil:
-		return fail("upstream.url", "credentials in the URL are not allowed (use headers)")
+		return "upstream.url", errors.New("credentials in the URL are not allowed (use headers)")
 	}
 	for _, k := range sortedKeys(up.Headers) {
 		if !headerNameRE.MatchString(k) {
-			return fail("upstream.headers", "invalid header name %q", truncate(k, 40))
+			return "upstream.headers", fmt.Errorf("invalid header name %q", truncate(k, 40))
 		}
 		v := up.Headers[k]
 		if strings.ContainsAny(v, "\r\n\x00") {
-			return fail("upstream.headers."+k, "value must not contain CR, LF or NUL")
+			return "upstream.headers." + k, errors.New("value must not contain CR, LF or NUL")
 		}
 		if err := checkTemplate(v); err != nil {
-			return fail("upstream.headers."+k, "%v", err)
+			return "upstream.headers." + k, err
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // OAuth kinds and client authentication styles; empty means the first.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // Config is everything the environment says about how to run. Each field
@@ -93,7 +93,7 @@ type Config struct {
 	VaultCacheTTL time.Duration
 	// VaultTimeout bounds each request to Vault: a Vault that does not
 	// answer within it is reported unreachable (CONNECTORS_VAULT_TIMEOUT, a
-	// Go duration; empty: vault.DefaultTimeout, 1s).
+	// Go duration; empty: hashicorp.DefaultTimeout, 1s).
 	VaultTimeout time.Duration
 	// AuditLog is where the credential audit trail goes
 	// (CONNECTORS_AUDIT_LOG: "stderr", the default, beside the log;
@@ -185,7 +185,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		c.DataDir = ".connectors"
 	}
 	if v := getenv("CONNECTORS_MASTER_KEY"); v != "" {
-		key, err := vault.ParseMasterKey(v)
+		key, err := embedded.ParseMasterKey(v)
 		if err != nil {
 			return c, fmt.Errorf("CONNECTORS_MASTER_KEY: %w", err)
 		}
@@ -273,7 +273,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("CONNECTORS_VAULT_CACHE_TTL: %q is not a duration such as \"5s\"", v)
 		}
 		if d == 0 {
-			d = -1 // "no cache" (zero means the default in vault.HashiCorpConfig)
+			d = -1 // "no cache" (zero means the default in hashicorp.Config)
 		}
 		c.VaultCacheTTL = d
 	}
@@ -288,7 +288,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.BrowserClientSecret = getenv("CONNECTORS_BROWSER_CLIENT_SECRET")
 	c.PublicURL = strings.TrimSuffix(getenv("CONNECTORS_PUBLIC_URL"), "/")
 	if v := getenv("CONNECTORS_BROWSER_SESSION_KEY"); v != "" {
-		key, err := vault.ParseMasterKey(v)
+		key, err := embedded.ParseMasterKey(v)
 		if err != nil {
 			return c, fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY: %w", err)
 		}

@@ -29,6 +29,8 @@ import (
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/transport"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
+	"github.com/connectors-gateway/connectors/vault/hashicorp"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -232,7 +234,7 @@ func (m *Main) openEmbedded(cfg Config, log *slog.Logger) (store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	st, err := vault.OpenEmbedded(cfg.storePath(), &vault.EmbeddedOptions{
+	st, err := embedded.Open(cfg.storePath(), &embedded.Options{
 		MasterKey: cfg.MasterKey,
 		KeyFile:   cfg.keyFilePath(),
 		Logger:    log,
@@ -251,7 +253,7 @@ func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
 	if apiCfg.Error != nil {
 		return nil, fmt.Errorf("Vault client configuration: %w", apiCfg.Error)
 	}
-	hc := vault.HashiCorpConfig{
+	hc := hashicorp.Config{
 		Addr:         cfg.VaultAddr,
 		Token:        cfg.VaultToken,
 		KVMount:      cfg.VaultKVEngine,
@@ -265,9 +267,9 @@ func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
 		if cfg.VaultRoleID == "" || cfg.VaultSecretID == "" {
 			return nil, errors.New("VAULT_ADDR is set: give VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole")
 		}
-		hc.AppRole = &vault.AppRoleAuth{RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID}
+		hc.AppRole = &hashicorp.AppRole{RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID}
 	}
-	st, err := vault.OpenHashiCorp(hc)
+	st, err := hashicorp.Open(hc)
 	if err != nil {
 		return nil, err
 	}

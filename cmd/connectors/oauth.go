@@ -105,7 +105,7 @@ func (l flowLinker) LinkURL(ctx context.Context, integration string) (string, bo
 // scheduleStored schedules the refresh of every stored credential of the
 // linkable integrations, in the background: serving does not wait for a
 // scan of the store.
-func scheduleStored(ctx context.Context, st store, r *oauth.Refresher, integrations []string, log *slog.Logger) {
+func scheduleStored(ctx context.Context, st vault.Store, r *oauth.Refresher, integrations []string, log *slog.Logger) {
 	ids, err := st.Tenants(ctx)
 	if err != nil {
 		log.Warn("refresh_schedule_scan_failed", "error", err)
@@ -138,7 +138,7 @@ func scheduleStored(ctx context.Context, st store, r *oauth.Refresher, integrati
 // credentialRoutes wires the credential routes to the store, the
 // refresher (schedule, forget, health) and the providers (revocation).
 // flow and refresher are nil when no OAuth provider is configured.
-func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher *oauth.Refresher, g *server.Gateway, trail *audit.Logger) *transport.Credentials {
+func credentialRoutes(st vault.Backend, reg *tools.Registry, flow *oauth.Flow, refresher *oauth.Refresher, g *server.Gateway, trail *audit.Logger) *transport.Credentials {
 	c := &transport.Credentials{
 		Store:           st,
 		Registry:        reg,

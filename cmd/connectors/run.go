@@ -193,44 +193,24 @@ func (m *Main) quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-// store is what the gateway and the operator commands need of a credential
-// store; both backends are one.
-type store interface {
-	vault.Store
-	tenants.KeyStore
-	RotateTenantKey(ctx context.Context, tenant string) error
-	RetireOldKeyVersions(ctx context.Context, tenant string) error
-	Claim(ctx context.Context, key string, until time.Time) error
-	ReleaseClaim(ctx context.Context, key string) error
-	Ping(ctx context.Context) error
-	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
-	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
-	OffboardTenant(ctx context.Context, tenant string) error
-}
-
 // openStore opens the configured credential store: HashiCorp Vault when
-// VAULT_ADDR is set, else the embedded store.
-func (m *Main) openStore(cfg Config, log *slog.Logger) (store, error) {
+// VAULT_ADDR is set, else the embedded store. Every credential operation
+// is recorded in the audit trail and, when serving, the metrics.
+func (m *Main) openStore(cfg Config, log *slog.Logger) (vault.Backend, error) {
 	trail, err := m.openAudit(cfg)
 	if err != nil {
 		return nil, err
 	}
-	var st store
-	backend := metrics.BackendEmbedded
+	obs := storeObserver{trail: trail, metrics: m.metrics, usage: m.usage, backend: metrics.BackendEmbedded}
 	if cfg.VaultAddr != "" {
-		backend = metrics.BackendVault
-		st, err = m.openVault(cfg, log)
-	} else {
-		st, err = m.openEmbedded(cfg, log)
+		obs.backend = metrics.BackendVault
+		return m.openVault(cfg, obs, log)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return observe(st, trail, m.metrics, m.usage, backend), nil
+	return m.openEmbedded(cfg, obs, log)
 }
 
 // openEmbedded opens the embedded store in the data directory.
-func (m *Main) openEmbedded(cfg Config, log *slog.Logger) (store, error) {
+func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (vault.Backend, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
@@ -238,6 +218,7 @@ func (m *Main) openEmbedded(cfg Config, log *slog.Logger) (store, error) {
 		MasterKey: cfg.MasterKey,
 		KeyFile:   cfg.keyFilePath(),
 		Logger:    log,
+		Observer:  obs,
 	})
 	if err != nil {
 		return nil, err
@@ -248,7 +229,7 @@ func (m *Main) openEmbedded(cfg Config, log *slog.Logger) (store, error) {
 
 // openVault opens the HashiCorp Vault backend. Vault's usual TLS
 // variables (VAULT_CACERT, VAULT_CLIENT_CERT, ...) apply.
-func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
+func (m *Main) openVault(cfg Config, obs vault.Observer, log *slog.Logger) (vault.Backend, error) {
 	apiCfg := api.DefaultConfig()
 	if apiCfg.Error != nil {
 		return nil, fmt.Errorf("Vault client configuration: %w", apiCfg.Error)
@@ -262,6 +243,7 @@ func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
 		CacheTTL:     cfg.VaultCacheTTL,
 		Timeout:      cfg.VaultTimeout,
 		Logger:       log,
+		Observer:     obs,
 	}
 	if cfg.VaultToken == "" {
 		if cfg.VaultRoleID == "" || cfg.VaultSecretID == "" {
@@ -292,7 +274,7 @@ func registry(cfg Config) (*tools.Registry, error) {
 // gateway wires store, registry and upstream pool into the MCP gateway.
 // link, if set, adds the OAuth parts once store and registry exist; its
 // functions may use the gateway, which exists by the time they run.
-func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st store, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error)) (*server.Gateway, store, *tools.Registry, error) {
+func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st vault.Backend, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error)) (*server.Gateway, vault.Backend, *tools.Registry, error) {
 	reg, err := registry(cfg)
 	if err != nil {
 		return nil, nil, nil, err
@@ -364,7 +346,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	}
 	var flow *oauth.Flow
 	var refresher *oauth.Refresher
-	g, st, reg, err := m.gateway(cfg, log, func(st store, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error) {
+	g, st, reg, err := m.gateway(cfg, log, func(st vault.Backend, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error) {
 		providers, callbacks, err := m.providers(reg, base, log)
 		if err != nil || len(providers) == 0 {
 			return nil, nil, err
@@ -401,9 +383,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
-	if sweeper, ok := st.(*observedStore).store.(interface {
-		SweepClaims(context.Context) (int, error)
-	}); ok {
+	if sweeper, ok := st.(claimSweeper); ok {
 		go sweepClaims(ctx, sweeper, log)
 	}
 	m.metrics.ActiveSessions(g.ActiveSessions)
@@ -508,7 +488,7 @@ func (m *Main) shutdown(cfg Config, srv *http.Server, h *transport.HTTP, log *sl
 
 // authenticator is how HTTP callers prove who they are: API keys, and
 // OAuth bearer tokens from the OpenID provider when one is configured.
-func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transport.Authenticator, error) {
+func (m *Main) authenticator(ctx context.Context, cfg Config, st tenants.KeyStore) (transport.Authenticator, error) {
 	keys := transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)}
 	if cfg.OIDCIssuer == "" {
 		return keys, nil
@@ -528,7 +508,7 @@ func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transpo
 }
 
 // linkFlow sets up the OAuth link flow of providers.
-func (m *Main) linkFlow(cfg Config, base string, st store, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
+func (m *Main) linkFlow(cfg Config, base string, st oauth.FlowStore, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
 	key := cfg.BrowserSessionKey
 	if key == nil {
 		key = make([]byte, tenants.BrowserSessionKeySize)

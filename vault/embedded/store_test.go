@@ -60,6 +60,12 @@ func TestEmbeddedStoreContract(t *testing.T) {
 	})
 }
 
+func TestEmbeddedObserver(t *testing.T) {
+	storetest.RunObserver(t, func(t *testing.T, obs vault.Observer) vault.Backend {
+		return openEmbedded(t, filepath.Join(t.TempDir(), "creds.db"), &embedded.Options{MasterKey: newMasterKey(t), Observer: obs})
+	})
+}
+
 func TestEmbeddedStoreContractWithKeyFile(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) vault.Store {
 		return openEmbedded(t, filepath.Join(t.TempDir(), "creds.db"), nil)

@@ -143,6 +143,13 @@ func TestHashiCorp(t *testing.T) {
 	})
 }
 
+func TestHashiCorpObserver(t *testing.T) {
+	v := startVault(t)
+	storetest.RunObserver(t, func(t *testing.T, obs vault.Observer) vault.Backend {
+		return v.open(t, v.root, func(c *hashicorp.Config) { c.Observer = obs })
+	})
+}
+
 // TestHashiCorpGatewayPolicy runs the contract with a token that holds only
 // the shipped gateway-service policy: it grants all the backend uses.
 func TestHashiCorpGatewayPolicy(t *testing.T) {

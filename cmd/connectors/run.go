@@ -17,7 +17,6 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/hashicorp/vault/api"
-	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/oauth2"
 
@@ -271,28 +270,28 @@ func registry(cfg Config) (*tools.Registry, error) {
 	return tools.NewRegistry(ints...)
 }
 
-// gateway wires store, registry and upstream pool into the MCP gateway.
-// link, if set, adds the OAuth parts once store and registry exist; its
-// functions may use the gateway, which exists by the time they run.
-func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st vault.Backend, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error)) (*server.Gateway, vault.Backend, *tools.Registry, error) {
+// open opens what every gateway serves from: the integration registry
+// and the credential store.
+func (m *Main) open(cfg Config, log *slog.Logger) (*tools.Registry, vault.Backend, error) {
 	reg, err := registry(cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	st, err := m.openStore(cfg, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	var g *server.Gateway
+	return reg, st, nil
+}
+
+// gateway wires registry, store, upstream pool and, if changes is set,
+// the link flow into the MCP gateway, and binds relay to it. The pool and
+// the link flow were built before the gateway and tell its sessions
+// through relay (see sessionRelay).
+func (m *Main) gateway(log *slog.Logger, reg *tools.Registry, st vault.Backend, relay *sessionRelay, changes *credentialChanges) *server.Gateway {
 	opts := server.Options{Registry: reg, Store: st, Settings: st, Logger: log, Version: version}
-	if link != nil {
-		linker, refresher, err := link(st, reg, func() *server.Gateway { return g })
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if linker != nil {
-			opts.Linker, opts.Refresher = linker, refresher
-		}
+	if changes != nil {
+		opts.Linker, opts.Refresher = changes.linker()
 	}
 	opts.Metrics, opts.Usage = m.metrics, m.usage
 	pool := tools.NewPool(&tools.PoolOptions{
@@ -303,39 +302,23 @@ func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st vault.Backend,
 		Secrets: func(integration string) []string {
 			return []string{m.Getenv(envPrefix(integration) + "_CLIENT_SECRET")}
 		},
-		OnNotification: func(tenant, integration string, n mcp.JSONRPCNotification) {
-			g.UpstreamNotification(tenant, integration, n)
-		},
+		OnNotification: relay.UpstreamNotification,
 	})
 	m.onClose(func() error { pool.Close(); return nil })
 	opts.Upstreams = pool
 	m.pool = pool
-	g = server.New(opts)
-	return g, st, reg, nil
+	g := server.New(opts)
+	relay.bind(g)
+	return g
 }
 
+// serve runs the gateway over HTTP until ctx ends, then drains it. It
+// reads top to bottom: listen, open registry and store, build the
+// credential changes (the link flow and the refresher, which tell the
+// sessions through relay), the gateway, what runs beside it, and the HTTP
+// routes.
 func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
-	fs := m.flags("serve")
-	addr := fs.String("addr", "127.0.0.1:3000", "listen address `host:port`")
-	fs.StringVar(&cfg.IntegrationsFile, "config", cfg.IntegrationsFile, "integrations config `file`")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log := m.logger(cfg)
-	if m.Getenv("GOGC") == "" {
-		// The gateway's live heap is small (tens of MiB at 100,000
-		// tenants) and every call allocates: collecting at 5× the live
-		// heap instead of 2× takes about a fifth off its CPU per call
-		// (BENCHMARKS.md). GOGC in the environment still decides.
-		debug.SetGCPercent(400)
-	}
-	m.metrics, m.usage = metrics.New(), metrics.NewUsage(0)
-	if cfg.PprofAddr != "" {
-		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
-			return err
-		}
-	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, log, err := m.listen(ctx, &cfg, args)
 	if err != nil {
 		return err
 	}
@@ -344,59 +327,18 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
-	var flow *oauth.Flow
-	var refresher *oauth.Refresher
-	g, st, reg, err := m.gateway(cfg, log, func(st vault.Backend, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error) {
-		providers, callbacks, err := m.providers(reg, base, log)
-		if err != nil || len(providers) == 0 {
-			return nil, nil, err
-		}
-		refreshers := map[string]oauth.TokenRefresher{}
-		for name, p := range providers {
-			refreshers[name] = p
-		}
-		refresher = oauth.NewRefresher(oauth.RefresherOptions{
-			Store: st, Providers: refreshers, Logger: log,
-			Margin: cfg.Refresh.Margin, Jitter: cfg.Refresh.Jitter,
-			MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
-			Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
-			RefreshTimeout: cfg.Refresh.Timeout,
-			OnAttempt: func(tenant, integration string, d time.Duration, err error) {
-				m.audit.Record(context.Background(), audit.Record{
-					TenantID: tenant, Integration: integration, Operation: audit.OpRefresh,
-					Duration: d, Success: err == nil, Err: err,
-				})
-				m.metrics.Refresh(integration, err)
-				m.usage.Refresh(tenant, integration, err == nil)
-			},
-		})
-		flow, err = m.linkFlow(cfg, base, st, providers, callbacks, func(tenant, integration string, cred vault.Credential) {
-			m.audit.Record(context.Background(), audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpLink, Success: true})
-			refresher.Schedule(tenant, integration, cred)
-			g().NotifyToolsChanged(tenant)
-		}, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		return flowLinker{flow}, refresher, nil
-	})
+	reg, st, err := m.open(cfg, log)
 	if err != nil {
 		return err
 	}
-	if sweeper, ok := st.(claimSweeper); ok {
-		go sweepClaims(ctx, sweeper, log)
+	relay := new(sessionRelay)
+	changes, err := m.credentialChanges(cfg, base, reg, st, relay, log)
+	if err != nil {
+		return err
 	}
-	m.metrics.ActiveSessions(g.ActiveSessions)
-	m.metrics.UpstreamProcesses(m.pool.Processes)
-	if refresher != nil {
-		m.metrics.RefreshQueue(refresher.QueueLen)
-		go func() { _ = refresher.Run(ctx) }()
-		go scheduleStored(ctx, st, refresher, flow.Integrations(), log)
-	}
-	if cfg.TenantConfigFile {
-		if err := syncTenantConfig(ctx, cfg, st, reg, log); err != nil {
-			return err
-		}
+	g := m.gateway(log, reg, st, relay, changes)
+	if err := m.background(ctx, cfg, g, reg, st, changes, log); err != nil {
+		return err
 	}
 	single := map[string]*mcpserver.MCPServer{}
 	for _, in := range reg.All() {
@@ -416,8 +358,8 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	}
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:                browser,
-		OAuth:                  flow,
-		Credentials:            credentialRoutes(st, reg, flow, refresher, g, m.audit),
+		OAuth:                  changes.flow,
+		Credentials:            credentialRoutes(st, reg, g, changes),
 		Invoke:                 g,
 		Direct:                 direct(cfg, g),
 		Audit:                  m.audit,
@@ -442,6 +384,62 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Ready:                  st.Ping,
 		Logger:                 log,
 	})
+	return m.serveHTTP(ctx, cfg, ln, h, log)
+}
+
+// listen parses serve's flags into cfg, sets up the log, the GC target,
+// the metrics and the profiler, and listens on the address.
+func (m *Main) listen(ctx context.Context, cfg *Config, args []string) (net.Listener, *slog.Logger, error) {
+	fs := m.flags("serve")
+	addr := fs.String("addr", "127.0.0.1:3000", "listen address `host:port`")
+	fs.StringVar(&cfg.IntegrationsFile, "config", cfg.IntegrationsFile, "integrations config `file`")
+	if err := parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	log := m.logger(*cfg)
+	if m.Getenv("GOGC") == "" {
+		// The gateway's live heap is small (tens of MiB at 100,000
+		// tenants) and every call allocates: collecting at 5× the live
+		// heap instead of 2× takes about a fifth off its CPU per call
+		// (BENCHMARKS.md). GOGC in the environment still decides.
+		debug.SetGCPercent(400)
+	}
+	m.metrics, m.usage = metrics.New(), metrics.NewUsage(0)
+	if cfg.PprofAddr != "" {
+		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+			return nil, nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, log, nil
+}
+
+// background starts what runs beside the HTTP server: the claim sweeper
+// (Vault's), the gauges, the refresher and the schedule of the stored
+// credentials; and syncs the tenant config file, which must succeed before
+// serving.
+func (m *Main) background(ctx context.Context, cfg Config, g *server.Gateway, reg *tools.Registry, st vault.Backend, changes *credentialChanges, log *slog.Logger) error {
+	if sweeper, ok := st.(claimSweeper); ok {
+		go sweepClaims(ctx, sweeper, log)
+	}
+	m.metrics.ActiveSessions(g.ActiveSessions)
+	m.metrics.UpstreamProcesses(m.pool.Processes)
+	if changes.refresher != nil {
+		m.metrics.RefreshQueue(changes.refresher.QueueLen)
+		go func() { _ = changes.refresher.Run(ctx) }()
+		go changes.ScheduleStored(ctx, st, log)
+	}
+	if cfg.TenantConfigFile {
+		return syncTenantConfig(ctx, cfg, st, reg, log)
+	}
+	return nil
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down.
+func (m *Main) serveHTTP(ctx context.Context, cfg Config, ln net.Listener, h *transport.HTTP, log *slog.Logger) error {
 	// Body reads and writes are bounded per request (transport.exchange):
 	// the server's own ReadTimeout and WriteTimeout would cut event streams
 	// and long calls.
@@ -583,10 +581,11 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 	}
 	// stdout carries the protocol: logs go to stderr only.
 	log := m.logger(cfg)
-	g, _, _, err := m.gateway(cfg, log, nil)
+	reg, st, err := m.open(cfg, log)
 	if err != nil {
 		return err
 	}
+	g := m.gateway(log, reg, st, new(sessionRelay), nil)
 	id := tenants.Identity{Tenant: *tenant, Subject: "stdio"}
 	err = transport.ServeStdio(ctx, g.MCPServer(), id, m.Stdin, m.Stdout)
 	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {

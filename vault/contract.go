@@ -3,6 +3,8 @@ package vault
 import (
 	"context"
 	"time"
+
+	"github.com/connectors-gateway/connectors/tenants"
 )
 
 // Store is the credential-store contract both backends satisfy.
@@ -52,22 +54,6 @@ type Settings interface {
 	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
 }
 
-// APIKeys keeps API-key records by ID, as given: their format belongs to
-// package tenants, and they hold no secret (tenants keeps only a hash of
-// the key). IDs follow [ValidAPIKeyID].
-type APIKeys interface {
-	// PutAPIKey stores record under id, or fails with ErrAPIKeyExists.
-	PutAPIKey(ctx context.Context, id string, record []byte) error
-	// GetAPIKey returns the record under id, or an error wrapping
-	// ErrAPIKeyNotFound.
-	GetAPIKey(ctx context.Context, id string) ([]byte, error)
-	// DeleteAPIKey removes the record under id, or fails with an error
-	// wrapping ErrAPIKeyNotFound.
-	DeleteAPIKey(ctx context.Context, id string) error
-	// ListAPIKeys returns every stored ID, sorted.
-	ListAPIKeys(ctx context.Context) ([]string, error)
-}
-
 // TenantKeys manages each tenant's encryption key.
 type TenantKeys interface {
 	// RotateTenantKey gives the tenant a new key version and seals every
@@ -84,12 +70,15 @@ type TenantKeys interface {
 
 // Backend is everything a credential-store backend offers, the contract
 // both backends satisfy: the program that opens one holds it as a Backend
-// and hands each consumer the role it needs.
+// and hands each consumer the role it needs. Besides credentials, claims,
+// settings and tenant keys, a backend keeps API-key records by ID, as
+// package tenants needs them ([tenants.KeyStore]): opaque, holding no
+// secret, with IDs that follow [ValidAPIKeyID].
 type Backend interface {
 	Store
 	Claims
 	Settings
-	APIKeys
+	tenants.KeyStore
 	TenantKeys
 	// Ping checks that the store answers, cheaply, for readiness probes.
 	Ping(ctx context.Context) error

@@ -91,7 +91,8 @@ func (h *Store) SweepClaims(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// ReleaseClaim gives key up before its expiry (see Embedded.ReleaseClaim).
+// ReleaseClaim gives key up before its expiry (see [vault.Claims]): it
+// deletes the claim record.
 func (h *Store) ReleaseClaim(ctx context.Context, key string) error {
 	if _, err := h.client.Logical().DeleteWithContext(ctx, h.kv.metadata(claimsDir, vault.ClaimID(key))); err != nil {
 		return h.vaultErr(ctx, "releasing a claim", err)

@@ -24,6 +24,7 @@ type recorder struct {
 	got []observed
 }
 
+// Observe implements vault.Observer.
 func (r *recorder) Observe(_ context.Context, op vault.Op, tenant, integration string, d time.Duration, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

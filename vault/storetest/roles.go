@@ -137,7 +137,7 @@ func testTenantSettings(t *testing.T, s vault.Store) {
 // fs.ErrNotExist, and no API key is ever listed as a tenant.
 func RunAPIKeys(t *testing.T, s interface {
 	vault.Store
-	vault.APIKeys
+	tenants.KeyStore
 }) {
 	ctx := t.Context()
 

@@ -417,11 +417,16 @@ func (m *Main) listen(ctx context.Context, cfg *Config, args []string) (net.List
 	return ln, log, nil
 }
 
-// background starts what runs beside the HTTP server: the claim sweeper
+// background syncs the tenant config file, which must succeed before
+// serving, and starts what runs beside the HTTP server: the claim sweeper
 // (Vault's), the gauges, the refresher and the schedule of the stored
-// credentials; and syncs the tenant config file, which must succeed before
-// serving.
+// credentials, the file's among them.
 func (m *Main) background(ctx context.Context, cfg Config, g *server.Gateway, reg *tools.Registry, st vault.Backend, changes *credentialChanges, log *slog.Logger) error {
+	if cfg.TenantConfigFile {
+		if err := syncTenantConfig(ctx, cfg, st, reg, log); err != nil {
+			return err
+		}
+	}
 	if sweeper, ok := st.(claimSweeper); ok {
 		go sweepClaims(ctx, sweeper, log)
 	}
@@ -431,9 +436,6 @@ func (m *Main) background(ctx context.Context, cfg Config, g *server.Gateway, re
 		m.metrics.RefreshQueue(changes.refresher.QueueLen)
 		go func() { _ = changes.refresher.Run(ctx) }()
 		go changes.ScheduleStored(ctx, st, log)
-	}
-	if cfg.TenantConfigFile {
-		return syncTenantConfig(ctx, cfg, st, reg, log)
 	}
 	return nil
 }

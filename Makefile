@@ -31,8 +31,8 @@ $(VAULTDEV): $(wildcard testdata/vaultdev/*.go testdata/vaultdev/go.*)
 .PHONY: vault-dev
 vault-dev: $(VAULTDEV)
 	$(VAULTDEV) -addr $(VAULTDEV_ADDR) -log-level info \
-		-policy gateway-service=vault/policies/gateway-service-policy.hcl \
-		-policy gateway-admin=vault/policies/gateway-admin-policy.hcl
+		-policy gateway-service=vault/hashicorp/policies/gateway-service-policy.hcl \
+		-policy gateway-admin=vault/hashicorp/policies/gateway-admin-policy.hcl
 
 # Node 22, the MCP Inspector, the conformance suite and the real upstream MCP
 # servers, pinned by testdata/npm/package-lock.json. Reinstalled only when

@@ -21,6 +21,7 @@ import (
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // report collects Markdown and prints it (and appends it to -bench.out).
@@ -428,7 +429,7 @@ func startScale(b *testing.B, bin, echoBin, echoURL string, n int) *scaleGateway
 	}
 	// Load the store directly (the CLI would take a process per record).
 	loadStart := time.Now()
-	st, err := vault.OpenEmbedded(filepath.Join(dataDir, "connectors.db"), &vault.EmbeddedOptions{
+	st, err := embedded.Open(filepath.Join(dataDir, "connectors.db"), &embedded.Options{
 		KeyFile: filepath.Join(dataDir, "master.key"), NoSync: true,
 	})
 	if err != nil {
@@ -557,7 +558,7 @@ func (p *provider) Refresh(ctx context.Context, refreshToken string) (oauth.Toke
 // by the workers, memory flat from one cycle to the next.
 func BenchmarkRefreshScheduler(b *testing.B) {
 	const tokens, workers = 10_000, 8
-	st, err := vault.OpenEmbedded(filepath.Join(b.TempDir(), "s.db"), &vault.EmbeddedOptions{MasterKey: make([]byte, 32), NoSync: true})
+	st, err := embedded.Open(filepath.Join(b.TempDir(), "s.db"), &embedded.Options{MasterKey: make([]byte, 32), NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}

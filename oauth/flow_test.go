@@ -18,6 +18,7 @@ import (
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // clock is a settable time for states and the store.
@@ -78,7 +79,7 @@ func newTokenServer(t *testing.T) *tokenServer {
 
 type flowEnv struct {
 	flow  *oauth.Flow
-	store *vault.Embedded
+	store *embedded.Store
 	clock *clock
 	ts    *tokenServer
 	key   []byte
@@ -87,7 +88,7 @@ type flowEnv struct {
 func newFlow(t *testing.T) *flowEnv {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
-	st, err := vault.OpenEmbedded(filepath.Join(t.TempDir(), "store.db"), &vault.EmbeddedOptions{MasterKey: make([]byte, 32), Now: c.Now})
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), &embedded.Options{MasterKey: make([]byte, 32), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

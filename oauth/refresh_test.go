@@ -20,6 +20,7 @@ import (
 
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 const integration = "github"
@@ -27,10 +28,10 @@ const integration = "github"
 // openStore opens a real embedded store in the test's temporary folder.
 // Called inside a synctest bubble, its clock (claims, UpdatedAt) is the
 // bubble's.
-func openStore(t *testing.T) *vault.Embedded {
+func openStore(t *testing.T) *embedded.Store {
 	t.Helper()
-	s, err := vault.OpenEmbedded(filepath.Join(t.TempDir(), "store.db"),
-		&vault.EmbeddedOptions{MasterKey: bytes.Repeat([]byte{0x42}, 32)})
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"),
+		&embedded.Options{MasterKey: bytes.Repeat([]byte{0x42}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestRefresherShortLivedTokens(t *testing.T) {
 
 func TestRefreshSharesOneRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, p := &flakyStore{Embedded: openStore(t)}, newProvider()
+		s, p := &flakyStore{Store: openStore(t)}, newProvider()
 		p.delay = time.Second
 		r := newRefresher(s, p, oauth.RefresherOptions{})
 		old := link(t, s, p, "tenant-a", time.Now().Add(-time.Minute)) // expired
@@ -723,7 +724,7 @@ func TestRefreshMaxFailuresNeedsReauth(t *testing.T) {
 // flakyStore is the real store with Put failing on demand, as Vault does
 // when it is unreachable.
 type flakyStore struct {
-	*vault.Embedded
+	*embedded.Store
 	failPuts atomic.Int32 // refuse this many Puts
 	lostPuts atomic.Int32 // do this many Puts but report failure
 	claims   atomic.Int32
@@ -732,19 +733,19 @@ type flakyStore struct {
 
 func (f *flakyStore) Get(ctx context.Context, tenant, integration string) (vault.Credential, int64, error) {
 	time.Sleep(time.Duration(f.getDelay.Load()))
-	return f.Embedded.Get(ctx, tenant, integration)
+	return f.Store.Get(ctx, tenant, integration)
 }
 
 func (f *flakyStore) Claim(ctx context.Context, key string, until time.Time) error {
 	f.claims.Add(1)
-	return f.Embedded.Claim(ctx, key, until)
+	return f.Store.Claim(ctx, key, until)
 }
 
 func (f *flakyStore) Put(ctx context.Context, tenant, integration string, cred vault.Credential, version int64) (int64, error) {
 	if f.failPuts.Add(-1) >= 0 {
 		return 0, &vault.VaultError{Err: errors.New("connection refused")}
 	}
-	v, err := f.Embedded.Put(ctx, tenant, integration, cred, version)
+	v, err := f.Store.Put(ctx, tenant, integration, cred, version)
 	if err == nil && f.lostPuts.Add(-1) >= 0 {
 		return 0, &vault.VaultError{Err: errors.New("connection reset after the write")}
 	}
@@ -754,7 +755,7 @@ func (f *flakyStore) Put(ctx context.Context, tenant, integration string, cred v
 func TestRefreshRetriesStoringNewTokens(t *testing.T) {
 	t.Run("put fails twice", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			s, p := &flakyStore{Embedded: openStore(t)}, newProvider()
+			s, p := &flakyStore{Store: openStore(t)}, newProvider()
 			r := newRefresher(s, p, oauth.RefresherOptions{})
 			old := link(t, s, p, "tenant-a", time.Now().Add(-time.Second))
 			s.failPuts.Store(2)
@@ -772,7 +773,7 @@ func TestRefreshRetriesStoringNewTokens(t *testing.T) {
 	})
 	t.Run("put lands but reports failure", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			s, p := &flakyStore{Embedded: openStore(t)}, newProvider()
+			s, p := &flakyStore{Store: openStore(t)}, newProvider()
 			r := newRefresher(s, p, oauth.RefresherOptions{})
 			old := link(t, s, p, "tenant-a", time.Now().Add(-time.Second))
 			s.lostPuts.Store(1)
@@ -787,7 +788,7 @@ func TestRefreshRetriesStoringNewTokens(t *testing.T) {
 	})
 	t.Run("store down for a while", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			s, p := &flakyStore{Embedded: openStore(t)}, newProvider()
+			s, p := &flakyStore{Store: openStore(t)}, newProvider()
 			var logs logBuffer
 			r := newRefresher(s, p, oauth.RefresherOptions{
 				MinBackoff: time.Minute, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
@@ -1063,7 +1064,7 @@ func TestRefresherLogs(t *testing.T) {
 
 func TestRefreshJoinsOnlyAUsefulRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, p := &flakyStore{Embedded: openStore(t)}, newProvider()
+		s, p := &flakyStore{Store: openStore(t)}, newProvider()
 		r := newRefresher(s, p, oauth.RefresherOptions{})
 		cur := link(t, s, p, "tenant-a", time.Now().Add(time.Hour))
 		s.getDelay.Store(int64(time.Second))

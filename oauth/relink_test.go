@@ -13,6 +13,7 @@ import (
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // TestFlowRelinksUnreadableRecord: a tenant whose stored credential no
@@ -20,8 +21,8 @@ import (
 // again, and the new link replaces the record, which then reads.
 func TestFlowRelinksUnreadableRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
-	opts := &vault.EmbeddedOptions{MasterKey: make([]byte, 32)}
-	st, err := vault.OpenEmbedded(path, opts)
+	opts := &embedded.Options{MasterKey: make([]byte, 32)}
+	st, err := embedded.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestFlowRelinksUnreadableRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if st, err = vault.OpenEmbedded(path, opts); err != nil {
+	if st, err = embedded.Open(path, opts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })

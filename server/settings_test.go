@@ -12,6 +12,7 @@ import (
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // TestSettingsFailClosed: with the store gone (a real embedded store,
@@ -19,7 +20,7 @@ import (
 // whose settings were never read gets the store's error, never the zero
 // Settings that allow everything.
 func TestSettingsFailClosed(t *testing.T) {
-	st, err := vault.OpenEmbedded(filepath.Join(t.TempDir(), "s.db"), &vault.EmbeddedOptions{MasterKey: make([]byte, 32)})
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "s.db"), &embedded.Options{MasterKey: make([]byte, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}

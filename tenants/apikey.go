@@ -43,8 +43,8 @@ var ErrInvalidAPIKey = errors.New("invalid API key")
 // ErrKeyNotFound is returned by Revoke for an ID with no key.
 var ErrKeyNotFound = errors.New("API key not found")
 
-// KeyStore is the storage APIKeys needs; vault.Embedded is one. Records are
-// opaque bytes holding no secret.
+// KeyStore is the storage APIKeys needs; both credential-store backends are
+// one. Records are opaque bytes holding no secret.
 //
 // GetAPIKey and DeleteAPIKey of a missing id, and PutAPIKey of a taken one,
 // return errors that wrap fs.ErrNotExist and fs.ErrExist respectively, so

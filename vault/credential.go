@@ -1,19 +1,29 @@
-// Package vault stores tenants' integration credentials.
+// Package vault is the contract of the gateway's credential stores: the
+// [Credential] record, the typed errors, the interfaces a backend
+// satisfies and the helpers both backends use. The backends live in
+// packages of their own, as tailscale's ipn/store/* do:
+// [github.com/connectors-gateway/connectors/vault/embedded] (one local
+// file, AES-256-GCM envelope encryption, for development and single-node
+// use) and [github.com/connectors-gateway/connectors/vault/hashicorp] (KV
+// v2 records whose secrets are Transit ciphertext under one key per
+// tenant). Package storetest holds each backend to the contract.
 //
 // # Overview
 //
-// A [Store] keeps one [Credential] per (tenant, integration). Two backends
-// satisfy it: the embedded store (one local file, AES-256-GCM envelope
-// encryption, for development and single-node use) and HashiCorp Vault (KV v2
-// records whose secrets are Transit ciphertext under one key per tenant).
+// A [Store] keeps one [Credential] per (tenant, integration); a [Backend]
+// keeps besides claims, tenant settings and API-key records, and manages
+// each tenant's encryption key. Every write is a check-and-set against the
+// record's version, so two writers racing on one record never silently
+// overwrite each other: the loser gets a [*ConflictError].
 //
-// Every write is a check-and-set against the record's version, so two writers
-// racing on one record never silently overwrite each other: the loser gets a
-// [*ConflictError].
+// Consumers declare the few methods they use (server, oauth, tenants and
+// transport each do); the program that opens a backend holds it as a
+// [Backend]. An [Observer] given to a backend is told of every credential
+// operation: that is where the audit trail and the metrics are fed.
 package vault
 
 import (
-	"context"
+	"maps"
 	"time"
 )
 
@@ -41,22 +51,14 @@ const StatusNeedsReauth = "needs_reauth"
 // read just before it, so a concurrent writer still causes a ConflictError.
 const AnyVersion int64 = -1
 
-// Store is the credential-store contract both backends satisfy.
-//
-// Versions start at 1 for a record's first write. Put with version 0 creates
-// a record that must not exist yet; with version N it replaces version N only.
-type Store interface {
-	// Get returns the credential and its version, or *CredentialNotFoundError.
-	Get(ctx context.Context, tenant, integration string) (Credential, int64, error)
-	// Put writes cred if the record is at version (see AnyVersion) and
-	// returns the new version, or *ConflictError.
-	Put(ctx context.Context, tenant, integration string, cred Credential, version int64) (int64, error)
-	// Delete removes the record; deleting a missing record is *CredentialNotFoundError.
-	Delete(ctx context.Context, tenant, integration string) error
-	// Integrations lists the integrations a tenant has a credential for, sorted.
-	Integrations(ctx context.Context, tenant string) ([]string, error)
-	// Tenants lists every tenant with at least one credential, sorted.
-	Tenants(ctx context.Context) ([]string, error)
-	// Close releases the backend.
-	Close() error
+// Clone returns c with its own copies of Scopes and Extra, so a credential
+// a backend caches is never changed through a caller's slice or map.
+func (c Credential) Clone() Credential {
+	if c.Scopes != nil {
+		c.Scopes = append([]string(nil), c.Scopes...)
+	}
+	if c.Extra != nil {
+		c.Extra = maps.Clone(c.Extra)
+	}
+	return c
 }

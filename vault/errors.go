@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 )
 
 // CredentialNotFoundError reports that a tenant has no credential for an
@@ -61,17 +62,6 @@ func IsNotFound(err error) bool {
 // grammar (see [ValidateIntegration]), before any storage is touched.
 var ErrInvalidIntegration = errors.New("invalid integration name: must match ^[a-z][a-z0-9-]{0,31}$")
 
-// ErrInvalidMasterKey is returned for a master key that is not 32 bytes.
-var ErrInvalidMasterKey = errors.New("invalid master key: must be 32 bytes (AES-256)")
-
-// ErrMasterKeyMismatch is returned when a store is opened with a master key
-// other than the one it was created with.
-var ErrMasterKeyMismatch = errors.New("master key does not match the key this store was created with")
-
-// ErrInsecureKeyFile is returned when the master key file can be read or
-// written by its group or by others.
-var ErrInsecureKeyFile = errors.New("master key file is accessible by group or others: run chmod 600 on it")
-
 // ErrAPIKeyNotFound is returned for an API key ID the store does not hold.
 // It wraps [fs.ErrNotExist], so a package that must not import vault can
 // recognise it with errors.Is(err, fs.ErrNotExist).
@@ -99,3 +89,27 @@ func (e *kindError) Unwrap() error { return e.kind }
 // whose claim has not expired: a replayed OAuth state, or a refresh that
 // another replica is already doing.
 var ErrClaimed = errors.New("already claimed")
+
+// ErrSettingsChanged is a lost check-and-set on a tenant's settings.
+var ErrSettingsChanged = errors.New("tenant settings changed concurrently: retry")
+
+// OffboardError reports that off-boarding a tenant stopped because
+// something of the tenant would have been left behind. The tenant's key is
+// then kept, so whatever remains can still be read and deleted by an
+// operator before off-boarding again.
+type OffboardError struct {
+	Tenant    string
+	Remaining []string // record paths still present, relative to the tenant
+	Err       error    // why they could not be deleted, if known
+}
+
+func (e *OffboardError) Error() string {
+	msg := fmt.Sprintf("vault: off-boarding tenant %s: %d record(s) left behind (%s); the tenant's key was not deleted",
+		e.Tenant, len(e.Remaining), strings.Join(e.Remaining, ", "))
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *OffboardError) Unwrap() error { return e.Err }

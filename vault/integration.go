@@ -1,7 +1,10 @@
 package vault
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"regexp"
 
 	"github.com/connectors-gateway/connectors/tenants"
 )
@@ -26,22 +29,36 @@ func ValidateIntegration(name string) error {
 	return nil
 }
 
-// validateTenant checks a tenant ID before any backend touches storage.
-func validateTenant(tenant string) error {
+// ValidateTenant checks a tenant ID before a backend touches storage.
+func ValidateTenant(tenant string) error {
 	if err := tenants.ValidateID(tenant); err != nil {
 		return fmt.Errorf("vault: tenant %q: %w", tenant, err)
 	}
 	return nil
 }
 
-// validateRecord checks both halves of a record's key before any backend
+// ValidateRecord checks both halves of a record's key before a backend
 // touches storage.
-func validateRecord(tenant, integration string) error {
-	if err := validateTenant(tenant); err != nil {
+func ValidateRecord(tenant, integration string) error {
+	if err := ValidateTenant(tenant); err != nil {
 		return err
 	}
 	if err := ValidateIntegration(integration); err != nil {
 		return fmt.Errorf("vault: integration %q: %w", integration, err)
 	}
 	return nil
+}
+
+// apiKeyIDPattern bounds the IDs the backends accept for API keys.
+var apiKeyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidAPIKeyID reports whether id may name an API-key record: 1 to 64
+// bytes of [A-Za-z0-9_-].
+func ValidAPIKeyID(id string) bool { return apiKeyIDPattern.MatchString(id) }
+
+// ClaimID is the name a claim of key is stored under: its SHA-256 in hex,
+// so that a key (an OAuth state) is never written down in clear.
+func ClaimID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
 }

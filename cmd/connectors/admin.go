@@ -217,7 +217,7 @@ func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
 }
 
 // tenantVerb parses "<command> <verb> --tenant T" and opens the store.
-func (m *Main) tenantVerb(cfg Config, command, verb string, args []string) (string, store, error) {
+func (m *Main) tenantVerb(cfg Config, command, verb string, args []string) (string, vault.Backend, error) {
 	if len(args) == 0 || args[0] != verb {
 		return "", nil, usageError{fmt.Sprintf("%s: want %s", command, verb)}
 	}

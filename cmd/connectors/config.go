@@ -2,12 +2,13 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // Config is everything the environment says about how to run. Each field
@@ -93,7 +94,7 @@ type Config struct {
 	VaultCacheTTL time.Duration
 	// VaultTimeout bounds each request to Vault: a Vault that does not
 	// answer within it is reported unreachable (CONNECTORS_VAULT_TIMEOUT, a
-	// Go duration; empty: vault.DefaultTimeout, 1s).
+	// Go duration; empty: hashicorp.DefaultTimeout, 1s).
 	VaultTimeout time.Duration
 	// AuditLog is where the credential audit trail goes
 	// (CONNECTORS_AUDIT_LOG: "stderr", the default, beside the log;
@@ -141,7 +142,9 @@ type Config struct {
 	TenantConfigPath string
 }
 
-// configFromEnv reads Config through getenv.
+// configFromEnv reads Config through getenv: the plain values here, the
+// others by concern in the read functions below, in this order (the first
+// mistake found is the one reported), then the checks across them.
 func configFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		DataDir:            getenv("CONNECTORS_DATA_DIR"),
@@ -163,13 +166,29 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		AuditLog:           getenv("CONNECTORS_AUDIT_LOG"),
 		PprofAddr:          getenv("CONNECTORS_PPROF_ADDR"),
 		TenantConfigPath:   getenv("TENANT_CONFIG_PATH"),
+		AllowedOrigins:     list(getenv("CONNECTORS_ALLOWED_ORIGINS")),
+		AllowedHosts:       list(getenv("CONNECTORS_ALLOWED_HOSTS")),
+		OAuthRedirectURIs:  list(getenv("CONNECTORS_OAUTH_REDIRECT_URIS")),
 	}
+	for _, read := range []func(*Config, func(string) string) error{
+		readFeatures, readTimeouts, readBounds, readVault, readBrowser,
+	} {
+		if err := read(&c, getenv); err != nil {
+			return c, err
+		}
+	}
+	return c, c.check()
+}
+
+// readFeatures reads the switches (direct calls, the tenant config file)
+// and where the embedded store lives and its master key.
+func readFeatures(c *Config, getenv func(string) string) error {
 	switch v := getenv("CONNECTORS_DIRECT_CALLS"); v {
 	case "", "on":
 	case "off":
 		c.NoDirect = true
 	default:
-		return c, fmt.Errorf("CONNECTORS_DIRECT_CALLS: %q is neither on nor off", v)
+		return fmt.Errorf("CONNECTORS_DIRECT_CALLS: %q is neither on nor off", v)
 	}
 	if c.TenantConfigPath == "" {
 		c.TenantConfigPath = filepath.Join("config", "tenants.json")
@@ -177,7 +196,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("ENABLE_TENANT_CONFIG_FILE"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
-			return c, fmt.Errorf("ENABLE_TENANT_CONFIG_FILE must be true or false, not %q", v)
+			return fmt.Errorf("ENABLE_TENANT_CONFIG_FILE must be true or false, not %q", v)
 		}
 		c.TenantConfigFile = on
 	}
@@ -185,15 +204,18 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		c.DataDir = ".connectors"
 	}
 	if v := getenv("CONNECTORS_MASTER_KEY"); v != "" {
-		key, err := vault.ParseMasterKey(v)
+		key, err := embedded.ParseMasterKey(v)
 		if err != nil {
-			return c, fmt.Errorf("CONNECTORS_MASTER_KEY: %w", err)
+			return fmt.Errorf("CONNECTORS_MASTER_KEY: %w", err)
 		}
 		c.MasterKey = key
 	}
-	c.AllowedOrigins = list(getenv("CONNECTORS_ALLOWED_ORIGINS"))
-	c.AllowedHosts = list(getenv("CONNECTORS_ALLOWED_HOSTS"))
-	c.OAuthRedirectURIs = list(getenv("CONNECTORS_OAUTH_REDIRECT_URIS"))
+	return nil
+}
+
+// readTimeouts reads the refresher's durations, the session idle time,
+// the HTTP timeouts and the drain.
+func readTimeouts(c *Config, getenv func(string) string) error {
 	for name, d := range map[string]*time.Duration{
 		"CONNECTORS_REFRESH_MARGIN":      &c.Refresh.Margin,
 		"CONNECTORS_REFRESH_JITTER":      &c.Refresh.Jitter,
@@ -201,20 +223,12 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		"CONNECTORS_REFRESH_MAX_BACKOFF": &c.Refresh.MaxBackoff,
 		"CONNECTORS_REFRESH_TIMEOUT":     &c.Refresh.Timeout,
 	} {
-		if v := getenv(name); v != "" {
-			parsed, err := time.ParseDuration(v)
-			if err != nil || parsed < 0 {
-				return c, fmt.Errorf("%s: %q is not a duration such as \"5m\"", name, v)
-			}
-			*d = parsed
+		if err := duration(getenv, name, d, 0, `a duration such as "5m"`); err != nil {
+			return err
 		}
 	}
-	if v := getenv("CONNECTORS_SESSION_IDLE_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second {
-			return c, fmt.Errorf("CONNECTORS_SESSION_IDLE_TTL: %q is not a duration of a second or more, such as \"30m\"", v)
-		}
-		c.SessionIdleTTL = d
+	if err := duration(getenv, "CONNECTORS_SESSION_IDLE_TTL", &c.SessionIdleTTL, time.Second, `a duration of a second or more, such as "30m"`); err != nil {
+		return err
 	}
 	c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout = 15*time.Second, 15*time.Second, 20*time.Second
 	for name, d := range map[string]*time.Duration{
@@ -222,95 +236,112 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		"CONNECTORS_HTTP_WRITE_TIMEOUT": &c.HTTPWriteTimeout,
 		"CONNECTORS_HTTP_IDLE_TIMEOUT":  &c.HTTPIdleTimeout,
 	} {
-		if v := getenv(name); v != "" {
-			parsed, err := time.ParseDuration(v)
-			if err != nil || parsed < 10*time.Millisecond {
-				return c, fmt.Errorf("%s: %q is not a duration of 10ms or more, such as \"15s\"", name, v)
-			}
-			*d = parsed
+		if err := duration(getenv, name, d, 10*time.Millisecond, `a duration of 10ms or more, such as "15s"`); err != nil {
+			return err
 		}
 	}
 	c.DrainTimeout = 25 * time.Second
-	if v := getenv("CONNECTORS_DRAIN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return c, fmt.Errorf("CONNECTORS_DRAIN_TIMEOUT: %q is not a duration such as \"25s\"", v)
-		}
-		c.DrainTimeout = d
-	}
+	return duration(getenv, "CONNECTORS_DRAIN_TIMEOUT", &c.DrainTimeout, 0, `a duration such as "25s"`)
+}
+
+// readBounds reads the bounds on sessions and on the refresher's work, and
+// checks the redirect allowlist.
+func readBounds(c *Config, getenv func(string) string) error {
 	for name, n := range map[string]*int{
 		"CONNECTORS_MAX_SESSIONS":              &c.MaxSessions,
 		"CONNECTORS_MAX_SESSIONS_PER_TENANT":   &c.MaxSessionsPerTenant,
 		"CONNECTORS_MAX_SESSIONS_PER_IDENTITY": &c.MaxSessionsPerIdentity,
 		"CONNECTORS_MAX_REQUESTS_PER_SESSION":  &c.MaxRequestsPerSession,
 	} {
-		if v := getenv(name); v != "" {
-			parsed, err := strconv.Atoi(v)
-			if err != nil || parsed < 1 || parsed > 10_000_000 {
-				return c, fmt.Errorf("%s: %q is not a count from 1 to 10000000", name, v)
-			}
-			*n = parsed
+		if err := count(getenv, name, n, 10_000_000); err != nil {
+			return err
 		}
 	}
 	for name, n := range map[string]*int{
 		"CONNECTORS_REFRESH_WORKERS":      &c.Refresh.Workers,
 		"CONNECTORS_REFRESH_MAX_FAILURES": &c.Refresh.MaxFailures,
 	} {
-		if v := getenv(name); v != "" {
-			parsed, err := strconv.Atoi(v)
-			if err != nil || parsed < 1 || parsed > 1000 {
-				return c, fmt.Errorf("%s: %q is not a count from 1 to 1000", name, v)
-			}
-			*n = parsed
+		if err := count(getenv, name, n, 1000); err != nil {
+			return err
 		}
 	}
-	if err := redirectURIs(c.OAuthRedirectURIs); err != nil {
-		return c, err
+	return redirectURIs(c.OAuthRedirectURIs)
+}
+
+// readVault reads the HashiCorp Vault backend's cache and timeout.
+func readVault(c *Config, getenv func(string) string) error {
+	if err := duration(getenv, "CONNECTORS_VAULT_CACHE_TTL", &c.VaultCacheTTL, math.MinInt64, `a duration such as "5s"`); err != nil {
+		return err
 	}
-	if v := getenv("CONNECTORS_VAULT_CACHE_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return c, fmt.Errorf("CONNECTORS_VAULT_CACHE_TTL: %q is not a duration such as \"5s\"", v)
-		}
-		if d == 0 {
-			d = -1 // "no cache" (zero means the default in vault.HashiCorpConfig)
-		}
-		c.VaultCacheTTL = d
+	if getenv("CONNECTORS_VAULT_CACHE_TTL") != "" && c.VaultCacheTTL == 0 {
+		c.VaultCacheTTL = -1 // "no cache" (zero means the default in hashicorp.Config)
 	}
-	if v := getenv("CONNECTORS_VAULT_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return c, fmt.Errorf("CONNECTORS_VAULT_TIMEOUT: %q is not a positive duration such as \"1s\"", v)
-		}
-		c.VaultTimeout = d
-	}
+	return duration(getenv, "CONNECTORS_VAULT_TIMEOUT", &c.VaultTimeout, 1, `a positive duration such as "1s"`)
+}
+
+// readBrowser reads browser sign-in and checks it has what it needs.
+func readBrowser(c *Config, getenv func(string) string) error {
 	c.BrowserClientID = getenv("CONNECTORS_BROWSER_CLIENT_ID")
 	c.BrowserClientSecret = getenv("CONNECTORS_BROWSER_CLIENT_SECRET")
 	c.PublicURL = strings.TrimSuffix(getenv("CONNECTORS_PUBLIC_URL"), "/")
 	if v := getenv("CONNECTORS_BROWSER_SESSION_KEY"); v != "" {
-		key, err := vault.ParseMasterKey(v)
+		key, err := embedded.ParseMasterKey(v)
 		if err != nil {
-			return c, fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY: %w", err)
+			return fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY: %w", err)
 		}
 		c.BrowserSessionKey = key
 	}
 	if c.BrowserClientID != "" {
 		if c.BrowserSessionKey == nil {
-			return c, fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY is required with CONNECTORS_BROWSER_CLIENT_ID: 32 bytes as base64 or 64 hex digits")
+			return fmt.Errorf("CONNECTORS_BROWSER_SESSION_KEY is required with CONNECTORS_BROWSER_CLIENT_ID: 32 bytes as base64 or 64 hex digits")
 		}
 		if c.OIDCIssuer == "" || c.PublicURL == "" {
-			return c, fmt.Errorf("CONNECTORS_BROWSER_CLIENT_ID is set: CONNECTORS_OIDC_ISSUER and CONNECTORS_PUBLIC_URL are needed too")
+			return fmt.Errorf("CONNECTORS_BROWSER_CLIENT_ID is set: CONNECTORS_OIDC_ISSUER and CONNECTORS_PUBLIC_URL are needed too")
 		}
 	}
+	return nil
+}
+
+// check checks what the read functions cannot alone.
+func (c Config) check() error {
 	if c.OIDCIssuer != "" && c.Resource == "" {
-		return c, fmt.Errorf("CONNECTORS_OIDC_ISSUER is set: CONNECTORS_RESOURCE must name the gateway's canonical resource URI (the audience of its tokens), e.g. https://gateway.example.com/mcp")
+		return fmt.Errorf("CONNECTORS_OIDC_ISSUER is set: CONNECTORS_RESOURCE must name the gateway's canonical resource URI (the audience of its tokens), e.g. https://gateway.example.com/mcp")
 	}
 	switch c.LogFormat {
 	case "", "json", "text":
 	default:
-		return c, fmt.Errorf("CONNECTORS_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+		return fmt.Errorf("CONNECTORS_LOG_FORMAT must be json or text, not %q", c.LogFormat)
 	}
-	return c, nil
+	return nil
+}
+
+// duration sets *d to the variable name, if set, a Go duration of at
+// least lowest; want describes one for the error.
+func duration(getenv func(string) string, name string, d *time.Duration, lowest time.Duration, want string) error {
+	v := getenv(name)
+	if v == "" {
+		return nil
+	}
+	parsed, err := time.ParseDuration(v)
+	if err != nil || parsed < lowest {
+		return fmt.Errorf("%s: %q is not %s", name, v, want)
+	}
+	*d = parsed
+	return nil
+}
+
+// count sets *n to the variable name, if set, a count from 1 to most.
+func count(getenv func(string) string, name string, n *int, most int) error {
+	v := getenv(name)
+	if v == "" {
+		return nil
+	}
+	parsed, err := strconv.Atoi(v)
+	if err != nil || parsed < 1 || parsed > most {
+		return fmt.Errorf("%s: %q is not a count from 1 to %d", name, v, most)
+	}
+	*n = parsed
+	return nil
 }
 
 // RefreshConfig tunes the token refresher; zero fields take its defaults.

@@ -17,7 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // These tests come at the gateway the way a hostile or careless party
@@ -29,7 +29,7 @@ import (
 func storeTenants(t *testing.T, g *gateway) []string {
 	t.Helper()
 	dir := g.env["CONNECTORS_DATA_DIR"]
-	st, err := vault.OpenEmbedded(filepath.Join(dir, "connectors.db"), &vault.EmbeddedOptions{KeyFile: filepath.Join(dir, "master.key")})
+	st, err := embedded.Open(filepath.Join(dir, "connectors.db"), &embedded.Options{KeyFile: filepath.Join(dir, "master.key")})
 	if err != nil {
 		t.Fatal(err)
 	}

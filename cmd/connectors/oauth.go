@@ -2,21 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
-	"time"
 
-	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/oauth"
-	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
-	"github.com/connectors-gateway/connectors/transport"
-	"github.com/connectors-gateway/connectors/vault"
 )
 
 // envPrefix is an integration's prefix for its OAuth client variables:
@@ -100,80 +93,4 @@ func (l flowLinker) LinkURL(ctx context.Context, integration string) (string, bo
 	}
 	link, err := l.flow.Begin(ctx, id, id.Tenant, integration, "")
 	return link.URL, err == nil, err
-}
-
-// scheduleStored schedules the refresh of every stored credential of the
-// linkable integrations, in the background: serving does not wait for a
-// scan of the store.
-func scheduleStored(ctx context.Context, st store, r *oauth.Refresher, integrations []string, log *slog.Logger) {
-	ids, err := st.Tenants(ctx)
-	if err != nil {
-		log.Warn("refresh_schedule_scan_failed", "error", err)
-		return
-	}
-	n := 0
-	for _, tenant := range ids {
-		held, err := st.Integrations(ctx, tenant)
-		if err != nil {
-			continue
-		}
-		for _, integration := range held {
-			if ctx.Err() != nil {
-				return
-			}
-			if !slices.Contains(integrations, integration) {
-				continue
-			}
-			cred, _, err := st.Get(ctx, tenant, integration)
-			if err != nil {
-				continue
-			}
-			r.Schedule(tenant, integration, cred)
-			n++
-		}
-	}
-	log.Info("refresh_schedule_loaded", "credentials", n, "tenants", len(ids))
-}
-
-// credentialRoutes wires the credential routes to the store, the
-// refresher (schedule, forget, health) and the providers (revocation).
-// flow and refresher are nil when no OAuth provider is configured.
-func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher *oauth.Refresher, g *server.Gateway, trail *audit.Logger) *transport.Credentials {
-	c := &transport.Credentials{
-		Store:           st,
-		Registry:        reg,
-		Settings:        st,
-		SettingsChanged: g.InvalidateSettings,
-		RotateKey:       st.RotateTenantKey,
-		Changed: func(tenant, integration string, cred *vault.Credential) {
-			if refresher != nil {
-				if cred != nil {
-					refresher.Schedule(tenant, integration, *cred)
-				} else {
-					refresher.MarkRevoked(tenant, integration)
-				}
-			}
-			g.NotifyToolsChanged(tenant)
-		},
-	}
-	if refresher != nil {
-		c.Health = refresher.Health
-	}
-	if flow != nil {
-		c.Revoke = func(ctx context.Context, tenant, integration string, cred vault.Credential) (bool, error) {
-			p, ok := flow.Provider(integration)
-			if !ok {
-				return false, nil
-			}
-			start := time.Now()
-			err := p.Revoke(ctx, cred)
-			if errors.Is(err, oauth.ErrRevokeUnsupported) {
-				return false, nil
-			}
-			trail.Record(ctx, audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpRevoke,
-				Duration: time.Since(start), Success: err == nil, Err: err})
-			return err == nil, err
-		}
-	}
-	return c
 }

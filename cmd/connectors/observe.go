@@ -38,81 +38,40 @@ func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	return trail, nil
 }
 
-// observedStore records every credential operation in the audit trail, the
-// metrics (latency and errors by operation) and the per-tenant usage.
-type observedStore struct {
-	store
+// storeObserver records every credential operation of the store in the
+// audit trail, the metrics (latency and errors by operation) and the
+// per-tenant usage. It is the backend's vault.Observer, so every backend
+// reports the same operations, and nothing needs to wrap the store.
+type storeObserver struct {
 	trail   *audit.Logger
-	metrics *metrics.Metrics
-	usage   *metrics.Usage
-	backend string
+	metrics *metrics.Metrics // nil for operator commands
+	usage   *metrics.Usage   // likewise
+	backend string           // metrics.BackendEmbedded or metrics.BackendVault
 }
 
-// observe wraps st; metrics and usage may be nil (operator commands).
-func observe(st store, trail *audit.Logger, m *metrics.Metrics, u *metrics.Usage, backend string) *observedStore {
-	return &observedStore{store: st, trail: trail, metrics: m, usage: u, backend: backend}
-}
-
-// done records one operation.
-func (s *observedStore) done(ctx context.Context, op, tenant, integration string, start time.Time, err error) {
-	d := time.Since(start)
-	s.trail.Record(ctx, audit.Record{TenantID: tenant, Integration: integration, Operation: op, Duration: d, Success: err == nil, Err: err})
+// Observe implements vault.Observer. The operation names of the audit
+// trail and of the metrics are vault's own.
+func (o storeObserver) Observe(ctx context.Context, op vault.Op, tenant, integration string, d time.Duration, err error) {
+	o.trail.Record(ctx, audit.Record{TenantID: tenant, Integration: integration, Operation: string(op), Duration: d, Success: err == nil, Err: err})
+	failure := err
 	if vault.IsNotFound(err) || errors.Is(err, vault.ErrClaimed) {
-		err = nil // an answer, not a store failure
+		failure = nil // an answer, not a store failure
 	}
-	s.metrics.Store(s.backend, op, d, err)
-}
-
-func (s *observedStore) Get(ctx context.Context, tenant, integration string) (vault.Credential, int64, error) {
-	start := time.Now()
-	cred, v, err := s.store.Get(ctx, tenant, integration)
-	s.done(ctx, audit.OpGet, tenant, integration, start, err)
-	if err == nil {
-		s.usage.CredentialAccess(tenant, integration)
+	o.metrics.Store(o.backend, string(op), d, failure)
+	if op == vault.OpGet && err == nil {
+		o.usage.CredentialAccess(tenant, integration)
 	}
-	return cred, v, err
 }
 
-func (s *observedStore) Put(ctx context.Context, tenant, integration string, cred vault.Credential, version int64) (int64, error) {
-	start := time.Now()
-	v, err := s.store.Put(ctx, tenant, integration, cred, version)
-	s.done(ctx, audit.OpPut, tenant, integration, start, err)
-	return v, err
-}
-
-func (s *observedStore) Delete(ctx context.Context, tenant, integration string) error {
-	start := time.Now()
-	err := s.store.Delete(ctx, tenant, integration)
-	s.done(ctx, audit.OpDelete, tenant, integration, start, err)
-	return err
-}
-
-func (s *observedStore) RotateTenantKey(ctx context.Context, tenant string) error {
-	start := time.Now()
-	err := s.store.RotateTenantKey(ctx, tenant)
-	s.done(ctx, audit.OpRotate, tenant, "", start, err)
-	return err
-}
-
-func (s *observedStore) RetireOldKeyVersions(ctx context.Context, tenant string) error {
-	start := time.Now()
-	err := s.store.RetireOldKeyVersions(ctx, tenant)
-	s.done(ctx, audit.OpRotate, tenant, "", start, err)
-	return err
-}
-
-func (s *observedStore) OffboardTenant(ctx context.Context, tenant string) error {
-	start := time.Now()
-	err := s.store.OffboardTenant(ctx, tenant)
-	s.done(ctx, audit.OpOffboard, tenant, "", start, err)
-	return err
+// claimSweeper is a store whose expired claims must be swept now and then
+// (HashiCorp Vault's; the embedded store purges its own).
+type claimSweeper interface {
+	SweepClaims(context.Context) (int, error)
 }
 
 // sweepClaims removes expired claims (used OAuth states, refresh leases)
 // from Vault every ten minutes; the embedded store purges its own.
-func sweepClaims(ctx context.Context, s interface {
-	SweepClaims(context.Context) (int, error)
-}, log *slog.Logger) {
+func sweepClaims(ctx context.Context, s claimSweeper, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {

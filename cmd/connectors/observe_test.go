@@ -10,7 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/internal/fakeoauth"
+	"github.com/connectors-gateway/connectors/metrics"
+	"github.com/connectors-gateway/connectors/vault"
 )
 
 // TestAuditTrailAndMetrics: every credential operation leaves one audit
@@ -192,5 +195,22 @@ func TestOperatorSubject(t *testing.T) {
 	g.mustRun(`{"accessToken": "unused-again"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "everything")
 	if !strings.Contains(g.stderr.String(), `"subject":"cli:ops-alice"`) {
 		t.Errorf("no record with subject cli:ops-alice:\n%.2000s", g.stderr)
+	}
+}
+
+// TestStoreOperationNames: the store names its operations itself
+// (vault.Op); the audit trail and the metrics take those names as they
+// are, so they must be theirs.
+func TestStoreOperationNames(t *testing.T) {
+	for op, want := range map[vault.Op][2]string{
+		vault.OpGet:      {audit.OpGet, metrics.StoreGet},
+		vault.OpPut:      {audit.OpPut, metrics.StorePut},
+		vault.OpDelete:   {audit.OpDelete, metrics.StoreDelete},
+		vault.OpRotate:   {audit.OpRotate, metrics.StoreRotate},
+		vault.OpOffboard: {audit.OpOffboard, metrics.StoreOffboard},
+	} {
+		if string(op) != want[0] || string(op) != want[1] {
+			t.Errorf("vault.Op %q: audit names it %q, the metrics %q", op, want[0], want[1])
+		}
 	}
 }

@@ -56,34 +56,7 @@ func (m *Main) remote(ctx context.Context, args []string) error {
 	case "tenants", "health":
 		return m.remoteHealth(ctx, c, verb, *asJSON)
 	case "integrations":
-		var out struct {
-			TenantID     string           `json:"tenantId"`
-			Integrations []map[string]any `json:"integrations"`
-		}
-		raw, err := c.do(ctx, http.MethodGet, "/tenants/"+*tenant+"/integrations", nil, &out)
-		if err != nil || *asJSON {
-			return m.printJSON(raw, err)
-		}
-		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "INTEGRATION\tCATEGORY\tCREDENTIALS\tSTATUS\tENABLED\tEXPIRES")
-		for _, in := range out.Integrations {
-			has := "no"
-			if in["hasCredentials"] == true {
-				has = "yes"
-			}
-			expires := "-"
-			if s, ok := in["expiresAt"].(string); ok {
-				expires = s
-			} else if in["hasCredentials"] == true {
-				expires = "never"
-			}
-			enabled := "yes"
-			if in["enabled"] == false {
-				enabled = "no"
-			}
-			fmt.Fprintf(tw, "%v\t%v\t%s\t%s\t%s\t%s\n", in["name"], in["category"], has, orDash(in["status"]), enabled, expires)
-		}
-		return tw.Flush()
+		return m.remoteIntegrations(ctx, c, *tenant, *asJSON)
 	case "put":
 		body, err := io.ReadAll(io.LimitReader(m.Stdin, 1<<20))
 		if err != nil {
@@ -112,6 +85,39 @@ func (m *Main) remote(ctx context.Context, args []string) error {
 		return usageError{fmt.Sprintf("remote: unknown verb %q", verb)}
 	}
 	return nil
+}
+
+// remoteIntegrations prints a tenant's integrations: whether each has a
+// credential, its status, whether it is enabled and when it expires.
+func (m *Main) remoteIntegrations(ctx context.Context, c *apiClient, tenant string, asJSON bool) error {
+	var out struct {
+		TenantID     string           `json:"tenantId"`
+		Integrations []map[string]any `json:"integrations"`
+	}
+	raw, err := c.do(ctx, http.MethodGet, "/tenants/"+tenant+"/integrations", nil, &out)
+	if err != nil || asJSON {
+		return m.printJSON(raw, err)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INTEGRATION\tCATEGORY\tCREDENTIALS\tSTATUS\tENABLED\tEXPIRES")
+	for _, in := range out.Integrations {
+		has := "no"
+		if in["hasCredentials"] == true {
+			has = "yes"
+		}
+		expires := "-"
+		if s, ok := in["expiresAt"].(string); ok {
+			expires = s
+		} else if in["hasCredentials"] == true {
+			expires = "never"
+		}
+		enabled := "yes"
+		if in["enabled"] == false {
+			enabled = "no"
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%s\t%s\t%s\t%s\n", in["name"], in["category"], has, orDash(in["status"]), enabled, expires)
+	}
+	return tw.Flush()
 }
 
 // remoteHealth prints every tenant's integrations (tenants) or the

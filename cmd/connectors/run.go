@@ -17,7 +17,6 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/hashicorp/vault/api"
-	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/oauth2"
 
@@ -29,6 +28,8 @@ import (
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/transport"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
+	"github.com/connectors-gateway/connectors/vault/hashicorp"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -191,51 +192,32 @@ func (m *Main) quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-// store is what the gateway and the operator commands need of a credential
-// store; both backends are one.
-type store interface {
-	vault.Store
-	tenants.KeyStore
-	RotateTenantKey(ctx context.Context, tenant string) error
-	RetireOldKeyVersions(ctx context.Context, tenant string) error
-	Claim(ctx context.Context, key string, until time.Time) error
-	ReleaseClaim(ctx context.Context, key string) error
-	Ping(ctx context.Context) error
-	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
-	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
-	OffboardTenant(ctx context.Context, tenant string) error
-}
-
 // openStore opens the configured credential store: HashiCorp Vault when
-// VAULT_ADDR is set, else the embedded store.
-func (m *Main) openStore(cfg Config, log *slog.Logger) (store, error) {
+// VAULT_ADDR is set, else the embedded store. Every credential operation
+// is recorded in the audit trail and, when serving, the metrics.
+func (m *Main) openStore(cfg Config, log *slog.Logger) (vault.Backend, error) {
 	trail, err := m.openAudit(cfg)
 	if err != nil {
 		return nil, err
 	}
-	var st store
-	backend := metrics.BackendEmbedded
+	obs := storeObserver{trail: trail, metrics: m.metrics, usage: m.usage, backend: metrics.BackendEmbedded}
 	if cfg.VaultAddr != "" {
-		backend = metrics.BackendVault
-		st, err = m.openVault(cfg, log)
-	} else {
-		st, err = m.openEmbedded(cfg, log)
+		obs.backend = metrics.BackendVault
+		return m.openVault(cfg, obs, log)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return observe(st, trail, m.metrics, m.usage, backend), nil
+	return m.openEmbedded(cfg, obs, log)
 }
 
 // openEmbedded opens the embedded store in the data directory.
-func (m *Main) openEmbedded(cfg Config, log *slog.Logger) (store, error) {
+func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (vault.Backend, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	st, err := vault.OpenEmbedded(cfg.storePath(), &vault.EmbeddedOptions{
+	st, err := embedded.Open(cfg.storePath(), &embedded.Options{
 		MasterKey: cfg.MasterKey,
 		KeyFile:   cfg.keyFilePath(),
 		Logger:    log,
+		Observer:  obs,
 	})
 	if err != nil {
 		return nil, err
@@ -246,12 +228,12 @@ func (m *Main) openEmbedded(cfg Config, log *slog.Logger) (store, error) {
 
 // openVault opens the HashiCorp Vault backend. Vault's usual TLS
 // variables (VAULT_CACERT, VAULT_CLIENT_CERT, ...) apply.
-func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
+func (m *Main) openVault(cfg Config, obs vault.Observer, log *slog.Logger) (vault.Backend, error) {
 	apiCfg := api.DefaultConfig()
 	if apiCfg.Error != nil {
 		return nil, fmt.Errorf("Vault client configuration: %w", apiCfg.Error)
 	}
-	hc := vault.HashiCorpConfig{
+	hc := hashicorp.Config{
 		Addr:         cfg.VaultAddr,
 		Token:        cfg.VaultToken,
 		KVMount:      cfg.VaultKVEngine,
@@ -260,14 +242,15 @@ func (m *Main) openVault(cfg Config, log *slog.Logger) (store, error) {
 		CacheTTL:     cfg.VaultCacheTTL,
 		Timeout:      cfg.VaultTimeout,
 		Logger:       log,
+		Observer:     obs,
 	}
 	if cfg.VaultToken == "" {
 		if cfg.VaultRoleID == "" || cfg.VaultSecretID == "" {
 			return nil, errors.New("VAULT_ADDR is set: give VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole")
 		}
-		hc.AppRole = &vault.AppRoleAuth{RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID}
+		hc.AppRole = &hashicorp.AppRole{RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID}
 	}
-	st, err := vault.OpenHashiCorp(hc)
+	st, err := hashicorp.Open(hc)
 	if err != nil {
 		return nil, err
 	}
@@ -287,28 +270,28 @@ func registry(cfg Config) (*tools.Registry, error) {
 	return tools.NewRegistry(ints...)
 }
 
-// gateway wires store, registry and upstream pool into the MCP gateway.
-// link, if set, adds the OAuth parts once store and registry exist; its
-// functions may use the gateway, which exists by the time they run.
-func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st store, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error)) (*server.Gateway, store, *tools.Registry, error) {
+// open opens what every gateway serves from: the integration registry
+// and the credential store.
+func (m *Main) open(cfg Config, log *slog.Logger) (*tools.Registry, vault.Backend, error) {
 	reg, err := registry(cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	st, err := m.openStore(cfg, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	var g *server.Gateway
+	return reg, st, nil
+}
+
+// gateway wires registry, store, upstream pool and, if changes is set,
+// the link flow into the MCP gateway, and binds relay to it. The pool and
+// the link flow were built before the gateway and tell its sessions
+// through relay (see sessionRelay).
+func (m *Main) gateway(log *slog.Logger, reg *tools.Registry, st vault.Backend, relay *sessionRelay, changes *credentialChanges) *server.Gateway {
 	opts := server.Options{Registry: reg, Store: st, Settings: st, Logger: log, Version: version}
-	if link != nil {
-		linker, refresher, err := link(st, reg, func() *server.Gateway { return g })
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if linker != nil {
-			opts.Linker, opts.Refresher = linker, refresher
-		}
+	if changes != nil {
+		opts.Linker, opts.Refresher = changes.linker()
 	}
 	opts.Metrics, opts.Usage = m.metrics, m.usage
 	pool := tools.NewPool(&tools.PoolOptions{
@@ -319,39 +302,23 @@ func (m *Main) gateway(cfg Config, log *slog.Logger, link func(st store, reg *to
 		Secrets: func(integration string) []string {
 			return []string{m.Getenv(envPrefix(integration) + "_CLIENT_SECRET")}
 		},
-		OnNotification: func(tenant, integration string, n mcp.JSONRPCNotification) {
-			g.UpstreamNotification(tenant, integration, n)
-		},
+		OnNotification: relay.UpstreamNotification,
 	})
 	m.onClose(func() error { pool.Close(); return nil })
 	opts.Upstreams = pool
 	m.pool = pool
-	g = server.New(opts)
-	return g, st, reg, nil
+	g := server.New(opts)
+	relay.bind(g)
+	return g
 }
 
+// serve runs the gateway over HTTP until ctx ends, then drains it. It
+// reads top to bottom: listen, open registry and store, build the
+// credential changes (the link flow and the refresher, which tell the
+// sessions through relay), the gateway, what runs beside it, and the HTTP
+// routes.
 func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
-	fs := m.flags("serve")
-	addr := fs.String("addr", "127.0.0.1:3000", "listen address `host:port`")
-	fs.StringVar(&cfg.IntegrationsFile, "config", cfg.IntegrationsFile, "integrations config `file`")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log := m.logger(cfg)
-	if m.Getenv("GOGC") == "" {
-		// The gateway's live heap is small (tens of MiB at 100,000
-		// tenants) and every call allocates: collecting at 5× the live
-		// heap instead of 2× takes about a fifth off its CPU per call
-		// (BENCHMARKS.md). GOGC in the environment still decides.
-		debug.SetGCPercent(400)
-	}
-	m.metrics, m.usage = metrics.New(), metrics.NewUsage(0)
-	if cfg.PprofAddr != "" {
-		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
-			return err
-		}
-	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, log, err := m.listen(ctx, &cfg, args)
 	if err != nil {
 		return err
 	}
@@ -360,61 +327,18 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
-	var flow *oauth.Flow
-	var refresher *oauth.Refresher
-	g, st, reg, err := m.gateway(cfg, log, func(st store, reg *tools.Registry, g func() *server.Gateway) (server.Linker, server.Refresher, error) {
-		providers, callbacks, err := m.providers(reg, base, log)
-		if err != nil || len(providers) == 0 {
-			return nil, nil, err
-		}
-		refreshers := map[string]oauth.TokenRefresher{}
-		for name, p := range providers {
-			refreshers[name] = p
-		}
-		refresher = oauth.NewRefresher(oauth.RefresherOptions{
-			Store: st, Providers: refreshers, Logger: log,
-			Margin: cfg.Refresh.Margin, Jitter: cfg.Refresh.Jitter,
-			MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
-			Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
-			RefreshTimeout: cfg.Refresh.Timeout,
-			OnAttempt: func(tenant, integration string, d time.Duration, err error) {
-				m.audit.Record(context.Background(), audit.Record{
-					TenantID: tenant, Integration: integration, Operation: audit.OpRefresh,
-					Duration: d, Success: err == nil, Err: err,
-				})
-				m.metrics.Refresh(integration, err)
-				m.usage.Refresh(tenant, integration, err == nil)
-			},
-		})
-		flow, err = m.linkFlow(cfg, base, st, providers, callbacks, func(tenant, integration string, cred vault.Credential) {
-			m.audit.Record(context.Background(), audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpLink, Success: true})
-			refresher.Schedule(tenant, integration, cred)
-			g().NotifyToolsChanged(tenant)
-		}, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		return flowLinker{flow}, refresher, nil
-	})
+	reg, st, err := m.open(cfg, log)
 	if err != nil {
 		return err
 	}
-	if sweeper, ok := st.(*observedStore).store.(interface {
-		SweepClaims(context.Context) (int, error)
-	}); ok {
-		go sweepClaims(ctx, sweeper, log)
+	relay := new(sessionRelay)
+	changes, err := m.credentialChanges(cfg, base, reg, st, relay, log)
+	if err != nil {
+		return err
 	}
-	m.metrics.ActiveSessions(g.ActiveSessions)
-	m.metrics.UpstreamProcesses(m.pool.Processes)
-	if refresher != nil {
-		m.metrics.RefreshQueue(refresher.QueueLen)
-		go func() { _ = refresher.Run(ctx) }()
-		go scheduleStored(ctx, st, refresher, flow.Integrations(), log)
-	}
-	if cfg.TenantConfigFile {
-		if err := syncTenantConfig(ctx, cfg, st, reg, log); err != nil {
-			return err
-		}
+	g := m.gateway(log, reg, st, relay, changes)
+	if err := m.background(ctx, cfg, g, reg, st, changes, log); err != nil {
+		return err
 	}
 	single := map[string]*mcpserver.MCPServer{}
 	for _, in := range reg.All() {
@@ -434,8 +358,8 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	}
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:                browser,
-		OAuth:                  flow,
-		Credentials:            credentialRoutes(st, reg, flow, refresher, g, m.audit),
+		OAuth:                  changes.flow,
+		Credentials:            credentialRoutes(st, reg, g, changes),
 		Invoke:                 g,
 		Direct:                 direct(cfg, g),
 		Audit:                  m.audit,
@@ -460,6 +384,64 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Ready:                  st.Ping,
 		Logger:                 log,
 	})
+	return m.serveHTTP(ctx, cfg, ln, h, log)
+}
+
+// listen parses serve's flags into cfg, sets up the log, the GC target,
+// the metrics and the profiler, and listens on the address.
+func (m *Main) listen(ctx context.Context, cfg *Config, args []string) (net.Listener, *slog.Logger, error) {
+	fs := m.flags("serve")
+	addr := fs.String("addr", "127.0.0.1:3000", "listen address `host:port`")
+	fs.StringVar(&cfg.IntegrationsFile, "config", cfg.IntegrationsFile, "integrations config `file`")
+	if err := parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	log := m.logger(*cfg)
+	if m.Getenv("GOGC") == "" {
+		// The gateway's live heap is small (tens of MiB at 100,000
+		// tenants) and every call allocates: collecting at 5× the live
+		// heap instead of 2× takes about a fifth off its CPU per call
+		// (BENCHMARKS.md). GOGC in the environment still decides.
+		debug.SetGCPercent(400)
+	}
+	m.metrics, m.usage = metrics.New(), metrics.NewUsage(0)
+	if cfg.PprofAddr != "" {
+		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+			return nil, nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, log, nil
+}
+
+// background syncs the tenant config file, which must succeed before
+// serving, and starts what runs beside the HTTP server: the claim sweeper
+// (Vault's), the gauges, the refresher and the schedule of the stored
+// credentials, the file's among them.
+func (m *Main) background(ctx context.Context, cfg Config, g *server.Gateway, reg *tools.Registry, st vault.Backend, changes *credentialChanges, log *slog.Logger) error {
+	if cfg.TenantConfigFile {
+		if err := syncTenantConfig(ctx, cfg, st, reg, log); err != nil {
+			return err
+		}
+	}
+	if sweeper, ok := st.(claimSweeper); ok {
+		go sweepClaims(ctx, sweeper, log)
+	}
+	m.metrics.ActiveSessions(g.ActiveSessions)
+	m.metrics.UpstreamProcesses(m.pool.Processes)
+	if changes.refresher != nil {
+		m.metrics.RefreshQueue(changes.refresher.QueueLen)
+		go func() { _ = changes.refresher.Run(ctx) }()
+		go changes.ScheduleStored(ctx, st, log)
+	}
+	return nil
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down.
+func (m *Main) serveHTTP(ctx context.Context, cfg Config, ln net.Listener, h *transport.HTTP, log *slog.Logger) error {
 	// Body reads and writes are bounded per request (transport.exchange):
 	// the server's own ReadTimeout and WriteTimeout would cut event streams
 	// and long calls.
@@ -506,7 +488,7 @@ func (m *Main) shutdown(cfg Config, srv *http.Server, h *transport.HTTP, log *sl
 
 // authenticator is how HTTP callers prove who they are: API keys, and
 // OAuth bearer tokens from the OpenID provider when one is configured.
-func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transport.Authenticator, error) {
+func (m *Main) authenticator(ctx context.Context, cfg Config, st tenants.KeyStore) (transport.Authenticator, error) {
 	keys := transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)}
 	if cfg.OIDCIssuer == "" {
 		return keys, nil
@@ -526,7 +508,7 @@ func (m *Main) authenticator(ctx context.Context, cfg Config, st store) (transpo
 }
 
 // linkFlow sets up the OAuth link flow of providers.
-func (m *Main) linkFlow(cfg Config, base string, st store, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
+func (m *Main) linkFlow(cfg Config, base string, st oauth.FlowStore, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
 	key := cfg.BrowserSessionKey
 	if key == nil {
 		key = make([]byte, tenants.BrowserSessionKeySize)
@@ -601,10 +583,11 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 	}
 	// stdout carries the protocol: logs go to stderr only.
 	log := m.logger(cfg)
-	g, _, _, err := m.gateway(cfg, log, nil)
+	reg, st, err := m.open(cfg, log)
 	if err != nil {
 		return err
 	}
+	g := m.gateway(log, reg, st, new(sessionRelay), nil)
 	id := tenants.Identity{Tenant: *tenant, Subject: "stdio"}
 	err = transport.ServeStdio(ctx, g.MCPServer(), id, m.Stdin, m.Stdout)
 	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {

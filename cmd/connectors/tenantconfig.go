@@ -14,7 +14,7 @@ import (
 
 // syncTenantConfig loads the tenant config file (the seed's "Option B") and
 // syncs it into the store; any mistake in it stops the start.
-func syncTenantConfig(ctx context.Context, cfg Config, st vault.Store, reg *tools.Registry, log *slog.Logger) error {
+func syncTenantConfig(ctx context.Context, cfg Config, st tenantConfigStore, reg *tools.Registry, log *slog.Logger) error {
 	kv := cfg.VaultKVEngine
 	if kv == "" {
 		kv = "secret"
@@ -38,26 +38,27 @@ func syncTenantConfig(ctx context.Context, cfg Config, st vault.Store, reg *tool
 	if err != nil {
 		return err
 	}
-	started := 0
-	if ss, ok := st.(settingsStore); ok {
-		if started, err = startTenantSettings(ctx, ss, tc, reg); err != nil {
-			return err
-		}
+	started, err := startTenantSettings(ctx, st, tc, reg)
+	if err != nil {
+		return err
 	}
 	log.Info("tenant_config_synced", "path", cfg.TenantConfigPath, "tenants", len(tc.Tenants), "credentials_written", written, "settings_created", started)
 	return nil
 }
 
-type settingsStore interface {
-	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
-	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
+// tenantConfigStore is what the tenant config file's sync needs of the
+// store: its credentials read and written, its tenants' settings started.
+type tenantConfigStore interface {
+	Get(ctx context.Context, tenant, integration string) (vault.Credential, int64, error)
+	Put(ctx context.Context, tenant, integration string, cred vault.Credential, version int64) (int64, error)
+	vault.Settings
 }
 
 // startTenantSettings gives each tenant of the file that has no settings
 // yet the integrations the file lists, and no other: the file is where
 // such a tenant starts, an admin's later changes (PUT and DELETE
 // /tenants/{tenantId}/integrations/{integration}) are kept over restarts.
-func startTenantSettings(ctx context.Context, st settingsStore, tc *tenants.Config, reg *tools.Registry) (int, error) {
+func startTenantSettings(ctx context.Context, st vault.Settings, tc *tenants.Config, reg *tools.Registry) (int, error) {
 	n := 0
 	for _, t := range tc.Tenants {
 		_, version, err := st.GetTenantSettings(ctx, t.ID)
@@ -85,8 +86,8 @@ func startTenantSettings(ctx context.Context, st settingsStore, tc *tenants.Conf
 	return n, nil
 }
 
-// storeSink is a vault.Store as the tenant config file's sync needs it.
-type storeSink struct{ st vault.Store }
+// storeSink is the store as the tenant config file's sync needs it.
+type storeSink struct{ st tenantConfigStore }
 
 func (s storeSink) Resolve(ctx context.Context, tenant, integration, field string) (string, error) {
 	c, _, err := s.st.Get(ctx, tenant, integration)

@@ -13,7 +13,8 @@ import (
 	"github.com/connectors-gateway/connectors/internal/testenv"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
-	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
+	"github.com/connectors-gateway/connectors/vault/hashicorp"
 )
 
 func presetRegistry(t *testing.T) *tools.Registry {
@@ -48,7 +49,7 @@ func TestTenantConfigEnv(t *testing.T) {
 // store, leaves an identical record alone, and stops on a reference that
 // does not resolve or an unknown integration.
 func TestTenantConfigSyncEmbedded(t *testing.T) {
-	st, err := vault.OpenEmbedded(filepath.Join(t.TempDir(), "s.db"), &vault.EmbeddedOptions{MasterKey: make([]byte, 32)})
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "s.db"), &embedded.Options{MasterKey: make([]byte, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestTenantConfigVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetToken(root)
-	st, err := vault.OpenHashiCorp(vault.HashiCorpConfig{Addr: addr, Token: root, API: &api.Config{MaxRetries: 0}})
+	st, err := hashicorp.Open(hashicorp.Config{Addr: addr, Token: root, API: &api.Config{MaxRetries: 0}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func TestVaultBackend(t *testing.T) {
 func gatewayVault(t *testing.T) (addr string, root *api.Client, token string) {
 	t.Helper()
 	addr, rootToken := testenv.Vault(t, "-policy",
-		"gateway-service="+filepath.Join(testenv.Root(), "vault", "policies", "gateway-service-policy.hcl"))
+		"gateway-service="+filepath.Join(testenv.Root(), "vault", "hashicorp", "policies", "gateway-service-policy.hcl"))
 	root, err := api.NewClient(&api.Config{Address: addr})
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,11 @@
-// Package storetest is the conformance suite of the [vault.Store] contract,
-// run against every backend so that they behave alike.
+// Package storetest is the conformance suite of the [vault.Backend]
+// contract, run against every backend so that they behave alike.
 //
 // # Usage
 //
 //	func TestEmbedded(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) vault.Store {
-//			s, err := vault.OpenEmbedded(filepath.Join(t.TempDir(), "creds.db"), opts)
+//			s, err := embedded.Open(filepath.Join(t.TempDir(), "creds.db"), opts)
 //			if err != nil {
 //				t.Fatal(err)
 //			}
@@ -708,133 +708,5 @@ func wantCanceled(t *testing.T, op string, err error) {
 	t.Helper()
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("%s with a cancelled context: error = %v, want one wrapping context.Canceled", op, err)
-	}
-}
-
-// claimer is the single-use marker both backends offer (OAuth state,
-// refresh leases).
-type claimer interface {
-	Claim(ctx context.Context, key string, until time.Time) error
-	ReleaseClaim(ctx context.Context, key string) error
-}
-
-func mustClaimer(t *testing.T, s vault.Store) claimer {
-	t.Helper()
-	c, ok := s.(claimer)
-	if !ok {
-		t.Fatalf("%T has no Claim method", s)
-	}
-	return c
-}
-
-func testClaim(t *testing.T, s vault.Store) {
-	c := mustClaimer(t, s)
-	ctx := context.Background()
-	live := time.Now().Add(time.Hour)
-	if err := c.Claim(ctx, "state/abc", live); err != nil {
-		t.Fatalf("first Claim: %v", err)
-	}
-	if err := c.Claim(ctx, "state/abc", live); !errors.Is(err, vault.ErrClaimed) {
-		t.Fatalf("second Claim of a live key: got %v, want ErrClaimed", err)
-	}
-	// Keys are opaque: anything, including path tricks, is just a key.
-	for _, key := range []string{"state/abd", "../../secret/data/tenant-a/notion", "", strings.Repeat("k", 4096)} {
-		if err := c.Claim(ctx, key, live); err != nil {
-			t.Errorf("Claim(%.40q): %v", key, err)
-		}
-	}
-	// An expired claim may be taken again (its holder is gone).
-	if err := c.Claim(ctx, "lease/1", time.Now().Add(-time.Second)); err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	if err := c.Claim(ctx, "lease/1", live); err != nil {
-		t.Fatalf("Claim over an expired claim: %v", err)
-	}
-	if err := c.Claim(ctx, "lease/1", live); !errors.Is(err, vault.ErrClaimed) {
-		t.Fatalf("Claim after the takeover: got %v, want ErrClaimed", err)
-	}
-	// A released claim may be taken at once; releasing twice is fine.
-	if err := c.ReleaseClaim(ctx, "lease/1"); err != nil {
-		t.Fatalf("ReleaseClaim: %v", err)
-	}
-	if err := c.ReleaseClaim(ctx, "lease/1"); err != nil {
-		t.Fatalf("ReleaseClaim of a free key: %v", err)
-	}
-	if err := c.Claim(ctx, "lease/1", live); err != nil {
-		t.Fatalf("Claim after release: %v", err)
-	}
-	// Claims are not credentials: no tenant appears.
-	if got, err := s.Tenants(ctx); err != nil || len(got) != 0 {
-		t.Errorf("Tenants after claims = %v, %v; want none", got, err)
-	}
-}
-
-func testConcurrentClaim(t *testing.T, s vault.Store) {
-	c := mustClaimer(t, s)
-	until := time.Now().Add(time.Hour)
-	_, errs := race(8, func(int) (int64, error) {
-		return 0, c.Claim(context.Background(), "refresh/tenant-a/notion/7", until)
-	})
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, vault.ErrClaimed):
-			t.Errorf("Claim: %v", err)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d of 8 racing claims won, want exactly 1", won)
-	}
-}
-
-// settingser is the per-tenant settings record both backends keep.
-type settingser interface {
-	GetTenantSettings(ctx context.Context, tenant string) ([]byte, int64, error)
-	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
-}
-
-func testTenantSettings(t *testing.T, s vault.Store) {
-	st, ok := s.(settingser)
-	if !ok {
-		t.Fatalf("%T keeps no tenant settings", s)
-	}
-	ctx := context.Background()
-	rec, v, err := st.GetTenantSettings(ctx, "tenant-a")
-	if err != nil || rec != nil || v != 0 {
-		t.Fatalf("settings of a new tenant = %q, %d, %v; want none", rec, v, err)
-	}
-	v1, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{"disabled":["slack"]}`), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{}`), 0); !errors.Is(err, vault.ErrSettingsChanged) {
-		t.Errorf("create over existing settings: %v, want ErrSettingsChanged", err)
-	}
-	v2, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{"disabled":[]}`), v1)
-	if err != nil || v2 <= v1 {
-		t.Fatalf("update at the current version: %d, %v", v2, err)
-	}
-	if _, err := st.PutTenantSettings(ctx, "tenant-a", []byte(`{}`), v1); !errors.Is(err, vault.ErrSettingsChanged) {
-		t.Errorf("update at a stale version: %v, want ErrSettingsChanged", err)
-	}
-	rec, v, err = st.GetTenantSettings(ctx, "tenant-a")
-	if err != nil || string(rec) != `{"disabled":[]}` || v != v2 {
-		t.Errorf("settings = %q, %d, %v", rec, v, err)
-	}
-	if rec, _, _ := st.GetTenantSettings(ctx, "tenant-b"); rec != nil {
-		t.Errorf("tenant-b sees tenant-a's settings: %q", rec)
-	}
-	for _, id := range []string{"../tenant-a", "tenant-a/x", ""} {
-		if _, _, err := st.GetTenantSettings(ctx, id); !errors.Is(err, tenants.ErrInvalidID) {
-			t.Errorf("GetTenantSettings(%q): %v, want ErrInvalidID", id, err)
-		}
-		if _, err := st.PutTenantSettings(ctx, id, []byte(`{}`), 0); !errors.Is(err, tenants.ErrInvalidID) {
-			t.Errorf("PutTenantSettings(%q): %v, want ErrInvalidID", id, err)
-		}
-	}
-	if got, err := s.Tenants(ctx); err != nil || len(got) != 0 {
-		t.Errorf("Tenants after settings only = %v, %v; want none", got, err)
 	}
 }

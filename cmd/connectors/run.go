@@ -18,7 +18,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/hashicorp/vault/api"
 	"github.com/mark3labs/mcp-go/mcp"
-	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/oauth2"
 
 	"github.com/connectors-gateway/connectors/audit"
@@ -416,10 +415,6 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 			return err
 		}
 	}
-	single := map[string]*mcpserver.MCPServer{}
-	for _, in := range reg.All() {
-		single[in.Name] = g.Integration(in.Name)
-	}
 	auth, err := m.authenticator(ctx, cfg, st)
 	if err != nil {
 		return err
@@ -432,33 +427,36 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
-	h := transport.NewHTTP(transport.HTTPOptions{
-		Browser:                browser,
-		OAuth:                  flow,
-		Credentials:            credentialRoutes(st, reg, flow, refresher, g, m.audit),
-		Invoke:                 g,
-		Direct:                 direct(cfg, g),
-		Audit:                  m.audit,
-		Metrics:                m.metrics,
-		Usage:                  m.usage,
-		MCP:                    g.MCPServer(),
-		Integrations:           single,
-		Auth:                   auth,
-		Resource:               cfg.Resource,
-		AuthorizationServers:   issuers,
-		Scopes:                 cfg.OIDCScopes,
-		AdminScopes:            cfg.OIDCAdminScopes,
-		AllowedOrigins:         cfg.AllowedOrigins,
-		AllowedHosts:           cfg.AllowedHosts,
+	mcp := g.Handler(server.HTTPOptions{
 		SessionIdleTTL:         cfg.SessionIdleTTL,
-		ReadTimeout:            cfg.HTTPReadTimeout,
-		WriteTimeout:           cfg.HTTPWriteTimeout,
 		MaxSessions:            cfg.MaxSessions,
 		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
 		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,
 		MaxRequestsPerSession:  cfg.MaxRequestsPerSession,
-		Ready:                  st.Ping,
+		Direct:                 direct(cfg, g),
+		Audit:                  m.audit,
 		Logger:                 log,
+	})
+	h := transport.NewHTTP(transport.HTTPOptions{
+		Browser:              browser,
+		OAuth:                flow,
+		Credentials:          credentialRoutes(st, reg, flow, refresher, g, m.audit),
+		Invoke:               g,
+		Audit:                m.audit,
+		Metrics:              m.metrics,
+		Usage:                m.usage,
+		MCP:                  mcp,
+		Auth:                 auth,
+		Resource:             cfg.Resource,
+		AuthorizationServers: issuers,
+		Scopes:               cfg.OIDCScopes,
+		AdminScopes:          cfg.OIDCAdminScopes,
+		AllowedOrigins:       cfg.AllowedOrigins,
+		AllowedHosts:         cfg.AllowedHosts,
+		ReadTimeout:          cfg.HTTPReadTimeout,
+		WriteTimeout:         cfg.HTTPWriteTimeout,
+		Ready:                st.Ping,
+		Logger:               log,
 	})
 	// Body reads and writes are bounded per request (transport.exchange):
 	// the server's own ReadTimeout and WriteTimeout would cut event streams
@@ -606,7 +604,7 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	id := tenants.Identity{Tenant: *tenant, Subject: "stdio"}
-	err = transport.ServeStdio(ctx, g.MCPServer(), id, m.Stdin, m.Stdout)
+	err = g.ServeStdio(ctx, id, m.Stdin, m.Stdout)
 	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -635,7 +633,7 @@ func (m *Main) integrations(cfg Config, args []string) error {
 
 // direct is the gateway's direct path, unless the configuration turns it
 // off.
-func direct(cfg Config, g *server.Gateway) transport.Director {
+func direct(cfg Config, g *server.Gateway) server.Director {
 	if cfg.NoDirect {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"context"
@@ -15,112 +15,60 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/internal/mcptest"
 )
 
-// boundsServer is a gateway HTTP handler over real mcp-go servers: /mcp
-// and two single endpoints, /mcp/solo and /mcp/other, each with the tools
-// "whoami", "sleep" (which sleeps for its "ms" argument, or until its
-// context ends) and "big" (whose answer is "bytes" long), a count of the calls their handlers saw, and a count of
-// the sessions mcp-go forgot (unregistered).
+const initBody = mcptest.InitBody
+
+// boundsServer is the gateway's MCP endpoint over real mcp-go servers:
+// /mcp and two single endpoints, /mcp/solo and /mcp/other, each with the
+// tools of mcptest.NewServer, behind mcptest's keys (key-a, key-a2,
+// key-b); calls counts the calls their handlers saw, cancelled the sleeps
+// their context ended, and forgotten and registered the sessions mcp-go
+// forgot (unregistered) and registered.
 type boundsServer struct {
 	*httptest.Server
-	h          *HTTP
-	calls      atomic.Int64
-	cancelled  atomic.Int64
-	forgotten  atomic.Int64
-	registered atomic.Int64
+	h                                       *Handler
+	counts                                  mcptest.Counts
+	calls, cancelled, forgotten, registered *atomic.Int64
 }
 
 func newBoundsServer(t *testing.T, opts HTTPOptions) *boundsServer {
 	t.Helper()
 	b := &boundsServer{}
-	newServer := func(name string) *mcpserver.MCPServer {
-		hooks := &mcpserver.Hooks{}
-		hooks.AddOnRegisterSession(func(context.Context, mcpserver.ClientSession) { b.registered.Add(1) })
-		hooks.AddOnUnregisterSession(func(context.Context, mcpserver.ClientSession) { b.forgotten.Add(1) })
-		srv := mcpserver.NewMCPServer(name, "1", mcpserver.WithHooks(hooks), mcpserver.WithPromptCapabilities(false))
-		srv.AddTool(mcp.NewTool("whoami"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			b.calls.Add(1)
-			id, _ := tenants.FromContext(ctx)
-			return mcp.NewToolResultText(id.Tenant), nil
-		})
-		srv.AddTool(mcp.NewTool("sleep", mcp.WithNumber("ms")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			b.calls.Add(1)
-			select {
-			case <-time.After(time.Duration(req.GetFloat("ms", 0)) * time.Millisecond):
-				return mcp.NewToolResultText("slept"), nil
-			case <-ctx.Done():
-				b.cancelled.Add(1)
-				return nil, ctx.Err()
-			}
-		})
-		srv.AddTool(mcp.NewTool("big", mcp.WithNumber("bytes")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			b.calls.Add(1)
-			return mcp.NewToolResultText(strings.Repeat("x", int(req.GetFloat("bytes", 0)))), nil
-		})
-		srv.AddPrompt(mcp.NewPrompt("greet", mcp.WithArgument("who")), func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-			b.calls.Add(1)
-			return mcp.NewGetPromptResult("hi", nil), nil
-		})
-		return srv
-	}
-	opts.MCP = newServer("test")
-	opts.Integrations = map[string]*mcpserver.MCPServer{"solo": newServer("solo"), "other": newServer("other")}
-	opts.Auth = keyAuth{
-		"key-a":  {Tenant: "tenant-a", Subject: "apikey:a"},
-		"key-a2": {Tenant: "tenant-a", Subject: "apikey:a2"},
-		"key-b":  {Tenant: "tenant-b", Subject: "apikey:b"},
-	}
-	b.h = NewHTTP(opts)
-	b.Server = httptest.NewServer(b.h)
+	b.calls, b.cancelled, b.forgotten, b.registered = &b.counts.Calls, &b.counts.Cancelled, &b.counts.Forgotten, &b.counts.Registered
+	b.h = NewHandler(mcptest.NewServer("test", &b.counts), map[string]*mcpserver.MCPServer{
+		"solo": mcptest.NewServer("solo", &b.counts), "other": mcptest.NewServer("other", &b.counts),
+	}, opts)
+	b.Server = httptest.NewServer(endpoints(b.h))
 	t.Cleanup(func() { b.Close(); _ = b.h.Close(context.Background()) })
 	return b
+}
+
+// endpoints mounts h at /mcp and /mcp/{integration} as transport does,
+// behind mcptest's keys.
+func endpoints(h http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, method := range []string{"POST", "GET", "DELETE"} {
+		mux.Handle(method+" /mcp", mcptest.TestKeys.Authenticated(h))
+		mux.Handle(method+" /mcp/{integration}", mcptest.TestKeys.Authenticated(h))
+	}
+	return mux
 }
 
 // send is one request to path, as key, with the headers of a 2025-11-25
 // client (more, or other, in header), and its answer.
 func (b *boundsServer) send(t *testing.T, method, path, key, session, body string, header map[string]string) (*http.Response, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, _ := http.NewRequestWithContext(ctx, method, b.URL+path, strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Accept", "application/json, text/event-stream")
-	r.Header.Set("MCP-Protocol-Version", "2025-11-25")
-	r.Header.Set("Authorization", "Bearer "+key)
-	if session != "" {
-		r.Header.Set("Mcp-Session-Id", session)
-	}
-	for k, v := range header {
-		if v == "" {
-			r.Header.Del(k)
-		} else {
-			r.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp, string(raw)
+	return mcptest.Send(t, b.URL, method, path, key, session, body, header)
 }
 
 // open initializes a session on path as key and returns its ID.
 func (b *boundsServer) open(t *testing.T, path, key string) string {
 	t.Helper()
-	resp, body := b.send(t, "POST", path, key, "", initBody, map[string]string{"MCP-Protocol-Version": ""})
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
-		t.Fatalf("initialize %s as %s: %d %s", path, key, resp.StatusCode, body)
-	}
-	id := resp.Header.Get("Mcp-Session-Id")
-	b.send(t, "POST", path, key, id, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil)
-	return id
+	return mcptest.Open(t, b.URL, path, key)
 }
 
 func (b *boundsServer) live() int {

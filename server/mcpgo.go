@@ -26,7 +26,7 @@ import (
 //     up are dropped without an event store (streamableOptions):
 //     TestNotificationsDuringStreamSetup;
 //   - a session is forgotten only through a DELETE (forgetSession):
-//     TestSweptSessionsFreed;
+//     TestIdleSweep, TestSweptSessionsFreed;
 //   - a GET without a session makes a session nobody initializes
 //     (refuseSessionless): TestGetWithoutSession;
 //   - an initialize-era sampling request sent before the GET stream is
@@ -37,8 +37,8 @@ import (
 //   - its stdio session sends a 2026-07-28 agent every broadcast
 //     (StdioStreams): TestStdioStreams, TestStdioBroadcastsWithheld;
 //   - a 2026-07-28 request's last notification is dropped as its response
-//     is written: relay.flush (relay.go), held by cmd/connectors'
-//     TestProgressRelayed2026.
+//     is written: relay.flush (relay.go, with the call plan), held by
+//     cmd/connectors' TestProgressRelay.
 //
 // Two more are choices, not code: the views pass neither WithElicitation
 // nor EnableSampling (they only advertise the client's capabilities as the

@@ -92,7 +92,7 @@ func (h adminRoutes) handleTenantsHealth(w http.ResponseWriter, r *http.Request)
 		}
 		th := tenantHealth{TenantID: tenant, Integrations: map[string]string{}}
 		for _, name := range held {
-			if _, ok := c.Registry.Get(name); !ok {
+			if _, ok := c.Registry.Integration(name); !ok {
 				continue
 			}
 			cred, _, err := c.Store.Get(r.Context(), tenant, name)

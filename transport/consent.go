@@ -85,11 +85,8 @@ func (h linkRoutes) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	authURL, err := h.opts.OAuth.Confirm(r.Context(), link.ID, c.Value)
 	if err != nil {
-		e := errorFor(err)
-		if !e.flow {
-			h.log.ErrorContext(r.Context(), "oauth_confirm_failed", "error", err, "requestId", RequestID(r.Context()))
-			e = apiError{status: http.StatusServiceUnavailable, name: "VaultError", message: "could not continue the link: try again"}
-		}
+		e := h.flowFailure(r, err, "oauth_confirm_failed",
+			apiError{status: http.StatusServiceUnavailable, name: "VaultError", message: "could not continue the link: try again"})
 		h.consentError(w, r, e.status, e.name, e.message)
 		return
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
-	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -23,11 +22,23 @@ type CredentialStore interface {
 	Tenants(ctx context.Context) ([]string, error)
 }
 
+// Integration is a registered integration, as the routes show it.
+type Integration struct{ Name, Category string }
+
+// Registry is what the routes need of the integrations the gateway
+// serves.
+type Registry interface {
+	// Integration returns the integration registered as name.
+	Integration(name string) (Integration, bool)
+	// Integrations returns every registered integration, in order.
+	Integrations() []Integration
+}
+
 // Credentials are the credential routes' parts. Store and Registry are
 // required.
 type Credentials struct {
 	Store    CredentialStore
-	Registry *tools.Registry
+	Registry Registry
 	// Health reports a credential's health (cred nil: none stored); nil
 	// derives it from the credential alone.
 	Health func(tenant, integration string, cred *vault.Credential) oauth.Health
@@ -87,15 +98,15 @@ func (h credentialRoutes) register(mux *http.ServeMux) {
 // tenantAndIntegration resolves the {tenantId} and {integration} path
 // values: 400 or 403 for the tenant (tenantFor), 404 for an integration
 // that is not registered. On refusal it has answered.
-func (h credentialRoutes) tenantAndIntegration(w http.ResponseWriter, r *http.Request) (string, tools.Integration, bool) {
+func (h credentialRoutes) tenantAndIntegration(w http.ResponseWriter, r *http.Request) (string, Integration, bool) {
 	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
 	if !ok {
-		return "", tools.Integration{}, false
+		return "", Integration{}, false
 	}
-	in, ok := h.opts.Credentials.Registry.Get(r.PathValue("integration"))
+	in, ok := h.opts.Credentials.Registry.Integration(r.PathValue("integration"))
 	if !ok {
 		httpwire.WriteError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
-		return "", tools.Integration{}, false
+		return "", Integration{}, false
 	}
 	return tenant, in, true
 }
@@ -192,7 +203,7 @@ type integrationStatus struct {
 	Tools          []string        `json:"tools,omitzero"` // the allowlist, if narrowed ([]: no tool)
 }
 
-func (h credentialRoutes) status(tenant string, in tools.Integration, cred *vault.Credential, settings tenants.Settings) integrationStatus {
+func (h credentialRoutes) status(tenant string, in Integration, cred *vault.Credential, settings tenants.Settings) integrationStatus {
 	c := h.opts.Credentials
 	s := integrationStatus{Name: in.Name, Category: in.Category, Enabled: settings.Enabled(in.Name), Tools: settings.Tools[in.Name]}
 	health := c.health(tenant, in.Name, cred)
@@ -240,7 +251,7 @@ func (h credentialRoutes) handleListIntegrations(w http.ResponseWriter, r *http.
 		has[n] = true
 	}
 	list := []integrationStatus{}
-	for _, in := range c.Registry.All() {
+	for _, in := range c.Registry.Integrations() {
 		var cred *vault.Credential
 		if has[in.Name] {
 			got, _, err := c.Store.Get(r.Context(), tenant, in.Name)
@@ -270,7 +281,7 @@ func (h credentialRoutes) handleGetIntegration(w http.ResponseWriter, r *http.Re
 
 // writeIntegration answers with one integration's state for tenant.
 func (h credentialRoutes) writeIntegration(w http.ResponseWriter, r *http.Request, tenant, integration string) {
-	in, _ := h.opts.Credentials.Registry.Get(integration)
+	in, _ := h.opts.Credentials.Registry.Integration(integration)
 	var cred *vault.Credential
 	got, _, err := h.opts.Credentials.Store.Get(r.Context(), tenant, in.Name)
 	switch {

@@ -113,6 +113,17 @@ func badBody(err error, msg string) error {
 	return &FieldError{Msg: msg}
 }
 
+// flowFailure maps err, an error of the OAuth link flow on r: the flow's
+// own errors as errorFor does, any other (logged as event) as fallback,
+// in the words of the route.
+func (h *guards) flowFailure(r *http.Request, err error, event string, fallback apiError) apiError {
+	if e := errorFor(err); e.flow {
+		return e
+	}
+	h.log.ErrorContext(r.Context(), event, "error", err, "requestId", RequestID(r.Context()))
+	return fallback
+}
+
 // fail answers r with err, as errorFor maps it.
 func (h *guards) fail(w http.ResponseWriter, r *http.Request, err error) {
 	h.answer(w, r, err, errorFor(err))

@@ -15,12 +15,15 @@ package transport
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -173,6 +176,27 @@ func (h *HTTP) routes() {
 		h.mux.Handle(method+" /mcp", mcp)
 		h.mux.Handle(method+" /mcp/{integration}", mcp)
 	}
+}
+
+// withRequestID gives every request an ID, echoed in X-Request-Id, and
+// counts it in the metrics by route pattern and status.
+func (h *HTTP) withRequestID(next *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(audit.WithRequestID(r.Context(), id))
+		m := h.guards.opts.Metrics
+		if m == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &httpwire.StatusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r) // the mux sets r.Pattern
+		m.HTTP(r.Pattern, sw.Status, time.Since(start))
+	})
 }
 
 // ServeHTTP implements http.Handler.

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
@@ -19,7 +18,7 @@ import (
 // keys; calls counts the calls their handlers saw, cancelled the sleeps
 // their context ended.
 type boundsServer struct {
-	*httptest.Server
+	mcptest.Server
 	h                *HTTP
 	counts           mcptest.Counts
 	calls, cancelled *atomic.Int64
@@ -34,20 +33,7 @@ func newBoundsServer(t *testing.T, opts HTTPOptions) *boundsServer {
 	}, server.HTTPOptions{})
 	opts.Auth = mcptest.TestKeys
 	b.h = NewHTTP(opts)
-	b.Server = httptest.NewServer(b.h)
+	b.Server = mcptest.Server{Server: httptest.NewServer(b.h)}
 	t.Cleanup(func() { b.Close(); _ = b.h.Close(context.Background()) })
 	return b
-}
-
-// send is one request to path, as key, with the headers of a 2025-11-25
-// client (more, or other, in header), and its answer.
-func (b *boundsServer) send(t *testing.T, method, path, key, session, body string, header map[string]string) (*http.Response, string) {
-	t.Helper()
-	return mcptest.Send(t, b.URL, method, path, key, session, body, header)
-}
-
-// open initializes a session on path as key and returns its ID.
-func (b *boundsServer) open(t *testing.T, path, key string) string {
-	t.Helper()
-	return mcptest.Open(t, b.URL, path, key)
 }

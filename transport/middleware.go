@@ -3,8 +3,6 @@ package transport
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/internal/httpwire"
@@ -39,27 +36,6 @@ type guards struct {
 // as a signed-in browser (CSRF-checked).
 func (h *guards) api(next http.HandlerFunc) http.Handler {
 	return h.checkHost(h.checkOrigin(h.limitAPIBody(h.authenticateWith(h.apiAuth, next))))
-}
-
-// withRequestID gives every request an ID, echoed in X-Request-Id, and
-// counts it in the metrics by route pattern and status.
-func (h *HTTP) withRequestID(next *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
-		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(audit.WithRequestID(r.Context(), id))
-		m := h.guards.opts.Metrics
-		if m == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		start := time.Now()
-		sw := &httpwire.StatusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r) // the mux sets r.Pattern
-		m.HTTP(r.Pattern, sw.Status, time.Since(start))
-	})
 }
 
 // checkOrigin refuses browser requests from origins that are not allowed,

@@ -46,11 +46,8 @@ func (h linkRoutes) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		authURL, state = link.URL, link.ID
 	}
 	if err != nil {
-		e := errorFor(err)
-		if !e.flow {
-			h.log.ErrorContext(r.Context(), "oauth_authorize_failed", "error", err, "requestId", RequestID(r.Context()))
-			e = apiError{status: http.StatusInternalServerError, name: "InternalError", message: "could not start the OAuth flow"}
-		}
+		e := h.flowFailure(r, err, "oauth_authorize_failed",
+			apiError{status: http.StatusInternalServerError, name: "InternalError", message: "could not start the OAuth flow"})
 		httpwire.WriteError(w, r, e.status, e.name, e.message)
 		return
 	}
@@ -110,11 +107,8 @@ func (h linkRoutes) handleCallback(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &perr):
 		h.finishLink(w, r, res, perr.Code)
 	case err != nil:
-		e := errorFor(err)
-		if !e.flow {
-			h.log.ErrorContext(r.Context(), "oauth_callback_failed", "error", err, "requestId", RequestID(r.Context()))
-			e = apiError{status: http.StatusServiceUnavailable, name: "VaultError", message: "could not complete the link: try again"}
-		}
+		e := h.flowFailure(r, err, "oauth_callback_failed",
+			apiError{status: http.StatusServiceUnavailable, name: "VaultError", message: "could not complete the link: try again"})
 		h.linkError(w, r, e.status, e.name, e.message)
 	default:
 		h.finishLink(w, r, res, "")
@@ -131,7 +125,7 @@ func (h linkRoutes) linkable(w http.ResponseWriter, r *http.Request, integration
 		}
 	}
 	if c := h.opts.Credentials; c != nil && c.Registry != nil {
-		if _, ok := c.Registry.Get(integration); !ok {
+		if _, ok := c.Registry.Integration(integration); !ok {
 			httpwire.WriteError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
 			return false
 		}

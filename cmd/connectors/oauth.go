@@ -141,7 +141,7 @@ func scheduleStored(ctx context.Context, st store, r *oauth.Refresher, integrati
 func credentialRoutes(st store, reg *tools.Registry, flow *oauth.Flow, refresher *oauth.Refresher, g *server.Gateway, trail *audit.Logger) *transport.Credentials {
 	c := &transport.Credentials{
 		Store:           st,
-		Registry:        reg,
+		Registry:        routeRegistry{reg},
 		Settings:        st,
 		SettingsChanged: g.InvalidateSettings,
 		RotateKey:       st.RotateTenantKey,

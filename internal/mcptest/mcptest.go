@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -114,11 +115,15 @@ func NewWhoami() *mcpserver.MCPServer {
 	return srv
 }
 
-// Send is one request to base+path, as key, with the headers of a
-// 2025-11-25 client (more, or other, in header: an empty value removes
-// one), and its answer.
-func Send(t testing.TB, base, method, path, key, session, body string, header map[string]string) (*http.Response, string) {
+// Server is an MCP endpoint under test.
+type Server struct{ *httptest.Server }
+
+// Send is one request to path, as key, with the headers of a 2025-11-25
+// client (more, or other, in header: an empty value removes one), and its
+// answer.
+func (s Server) Send(t testing.TB, method, path, key, session, body string, header map[string]string) (*http.Response, string) {
 	t.Helper()
+	base := s.URL
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
@@ -145,15 +150,15 @@ func Send(t testing.TB, base, method, path, key, session, body string, header ma
 	return resp, string(raw)
 }
 
-// Open initializes a session on base+path as key and returns its ID.
-func Open(t testing.TB, base, path, key string) string {
+// Open initializes a session on path as key and returns its ID.
+func (s Server) Open(t testing.TB, path, key string) string {
 	t.Helper()
-	resp, body := Send(t, base, "POST", path, key, "", InitBody, map[string]string{"MCP-Protocol-Version": ""})
+	resp, body := s.Send(t, "POST", path, key, "", InitBody, map[string]string{"MCP-Protocol-Version": ""})
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
 		t.Fatalf("initialize %s as %s: %d %s", path, key, resp.StatusCode, body)
 	}
 	id := resp.Header.Get("Mcp-Session-Id")
-	Send(t, base, "POST", path, key, id, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil)
+	s.Send(t, "POST", path, key, id, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil)
 	return id
 }
 

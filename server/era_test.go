@@ -3,10 +3,8 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"strings"
 	"testing"
-	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -121,50 +119,6 @@ func hasEscapedKey(in []byte) bool {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
-// TestStdioStreams: the agent's lines are read whole however the reads
-// cut them; a 2026-07-28 agent is not written list_changed unless a
-// listen of its own asks for it, and an initialize-era one always is.
-func TestStdioStreams(t *testing.T) {
-	const (
-		modern   = `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}` + "\n"
-		listen   = `{"jsonrpc":"2.0","id":"l","method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"notifications":{"toolsListChanged":true}}}` + "\n"
-		init     = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}` + "\n"
-		changed  = `{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}` + "\n"
-		prompts  = `{"jsonrpc":"2.0","method":"notifications/prompts/list_changed"}` + "\n"
-		progress = `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}` + "\n"
-		answer   = `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"notifications/tools/list_changed"}]}}` + "\n"
-		listened = `{"jsonrpc":"2.0","id":"l","result":{}}` + "\n"
-	)
-	tests := []struct {
-		name, in string
-		out      []string
-		want     string
-	}{
-		{"modern", modern, []string{changed, progress, answer, prompts}, progress + answer},
-		{"modern listening", modern + listen, []string{changed, prompts, listened, changed}, changed + listened},
-		{"initialize era", init, []string{changed, answer}, changed + answer},
-		{"nothing said yet", "", []string{changed}, changed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var written bytes.Buffer
-			in, out := StdioStreams(iotest.OneByteReader(strings.NewReader(tt.in)), &written)
-			read, err := io.ReadAll(in)
-			if err != nil || string(read) != tt.in {
-				t.Fatalf("read %q, %v; want the input as it is", read, err)
-			}
-			for _, m := range tt.out {
-				if n, err := out.Write([]byte(m)); err != nil || n != len(m) {
-					t.Fatalf("Write = %d, %v", n, err)
-				}
-			}
-			if diff := cmp.Diff(tt.want, written.String()); diff != "" {
-				t.Errorf("written (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
 
 // BenchmarkInitializeEraRaw is the direct lane's cost per call on a
 // 2025-11-25 session of a 2026-07-28 upstream, whose results always carry

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
@@ -15,6 +16,24 @@ const (
 	DefaultHealthPage = 100
 	MaxHealthPage     = 1000
 )
+
+// adminRoutes serve the admins' routes: the tenants' health, key
+// rotation (adminkey.go), the metrics and the usage figures (metrics.go).
+type adminRoutes struct{ *guards }
+
+func (h adminRoutes) register(mux *http.ServeMux) {
+	if h.opts.Credentials != nil {
+		mux.Handle("GET /admin/tenants/health", h.api(h.handleTenantsHealth))
+		mux.Handle("POST /admin/tenants/{tenantId}/rotate-key", h.api(h.handleRotateKey))
+	}
+	if h.opts.Metrics != nil {
+		mux.Handle("GET /metrics", h.api(h.handleMetrics))
+	}
+	if h.opts.Usage != nil {
+		mux.Handle("GET /admin/usage", h.api(h.handleUsageTop))
+		mux.Handle("GET /admin/tenants/{tenantId}/usage", h.api(h.handleUsage))
+	}
+}
 
 // tenantHealth is one tenant in the admin health route.
 type tenantHealth struct {
@@ -27,7 +46,7 @@ type tenantHealth struct {
 // It pages through tenants in ID order: ?limit=N (default 100, at most
 // 1000) and ?after=TENANT (the previous page's nextAfter). totalTenants
 // counts every tenant; the other figures count the page's.
-func (h *HTTP) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
+func (h adminRoutes) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
@@ -36,20 +55,20 @@ func (h *HTTP) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxHealthPage {
-			writeError(w, r, http.StatusBadRequest, "ValidationError", "limit: must be a whole number from 1 to 1000")
+			httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", "limit: must be a whole number from 1 to 1000")
 			return
 		}
 		limit = n
 	}
 	after := q.Get("after")
 	if after != "" && tenants.ValidateID(after) != nil {
-		writeError(w, r, http.StatusBadRequest, "ValidationError", "after: not a tenant ID")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", "after: not a tenant ID")
 		return
 	}
 	c := h.opts.Credentials
 	all, err := c.Store.Tenants(r.Context())
 	if err != nil {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	start, _ := slices.BinarySearch(all, after)
@@ -68,12 +87,12 @@ func (h *HTTP) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
 	for _, tenant := range page {
 		held, err := c.Store.Integrations(r.Context(), tenant)
 		if err != nil {
-			h.storeError(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		th := tenantHealth{TenantID: tenant, Integrations: map[string]string{}}
 		for _, name := range held {
-			if _, ok := c.Registry.Get(name); !ok {
+			if _, ok := c.Registry.Integration(name); !ok {
 				continue
 			}
 			cred, _, err := c.Store.Get(r.Context(), tenant, name)
@@ -99,5 +118,5 @@ func (h *HTTP) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
 	if start+limit < len(all) && len(page) > 0 {
 		out.NextAfter = page[len(page)-1]
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpwire.WriteJSON(w, http.StatusOK, out)
 }

@@ -3,13 +3,15 @@ package transport
 import (
 	"net/http"
 	"time"
+
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 )
 
 // handleRotateKey handles the "POST /admin/tenants/{tenantId}/rotate-key"
 // route (admins only): rotate the tenant's encryption key. New writes use
 // the new version; existing records are re-encrypted on their next write
 // (or by the store's rewrap, where it has one).
-func (h *HTTP) handleRotateKey(w http.ResponseWriter, r *http.Request) {
+func (h adminRoutes) handleRotateKey(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
@@ -19,15 +21,15 @@ func (h *HTTP) handleRotateKey(w http.ResponseWriter, r *http.Request) {
 	}
 	c := h.opts.Credentials
 	if c.RotateKey == nil {
-		writeError(w, r, http.StatusNotFound, "NotConfigured", "this gateway cannot rotate keys")
+		httpwire.WriteError(w, r, http.StatusNotFound, "NotConfigured", "this gateway cannot rotate keys")
 		return
 	}
 	if err := c.RotateKey(r.Context(), tenant); err != nil {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	h.log.InfoContext(r.Context(), "tenant_key_rotated", "tenantId", tenant, "requestId", RequestID(r.Context()))
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpwire.WriteJSON(w, http.StatusOK, map[string]any{
 		"success":   true,
 		"tenantId":  tenant,
 		"rotatedAt": c.now().UTC().Truncate(time.Second),

@@ -14,6 +14,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/internal/testidp"
+	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -122,14 +123,14 @@ func TestOIDCOverHTTP(t *testing.T) {
 		id, _ := tenants.FromContext(ctx)
 		return mcp.NewToolResultText(id.Tenant + "|" + id.Subject + "|" + req.Header.Get("Authorization")), nil
 	})
-	h := NewHTTP(HTTPOptions{MCP: srv, Auth: Chain{OIDCAuth{Verifier: v}, APIKeyAuth{Keys: &apiKeyTable{}}}})
+	h := NewHTTP(HTTPOptions{MCP: server.NewHandler(srv, nil, server.HTTPOptions{}), Auth: Chain{OIDCAuth{Verifier: v}, APIKeyAuth{Keys: &apiKeyTable{}}}})
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); _ = h.Close(context.Background()) })
 
 	tokenA := idp.Token(t, "svc-tenant-a", "mcp")
 	tokenB := idp.Token(t, "svc-tenant-b", "mcp")
 	session := initialize(t, ts, tokenA)
-	resp, body := do(t, ts, req{body: callWhoami, key: tokenA, session: session})
+	resp, body := do(t, ts, req{Body: callWhoami, Key: tokenA, Session: session})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `tenant-a|oidc:svc-tenant-a|`) {
 		t.Fatalf("whoami with tenant A's token: %d %s", resp.StatusCode, body)
 	}
@@ -149,7 +150,7 @@ func TestOIDCOverHTTP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := do(t, ts, req{body: callWhoami, key: tt.token, session: session})
+			resp, body := do(t, ts, req{Body: callWhoami, Key: tt.token, Session: session})
 			if resp.StatusCode != tt.want {
 				t.Errorf("got %d %s, want %d", resp.StatusCode, body, tt.want)
 			}

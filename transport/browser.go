@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -162,18 +163,18 @@ func (b *Browser) handleLogin(w http.ResponseWriter, r *http.Request) {
 		next = "/"
 	}
 	if !LocalPath(next) {
-		writeError(w, r, http.StatusBadRequest, "BadRequest", "next must be a local path")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "BadRequest", "next must be a local path")
 		return
 	}
 	st := loginState{State: tenants.RandomToken(), Verifier: oauth2.GenerateVerifier(), Nonce: tenants.RandomToken(), Next: next}
 	data, err := json.Marshal(st)
 	if err != nil {
-		writeError(w, r, http.StatusInternalServerError, "InternalError", "could not start sign-in")
+		httpwire.WriteError(w, r, http.StatusInternalServerError, "InternalError", "could not start sign-in")
 		return
 	}
 	sealed, err := b.cfg.Sessions.SealData(purposeLogin, data, b.cfg.LoginTTL)
 	if err != nil {
-		writeError(w, r, http.StatusInternalServerError, "InternalError", "could not start sign-in")
+		httpwire.WriteError(w, r, http.StatusInternalServerError, "InternalError", "could not start sign-in")
 		return
 	}
 	http.SetCookie(w, b.cookie(r, b.loginCookie(), sealed, b.cfg.LoginTTL))
@@ -191,7 +192,7 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 
 	c, err := r.Cookie(b.loginCookie())
 	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "BadRequest", "no sign-in in progress")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "BadRequest", "no sign-in in progress")
 		return
 	}
 	data, err := b.cfg.Sessions.OpenData(purposeLogin, c.Value)
@@ -200,35 +201,35 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		err = json.Unmarshal(data, &st)
 	}
 	if err != nil || st.State == "" || st.Verifier == "" {
-		writeError(w, r, http.StatusBadRequest, "BadRequest", "sign-in expired or not valid")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "BadRequest", "sign-in expired or not valid")
 		return
 	}
 	q := r.URL.Query()
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1 {
 		b.log.InfoContext(r.Context(), "browser_signin_failed", "reason", "state mismatch")
-		writeError(w, r, http.StatusBadRequest, "BadRequest", "sign-in state does not match")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "BadRequest", "sign-in state does not match")
 		return
 	}
 	if !b.consume(st.State) {
 		b.log.InfoContext(r.Context(), "browser_signin_failed", "reason", "state replayed")
-		writeError(w, r, http.StatusBadRequest, "BadRequest", "sign-in state already used")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "BadRequest", "sign-in state already used")
 		return
 	}
 	if e := q.Get("error"); e != "" {
 		b.log.InfoContext(r.Context(), "browser_signin_failed", "reason", "provider error", "error", e)
-		writeError(w, r, http.StatusForbidden, "SignInFailed", "the provider refused sign-in")
+		httpwire.WriteError(w, r, http.StatusForbidden, "SignInFailed", "the provider refused sign-in")
 		return
 	}
 	code := q.Get("code")
 	if code == "" {
-		writeError(w, r, http.StatusBadRequest, "BadRequest", "no authorization code")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "BadRequest", "no authorization code")
 		return
 	}
 	ctx := context.WithValue(r.Context(), oauth2.HTTPClient, b.cfg.HTTPClient)
 	tok, err := b.cfg.OAuth2.Exchange(ctx, code, oauth2.VerifierOption(st.Verifier))
 	if err != nil {
 		b.log.InfoContext(r.Context(), "browser_signin_failed", "reason", "code exchange", "error", err)
-		writeError(w, r, http.StatusBadGateway, "SignInFailed", "could not redeem the authorization code")
+		httpwire.WriteError(w, r, http.StatusBadGateway, "SignInFailed", "could not redeem the authorization code")
 		return
 	}
 	raw := tok.AccessToken
@@ -236,7 +237,7 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		raw, _ = tok.Extra("id_token").(string)
 	}
 	if raw == "" {
-		writeError(w, r, http.StatusBadGateway, "SignInFailed", "the provider returned no token to verify")
+		httpwire.WriteError(w, r, http.StatusBadGateway, "SignInFailed", "the provider returned no token to verify")
 		return
 	}
 	id, err := b.cfg.Verifier.Verify(r.Context(), raw)
@@ -246,12 +247,12 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		b.log.InfoContext(r.Context(), "browser_signin_failed", "reason", "token", "error", err)
-		writeError(w, r, http.StatusForbidden, "SignInFailed", "the signed-in identity is not accepted")
+		httpwire.WriteError(w, r, http.StatusForbidden, "SignInFailed", "the signed-in identity is not accepted")
 		return
 	}
 	sealed, err := b.cfg.Sessions.Seal(id, b.cfg.SessionTTL)
 	if err != nil {
-		writeError(w, r, http.StatusInternalServerError, "InternalError", "could not start the session")
+		httpwire.WriteError(w, r, http.StatusInternalServerError, "InternalError", "could not start the session")
 		return
 	}
 	http.SetCookie(w, b.cookie(r, b.cfg.CookieName, sealed, b.cfg.SessionTTL))
@@ -283,7 +284,7 @@ func (b *Browser) consume(state string) bool {
 func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
 	_, err := b.Auth().Authenticate(r)
 	if errors.Is(err, ErrCSRF) {
-		writeError(w, r, http.StatusForbidden, "CSRFCheckFailed", "a state-changing browser request needs the session's CSRF token and a same-origin Origin")
+		httpwire.WriteError(w, r, http.StatusForbidden, "CSRFCheckFailed", "a state-changing browser request needs the session's CSRF token and a same-origin Origin")
 		return
 	}
 	// No session or one not valid: clearing it does no harm.
@@ -298,10 +299,10 @@ func (b *Browser) handleSession(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	s, err := b.session(r)
 	if err != nil {
-		writeError(w, r, http.StatusUnauthorized, "Unauthorized", "not signed in")
+		httpwire.WriteError(w, r, http.StatusUnauthorized, "Unauthorized", "not signed in")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpwire.WriteJSON(w, http.StatusOK, map[string]any{
 		"tenant":     s.Identity.Tenant,
 		"subject":    s.Identity.Subject,
 		"admin":      s.Identity.Admin,

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 )
@@ -24,21 +25,29 @@ import (
 // when the callback URL is https.
 const LinkCookie = "cgw_link"
 
-// The consent page's routes:
+// linkRoutes serve the OAuth link flow: its start (oauth.go), the
+// consent page, and the provider's callback.
+type linkRoutes struct{ *guards }
+
+// register mounts the link flow's routes:
 //
-//	GET  /oauth/link/{id}  what is being linked into which tenant, on whose behalf
-//	POST /oauth/link/{id}  the person's confirmation: on to the provider
-func (h *HTTP) consentRoutes() {
+//	GET  /oauth/authorize/{integration}  start a link (authenticated)
+//	GET  /oauth/callback/{integration}   the provider sends the browser back
+//	GET  /oauth/link/{id}                what is being linked into which tenant, on whose behalf
+//	POST /oauth/link/{id}                the person's confirmation: on to the provider
+func (h linkRoutes) register(mux *http.ServeMux) {
+	mux.Handle("GET /oauth/authorize/{integration}", h.api(h.handleAuthorize))
+	mux.Handle("GET /oauth/callback/{integration}", h.checkHost(http.HandlerFunc(h.handleCallback)))
 	if h.opts.OAuth == nil {
 		return
 	}
-	h.mux.Handle("GET "+oauth.LinkPath+"{id}", h.checkHost(http.HandlerFunc(h.handleConsent)))
-	h.mux.Handle("POST "+oauth.LinkPath+"{id}", h.checkHost(h.limitAPIBody(http.HandlerFunc(h.handleConfirm))))
+	mux.Handle("GET "+oauth.LinkPath+"{id}", h.checkHost(http.HandlerFunc(h.handleConsent)))
+	mux.Handle("POST "+oauth.LinkPath+"{id}", h.checkHost(h.limitAPIBody(http.HandlerFunc(h.handleConfirm))))
 }
 
 // handleConsent handles the "GET /oauth/link/{id}" route: the consent page
 // of a link begun by an agent or API caller.
-func (h *HTTP) handleConsent(w http.ResponseWriter, r *http.Request) {
+func (h linkRoutes) handleConsent(w http.ResponseWriter, r *http.Request) {
 	link, ok := h.consentLink(w, r)
 	if !ok {
 		return
@@ -59,7 +68,7 @@ func (h *HTTP) handleConsent(w http.ResponseWriter, r *http.Request) {
 // handleConfirm handles the "POST /oauth/link/{id}" route: the person
 // confirmed; the browser goes on to the provider with a state only it can
 // bring back.
-func (h *HTTP) handleConfirm(w http.ResponseWriter, r *http.Request) {
+func (h linkRoutes) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	if !h.consentOrigin(r) {
 		h.consentError(w, r, http.StatusForbidden, "CSRFCheckFailed", "the confirmation did not come from the gateway's own consent page")
 		return
@@ -75,19 +84,10 @@ func (h *HTTP) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authURL, err := h.opts.OAuth.Confirm(r.Context(), link.ID, c.Value)
-	switch {
-	case errors.Is(err, oauth.ErrLinkUsed):
-		h.consentError(w, r, http.StatusBadRequest, "StateAlreadyUsed", "this link request was already confirmed: ask for a new link")
-		return
-	case errors.Is(err, oauth.ErrLinkExpired):
-		h.consentError(w, r, http.StatusBadRequest, "StateExpired", "this link request has expired: ask for a new link")
-		return
-	case errors.Is(err, oauth.ErrLinkInvalid):
-		h.consentError(w, r, http.StatusBadRequest, "InvalidState", "this link is not valid")
-		return
-	case err != nil:
-		h.log.ErrorContext(r.Context(), "oauth_confirm_failed", "error", err, "requestId", RequestID(r.Context()))
-		h.consentError(w, r, http.StatusServiceUnavailable, "VaultError", "could not continue the link: try again")
+	if err != nil {
+		e := h.flowFailure(r, err, "oauth_confirm_failed",
+			apiError{status: http.StatusServiceUnavailable, name: "VaultError", message: "could not continue the link: try again"})
+		h.consentError(w, r, e.status, e.name, e.message)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -98,14 +98,14 @@ func (h *HTTP) handleConfirm(w http.ResponseWriter, r *http.Request) {
 // checks that the person is signed in as a user of its tenant: not signed
 // in, they are sent to sign in and come back; signed in as another tenant,
 // refused (and recorded).
-func (h *HTTP) consentLink(w http.ResponseWriter, r *http.Request) (oauth.Link, bool) {
+func (h linkRoutes) consentLink(w http.ResponseWriter, r *http.Request) (oauth.Link, bool) {
 	link, err := h.opts.OAuth.Link(r.PathValue("id"))
-	switch {
-	case errors.Is(err, oauth.ErrLinkExpired):
-		h.consentError(w, r, http.StatusBadRequest, "StateExpired", "this link request has expired: ask for a new link")
-		return link, false
-	case err != nil:
-		h.consentError(w, r, http.StatusBadRequest, "InvalidState", "this link is not valid")
+	if err != nil {
+		if !errors.Is(err, oauth.ErrLinkExpired) {
+			err = oauth.ErrLinkInvalid // whatever else is wrong with it
+		}
+		e := errorFor(err)
+		h.consentError(w, r, e.status, e.name, e.message)
 		return link, false
 	}
 	if h.opts.Browser == nil {
@@ -135,7 +135,7 @@ func (h *HTTP) consentLink(w http.ResponseWriter, r *http.Request) (oauth.Link, 
 // linkBinding returns the browser's link binding secret, setting the
 // cookie when the browser has none yet (one per browser: several consent
 // pages open at once share it).
-func (h *HTTP) linkBinding(w http.ResponseWriter, r *http.Request, integration string) string {
+func (h linkRoutes) linkBinding(w http.ResponseWriter, r *http.Request, integration string) string {
 	if c, err := r.Cookie(LinkCookie); err == nil && len(c.Value) >= 43 && len(c.Value) <= 64 {
 		return c.Value
 	}
@@ -164,7 +164,7 @@ func consentCSRF(binding, id string) string {
 // gateway: its Origin (or else Referer), when the browser sent one, is
 // the request's own origin, the callback URLs' or an allowed one; a
 // browser that says the request is cross-site is refused whatever it says.
-func (h *HTTP) consentOrigin(r *http.Request) bool {
+func (h linkRoutes) consentOrigin(r *http.Request) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
@@ -177,13 +177,13 @@ func (h *HTTP) consentOrigin(r *http.Request) bool {
 	return fromOrigin(r, allowed)
 }
 
-func (h *HTTP) consentError(w http.ResponseWriter, r *http.Request, status int, name, message string) {
+func (h linkRoutes) consentError(w http.ResponseWriter, r *http.Request, status int, name, message string) {
 	w.Header().Set("Cache-Control", "no-store")
 	if wantsHTML(r) || r.Method == http.MethodPost {
 		renderConsent(w, status, consentPage{Error: name, Message: message})
 		return
 	}
-	writeError(w, r, status, name, message)
+	httpwire.WriteError(w, r, status, name, message)
 }
 
 type consentPage struct {
@@ -195,7 +195,7 @@ type consentPage struct {
 }
 
 // providerOrigin is the origin of integration's authorization endpoint.
-func (h *HTTP) providerOrigin(integration string) string {
+func (h linkRoutes) providerOrigin(integration string) string {
 	p, ok := h.opts.OAuth.Provider(integration)
 	if !ok {
 		return ""

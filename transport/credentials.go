@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
-	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -22,11 +22,23 @@ type CredentialStore interface {
 	Tenants(ctx context.Context) ([]string, error)
 }
 
+// Integration is a registered integration, as the routes show it.
+type Integration struct{ Name, Category string }
+
+// Registry is what the routes need of the integrations the gateway
+// serves.
+type Registry interface {
+	// Integration returns the integration registered as name.
+	Integration(name string) (Integration, bool)
+	// Integrations returns every registered integration, in order.
+	Integrations() []Integration
+}
+
 // Credentials are the credential routes' parts. Store and Registry are
 // required.
 type Credentials struct {
 	Store    CredentialStore
-	Registry *tools.Registry
+	Registry Registry
 	// Health reports a credential's health (cred nil: none stored); nil
 	// derives it from the credential alone.
 	Health func(tenant, integration string, cred *vault.Credential) oauth.Health
@@ -70,46 +82,31 @@ func (c *Credentials) health(tenant, integration string, cred *vault.Credential)
 	return oauth.Health{State: oauth.HealthActive}
 }
 
-// storeError answers a failed store call with the seed's error names.
-func (h *HTTP) storeError(w http.ResponseWriter, r *http.Request, err error) {
-	var (
-		nf       *vault.CredentialNotFoundError
-		ve       *vault.VaultError
-		ee       *vault.VaultEncryptionError
-		conflict *vault.ConflictError
-	)
-	switch {
-	case errors.As(err, &nf):
-		writeError(w, r, http.StatusNotFound, "CredentialNotFoundError", nf.Error())
-	case errors.As(err, &conflict):
-		writeError(w, r, http.StatusConflict, "Conflict", "the credential changed concurrently: retry")
-	case errors.As(err, &ee):
-		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
-		writeError(w, r, http.StatusServiceUnavailable, "VaultEncryptionError", "Failed to decrypt data")
-	case errors.As(err, &ve):
-		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
-		w.Header().Set("Retry-After", "5") // as the authentication's 503: the store may come back
-		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "Failed to connect to Vault")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "the credential store did not answer in time")
-	default:
-		h.log.ErrorContext(r.Context(), "credential_store_failed", "error", err, "requestId", RequestID(r.Context()))
-		writeError(w, r, http.StatusServiceUnavailable, "VaultError", "the credential store failed")
-	}
+// credentialRoutes serve a tenant's integrations: their state, their
+// credentials, and (settings.go) whether they are on.
+type credentialRoutes struct{ *guards }
+
+func (h credentialRoutes) register(mux *http.ServeMux) {
+	mux.Handle("GET /tenants/{tenantId}/integrations", h.api(h.handleListIntegrations))
+	mux.Handle("GET /tenants/{tenantId}/integrations/{integration}", h.api(h.handleGetIntegration))
+	mux.Handle("PUT /tenants/{tenantId}/integrations/{integration}", h.api(h.handleEnableIntegration))
+	mux.Handle("DELETE /tenants/{tenantId}/integrations/{integration}", h.api(h.handleDisableIntegration))
+	mux.Handle("POST /tenants/{tenantId}/integrations/{integration}/credentials", h.api(h.handlePutCredential))
+	mux.Handle("DELETE /tenants/{tenantId}/integrations/{integration}/credentials", h.api(h.handleDeleteCredential))
 }
 
 // tenantAndIntegration resolves the {tenantId} and {integration} path
 // values: 400 or 403 for the tenant (tenantFor), 404 for an integration
 // that is not registered. On refusal it has answered.
-func (h *HTTP) tenantAndIntegration(w http.ResponseWriter, r *http.Request) (string, tools.Integration, bool) {
+func (h credentialRoutes) tenantAndIntegration(w http.ResponseWriter, r *http.Request) (string, Integration, bool) {
 	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
 	if !ok {
-		return "", tools.Integration{}, false
+		return "", Integration{}, false
 	}
-	in, ok := h.opts.Credentials.Registry.Get(r.PathValue("integration"))
+	in, ok := h.opts.Credentials.Registry.Integration(r.PathValue("integration"))
 	if !ok {
-		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
-		return "", tools.Integration{}, false
+		httpwire.WriteError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
+		return "", Integration{}, false
 	}
 	return tenant, in, true
 }
@@ -117,7 +114,7 @@ func (h *HTTP) tenantAndIntegration(w http.ResponseWriter, r *http.Request) (str
 // handlePutCredential handles the "POST
 // /tenants/{tenantId}/integrations/{integration}/credentials" route: store
 // a credential given directly (the seed's Option A step 3).
-func (h *HTTP) handlePutCredential(w http.ResponseWriter, r *http.Request) {
+func (h credentialRoutes) handlePutCredential(w http.ResponseWriter, r *http.Request) {
 	tenant, in, ok := h.tenantAndIntegration(w, r)
 	if !ok {
 		return
@@ -126,22 +123,18 @@ func (h *HTTP) handlePutCredential(w http.ResponseWriter, r *http.Request) {
 	now := c.now()
 	cred, err := DecodeCredential(r.Body, now)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
-			return
-		}
-		writeError(w, r, http.StatusBadRequest, "ValidationError", err.Error())
+		h.fail(w, r, badBody(err, err.Error()))
 		return
 	}
 	if _, err := c.Store.Put(r.Context(), tenant, in.Name, cred, vault.AnyVersion); err != nil {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	h.log.InfoContext(r.Context(), "credential_stored", "tenantId", tenant, "integration", in.Name, "requestId", RequestID(r.Context()))
 	if c.Changed != nil {
 		c.Changed(tenant, in.Name, &cred)
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{
+	httpwire.WriteJSON(w, http.StatusCreated, map[string]any{
 		"success":     true,
 		"tenantId":    tenant,
 		"integration": in.Name,
@@ -153,7 +146,7 @@ func (h *HTTP) handlePutCredential(w http.ResponseWriter, r *http.Request) {
 // handleDeleteCredential handles the "DELETE
 // /tenants/{tenantId}/integrations/{integration}/credentials" route:
 // revoke at the provider where it can, then delete.
-func (h *HTTP) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
+func (h credentialRoutes) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
 	tenant, in, ok := h.tenantAndIntegration(w, r)
 	if !ok {
 		return
@@ -162,7 +155,7 @@ func (h *HTTP) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
 	cred, _, err := c.Store.Get(r.Context(), tenant, in.Name)
 	_, unreadable := errors.AsType[*vault.VaultEncryptionError](err)
 	if err != nil && !unreadable {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	revoked := false
@@ -176,14 +169,14 @@ func (h *HTTP) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := c.Store.Delete(r.Context(), tenant, in.Name); err != nil {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	h.log.InfoContext(r.Context(), "credential_revoked", "tenantId", tenant, "integration", in.Name, "providerRevoked", revoked, "requestId", RequestID(r.Context()))
 	if c.Changed != nil {
 		c.Changed(tenant, in.Name, nil)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpwire.WriteJSON(w, http.StatusOK, map[string]any{
 		"success":         true,
 		"tenantId":        tenant,
 		"integration":     in.Name,
@@ -210,7 +203,7 @@ type integrationStatus struct {
 	Tools          []string        `json:"tools,omitzero"` // the allowlist, if narrowed ([]: no tool)
 }
 
-func (h *HTTP) status(tenant string, in tools.Integration, cred *vault.Credential, settings tenants.Settings) integrationStatus {
+func (h credentialRoutes) status(tenant string, in Integration, cred *vault.Credential, settings tenants.Settings) integrationStatus {
 	c := h.opts.Credentials
 	s := integrationStatus{Name: in.Name, Category: in.Category, Enabled: settings.Enabled(in.Name), Tools: settings.Tools[in.Name]}
 	health := c.health(tenant, in.Name, cred)
@@ -237,7 +230,7 @@ func (h *HTTP) status(tenant string, in tools.Integration, cred *vault.Credentia
 
 // handleListIntegrations handles the "GET /tenants/{tenantId}/integrations"
 // route: every registered integration, with the tenant's credential state.
-func (h *HTTP) handleListIntegrations(w http.ResponseWriter, r *http.Request) {
+func (h credentialRoutes) handleListIntegrations(w http.ResponseWriter, r *http.Request) {
 	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
 	if !ok {
 		return
@@ -245,12 +238,12 @@ func (h *HTTP) handleListIntegrations(w http.ResponseWriter, r *http.Request) {
 	c := h.opts.Credentials
 	held, err := c.Store.Integrations(r.Context(), tenant)
 	if err != nil {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	settings, err := h.tenantSettings(r.Context(), tenant)
 	if err != nil {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	has := map[string]bool{}
@@ -258,7 +251,7 @@ func (h *HTTP) handleListIntegrations(w http.ResponseWriter, r *http.Request) {
 		has[n] = true
 	}
 	list := []integrationStatus{}
-	for _, in := range c.Registry.All() {
+	for _, in := range c.Registry.Integrations() {
 		var cred *vault.Credential
 		if has[in.Name] {
 			got, _, err := c.Store.Get(r.Context(), tenant, in.Name)
@@ -266,19 +259,19 @@ func (h *HTTP) handleListIntegrations(w http.ResponseWriter, r *http.Request) {
 			case err == nil:
 				cred = &got
 			case !vault.IsNotFound(err): // deleted since the listing: no credential
-				h.storeError(w, r, err)
+				h.fail(w, r, err)
 				return
 			}
 		}
 		list = append(list, h.status(tenant, in, cred, settings))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenantId": tenant, "integrations": list})
+	httpwire.WriteJSON(w, http.StatusOK, map[string]any{"tenantId": tenant, "integrations": list})
 }
 
 // handleGetIntegration handles the "GET
 // /tenants/{tenantId}/integrations/{integration}" route: one integration's
 // state for the tenant, never a secret.
-func (h *HTTP) handleGetIntegration(w http.ResponseWriter, r *http.Request) {
+func (h credentialRoutes) handleGetIntegration(w http.ResponseWriter, r *http.Request) {
 	tenant, in, ok := h.tenantAndIntegration(w, r)
 	if !ok {
 		return
@@ -287,31 +280,31 @@ func (h *HTTP) handleGetIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeIntegration answers with one integration's state for tenant.
-func (h *HTTP) writeIntegration(w http.ResponseWriter, r *http.Request, tenant, integration string) {
-	in, _ := h.opts.Credentials.Registry.Get(integration)
+func (h credentialRoutes) writeIntegration(w http.ResponseWriter, r *http.Request, tenant, integration string) {
+	in, _ := h.opts.Credentials.Registry.Integration(integration)
 	var cred *vault.Credential
 	got, _, err := h.opts.Credentials.Store.Get(r.Context(), tenant, in.Name)
 	switch {
 	case err == nil:
 		cred = &got
 	case !vault.IsNotFound(err):
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	settings, err := h.tenantSettings(r.Context(), tenant)
 	if err != nil {
-		h.storeError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	s := h.status(tenant, in, cred, settings)
-	writeJSON(w, http.StatusOK, struct {
+	httpwire.WriteJSON(w, http.StatusOK, struct {
 		TenantID string `json:"tenantId"`
 		integrationStatus
 	}{tenant, s})
 }
 
 // tenantSettings reads tenant's settings (none when not kept).
-func (h *HTTP) tenantSettings(ctx context.Context, tenant string) (tenants.Settings, error) {
+func (h credentialRoutes) tenantSettings(ctx context.Context, tenant string) (tenants.Settings, error) {
 	c := h.opts.Credentials
 	if c.Settings == nil {
 		return tenants.Settings{}, nil

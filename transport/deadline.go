@@ -77,7 +77,7 @@ type exchange struct {
 // once the drain has begun).
 func (h *HTTP) bounded(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e := &exchange{ResponseWriter: w, write: h.opts.WriteTimeout}
+		e := &exchange{ResponseWriter: w, write: h.guards.opts.WriteTimeout}
 		e.dl, _ = w.(deadlines)
 		if h.drain.add(e) {
 			defer h.drain.remove(e)
@@ -90,7 +90,7 @@ func (h *HTTP) bounded(next http.Handler) http.Handler {
 		e.cancel = cancel
 		r = r.WithContext(ctx)
 		if e.dl != nil && r.Body != nil && r.Body != http.NoBody {
-			_ = e.dl.SetReadDeadline(time.Now().Add(h.opts.ReadTimeout))
+			_ = e.dl.SetReadDeadline(time.Now().Add(h.guards.opts.ReadTimeout))
 			e.reader = deadlineBody{ReadCloser: r.Body, dl: e.dl}
 			r.Body = &e.reader
 		}

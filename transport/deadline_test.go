@@ -137,7 +137,7 @@ func TestStalledReaderCut(t *testing.T) {
 func TestQuietWaitsSurvive(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	b := newBoundsServer(t, HTTPOptions{ReadTimeout: timeout, WriteTimeout: timeout})
-	session := b.open(t, "/mcp", "key-a")
+	session := b.Open(t, "/mcp", "key-a")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -157,13 +157,13 @@ func TestQuietWaitsSurvive(t *testing.T) {
 		ended <- err
 	}()
 
-	resp, raw := b.send(t, "POST", "/mcp", "key-a", session,
+	resp, raw := b.Send(t, "POST", "/mcp", "key-a", session,
 		`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":1000}}}`, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(raw, "slept") {
 		t.Errorf("a 2025-11-25 call of 1s, timeouts %v: %d %s, want its answer", timeout, resp.StatusCode, raw)
 	}
 	body, header := toolCall2026(6, "sleep", `{"ms":1000}`)
-	resp, raw = b.send(t, "POST", "/mcp", "key-a", "", body, header)
+	resp, raw = b.Send(t, "POST", "/mcp", "key-a", "", body, header)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(raw, "slept") {
 		t.Errorf("a 2026-07-28 call of 1s, timeouts %v: %d %s, want its answer", timeout, resp.StatusCode, raw)
 	}
@@ -202,7 +202,7 @@ func rawPost(url, key, session, body string, header map[string]string) (int, str
 // naming their ID, and are cancelled; the listening stream ends.
 func TestDrain(t *testing.T) {
 	b := newBoundsServer(t, HTTPOptions{})
-	session := b.open(t, "/mcp", "key-a")
+	session := b.Open(t, "/mcp", "key-a")
 
 	r, _ := http.NewRequest("GET", b.URL+"/mcp", nil)
 	r.Header.Set("Accept", "text/event-stream")

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 )
 
 // codeShuttingDown is the JSON-RPC error of a request the gateway did not
@@ -96,15 +96,15 @@ func (d *drain) snapshot() (all []pending, calls int) {
 // in Mcp-Method), which never finishes by itself, or a call, and the
 // message, read by limitBody, whose ID the drain answers should the call
 // outlast it. It costs one lock and no copy.
-func (h *HTTP) track(next http.Handler) http.Handler {
+func (d *drain) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := exchangeOf(w); e != nil {
 			var body []byte
-			if b, ok := r.Body.(*bufferedBody); ok {
-				body = b.all
+			if b, ok := httpwire.Bytes(r.Body); ok {
+				body = b
 			}
-			stream := r.Method == http.MethodGet || r.Header.Get(mcp.HeaderMethod) == string(mcp.MethodSubscriptionsListen)
-			h.drain.mark(e, body, stream)
+			stream := r.Method == http.MethodGet || r.Header.Get("Mcp-Method") == "subscriptions/listen"
+			d.mark(e, body, stream)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -115,10 +115,10 @@ func (h *HTTP) refuseDraining(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	w.Header().Set("Retry-After", "1")
 	if r.URL.Path == "/mcp" || strings.HasPrefix(r.URL.Path, "/mcp/") {
-		writeJSONRPCError(w, http.StatusServiceUnavailable, codeShuttingDown, msgRefusedDraining)
+		httpwire.WriteJSONRPCError(w, http.StatusServiceUnavailable, nil, codeShuttingDown, msgRefusedDraining)
 		return
 	}
-	writeError(w, r, http.StatusServiceUnavailable, "ShuttingDown", "the gateway is shutting down; retry on another instance")
+	httpwire.WriteError(w, r, http.StatusServiceUnavailable, "ShuttingDown", "the gateway is shutting down; retry on another instance")
 }
 
 // Drain stops the gateway taking requests and lets those in flight finish:
@@ -133,7 +133,7 @@ func (h *HTTP) refuseDraining(w http.ResponseWriter, r *http.Request) {
 // The HTTP server's Shutdown, after Drain, finds every response finishing.
 func (h *HTTP) Drain(ctx context.Context) int {
 	h.drain.begin()
-	h.log.Info("gateway_draining")
+	h.guards.log.Info("gateway_draining")
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for waiting := true; waiting; {
@@ -153,12 +153,12 @@ func (h *HTTP) Drain(ctx context.Context) int {
 			cut++
 		}
 	}
-	h.sessions.endAll()
+	h.guards.opts.MCP.EndSessions()
 	for _, p := range all {
 		p.e.cancel()
 	}
 	if cut > 0 {
-		h.log.Warn("gateway_drain_cut", "calls", cut)
+		h.guards.log.Warn("gateway_drain_cut", "calls", cut)
 	}
 	return cut
 }
@@ -207,7 +207,7 @@ func (e *exchange) payDebt(r *http.Request, body []byte) {
 	e.Header().Set("Content-Type", "application/json")
 	e.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
 	if body == nil {
-		_ = json.NewEncoder(e.ResponseWriter).Encode(errorBody{
+		_ = json.NewEncoder(e.ResponseWriter).Encode(httpwire.ErrorBody{
 			Error: "ShuttingDown", Message: "the gateway stopped before this request finished; it may or may not have taken effect",
 			RequestID: RequestID(r.Context()),
 		})
@@ -223,12 +223,6 @@ func drainError(body []byte) []byte {
 		ID json.RawMessage `json:"id"`
 	}
 	_ = json.Unmarshal(body, &m)
-	if len(m.ID) == 0 {
-		m.ID = json.RawMessage("null")
-	}
-	b, _ := json.Marshal(map[string]any{
-		"jsonrpc": "2.0", "id": m.ID,
-		"error": map[string]any{"code": codeShuttingDown, "message": msgCutByDrain},
-	})
+	b, _ := json.Marshal(httpwire.JSONRPCError(m.ID, codeShuttingDown, msgCutByDrain))
 	return b
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
@@ -30,33 +31,32 @@ type invokeRequest struct {
 	Parameters  map[string]any `json:"parameters"`
 }
 
+// invokeRoute serves POST /api/v1/tools/invoke.
+type invokeRoute struct{ *guards }
+
 // handleInvoke handles the "POST /api/v1/tools/invoke" route: a tool call
 // over plain HTTP, taking the same path as an MCP tools/call.
-func (h *HTTP) handleInvoke(w http.ResponseWriter, r *http.Request) {
+func (h invokeRoute) handleInvoke(w http.ResponseWriter, r *http.Request) {
 	// A JSON body only: a form or text/plain body is what a page on
 	// another site can send without a preflight.
 	if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
-		writeError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
+		httpwire.WriteError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
 		return
 	}
 	var req invokeRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
-			return
-		}
-		writeError(w, r, http.StatusBadRequest, "ValidationError", jsonFieldError(err))
+		h.fail(w, r, badBody(err, jsonFieldError(err)))
 		return
 	}
 	integration, tool, ok := strings.Cut(req.ToolID, ".")
 	if !ok || integration == "" || tool == "" {
-		writeError(w, r, http.StatusBadRequest, "ValidationError", `toolId: must be "integration.tool", e.g. "notion.API-post-search"`)
+		httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", `toolId: must be "integration.tool", e.g. "notion.API-post-search"`)
 		return
 	}
 	if req.Integration != "" && req.Integration != integration {
-		writeError(w, r, http.StatusBadRequest, "ValidationError", "integration: does not match the integration of toolId")
+		httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", "integration: does not match the integration of toolId")
 		return
 	}
 	tenant, ok := h.tenantFor(w, r, req.TenantID)
@@ -66,32 +66,11 @@ func (h *HTTP) handleInvoke(w http.ResponseWriter, r *http.Request) {
 	caller, _ := tenants.FromContext(r.Context())
 	ctx := tenants.NewContext(r.Context(), tenants.Identity{Tenant: tenant, Subject: caller.Subject, Admin: caller.Admin})
 	res, err := h.opts.Invoke.Invoke(ctx, integration, tool, req.Parameters)
-	switch {
-	case err == nil:
-	case errors.Is(err, server.ErrUnknownIntegration):
-		writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
-		return
-	case errors.Is(err, server.ErrDisabled):
-		writeError(w, r, http.StatusForbidden, "IntegrationDisabled", "this integration is turned off for the tenant")
-		return
-	case errors.Is(err, server.ErrUnknownTool):
-		writeError(w, r, http.StatusNotFound, "ToolNotFound", "the integration has no tool by that name")
-		return
-	case errors.Is(err, server.ErrNotLinked), vault.IsNotFound(err):
-		writeError(w, r, http.StatusNotFound, "CredentialNotFoundError", "Credentials not found for "+tenant+"/"+integration)
-		return
-	case isStoreError(err):
-		h.storeError(w, r, err)
-		return
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		writeError(w, r, http.StatusGatewayTimeout, "UpstreamTimeout", "the tool did not answer in time")
-		return
-	default:
-		h.log.WarnContext(r.Context(), "invoke_failed", "integration", integration, "error", err, "requestId", RequestID(r.Context()))
-		writeError(w, r, http.StatusBadGateway, "UpstreamError", "the integration could not run the tool")
+	if err != nil {
+		h.failCall(w, r, tenant, integration, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpwire.WriteJSON(w, http.StatusOK, map[string]any{
 		"success":     !res.IsError,
 		"toolId":      req.ToolID,
 		"integration": integration,
@@ -112,11 +91,15 @@ func jsonFieldError(err error) string {
 	return "the body must be one JSON object"
 }
 
-// isStoreError reports whether err came from the credential store.
-func isStoreError(err error) bool {
-	var (
-		ve *vault.VaultError
-		ee *vault.VaultEncryptionError
-	)
-	return errors.As(err, &ve) || errors.As(err, &ee) || vault.IsNotFound(err)
+// failCall answers a failed call of a tool of integration for tenant:
+// every error not the gateway's or the store's is the upstream's.
+func (h invokeRoute) failCall(w http.ResponseWriter, r *http.Request, tenant, integration string, err error) {
+	if errors.Is(err, server.ErrNotLinked) {
+		err = &vault.CredentialNotFoundError{Tenant: tenant, Integration: integration}
+	}
+	e := errorFor(&upstreamError{err})
+	if e.status == http.StatusBadGateway {
+		h.log.WarnContext(r.Context(), "invoke_failed", "integration", integration, "error", err, "requestId", RequestID(r.Context()))
+	}
+	h.answer(w, r, err, e)
 }

@@ -3,11 +3,13 @@ package transport
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 )
 
 // handleMetrics handles the "GET /metrics" route (admins only): the
 // Prometheus metrics. Scrape it with an admin API key as the bearer token.
-func (h *HTTP) handleMetrics(w http.ResponseWriter, r *http.Request) {
+func (h adminRoutes) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
@@ -18,7 +20,7 @@ func (h *HTTP) handleMetrics(w http.ResponseWriter, r *http.Request) {
 // (admins only): one tenant's figures since this replica started (the
 // seed's per-tenant metrics: calls, credential accesses, refresh success
 // rate, active integrations).
-func (h *HTTP) handleUsage(w http.ResponseWriter, r *http.Request) {
+func (h adminRoutes) handleUsage(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
@@ -28,15 +30,15 @@ func (h *HTTP) handleUsage(w http.ResponseWriter, r *http.Request) {
 	}
 	u, ok := h.opts.Usage.Tenant(tenant)
 	if !ok {
-		writeError(w, r, http.StatusNotFound, "NoUsage", "no use by this tenant seen by this replica")
+		httpwire.WriteError(w, r, http.StatusNotFound, "NoUsage", "no use by this tenant seen by this replica")
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpwire.WriteJSON(w, http.StatusOK, u)
 }
 
 // handleUsageTop handles the "GET /admin/usage" route (admins only): the
 // busiest tenants, ?top=N (default 20, at most 1000).
-func (h *HTTP) handleUsageTop(w http.ResponseWriter, r *http.Request) {
+func (h adminRoutes) handleUsageTop(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
@@ -44,9 +46,9 @@ func (h *HTTP) handleUsageTop(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("top"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
-			writeError(w, r, http.StatusBadRequest, "ValidationError", "top: must be a whole number from 1 to 1000")
+			httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", "top: must be a whole number from 1 to 1000")
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenants": h.opts.Usage.Top(n)})
+	httpwire.WriteJSON(w, http.StatusOK, map[string]any{"tenants": h.opts.Usage.Top(n)})
 }

@@ -3,18 +3,17 @@ package transport
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -24,76 +23,35 @@ import (
 // carry it.
 func RequestID(ctx context.Context) string { return audit.RequestID(ctx) }
 
-// withRequestID gives every request an ID, echoed in X-Request-Id, and
-// counts it in the metrics by route pattern and status.
-func (h *HTTP) withRequestID(next *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
-		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(audit.WithRequestID(r.Context(), id))
-		if h.opts.Metrics == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r) // the mux sets r.Pattern
-		h.opts.Metrics.HTTP(r.Pattern, sw.status, time.Since(start))
-	})
+// guards is the middleware the route groups share: the Host and Origin
+// checks, the body limit, authentication and its challenges, and the
+// decision which tenant a request may act on (tenant.go).
+type guards struct {
+	opts    *HTTPOptions
+	log     *slog.Logger
+	apiAuth Authenticator // the MCP endpoint's, and signed-in browsers
 }
 
-// statusWriter remembers the status a handler answered with, and tells
-// onHeader, if set, once the header is written.
-type statusWriter struct {
-	http.ResponseWriter
-	status   int
-	onHeader func(status int)
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-	if w.onHeader != nil {
-		w.onHeader(code)
-	}
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the writer (flushing event
-// streams).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush implements http.Flusher, for event streams.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+// api guards a REST route: callers authenticate as on the MCP endpoint, or
+// as a signed-in browser (CSRF-checked).
+func (h *guards) api(next http.HandlerFunc) http.Handler {
+	return h.checkHost(h.checkOrigin(h.limitAPIBody(h.authenticateWith(h.apiAuth, next))))
 }
 
 // checkOrigin refuses browser requests from origins that are not allowed,
 // as the MCP transport specification requires against DNS rebinding.
-func (h *HTTP) checkOrigin(next http.Handler) http.Handler {
+func (h *guards) checkOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
 			h.log.WarnContext(r.Context(), "origin_rejected", "origin", origin, "request_id", RequestID(r.Context()))
-			writeError(w, r, http.StatusForbidden, "ForbiddenOrigin", "origin not allowed")
+			httpwire.WriteError(w, r, http.StatusForbidden, "ForbiddenOrigin", "origin not allowed")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func (h *HTTP) originAllowed(origin string) bool {
+func (h *guards) originAllowed(origin string) bool {
 	if slices.Contains(h.opts.AllowedOrigins, origin) {
 		return true
 	}
@@ -110,13 +68,13 @@ func (h *HTTP) originAllowed(origin string) bool {
 // checkHost refuses a request that arrived on a loopback connection with a
 // Host that is not a loopback name or an allowed host: a browser page whose
 // DNS name was rebound to 127.0.0.1 must not reach the gateway.
-func (h *HTTP) checkHost(next http.Handler) http.Handler {
+func (h *guards) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 		if local != nil && isLoopback(local.String()) && !isLoopback(r.Host) &&
 			!slices.Contains(h.opts.AllowedHosts, r.Host) && !slices.Contains(h.opts.AllowedHosts, hostOnly(r.Host)) {
 			h.log.WarnContext(r.Context(), "host_rejected", "host", r.Host, "request_id", RequestID(r.Context()))
-			writeError(w, r, http.StatusForbidden, "ForbiddenHost", "host not allowed")
+			httpwire.WriteError(w, r, http.StatusForbidden, "ForbiddenHost", "host not allowed")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -142,40 +100,40 @@ func hostOnly(hostport string) string {
 
 // limitBody reads a POST body up to the limit (413 beyond it) and refuses
 // JSON-RPC batches, which MCP no longer allows, with a clear error.
-func (h *HTTP) limitBody(next http.Handler) http.Handler {
+func (h *guards) limitBody(next http.Handler) http.Handler {
 	return h.limitBodyFor(true, next)
 }
 
 // limitAPIBody is limitBody for the REST routes: bodies of any method are
 // bounded, and a JSON array is left for the route to refuse.
-func (h *HTTP) limitAPIBody(next http.Handler) http.Handler {
+func (h *guards) limitAPIBody(next http.Handler) http.Handler {
 	return h.limitBodyFor(false, next)
 }
 
-func (h *HTTP) limitBodyFor(jsonRPC bool, next http.Handler) http.Handler {
+func (h *guards) limitBodyFor(jsonRPC bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if jsonRPC && r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
 		if r.ContentLength > h.opts.MaxBodyBytes {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
+			httpwire.WriteError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
 			return
 		}
 		body, err := readBody(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes), r.ContentLength)
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
+				httpwire.WriteError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
 				return
 			}
-			writeError(w, r, http.StatusBadRequest, "BadRequest", "could not read request body")
+			httpwire.WriteError(w, r, http.StatusBadRequest, "BadRequest", "could not read request body")
 			return
 		}
 		if trimmed := bytes.TrimLeft(body, " \t\r\n"); jsonRPC && len(trimmed) > 0 && trimmed[0] == '[' {
-			writeJSONRPCError(w, http.StatusBadRequest, -32600, "JSON-RPC batch requests are not supported: send one message per request")
+			httpwire.WriteJSONRPCError(w, http.StatusBadRequest, nil, -32600, "JSON-RPC batch requests are not supported: send one message per request")
 			return
 		}
-		r.Body = &bufferedBody{Reader: bytes.NewReader(body), all: body}
+		r.Body = httpwire.NewBody(body)
 		r.ContentLength = int64(len(body))
 		next.ServeHTTP(w, r)
 	})
@@ -205,69 +163,77 @@ func readBody(r io.Reader, announced int64) ([]byte, error) {
 	}
 }
 
-// bufferedBody is a request body limitBody has read: the handlers after it
-// read it again, or take it whole with [readAll].
-type bufferedBody struct {
-	*bytes.Reader
-	all []byte
-}
-
-func (*bufferedBody) Close() error { return nil }
-
-// readAll is io.ReadAll(body) without a copy when limitBody has read it
-// and nobody has read from it since.
-func readAll(body io.Reader) ([]byte, error) {
-	if b, ok := body.(*bufferedBody); ok && b.Len() == len(b.all) {
-		_, _ = b.Seek(0, io.SeekEnd) // read, as io.ReadAll would leave it
-		return b.all, nil
-	}
-	return io.ReadAll(body)
-}
-
 // authenticate puts the caller's verified identity on the request context
 // or answers 401. The credential the agent presented goes no further: the
 // Authorization header is removed before the MCP server sees the request.
-func (h *HTTP) authenticate(next http.Handler) http.Handler {
+func (h *guards) authenticate(next http.Handler) http.Handler {
 	return h.authenticateWith(h.opts.Auth, next)
 }
 
 // authenticateWith is authenticate with auth as the judge.
-func (h *HTTP) authenticateWith(auth Authenticator, next http.Handler) http.Handler {
+func (h *guards) authenticateWith(auth Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := auth.Authenticate(r)
-		if errors.Is(err, ErrCSRF) {
-			h.log.WarnContext(r.Context(), "csrf_rejected", "error", err, "request_id", RequestID(r.Context()))
-			writeError(w, r, http.StatusForbidden, "CSRFCheckFailed", "a state-changing browser request needs the session's CSRF token and a same-origin Origin")
-			return
-		}
-		if scopeErr, ok := errors.AsType[*tenants.InsufficientScopeError](err); ok {
-			h.log.InfoContext(r.Context(), "authorization_failed", "error", err, "request_id", RequestID(r.Context()))
-			w.Header().Set("WWW-Authenticate", h.challenge(`error="insufficient_scope"`, scopeErr.Required))
-			writeError(w, r, http.StatusForbidden, "InsufficientScope", "the token lacks a required scope")
-			return
-		}
-		if _, down := errors.AsType[*vault.VaultError](err); down {
-			// The key could not be checked, not found wanting: a 401 would
-			// tell the client to throw a good key away.
-			h.log.WarnContext(r.Context(), "authentication_unavailable", "error", err, "request_id", RequestID(r.Context()))
-			w.Header().Set("Retry-After", "5")
-			writeError(w, r, http.StatusServiceUnavailable, "VaultError", "Failed to connect to Vault: the credential could not be checked")
-			return
-		}
 		if err != nil {
-			h.log.InfoContext(r.Context(), "authentication_failed", "error", err, "request_id", RequestID(r.Context()))
-			param := ""
-			if !errors.Is(err, ErrNoCredentials) {
-				param = `error="invalid_token"`
+			f := authFailureFor(err, h.opts.Resource, h.opts.Scopes)
+			level := slog.LevelInfo
+			if f.warn {
+				level = slog.LevelWarn
 			}
-			w.Header().Set("WWW-Authenticate", h.challenge(param, h.opts.Scopes))
-			writeError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
+			h.log.Log(r.Context(), level, f.event, "error", err, "request_id", RequestID(r.Context()))
+			if f.challenge != "" {
+				w.Header().Set("WWW-Authenticate", f.challenge)
+			}
+			if f.retryAfter != "" {
+				w.Header().Set("Retry-After", f.retryAfter)
+			}
+			httpwire.WriteError(w, r, f.status, f.name, f.message)
 			return
 		}
 		r.Header.Del("Authorization")
 		r.Header.Del("X-Api-Key")
 		next.ServeHTTP(w, r.WithContext(tenants.NewContext(r.Context(), id)))
 	})
+}
+
+// authFailure is how a failed authentication is answered, and logged.
+type authFailure struct {
+	status        int
+	name, message string
+	challenge     string // the WWW-Authenticate header; empty: none
+	retryAfter    string // the Retry-After header; empty: none
+	event         string // the log event
+	warn          bool   // logged as a warning (else as information)
+}
+
+// authFailureFor maps an authentication error to its answer: 403 for a
+// browser's failed CSRF check and for a token that lacks a scope
+// (challenged with insufficient_scope), 503 when the key could not be
+// checked (the store is down: a 401 would tell the client to throw a
+// good key away), and else 401, challenged with invalid_token unless no
+// credential was presented at all. resource and scopes go into the
+// challenges (see challenge).
+func authFailureFor(err error, resource string, scopes []string) authFailure {
+	if errors.Is(err, ErrCSRF) {
+		return authFailure{status: http.StatusForbidden, name: "CSRFCheckFailed",
+			message: "a state-changing browser request needs the session's CSRF token and a same-origin Origin",
+			event:   "csrf_rejected", warn: true}
+	}
+	if scopeErr, ok := errors.AsType[*tenants.InsufficientScopeError](err); ok {
+		return authFailure{status: http.StatusForbidden, name: "InsufficientScope", message: "the token lacks a required scope",
+			challenge: challenge(resource, `error="insufficient_scope"`, scopeErr.Required), event: "authorization_failed"}
+	}
+	if _, down := errors.AsType[*vault.VaultError](err); down {
+		return authFailure{status: http.StatusServiceUnavailable, name: "VaultError",
+			message: "Failed to connect to Vault: the credential could not be checked", retryAfter: "5",
+			event: "authentication_unavailable", warn: true}
+	}
+	param := ""
+	if !errors.Is(err, ErrNoCredentials) {
+		param = `error="invalid_token"`
+	}
+	return authFailure{status: http.StatusUnauthorized, name: "Unauthorized", message: "missing or invalid credentials",
+		challenge: challenge(resource, param, scopes), event: "authentication_failed"}
 }
 
 // bearer returns the token of an "Authorization: Bearer" header.
@@ -280,9 +246,10 @@ func bearer(r *http.Request) string {
 }
 
 // challenge is a Bearer challenge (RFC 6750 section 3) naming the scopes
-// and the protected-resource metadata (RFC 9728 section 5.1), from which
-// an MCP client learns where to sign in.
-func (h *HTTP) challenge(errParam string, scopes []string) string {
+// and the protected-resource metadata of resource (RFC 9728 section 5.1;
+// none when resource is empty), from which an MCP client learns where to
+// sign in.
+func challenge(resource, errParam string, scopes []string) string {
 	params := []string{`realm="connectors"`}
 	if errParam != "" {
 		params = append(params, errParam)
@@ -290,8 +257,8 @@ func (h *HTTP) challenge(errParam string, scopes []string) string {
 	if len(scopes) > 0 {
 		params = append(params, `scope="`+strings.Join(scopes, " ")+`"`)
 	}
-	if h.opts.Resource != "" {
-		if u := resourceMetadataURL(h.opts.Resource); u != "" {
+	if resource != "" {
+		if u := resourceMetadataURL(resource); u != "" {
 			params = append(params, `resource_metadata="`+u+`"`)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 )
@@ -23,7 +24,7 @@ import (
 // gets the provider's URL, its state bound to this browser. Anything else
 // a browser sends (a link another site made it follow, an admin's browser
 // naming another tenant) gets the consent page too, which asks.
-func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+func (h linkRoutes) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	integration := r.PathValue("integration")
 	if !h.linkable(w, r, integration) {
 		return
@@ -44,13 +45,10 @@ func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		link, err = flow.Begin(r.Context(), caller, tenant, integration, q.Get("redirect_uri"))
 		authURL, state = link.URL, link.ID
 	}
-	switch {
-	case errors.Is(err, oauth.ErrRedirectURI):
-		writeError(w, r, http.StatusBadRequest, "InvalidRedirectUri", "redirect_uri must be exactly one of the gateway's allowed redirect URIs")
-		return
-	case err != nil:
-		h.log.ErrorContext(r.Context(), "oauth_authorize_failed", "error", err, "requestId", RequestID(r.Context()))
-		writeError(w, r, http.StatusInternalServerError, "InternalError", "could not start the OAuth flow")
+	if err != nil {
+		e := h.flowFailure(r, err, "oauth_authorize_failed",
+			apiError{status: http.StatusInternalServerError, name: "InternalError", message: "could not start the OAuth flow"})
+		httpwire.WriteError(w, r, e.status, e.name, e.message)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -58,12 +56,12 @@ func (h *HTTP) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, authURL, http.StatusFound)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"authorizationUrl": authURL, "state": state})
+	httpwire.WriteJSON(w, http.StatusOK, map[string]string{"authorizationUrl": authURL, "state": state})
 }
 
 // signedInBrowser reports whether caller was authenticated by r's browser
 // session cookie alone (no API key or bearer token on the request).
-func (h *HTTP) signedInBrowser(r *http.Request, caller tenants.Identity) bool {
+func (h linkRoutes) signedInBrowser(r *http.Request, caller tenants.Identity) bool {
 	if h.opts.Browser == nil || r.Header.Get("Authorization") != "" || r.Header.Get("X-API-Key") != "" {
 		return false
 	}
@@ -84,7 +82,7 @@ func fromGatewayPage(r *http.Request) bool {
 // credentials: the sealed, single-use state says whose flow it is, and it
 // is valid only in the browser that confirmed the flow (its link cookie).
 // A browser signed in to the gateway as another tenant is refused.
-func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
+func (h linkRoutes) handleCallback(w http.ResponseWriter, r *http.Request) {
 	integration := r.PathValue("integration")
 	if !h.linkable(w, r, integration) {
 		return
@@ -108,19 +106,10 @@ func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &perr):
 		h.finishLink(w, r, res, perr.Code)
-	case errors.Is(err, oauth.ErrStateExpired):
-		h.linkError(w, r, http.StatusBadRequest, "StateExpired", "this link request has expired: start again")
-	case errors.Is(err, oauth.ErrStateUsed):
-		h.linkError(w, r, http.StatusBadRequest, "StateAlreadyUsed", "this link request was already completed")
-	case errors.Is(err, oauth.ErrStateTenant):
-		h.linkError(w, r, http.StatusForbidden, "StateTenantMismatch", "this link request was started for another tenant than the one signed in")
-	case errors.Is(err, oauth.ErrStateBrowser):
-		h.linkError(w, r, http.StatusForbidden, "StateBrowserMismatch", "this link request was confirmed in another browser: nothing was linked")
-	case errors.Is(err, oauth.ErrStateInvalid):
-		h.linkError(w, r, http.StatusBadRequest, "InvalidState", "the state parameter is missing or not valid")
 	case err != nil:
-		h.log.ErrorContext(r.Context(), "oauth_callback_failed", "error", err, "requestId", RequestID(r.Context()))
-		h.linkError(w, r, http.StatusServiceUnavailable, "VaultError", "could not complete the link: try again")
+		e := h.flowFailure(r, err, "oauth_callback_failed",
+			apiError{status: http.StatusServiceUnavailable, name: "VaultError", message: "could not complete the link: try again"})
+		h.linkError(w, r, e.status, e.name, e.message)
 	default:
 		h.finishLink(w, r, res, "")
 	}
@@ -129,26 +118,26 @@ func (h *HTTP) handleCallback(w http.ResponseWriter, r *http.Request) {
 // linkable answers 404 unless integration can be linked here: no such
 // integration (IntegrationNotFound), or one without an OAuth client
 // configured (OAuthNotConfigured).
-func (h *HTTP) linkable(w http.ResponseWriter, r *http.Request, integration string) bool {
+func (h linkRoutes) linkable(w http.ResponseWriter, r *http.Request, integration string) bool {
 	if h.opts.OAuth != nil {
 		if _, ok := h.opts.OAuth.Provider(integration); ok {
 			return true
 		}
 	}
 	if c := h.opts.Credentials; c != nil && c.Registry != nil {
-		if _, ok := c.Registry.Get(integration); !ok {
-			writeError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
+		if _, ok := c.Registry.Integration(integration); !ok {
+			httpwire.WriteError(w, r, http.StatusNotFound, "IntegrationNotFound", "no integration by that name")
 			return false
 		}
 	}
-	writeError(w, r, http.StatusNotFound, "OAuthNotConfigured", "this integration has no OAuth client configured here ({NAME}_CLIENT_ID)")
+	httpwire.WriteError(w, r, http.StatusNotFound, "OAuthNotConfigured", "this integration has no OAuth client configured here ({NAME}_CLIENT_ID)")
 	return false
 }
 
 // finishLink sends the tenant back to where the flow began, with
 // status=success or status=error&error=CODE, or shows the gateway's own
 // page when the flow named no redirect URI.
-func (h *HTTP) finishLink(w http.ResponseWriter, r *http.Request, res oauth.CallbackResult, errCode string) {
+func (h linkRoutes) finishLink(w http.ResponseWriter, r *http.Request, res oauth.CallbackResult, errCode string) {
 	if res.RedirectURI == "" {
 		status, title := http.StatusOK, "Connected"
 		if errCode != "" {
@@ -175,12 +164,12 @@ func (h *HTTP) finishLink(w http.ResponseWriter, r *http.Request, res oauth.Call
 }
 
 // linkError answers a callback that cannot be trusted to redirect.
-func (h *HTTP) linkError(w http.ResponseWriter, r *http.Request, status int, name, message string) {
+func (h linkRoutes) linkError(w http.ResponseWriter, r *http.Request, status int, name, message string) {
 	if wantsHTML(r) {
 		renderLinkPage(w, status, linkPage{Title: "Not connected", Integration: r.PathValue("integration"), Error: name, Message: message})
 		return
 	}
-	writeError(w, r, status, name, message)
+	httpwire.WriteError(w, r, status, name, message)
 }
 
 type linkPage struct {

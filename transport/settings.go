@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -28,7 +29,7 @@ type integrationSettings struct {
 // /tenants/{tenantId}/integrations/{integration}" route (admins only):
 // turn the integration on for the tenant, optionally narrowed to some
 // tools, whether or not it holds a credential.
-func (h *HTTP) handleEnableIntegration(w http.ResponseWriter, r *http.Request) {
+func (h credentialRoutes) handleEnableIntegration(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
@@ -37,11 +38,7 @@ func (h *HTTP) handleEnableIntegration(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
-			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				writeError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body too large")
-				return
-			}
-			writeError(w, r, http.StatusBadRequest, "ValidationError", jsonFieldError(err))
+			h.fail(w, r, badBody(err, jsonFieldError(err)))
 			return
 		}
 	}
@@ -54,7 +51,7 @@ func (h *HTTP) handleEnableIntegration(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, t := range tools {
 			if t == "" || len(t) > 128 {
-				writeError(w, r, http.StatusBadRequest, "ValidationError", "tools: each tool name must be 1 to 128 characters")
+				httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", "tools: each tool name must be 1 to 128 characters")
 				return
 			}
 		}
@@ -65,7 +62,7 @@ func (h *HTTP) handleEnableIntegration(w http.ResponseWriter, r *http.Request) {
 // handleDisableIntegration handles the "DELETE
 // /tenants/{tenantId}/integrations/{integration}" route (admins only):
 // turn the integration off for the tenant; its credential, if any, stays.
-func (h *HTTP) handleDisableIntegration(w http.ResponseWriter, r *http.Request) {
+func (h credentialRoutes) handleDisableIntegration(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
@@ -74,14 +71,14 @@ func (h *HTTP) handleDisableIntegration(w http.ResponseWriter, r *http.Request) 
 
 // changeSettings applies one integration's change to the tenant's
 // settings (check-and-set, retried) and answers with its new state.
-func (h *HTTP) changeSettings(w http.ResponseWriter, r *http.Request, enabled bool, tools []string) {
+func (h credentialRoutes) changeSettings(w http.ResponseWriter, r *http.Request, enabled bool, tools []string) {
 	tenant, in, ok := h.tenantAndIntegration(w, r)
 	if !ok {
 		return
 	}
 	c := h.opts.Credentials
 	if c.Settings == nil {
-		writeError(w, r, http.StatusNotFound, "NotConfigured", "this gateway keeps no tenant settings")
+		httpwire.WriteError(w, r, http.StatusNotFound, "NotConfigured", "this gateway keeps no tenant settings")
 		return
 	}
 	var s tenants.Settings
@@ -91,7 +88,7 @@ func (h *HTTP) changeSettings(w http.ResponseWriter, r *http.Request, enabled bo
 			s, err = tenants.ParseSettings(rec)
 		}
 		if err != nil {
-			h.storeError(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		s.Set(in.Name, enabled, tools)
@@ -100,7 +97,7 @@ func (h *HTTP) changeSettings(w http.ResponseWriter, r *http.Request, enabled bo
 			continue
 		}
 		if err != nil {
-			h.storeError(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		break

@@ -1,12 +1,10 @@
 package transport
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 
-	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -16,23 +14,23 @@ import (
 // name outside the tenant-ID grammar is 400 before anything is looked up;
 // another tenant's is 403, and the attempt is recorded. On refusal it has
 // answered, and returns false.
-func (h *HTTP) tenantFor(w http.ResponseWriter, r *http.Request, requested string) (string, bool) {
+func (h *guards) tenantFor(w http.ResponseWriter, r *http.Request, requested string) (string, bool) {
 	id, ok := tenants.FromContext(r.Context())
 	if !ok {
-		writeError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
+		httpwire.WriteError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
 		return "", false
 	}
 	if requested == "" {
 		return id.Tenant, true
 	}
 	if tenants.ValidateID(requested) != nil {
-		writeError(w, r, http.StatusBadRequest, "InvalidTenantId", tenants.ErrInvalidID.Error())
+		httpwire.WriteError(w, r, http.StatusBadRequest, "InvalidTenantId", tenants.ErrInvalidID.Error())
 		return "", false
 	}
 	if requested != id.Tenant {
 		if !id.Admin {
 			h.denied(r, id, requested, reasonCrossTenant)
-			writeError(w, r, http.StatusForbidden, "Forbidden", "this credential may not act on another tenant")
+			httpwire.WriteError(w, r, http.StatusForbidden, "Forbidden", "this credential may not act on another tenant")
 			return "", false
 		}
 		if !h.adminScoped(w, r, id, requested) {
@@ -46,15 +44,15 @@ func (h *HTTP) tenantFor(w http.ResponseWriter, r *http.Request, requested strin
 // target) when an admin's OAuth token lacks the scopes admin routes need
 // (HTTPOptions.AdminScopes). API keys carry no scopes: an admin key is
 // admin.
-func (h *HTTP) adminScoped(w http.ResponseWriter, r *http.Request, id tenants.Identity, target string) bool {
+func (h *guards) adminScoped(w http.ResponseWriter, r *http.Request, id tenants.Identity, target string) bool {
 	if id.Scopes == nil {
 		return true
 	}
 	for _, s := range h.opts.AdminScopes {
 		if !slices.Contains(id.Scopes, s) {
 			h.denied(r, id, target, reasonInsufficientScope)
-			w.Header().Set("WWW-Authenticate", h.challenge(`error="insufficient_scope"`, h.opts.AdminScopes))
-			writeError(w, r, http.StatusForbidden, "InsufficientScope", "the token lacks a scope admin routes need")
+			w.Header().Set("WWW-Authenticate", challenge(h.opts.Resource, `error="insufficient_scope"`, h.opts.AdminScopes))
+			httpwire.WriteError(w, r, http.StatusForbidden, "InsufficientScope", "the token lacks a scope admin routes need")
 			return false
 		}
 	}
@@ -62,16 +60,16 @@ func (h *HTTP) adminScoped(w http.ResponseWriter, r *http.Request, id tenants.Id
 }
 
 // requireAdmin answers 403 (recorded) unless the caller is an admin.
-func (h *HTTP) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
+func (h *guards) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 	id, ok := tenants.FromContext(r.Context())
 	if !ok {
-		writeError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
+		httpwire.WriteError(w, r, http.StatusUnauthorized, "Unauthorized", "missing or invalid credentials")
 		return false
 	}
 	target := targetTenant(r, id)
 	if !id.Admin {
 		h.denied(r, id, target, reasonAdminOnly)
-		writeError(w, r, http.StatusForbidden, "Forbidden", "this route is for admins")
+		httpwire.WriteError(w, r, http.StatusForbidden, "Forbidden", "this route is for admins")
 		return false
 	}
 	return h.adminScoped(w, r, id, target)
@@ -91,31 +89,11 @@ const (
 	reasonCrossTenant       = "cross_tenant"       // named another tenant
 	reasonAdminOnly         = "admin_only"         // an admin-only route
 	reasonInsufficientScope = "insufficient_scope" // an admin's token lacks a scope
-	reasonForeignSession    = "foreign_session"    // another identity's MCP session
 )
 
 // denied records a refused attempt of caller on target (a tenant), once
 // in the audit trail and once in the log: who, on which tenant, why, by
 // which route.
-func (h *HTTP) denied(r *http.Request, caller tenants.Identity, target, reason string) {
-	route := r.Pattern // "PUT /tenants/{tenantId}/...": the method is in it
-	if route == "" {
-		route = r.Method + " " + r.URL.Path
-	}
-	h.opts.Audit.Record(r.Context(), audit.Record{
-		TenantID:     target,
-		Integration:  r.PathValue("integration"),
-		Operation:    audit.OpAccessDenied,
-		CallerTenant: caller.Tenant,
-		Reason:       reason,
-		Err:          fmt.Errorf("%s refused: %s", route, strings.ReplaceAll(reason, "_", " ")),
-	})
-	h.log.WarnContext(r.Context(), "tenant_access_denied",
-		"tenantId", target,
-		"callerTenantId", caller.Tenant,
-		"subject", caller.Subject,
-		"reason", reason,
-		"route", route,
-		"requestId", RequestID(r.Context()),
-	)
+func (h *guards) denied(r *http.Request, caller tenants.Identity, target, reason string) {
+	httpwire.Denied(r, h.opts.Audit, h.log, caller, target, reason)
 }

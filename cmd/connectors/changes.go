@@ -196,7 +196,7 @@ func (m *Main) refreshed(tenant, integration string, d time.Duration, err error)
 func credentialRoutes(st vault.Backend, reg *tools.Registry, g *server.Gateway, changes *credentialChanges) *transport.Credentials {
 	c := &transport.Credentials{
 		Store:           st,
-		Registry:        reg,
+		Registry:        routeRegistry{reg},
 		Settings:        st,
 		SettingsChanged: g.InvalidateSettings,
 		RotateKey:       st.RotateTenantKey,

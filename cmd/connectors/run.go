@@ -17,7 +17,6 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/hashicorp/vault/api"
-	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/oauth2"
 
 	"github.com/connectors-gateway/connectors/audit"
@@ -340,10 +339,6 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err := m.background(ctx, cfg, g, reg, st, changes, log); err != nil {
 		return err
 	}
-	single := map[string]*mcpserver.MCPServer{}
-	for _, in := range reg.All() {
-		single[in.Name] = g.Integration(in.Name)
-	}
 	auth, err := m.authenticator(ctx, cfg, st)
 	if err != nil {
 		return err
@@ -356,33 +351,36 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
-	h := transport.NewHTTP(transport.HTTPOptions{
-		Browser:                browser,
-		OAuth:                  changes.flow,
-		Credentials:            credentialRoutes(st, reg, g, changes),
-		Invoke:                 g,
-		Direct:                 direct(cfg, g),
-		Audit:                  m.audit,
-		Metrics:                m.metrics,
-		Usage:                  m.usage,
-		MCP:                    g.MCPServer(),
-		Integrations:           single,
-		Auth:                   auth,
-		Resource:               cfg.Resource,
-		AuthorizationServers:   issuers,
-		Scopes:                 cfg.OIDCScopes,
-		AdminScopes:            cfg.OIDCAdminScopes,
-		AllowedOrigins:         cfg.AllowedOrigins,
-		AllowedHosts:           cfg.AllowedHosts,
+	mcp := g.Handler(server.HTTPOptions{
 		SessionIdleTTL:         cfg.SessionIdleTTL,
-		ReadTimeout:            cfg.HTTPReadTimeout,
-		WriteTimeout:           cfg.HTTPWriteTimeout,
 		MaxSessions:            cfg.MaxSessions,
 		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
 		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,
 		MaxRequestsPerSession:  cfg.MaxRequestsPerSession,
-		Ready:                  st.Ping,
+		Direct:                 direct(cfg, g),
+		Audit:                  m.audit,
 		Logger:                 log,
+	})
+	h := transport.NewHTTP(transport.HTTPOptions{
+		Browser:              browser,
+		OAuth:                changes.flow,
+		Credentials:          credentialRoutes(st, reg, g, changes),
+		Invoke:               g,
+		Audit:                m.audit,
+		Metrics:              m.metrics,
+		Usage:                m.usage,
+		MCP:                  mcp,
+		Auth:                 auth,
+		Resource:             cfg.Resource,
+		AuthorizationServers: issuers,
+		Scopes:               cfg.OIDCScopes,
+		AdminScopes:          cfg.OIDCAdminScopes,
+		AllowedOrigins:       cfg.AllowedOrigins,
+		AllowedHosts:         cfg.AllowedHosts,
+		ReadTimeout:          cfg.HTTPReadTimeout,
+		WriteTimeout:         cfg.HTTPWriteTimeout,
+		Ready:                st.Ping,
+		Logger:               log,
 	})
 	return m.serveHTTP(ctx, cfg, ln, h, log)
 }
@@ -589,7 +587,7 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 	}
 	g := m.gateway(log, reg, st, new(sessionRelay), nil)
 	id := tenants.Identity{Tenant: *tenant, Subject: "stdio"}
-	err = transport.ServeStdio(ctx, g.MCPServer(), id, m.Stdin, m.Stdout)
+	err = g.ServeStdio(ctx, id, m.Stdin, m.Stdout)
 	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -618,7 +616,7 @@ func (m *Main) integrations(cfg Config, args []string) error {
 
 // direct is the gateway's direct path, unless the configuration turns it
 // off.
-func direct(cfg Config, g *server.Gateway) transport.Director {
+func direct(cfg Config, g *server.Gateway) server.Director {
 	if cfg.NoDirect {
 		return nil
 	}

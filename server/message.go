@@ -1,12 +1,14 @@
-package transport
+package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 )
 
 // message is what checkMessage reads of a JSON-RPC message: as mcp-go
@@ -35,21 +37,21 @@ type message struct {
 // reader takes only a string or number ID and object arguments, and hands
 // anything else here), so this costs one decoding of the requests mcp-go
 // decodes several times anyway, and nothing on the direct path.
-func (h *HTTP) checkMessage(next http.Handler) http.Handler {
+func (h *Handler) checkMessage(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := readAll(r.Body)
-		r.Body = &bufferedBody{Reader: bytes.NewReader(body), all: body}
+		body, err := httpwire.ReadAll(r.Body)
+		r.Body = httpwire.NewBody(body)
 		var m message
 		if err != nil || json.Unmarshal(body, &m) != nil {
 			next.ServeHTTP(w, r) // mcp-go answers what it cannot read
 			return
 		}
 		if no := m.refusal(); no != nil {
-			writeJSONRPCErrorFor(w, no.status, no.id, no.code, no.message)
+			httpwire.WriteJSONRPCError(w, no.status, no.id, no.code, no.message)
 			return
 		}
 		switch mcp.MCPMethod(m.Method) {
@@ -78,9 +80,9 @@ func (h *HTTP) checkMessage(next http.Handler) http.Handler {
 	})
 }
 
-// refused is a message refused before mcp-go sees it: the HTTP status,
+// refusedMessage is a message refused before mcp-go sees it: the HTTP status,
 // and the JSON-RPC error to answer with.
-type refused struct {
+type refusedMessage struct {
 	status  int
 	id      json.RawMessage // empty: null
 	code    int
@@ -88,13 +90,13 @@ type refused struct {
 }
 
 // refusal says why m is refused, or nil (see checkMessage).
-func (m message) refusal() *refused {
+func (m message) refusal() *refusedMessage {
 	if len(m.ID) > 0 {
 		switch c := m.ID[0]; {
 		case c == '"' || c == '-' || c >= '0' && c <= '9':
 		case c == 'n' && m.Method == "": // a response that could not name its request
 		default:
-			return &refused{http.StatusBadRequest, nil, mcp.INVALID_REQUEST, "Invalid Request: a request's id must be a string or a number"}
+			return &refusedMessage{http.StatusBadRequest, nil, mcp.INVALID_REQUEST, "Invalid Request: a request's id must be a string or a number"}
 		}
 	}
 	switch mcp.MCPMethod(m.Method) {
@@ -103,7 +105,7 @@ func (m message) refusal() *refused {
 			Arguments json.RawMessage `json:"arguments"`
 		}
 		if json.Unmarshal(m.Params, &p) == nil && !argumentsObject(p.Arguments) {
-			return &refused{http.StatusOK, m.ID, mcp.INVALID_PARAMS, "Invalid params: arguments must be an object"}
+			return &refusedMessage{http.StatusOK, m.ID, mcp.INVALID_PARAMS, "Invalid params: arguments must be an object"}
 		}
 	}
 	return nil
@@ -116,7 +118,7 @@ const codeTooManySessions = -32000
 // sessionCapped answers an initialize refused by a bound on sessions: 429
 // for the identity's or the tenant's (they can end one of their own), 503
 // for the gateway's.
-func (h *HTTP) sessionCapped(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
+func (h *Handler) sessionCapped(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
 	var capErr errSessionCap
 	errors.As(err, &capErr)
 	status, msg := http.StatusServiceUnavailable, "Too many sessions: the gateway holds its maximum of MCP sessions (CONNECTORS_MAX_SESSIONS); try again later"
@@ -128,7 +130,7 @@ func (h *HTTP) sessionCapped(w http.ResponseWriter, r *http.Request, id json.Raw
 	}
 	caller := ownerOf(r)
 	h.log.WarnContext(r.Context(), "mcp_session_refused", "tenantId", caller.tenant, "subject", caller.subject,
-		"reason", err.Error(), "requestId", RequestID(r.Context()))
+		"reason", err.Error(), "requestId", audit.RequestID(r.Context()))
 	w.Header().Set("Retry-After", "60")
-	writeJSONRPCErrorFor(w, status, id, codeTooManySessions, msg)
+	httpwire.WriteJSONRPCError(w, status, id, codeTooManySessions, msg)
 }

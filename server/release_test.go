@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"context"
@@ -24,10 +24,10 @@ func TestSweptSessionsFreed(t *testing.T) {
 	}
 	// One session first: what every session shares (mcp-go's and the
 	// client's pools) is then in the baseline.
-	b.open(t, "/mcp", "key-a")
+	b.Open(t, "/mcp", "key-a")
 	g0, heap0 := settle()
 	for range n {
-		session := b.open(t, "/mcp", "key-a")
+		session := b.Open(t, "/mcp", "key-a")
 		ctx, cancel := context.WithCancel(context.Background())
 		r, _ := http.NewRequestWithContext(ctx, "GET", b.URL+"/mcp", nil)
 		r.Header.Set("Accept", "text/event-stream")

@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/connectors-gateway/connectors/server"
+	"github.com/connectors-gateway/connectors/internal/mcptest"
 )
 
 // directRequest is a tools/call as mcp-go's client writes it, and odd
@@ -51,7 +52,7 @@ var directSeeds = []string{
 // path, and each odd one is read as the reference reads it, or declined.
 func TestParseDirectSeeds(t *testing.T) {
 	call, id, ok := parseDirect([]byte(directRequest), "echo-http_echo")
-	want := server.DirectCall{
+	want := DirectCall{
 		Name: "echo-http_echo", Arguments: json.RawMessage(`{"text":"hi"}`),
 		Capabilities: json.RawMessage(`{"elicitation":{"form":{}}}`),
 		Meta:         map[string]json.RawMessage{"trace": json.RawMessage(`"abc"`)},
@@ -108,7 +109,7 @@ func checkParseDirect(t *testing.T, body []byte) bool {
 // (a JSON number or string, as sent). ok is false for anything else: a
 // progress token or a log level (the answer would be a stream), other
 // protocol metadata, other parameters, a name unlike the Mcp-Name header.
-func parseDirectReference(body []byte, headerName string) (call server.DirectCall, id json.RawMessage, ok bool) {
+func parseDirectReference(body []byte, headerName string) (call DirectCall, id json.RawMessage, ok bool) {
 	// One pass of the decoder over the body; any member it does not know
 	// (exactly these, and the _meta object) declines the request.
 	var msg struct {
@@ -188,7 +189,7 @@ func BenchmarkParseDirect(b *testing.B) {
 	body := []byte(directRequest)
 	for _, bc := range []struct {
 		name  string
-		parse func([]byte, string) (server.DirectCall, json.RawMessage, bool)
+		parse func([]byte, string) (DirectCall, json.RawMessage, bool)
 	}{{"encoding-json", parseDirectReference}, {"rawjson", parseDirect}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -201,14 +202,25 @@ func BenchmarkParseDirect(b *testing.B) {
 	}
 }
 
+const callWhoami = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami"}}`
+
+// newTestHTTP serves mcptest.NewWhoami at /mcp, behind mcptest's keys.
+func newTestHTTP(t *testing.T, opts HTTPOptions) *httptest.Server {
+	t.Helper()
+	h := NewHandler(mcptest.NewWhoami(), nil, opts)
+	ts := httptest.NewServer(endpoints(h))
+	t.Cleanup(func() { ts.Close(); _ = h.Close(context.Background()) })
+	return ts
+}
+
 // countingDirector serves every call on the direct path with a fixed
 // result, and counts them.
 type countingDirector struct {
 	mu    sync.Mutex
-	calls []server.DirectCall
+	calls []DirectCall
 }
 
-func (d *countingDirector) CallDirect(_ context.Context, c server.DirectCall) (json.RawMessage, bool) {
+func (d *countingDirector) CallDirect(_ context.Context, c DirectCall) (json.RawMessage, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, c)
@@ -229,11 +241,11 @@ func TestDirectSessionStaysAlive(t *testing.T) {
 	d := &countingDirector{}
 	const ttl = 400 * time.Millisecond
 	ts := newTestHTTP(t, HTTPOptions{Direct: d, SessionIdleTTL: ttl})
-	session := initialize(t, ts, "key-a")
+	session := mcptest.Initialize(t, ts.URL, "key-a")
 	var direct, usual int
 	for end := time.Now().Add(5 * ttl); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		before := d.count()
-		resp, body := do(t, ts, req{body: callWhoami, key: "key-a", session: session})
+		resp, body := mcptest.Do(t, ts.URL, mcptest.Req{Body: callWhoami, Key: "key-a", Session: session})
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("after %d direct and %d usual calls: %d %s", direct, usual, resp.StatusCode, body)
 		}
@@ -263,8 +275,8 @@ func TestDirectSessionStaysAlive(t *testing.T) {
 func TestDirectSessionShape(t *testing.T) {
 	d := &countingDirector{}
 	ts := newTestHTTP(t, HTTPOptions{Direct: d})
-	session := initialize(t, ts, "key-a")
-	other := initialize(t, ts, "key-b")
+	session := mcptest.Initialize(t, ts.URL, "key-a")
+	other := mcptest.Initialize(t, ts.URL, "key-b")
 	for _, tc := range []struct {
 		name, body, session, key string
 		direct                   bool
@@ -280,7 +292,7 @@ func TestDirectSessionShape(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := d.count()
-			resp, body := do(t, ts, req{body: tc.body, key: tc.key, session: tc.session})
+			resp, body := mcptest.Do(t, ts.URL, mcptest.Req{Body: tc.body, Key: tc.key, Session: tc.session})
 			if got := d.count() > before; got != tc.direct {
 				t.Errorf("offered to the direct path: %v, want %v (%d %s)", got, tc.direct, resp.StatusCode, body)
 			}
@@ -328,7 +340,7 @@ func FuzzParseSessionCall(f *testing.F) {
 		if len(msg.Params.Meta) == 0 {
 			msg.Params.Meta = nil
 		}
-		want := server.DirectCall{Name: msg.Params.Name, Arguments: msg.Params.Arguments, Meta: msg.Params.Meta}
+		want := DirectCall{Name: msg.Params.Name, Arguments: msg.Params.Arguments, Meta: msg.Params.Meta}
 		if d := cmp.Diff(want, call); d != "" || !bytes.Equal(id, msg.ID) {
 			t.Errorf("%s\nread otherwise than encoding/json reads it: id %s vs %s (-encoding/json +parseSessionCall):\n%s", body, msg.ID, id, d)
 		}

@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"bytes"
@@ -12,17 +12,17 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/internal/rawjson"
-	"github.com/connectors-gateway/connectors/server"
 )
 
 // Director serves tools/call requests on the direct path
-// (server.Gateway.CallDirect): ok false means it did not, and the request
+// (Gateway.CallDirect): ok false means it did not, and the request
 // is to be served the usual way. (Nothing was sent upstream, but for a
 // session's call the upstream answered by asking the agent for input,
 // which the usual way asks it again.)
 type Director interface {
-	CallDirect(ctx context.Context, c server.DirectCall) (result json.RawMessage, ok bool)
+	CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, ok bool)
 }
 
 // direct sends the tools/call requests that match the direct path's shape
@@ -32,7 +32,7 @@ type Director interface {
 // whose capabilities the session holds. It only recognises: it never
 // answers an error of its own, so mcp-go's validation keeps the last word
 // on anything unusual.
-func (h *HTTP) direct(next http.Handler) http.Handler {
+func (h *Handler) direct(next http.Handler) http.Handler {
 	if h.opts.Direct == nil {
 		return next
 	}
@@ -53,15 +53,15 @@ func (h *HTTP) direct(next http.Handler) http.Handler {
 			usual(r)
 			return
 		}
-		body, err := readAll(r.Body)
+		body, err := httpwire.ReadAll(r.Body)
 		if err != nil { // too large, or cut: mcp-go answers it
 			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
 			usual(r)
 			return
 		}
-		r.Body = &bufferedBody{Reader: bytes.NewReader(body), all: body} // read again, if declined, without a copy
+		r.Body = httpwire.NewBody(body) // read again, if declined, without a copy
 		var (
-			call server.DirectCall
+			call DirectCall
 			id   json.RawMessage
 			ok   bool
 		)
@@ -76,8 +76,8 @@ func (h *HTTP) direct(next http.Handler) http.Handler {
 			return
 		}
 		call.View = r.PathValue("integration")
-		ctx := server.WithRequestMemo(r.Context())
-		result, ok := h.opts.Direct.CallDirect(audit.WithRequestID(ctx, RequestID(ctx)), call)
+		ctx := WithRequestMemo(r.Context())
+		result, ok := h.opts.Direct.CallDirect(audit.WithRequestID(ctx, audit.RequestID(ctx)), call)
 		if !ok {
 			// With the memo: a call declined after reading the credential
 			// reads it once, not twice (nor audits it twice).
@@ -152,7 +152,7 @@ func directShape(r *http.Request) int {
 // differently: keys matched without regard to case, the last of repeated
 // members) is declined, and mcp-go reads it. A test holds every request it
 // accepts to what encoding/json reads.
-func parseDirect(body []byte, headerName string) (call server.DirectCall, id json.RawMessage, ok bool) {
+func parseDirect(body []byte, headerName string) (call DirectCall, id json.RawMessage, ok bool) {
 	id, params, ok := parseEnvelope(body)
 	if !ok {
 		return call, nil, false
@@ -225,7 +225,7 @@ func parseEnvelope(body []byte) (id, params json.RawMessage, ok bool) {
 // _meta entries. The session holds the rest (capabilities, log level).
 // A progress token, protocol metadata (which 2025-11-25 does not have) or
 // any other parameter is declined.
-func parseSessionCall(body []byte) (call server.DirectCall, id json.RawMessage, ok bool) {
+func parseSessionCall(body []byte) (call DirectCall, id json.RawMessage, ok bool) {
 	id, params, ok := parseEnvelope(body)
 	if !ok {
 		return call, nil, false
@@ -285,7 +285,7 @@ func argumentsObject(t []byte) bool {
 // false for one the direct path does not take: a protocol key, a progress
 // token (the answer would be a stream), a key not written plainly, a
 // repeated key.
-func otherMeta(call *server.DirectCall, k, v []byte) bool {
+func otherMeta(call *DirectCall, k, v []byte) bool {
 	if !rawjson.PlainKey(k) || strings.HasPrefix(string(k), "io.modelcontextprotocol/") || string(k) == "progressToken" {
 		return false
 	}

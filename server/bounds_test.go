@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"context"
@@ -15,112 +15,47 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/internal/mcptest"
 )
 
-// boundsServer is a gateway HTTP handler over real mcp-go servers: /mcp
-// and two single endpoints, /mcp/solo and /mcp/other, each with the tools
-// "whoami", "sleep" (which sleeps for its "ms" argument, or until its
-// context ends) and "big" (whose answer is "bytes" long), a count of the calls their handlers saw, and a count of
-// the sessions mcp-go forgot (unregistered).
+const initBody = mcptest.InitBody
+
+// boundsServer is the gateway's MCP endpoint over real mcp-go servers:
+// /mcp and two single endpoints, /mcp/solo and /mcp/other, each with the
+// tools of mcptest.NewServer, behind mcptest's keys (key-a, key-a2,
+// key-b); calls counts the calls their handlers saw, cancelled the sleeps
+// their context ended, and forgotten and registered the sessions mcp-go
+// forgot (unregistered) and registered.
 type boundsServer struct {
-	*httptest.Server
-	h          *HTTP
-	calls      atomic.Int64
-	cancelled  atomic.Int64
-	forgotten  atomic.Int64
-	registered atomic.Int64
+	mcptest.Server
+	h                                       *Handler
+	counts                                  mcptest.Counts
+	calls, cancelled, forgotten, registered *atomic.Int64
 }
 
 func newBoundsServer(t *testing.T, opts HTTPOptions) *boundsServer {
 	t.Helper()
 	b := &boundsServer{}
-	newServer := func(name string) *mcpserver.MCPServer {
-		hooks := &mcpserver.Hooks{}
-		hooks.AddOnRegisterSession(func(context.Context, mcpserver.ClientSession) { b.registered.Add(1) })
-		hooks.AddOnUnregisterSession(func(context.Context, mcpserver.ClientSession) { b.forgotten.Add(1) })
-		srv := mcpserver.NewMCPServer(name, "1", mcpserver.WithHooks(hooks), mcpserver.WithPromptCapabilities(false))
-		srv.AddTool(mcp.NewTool("whoami"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			b.calls.Add(1)
-			id, _ := tenants.FromContext(ctx)
-			return mcp.NewToolResultText(id.Tenant), nil
-		})
-		srv.AddTool(mcp.NewTool("sleep", mcp.WithNumber("ms")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			b.calls.Add(1)
-			select {
-			case <-time.After(time.Duration(req.GetFloat("ms", 0)) * time.Millisecond):
-				return mcp.NewToolResultText("slept"), nil
-			case <-ctx.Done():
-				b.cancelled.Add(1)
-				return nil, ctx.Err()
-			}
-		})
-		srv.AddTool(mcp.NewTool("big", mcp.WithNumber("bytes")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			b.calls.Add(1)
-			return mcp.NewToolResultText(strings.Repeat("x", int(req.GetFloat("bytes", 0)))), nil
-		})
-		srv.AddPrompt(mcp.NewPrompt("greet", mcp.WithArgument("who")), func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-			b.calls.Add(1)
-			return mcp.NewGetPromptResult("hi", nil), nil
-		})
-		return srv
-	}
-	opts.MCP = newServer("test")
-	opts.Integrations = map[string]*mcpserver.MCPServer{"solo": newServer("solo"), "other": newServer("other")}
-	opts.Auth = keyAuth{
-		"key-a":  {Tenant: "tenant-a", Subject: "apikey:a"},
-		"key-a2": {Tenant: "tenant-a", Subject: "apikey:a2"},
-		"key-b":  {Tenant: "tenant-b", Subject: "apikey:b"},
-	}
-	b.h = NewHTTP(opts)
-	b.Server = httptest.NewServer(b.h)
+	b.calls, b.cancelled, b.forgotten, b.registered = &b.counts.Calls, &b.counts.Cancelled, &b.counts.Forgotten, &b.counts.Registered
+	b.h = NewHandler(mcptest.NewServer("test", &b.counts), map[string]*mcpserver.MCPServer{
+		"solo": mcptest.NewServer("solo", &b.counts), "other": mcptest.NewServer("other", &b.counts),
+	}, opts)
+	b.Server = mcptest.Server{Server: httptest.NewServer(endpoints(b.h))}
 	t.Cleanup(func() { b.Close(); _ = b.h.Close(context.Background()) })
 	return b
 }
 
-// send is one request to path, as key, with the headers of a 2025-11-25
-// client (more, or other, in header), and its answer.
-func (b *boundsServer) send(t *testing.T, method, path, key, session, body string, header map[string]string) (*http.Response, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, _ := http.NewRequestWithContext(ctx, method, b.URL+path, strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Accept", "application/json, text/event-stream")
-	r.Header.Set("MCP-Protocol-Version", "2025-11-25")
-	r.Header.Set("Authorization", "Bearer "+key)
-	if session != "" {
-		r.Header.Set("Mcp-Session-Id", session)
+// endpoints mounts h at /mcp and /mcp/{integration} as transport does,
+// behind mcptest's keys.
+func endpoints(h http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, method := range []string{"POST", "GET", "DELETE"} {
+		mux.Handle(method+" /mcp", mcptest.TestKeys.Authenticated(h))
+		mux.Handle(method+" /mcp/{integration}", mcptest.TestKeys.Authenticated(h))
 	}
-	for k, v := range header {
-		if v == "" {
-			r.Header.Del(k)
-		} else {
-			r.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp, string(raw)
-}
-
-// open initializes a session on path as key and returns its ID.
-func (b *boundsServer) open(t *testing.T, path, key string) string {
-	t.Helper()
-	resp, body := b.send(t, "POST", path, key, "", initBody, map[string]string{"MCP-Protocol-Version": ""})
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
-		t.Fatalf("initialize %s as %s: %d %s", path, key, resp.StatusCode, body)
-	}
-	id := resp.Header.Get("Mcp-Session-Id")
-	b.send(t, "POST", path, key, id, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil)
-	return id
+	return mux
 }
 
 func (b *boundsServer) live() int {
@@ -195,7 +130,7 @@ func TestSessionBoundToEndpoint(t *testing.T) {
 	b := newBoundsServer(t, HTTPOptions{})
 	sessions := map[string]string{}
 	for _, path := range []string{"/mcp", "/mcp/solo", "/mcp/other"} {
-		sessions[path] = b.open(t, path, "key-a")
+		sessions[path] = b.Open(t, path, "key-a")
 	}
 	const call = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami"}}`
 	for made, session := range sessions {
@@ -208,7 +143,7 @@ func TestSessionBoundToEndpoint(t *testing.T) {
 				if method == "POST" {
 					body = call
 				}
-				resp, raw := b.send(t, method, used, "key-a", session, body, nil)
+				resp, raw := b.Send(t, method, used, "key-a", session, body, nil)
 				if resp.StatusCode != http.StatusNotFound {
 					t.Errorf("%s %s with a session of %s: %d %.200s, want 404", method, used, made, resp.StatusCode, raw)
 				}
@@ -219,7 +154,7 @@ func TestSessionBoundToEndpoint(t *testing.T) {
 		t.Errorf("%d calls reached a tool through another endpoint's session", b.calls.Load())
 	}
 	for made, session := range sessions {
-		if resp, raw := b.send(t, "POST", made, "key-a", session, call, nil); resp.StatusCode != http.StatusOK || !strings.Contains(raw, "tenant-a") {
+		if resp, raw := b.Send(t, "POST", made, "key-a", session, call, nil); resp.StatusCode != http.StatusOK || !strings.Contains(raw, "tenant-a") {
 			t.Errorf("the session of %s no longer serves there: %d %s", made, resp.StatusCode, raw)
 		}
 	}
@@ -232,7 +167,7 @@ func TestSessionBoundToEndpoint(t *testing.T) {
 func TestSessionCaps(t *testing.T) {
 	b := newBoundsServer(t, HTTPOptions{MaxSessionsPerIdentity: 2, MaxSessionsPerTenant: 3, MaxSessions: 4})
 	initialize := func(path, key string) (*http.Response, string) {
-		return b.send(t, "POST", path, key, "", initBody, map[string]string{"MCP-Protocol-Version": ""})
+		return b.Send(t, "POST", path, key, "", initBody, map[string]string{"MCP-Protocol-Version": ""})
 	}
 	refuse := func(what string, resp *http.Response, body string, status int, bound string) {
 		t.Helper()
@@ -240,17 +175,17 @@ func TestSessionCaps(t *testing.T) {
 			t.Errorf("%s: %d %s (session %q), want %d naming %s", what, resp.StatusCode, body, resp.Header.Get("Mcp-Session-Id"), status, bound)
 		}
 	}
-	first := b.open(t, "/mcp", "key-a")
-	b.open(t, "/mcp/solo", "key-a")
+	first := b.Open(t, "/mcp", "key-a")
+	b.Open(t, "/mcp/solo", "key-a")
 	resp, body := initialize("/mcp", "key-a")
 	refuse("a third session of one identity", resp, body, http.StatusTooManyRequests, "CONNECTORS_MAX_SESSIONS_PER_IDENTITY")
 	// An initialize sent on one of its sessions makes a session too.
-	resp, body = b.send(t, "POST", "/mcp", "key-a", first, initBody, nil)
+	resp, body = b.Send(t, "POST", "/mcp", "key-a", first, initBody, nil)
 	refuse("a third session of one identity, initialized on its first", resp, body, http.StatusTooManyRequests, "CONNECTORS_MAX_SESSIONS_PER_IDENTITY")
-	b.open(t, "/mcp", "key-a2") // the same tenant, another identity
+	b.Open(t, "/mcp", "key-a2") // the same tenant, another identity
 	resp, body = initialize("/mcp", "key-a2")
 	refuse("a fourth session of one tenant", resp, body, http.StatusTooManyRequests, "CONNECTORS_MAX_SESSIONS_PER_TENANT")
-	b.open(t, "/mcp", "key-b")
+	b.Open(t, "/mcp", "key-b")
 	resp, body = initialize("/mcp", "key-b")
 	refuse("a fifth session in all", resp, body, http.StatusServiceUnavailable, "CONNECTORS_MAX_SESSIONS)")
 	if n := b.live(); n != 4 {
@@ -260,10 +195,10 @@ func TestSessionCaps(t *testing.T) {
 		t.Errorf("mcp-go registered %d sessions, want 4", n)
 	}
 	// Ending one frees its place, for its own identity.
-	if resp, _ := b.send(t, "DELETE", "/mcp", "key-a", first, "", nil); resp.StatusCode != http.StatusOK {
+	if resp, _ := b.Send(t, "DELETE", "/mcp", "key-a", first, "", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: %d", resp.StatusCode)
 	}
-	b.open(t, "/mcp", "key-a")
+	b.Open(t, "/mcp", "key-a")
 
 	// Concurrent initializes: exactly the bound's worth succeed.
 	c := newBoundsServer(t, HTTPOptions{MaxSessionsPerIdentity: 5})
@@ -271,7 +206,7 @@ func TestSessionCaps(t *testing.T) {
 	var ok, refused atomic.Int64
 	for range 30 {
 		wg.Go(func() {
-			resp, _ := c.send(t, "POST", "/mcp", "key-b", "", initBody, map[string]string{"MCP-Protocol-Version": ""})
+			resp, _ := c.Send(t, "POST", "/mcp", "key-b", "", initBody, map[string]string{"MCP-Protocol-Version": ""})
 			switch resp.StatusCode {
 			case http.StatusOK:
 				ok.Add(1)
@@ -292,11 +227,11 @@ func TestSessionCaps(t *testing.T) {
 func TestIdleSweep(t *testing.T) {
 	const ttl = 300 * time.Millisecond
 	b := newBoundsServer(t, HTTPOptions{SessionIdleTTL: ttl})
-	busy := b.open(t, "/mcp", "key-a")
-	idle := b.open(t, "/mcp/solo", "key-b")
+	busy := b.Open(t, "/mcp", "key-a")
+	idle := b.Open(t, "/mcp/solo", "key-b")
 
 	// A call lasting several TTLs (and mcp-go's sweep interval of a second).
-	resp, raw := b.send(t, "POST", "/mcp", "key-a", busy,
+	resp, raw := b.Send(t, "POST", "/mcp", "key-a", busy,
 		`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":1600}}}`, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(raw, "slept") {
 		t.Errorf("a call longer than the idle TTL: %d %s, want its answer", resp.StatusCode, raw)
@@ -305,7 +240,7 @@ func TestIdleSweep(t *testing.T) {
 		t.Error("the sweep cancelled a running call")
 	}
 	// The idle session is gone by now; the busy one goes once idle.
-	if resp, _ := b.send(t, "POST", "/mcp/solo", "key-b", idle, `{"jsonrpc":"2.0","id":3,"method":"ping"}`, nil); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := b.Send(t, "POST", "/mcp/solo", "key-b", idle, `{"jsonrpc":"2.0","id":3,"method":"ping"}`, nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a session idle for %v: %d, want 404", 5*ttl, resp.StatusCode)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -315,7 +250,7 @@ func TestIdleSweep(t *testing.T) {
 	if n, f := b.live(), b.forgotten.Load(); n != 0 || f != 2 {
 		t.Errorf("after the sweep: %d sessions live, %d forgotten by mcp-go; want 0 and 2", n, f)
 	}
-	if resp, _ := b.send(t, "POST", "/mcp", "key-a", busy, `{"jsonrpc":"2.0","id":3,"method":"ping"}`, nil); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := b.Send(t, "POST", "/mcp", "key-a", busy, `{"jsonrpc":"2.0","id":3,"method":"ping"}`, nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a swept session: %d, want 404", resp.StatusCode)
 	}
 }
@@ -326,7 +261,7 @@ func TestIdleSweep(t *testing.T) {
 // eras; what the protocol allows passes.
 func TestMessageChecks(t *testing.T) {
 	b := newBoundsServer(t, HTTPOptions{})
-	sessions := map[string]string{"/mcp": b.open(t, "/mcp", "key-a"), "/mcp/solo": b.open(t, "/mcp/solo", "key-a")}
+	sessions := map[string]string{"/mcp": b.Open(t, "/mcp", "key-a"), "/mcp/solo": b.Open(t, "/mcp/solo", "key-a")}
 	modern := func(id, method, params string) string {
 		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"method":%q,"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}%s}}`, id, method, params)
 	}
@@ -364,7 +299,7 @@ func TestMessageChecks(t *testing.T) {
 						body, s = modern(c.id, c.method, c.params), ""
 						header = map[string]string{"MCP-Protocol-Version": era, "Mcp-Method": c.method, "Mcp-Name": map[string]string{"tools/call": "whoami", "prompts/get": "greet", "ping": ""}[c.method]}
 					}
-					resp, raw := b.send(t, "POST", path, "key-a", s, body, header)
+					resp, raw := b.Send(t, "POST", path, "key-a", s, body, header)
 					var got struct {
 						Error *struct{ Code float64 }
 					}
@@ -385,7 +320,7 @@ func TestMessageChecks(t *testing.T) {
 	}
 	// A response whose id is null (it could not name its request) is not a
 	// request: it is left to mcp-go, which accepts it.
-	resp, raw := b.send(t, "POST", "/mcp", "key-a", sessions["/mcp"], `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}`, nil)
+	resp, raw := b.Send(t, "POST", "/mcp", "key-a", sessions["/mcp"], `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}`, nil)
 	if resp.StatusCode >= 500 || strings.Contains(raw, "-32600") {
 		t.Errorf("an error response with a null id: %d %s", resp.StatusCode, raw)
 	}
@@ -440,7 +375,7 @@ func TestListenStreamsBounded(t *testing.T) {
 // HTTP server's shutdown to its deadline.
 func TestCloseEndsRunningRequests(t *testing.T) {
 	b := newBoundsServer(t, HTTPOptions{})
-	session := b.open(t, "/mcp", "key-a")
+	session := b.Open(t, "/mcp", "key-a")
 	go func() { // not b.send: that fails the test from another goroutine
 		r, _ := http.NewRequest("POST", b.URL+"/mcp", strings.NewReader(
 			`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":60000}}}`))
@@ -480,7 +415,7 @@ func TestCloseEndsRunningRequests(t *testing.T) {
 // with 429, and once one ends the session takes requests again.
 func TestRequestsPerSessionBounded(t *testing.T) {
 	b := newBoundsServer(t, HTTPOptions{MaxRequestsPerSession: 2})
-	session := b.open(t, "/mcp", "key-a")
+	session := b.Open(t, "/mcp", "key-a")
 	sleep := func() {
 		r, _ := http.NewRequest("POST", b.URL+"/mcp", strings.NewReader(
 			`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":1500}}}`))
@@ -501,15 +436,15 @@ func TestRequestsPerSessionBounded(t *testing.T) {
 	for b.calls.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	resp, raw := b.send(t, "POST", "/mcp", "key-a", session, `{"jsonrpc":"2.0","id":6,"method":"ping"}`, nil)
+	resp, raw := b.Send(t, "POST", "/mcp", "key-a", session, `{"jsonrpc":"2.0","id":6,"method":"ping"}`, nil)
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(raw, "CONNECTORS_MAX_REQUESTS_PER_SESSION") {
 		t.Errorf("a third request while two run: %d %s, want 429 naming the bound", resp.StatusCode, raw)
 	}
-	if resp, _ := b.send(t, "POST", "/mcp", "key-b", b.open(t, "/mcp", "key-b"), `{"jsonrpc":"2.0","id":6,"method":"ping"}`, nil); resp.StatusCode != http.StatusOK {
+	if resp, _ := b.Send(t, "POST", "/mcp", "key-b", b.Open(t, "/mcp", "key-b"), `{"jsonrpc":"2.0","id":6,"method":"ping"}`, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("another session meanwhile: %d, want 200", resp.StatusCode)
 	}
 	wg.Wait()
-	if resp, raw := b.send(t, "POST", "/mcp", "key-a", session, `{"jsonrpc":"2.0","id":7,"method":"ping"}`, nil); resp.StatusCode != http.StatusOK {
+	if resp, raw := b.Send(t, "POST", "/mcp", "key-a", session, `{"jsonrpc":"2.0","id":7,"method":"ping"}`, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("after the two ended: %d %s, want 200", resp.StatusCode, raw)
 	}
 }

@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"bufio"
@@ -11,21 +11,27 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/connectors-gateway/connectors/server"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
-// ServeStdio serves MCP over in/out for one identity, bound for the whole
-// process as the MCP specification wants for stdio, until in closes or ctx
-// ends. A message the protocol does not allow (see message.refusal) is
-// answered with its error here, as over HTTP, and never reaches mcp-go.
-func ServeStdio(ctx context.Context, srv *mcpserver.MCPServer, id tenants.Identity, in io.Reader, out io.Writer) error {
+// ServeStdio serves the aggregate over in/out for one identity, bound for
+// the whole process as the MCP specification wants for stdio, until in
+// closes or ctx ends. A message the protocol does not allow (see
+// message.refusal) is answered with its error here, as over HTTP, and
+// never reaches mcp-go.
+func (g *Gateway) ServeStdio(ctx context.Context, id tenants.Identity, in io.Reader, out io.Writer) error {
+	return serveStdio(ctx, g.aggregate.mcp, id, in, out)
+}
+
+// serveStdio serves srv as ServeStdio serves the aggregate.
+func serveStdio(ctx context.Context, srv *mcpserver.MCPServer, id tenants.Identity, in io.Reader, out io.Writer) error {
 	stdio := mcpserver.NewStdioServer(srv)
 	stdio.SetContextFunc(func(ctx context.Context) context.Context {
 		return tenants.NewContext(ctx, id)
 	})
 	// A 2026-07-28 agent gets no notification it did not ask for.
-	in, out = server.StdioStreams(in, out)
+	in, out = StdioStreams(in, out)
 	w := &lineWriter{w: out}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(screen(in, pw, w)) }()
@@ -41,7 +47,7 @@ func screen(in io.Reader, pass io.Writer, out io.Writer) error {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 {
 			var m message
-			var no *refused
+			var no *refusedMessage
 			if json.Unmarshal(bytes.TrimSpace(line), &m) == nil {
 				no = m.refusal()
 			}
@@ -62,15 +68,9 @@ func screen(in io.Reader, pass io.Writer, out io.Writer) error {
 	}
 }
 
-func writeRefusal(out io.Writer, no *refused) error {
-	id := no.id
-	if len(id) == 0 {
-		id = json.RawMessage("null")
-	}
-	b, err := json.Marshal(map[string]any{
-		"jsonrpc": "2.0", "id": id,
-		"error": map[string]any{"code": no.code, "message": no.message},
-	})
+// writeRefusal answers a refused line on out.
+func writeRefusal(out io.Writer, no *refusedMessage) error {
+	b, err := json.Marshal(httpwire.JSONRPCError(no.id, no.code, no.message))
 	if err != nil {
 		return err
 	}

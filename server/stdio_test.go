@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"bufio"
@@ -33,7 +33,7 @@ func TestStdioMessageChecks(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeStdio(ctx, srv, tenants.Identity{Tenant: "tenant-a", Subject: "stdio"}, inR, outW)
+		done <- serveStdio(ctx, srv, tenants.Identity{Tenant: "tenant-a", Subject: "stdio"}, inR, outW)
 	}()
 	answers := bufio.NewScanner(outR)
 	send := func(line string) { _, _ = io.WriteString(inW, line+"\n") }

@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/connectors-gateway/connectors/server"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -149,16 +149,9 @@ func (s *sessions) attached(session string) {
 // call's stream when it is slow; the call used to fail with "context
 // canceled".)
 //
-// It also tells the relay when the session's GET stream is attached.
-// mcp-go v1.2.1 sends a sampling request of the initialize era on that
-// stream, through a pump it starts on the first GET before it attaches
-// that GET's connection. A request queued before then can be taken by the
-// pump while no connection is attached: it is recorded for a Last-Event-ID
-// replay, which a first GET does not ask for, so the agent never sees it
-// and the call hangs until the upstream gives up (the conformance suite's
-// tools-call-sampling, now and then under load). The relay holds a
-// sampling request until the stream is attached (server.WithListening).
-func (h *HTTP) resumable(next http.Handler) http.Handler {
+// It also tells the relay when the session's GET stream is attached
+// (WithListening; see sampleOnAttachedStream for the mcp-go defect).
+func (h *Handler) resumable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var l *liveSession
 		if r.Method == http.MethodPost {
@@ -171,7 +164,7 @@ func (h *HTTP) resumable(next http.Handler) http.Handler {
 		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 		defer cancel()
 		defer context.AfterFunc(l.ctx, cancel)()
-		next.ServeHTTP(w, r.WithContext(server.WithListening(ctx, l.listening)))
+		next.ServeHTTP(w, r.WithContext(WithListening(ctx, l.listening)))
 	})
 }
 
@@ -419,48 +412,37 @@ func (s *sessions) endAll() {
 // bindSession answers before mcp-go sees a request that names a session
 // this identity does not own, or that was made on another endpoint (404,
 // as for a session that ended; another identity's is recorded as a refused
-// attempt), and a GET or DELETE that names no session (400: mcp-go would
-// make, for every such GET, a session that nobody initializes). mcp-go
-// checks POSTs itself through Validate; GET and DELETE it would otherwise
-// serve or accept. It also tells the sweeper which sessions are in use.
-func (h *HTTP) bindSession(next http.Handler) http.Handler {
+// attempt), and a GET or DELETE that names no session (refuseSessionless).
+// mcp-go checks POSTs itself through Validate; GET and DELETE it would
+// otherwise serve or accept. It also tells the sweeper which sessions are
+// in use.
+func (h *Handler) bindSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		session := r.Header.Get(mcpserver.HeaderKeySessionID)
 		if session == "" {
-			// A 2026-07-28 GET or DELETE mcp-go refuses (405) without a session.
-			if r.Method != http.MethodPost && !mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
-				writeJSONRPCError(w, http.StatusBadRequest, mcp.INVALID_REQUEST,
-					"Bad Request: Mcp-Session-Id header is required (POST initialize to begin a session)")
-				return
+			if !refuseSessionless(w, r) {
+				next.ServeHTTP(w, r)
 			}
-			next.ServeHTTP(w, r)
 			return
 		}
 		who := ownerOf(r)
 		l, err := h.sessions.begin(session, who, r.PathValue("integration"))
 		if errors.Is(err, errSessionBusy) {
 			w.Header().Set("Retry-After", "1")
-			writeJSONRPCError(w, http.StatusTooManyRequests, mcp.INVALID_REQUEST,
+			httpwire.WriteJSONRPCError(w, http.StatusTooManyRequests, nil, mcp.INVALID_REQUEST,
 				fmt.Sprintf("this session has %d requests running, as many as it may (CONNECTORS_MAX_REQUESTS_PER_SESSION): wait for one to end", h.opts.MaxRequestsPerSession))
 			return
 		}
 		if l == nil {
 			if o, ok := h.sessions.ownerOfSession(session); ok && o != who {
 				id, _ := tenants.FromContext(r.Context())
-				h.denied(r, id, o.tenant, reasonForeignSession)
+				httpwire.Denied(r, h.opts.Audit, h.log, id, o.tenant, "foreign_session")
 			}
-			writeError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
+			httpwire.WriteError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
 			return
 		}
 		defer h.sessions.done(l)
-		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") == "" {
-			// mcp-go has attached the stream's connection when it writes the 200.
-			w = &statusWriter{ResponseWriter: w, onHeader: func(status int) {
-				if status == http.StatusOK {
-					h.sessions.attached(session)
-				}
-			}}
-		}
+		w = sampleOnAttachedStream(w, r, func() { h.sessions.attached(session) })
 		next.ServeHTTP(w, r)
 	})
 }
@@ -470,7 +452,7 @@ func (h *HTTP) bindSession(next http.Handler) http.Handler {
 // off: it counts only the starts of the requests it serves (not the
 // direct path's), and it would end a session, and the answer of its call,
 // when one call runs longer than the TTL.
-func (h *HTTP) sweep(ctx context.Context) {
+func (h *Handler) sweep(ctx context.Context) {
 	t := time.NewTicker(max(h.opts.SessionIdleTTL/4, 10*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -484,40 +466,15 @@ func (h *HTTP) sweep(ctx context.Context) {
 }
 
 // sweepIdle ends the sessions idle now.
-func (h *HTTP) sweepIdle() {
+func (h *Handler) sweepIdle() {
 	for endpoint, ids := range h.sessions.idle(h.opts.SessionIdleTTL) {
 		srv := h.mcp
 		if endpoint != "" {
 			srv = h.single[endpoint]
 		}
 		for _, id := range ids {
-			forget(srv, id)
+			forgetSession(srv, id)
 		}
 		h.log.Info("mcp_sessions_swept", "endpoint", "/mcp/"+endpoint, "count", len(ids))
 	}
 }
-
-// forget has srv drop every trace of a session (its streams, recorded
-// events, tools, log level, and its registration with the MCP server, whose
-// hooks drop the gateway's): a DELETE of it, which is mcp-go's one public
-// way to do so. The session is already gone from the registry, so the
-// DELETE ends nothing else.
-func forget(srv *mcpserver.StreamableHTTPServer, session string) {
-	if srv == nil {
-		return
-	}
-	r, err := http.NewRequestWithContext(context.Background(), http.MethodDelete, "/mcp", nil)
-	if err != nil {
-		return
-	}
-	r.Header.Set(mcpserver.HeaderKeySessionID, session)
-	r.Header.Set(mcp.HeaderProtocolVersion, mcp.ProtocolVersion20251125)
-	srv.ServeHTTP(discardWriter{header: http.Header{}}, r)
-}
-
-// discardWriter is a response nobody reads.
-type discardWriter struct{ header http.Header }
-
-func (d discardWriter) Header() http.Header       { return d.header }
-func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (discardWriter) WriteHeader(int)             {}

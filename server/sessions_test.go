@@ -1,4 +1,4 @@
-package transport
+package server
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // drops, and ends with the session; other requests keep the connection's
 // context.
 func TestResumable(t *testing.T) {
-	h := &HTTP{sessions: newSessions(sessionLimits{})}
+	h := &Handler{sessions: newSessions(sessionLimits{})}
 	who := owner{tenant: "tenant-a", subject: "s"}
 	session := (&boundSessions{s: h.sessions, who: who}).Generate()
 
@@ -74,7 +74,7 @@ func TestResumable(t *testing.T) {
 // its GET stream (without Last-Event-ID: a resumed stream is not the
 // listening one), and not before.
 func TestListening(t *testing.T) {
-	h := &HTTP{sessions: newSessions(sessionLimits{})}
+	h := &Handler{sessions: newSessions(sessionLimits{})}
 	session := (&boundSessions{s: h.sessions}).Generate()
 	listening := h.sessions.lookup(session).listening
 	open := func() bool {

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/internal/httpwire"
+	"github.com/connectors-gateway/connectors/tenants"
+)
+
+// HTTPOptions configure the streamable-HTTP MCP endpoint ([Gateway.Handler]).
+// Every field is optional.
+type HTTPOptions struct {
+	// SessionIdleTTL ends MCP sessions idle this long with no request
+	// running; zero means DefaultSessionIdleTTL.
+	SessionIdleTTL time.Duration
+	// MaxSessions bounds the MCP sessions (initialize era; and open
+	// 2026-07-28 subscriptions/listen streams) at once, MaxSessionsPerTenant
+	// those of one tenant, and MaxSessionsPerIdentity those of one identity
+	// (tenant and subject); an initialize past a bound is refused (503,
+	// 429, 429). Zero means DefaultMaxSessions, DefaultMaxSessionsPerTenant,
+	// DefaultMaxSessionsPerIdentity.
+	MaxSessions, MaxSessionsPerTenant, MaxSessionsPerIdentity int
+	// MaxRequestsPerSession bounds the requests one session has running at
+	// once (a session's request outlives its connection); one past it is
+	// refused (429). Zero means DefaultMaxRequestsPerSession.
+	MaxRequestsPerSession int
+
+	// Direct, if set, serves the tools/call requests it can without
+	// mcp-go (see Gateway.CallDirect); nil: every request goes through
+	// mcp-go.
+	Direct Director
+
+	// Audit, if set, records a refused attempt on another identity's
+	// session.
+	Audit  *audit.Logger
+	Logger *slog.Logger // nil: discard
+}
+
+// Defaults of HTTPOptions.
+const (
+	DefaultSessionIdleTTL         = 30 * time.Minute
+	DefaultMaxSessions            = 10000
+	DefaultMaxSessionsPerTenant   = 1000
+	DefaultMaxSessionsPerIdentity = 100
+	DefaultMaxRequestsPerSession  = 64
+)
+
+// Handler is the streamable-HTTP MCP endpoint: the aggregate at /mcp, and
+// each integration alone at /mcp/{integration} (the route's
+// "integration" path value). It expects the caller's verified identity on
+// the request's context ([tenants.NewContext]) and the credential it
+// presented removed: transport authenticates, and bounds and checks the
+// request (Host, Origin, body size, batches) before it.
+//
+// A request passes, in order: the session binding (404 for a session ID
+// that is unknown, terminated, belongs to another identity or was made on
+// another endpoint; 400 for a GET or DELETE without one), the direct lane,
+// the message check (JSON-RPC IDs, tools/call arguments, the bounds on
+// sessions), the store refusals' status, and a session's request's
+// resumability, before mcp-go's streamable-HTTP server sees it.
+type Handler struct {
+	opts     HTTPOptions
+	log      *slog.Logger
+	mcp      *mcpserver.StreamableHTTPServer
+	single   map[string]*mcpserver.StreamableHTTPServer // /mcp/{integration}
+	servers  []*mcpserver.StreamableHTTPServer
+	sessions *sessions
+	serve    http.Handler
+	// stopSweep ends the sweeper of idle sessions.
+	stopSweep context.CancelFunc
+}
+
+// Handler returns the gateway's streamable-HTTP MCP endpoint. Close it
+// when done.
+func (g *Gateway) Handler(opts HTTPOptions) *Handler {
+	single := make(map[string]*mcpserver.MCPServer, len(g.single))
+	for name, v := range g.single {
+		single[name] = v.mcp
+	}
+	if opts.Logger == nil {
+		opts.Logger = g.log
+	}
+	return NewHandler(g.aggregate.mcp, single, opts)
+}
+
+// NewHandler serves the mcp-go servers aggregate (at /mcp) and single (by
+// integration, at /mcp/{integration}) as [Gateway.Handler] serves the
+// gateway's: for tests that need the endpoint around servers of their own.
+func NewHandler(aggregate *mcpserver.MCPServer, single map[string]*mcpserver.MCPServer, opts HTTPOptions) *Handler {
+	if opts.SessionIdleTTL <= 0 {
+		opts.SessionIdleTTL = DefaultSessionIdleTTL
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxSessionsPerTenant <= 0 {
+		opts.MaxSessionsPerTenant = DefaultMaxSessionsPerTenant
+	}
+	if opts.MaxSessionsPerIdentity <= 0 {
+		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
+	}
+	if opts.MaxRequestsPerSession <= 0 {
+		opts.MaxRequestsPerSession = DefaultMaxRequestsPerSession
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h := &Handler{opts: opts, log: opts.Logger, sessions: newSessions(sessionLimits{
+		all: opts.MaxSessions, perTenant: opts.MaxSessionsPerTenant, perIdentity: opts.MaxSessionsPerIdentity,
+		running: opts.MaxRequestsPerSession,
+	})}
+	h.mcp = h.streamable(aggregate)
+	h.single = map[string]*mcpserver.StreamableHTTPServer{}
+	for name, srv := range single {
+		h.single[name] = h.streamable(srv)
+	}
+	endpoint := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("integration") == "" {
+			h.mcp.ServeHTTP(w, r)
+			return
+		}
+		h.serveSingle(w, r)
+	})
+	h.serve = h.bindSession(h.direct(h.checkMessage(storeRefusals(h.resumable(endpoint)))))
+	ctx, stop := context.WithCancel(context.Background())
+	h.stopSweep = stop
+	go h.sweep(ctx)
+	return h
+}
+
+// streamable serves srv over streamable HTTP, with the gateway's sessions.
+func (h *Handler) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTPServer {
+	s := mcpserver.NewStreamableHTTPServer(srv, append(streamableOptions(h.sessions),
+		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			// The identity was put on r's context by the authentication;
+			// keep it. One request reads each credential once
+			// (WithRequestMemo).
+			ctx = audit.WithRequestID(WithRequestMemo(ctx), audit.RequestID(r.Context()))
+			if id, ok := tenants.FromContext(r.Context()); ok {
+				return tenants.NewContext(ctx, id)
+			}
+			return ctx
+		}),
+		mcpserver.WithStreamableHTTPLogger(h.log),
+	)...)
+	h.servers = append(h.servers, s)
+	return s
+}
+
+// serveSingle serves the "/mcp/{integration}" routes: one integration
+// alone, under the upstream's own names.
+func (h *Handler) serveSingle(w http.ResponseWriter, r *http.Request) {
+	srv, ok := h.single[r.PathValue("integration")]
+	if !ok {
+		httpwire.WriteError(w, r, http.StatusNotFound, "IntegrationNotFound", "no such integration")
+		return
+	}
+	srv.ServeHTTP(w, r)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serve.ServeHTTP(w, r)
+}
+
+// EndSessions ends every MCP session and the requests it has running: the
+// gateway is stopping, and a session's requests outlive their connections
+// (see resumable), so nothing else would end them before the shutdown's
+// deadline.
+func (h *Handler) EndSessions() { h.sessions.endAll() }
+
+// Close ends every MCP session and the requests they have running, stops
+// the sweeper of idle sessions and shuts mcp-go's servers down.
+func (h *Handler) Close(ctx context.Context) error {
+	h.stopSweep()
+	h.sessions.endAll()
+	var errs []error
+	for _, s := range h.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}

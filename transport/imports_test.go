@@ -1,0 +1,23 @@
+package transport
+
+import (
+	"testing"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
+)
+
+// TestImports keeps transport to HTTP: it mounts the MCP endpoint that
+// server serves, and knows neither mcp-go nor the upstream connections
+// (tools).
+func TestImports(t *testing.T) {
+	testenv.CheckImports(t, "audit", "internal/httpwire", "metrics", "oauth", "server", "tenants", "vault")
+	for _, f := range testenv.Importers(t, "github.com/mark3labs/mcp-go") {
+		// Until Gateway.Invoke answers the result as JSON (issue 17's
+		// contract 3, the call plan's branch), the Invoker names
+		// mcp.CallToolResult.
+		if f == "invoke.go" {
+			continue
+		}
+		t.Errorf("%s imports mcp-go: the MCP endpoint is server's", f)
+	}
+}

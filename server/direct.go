@@ -105,25 +105,25 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	// A tool of the tenant's own catalogue, listed with this credential,
 	// that its settings allow.
-	tool, found := v.plainCached(id.Tenant, integration, c.Name, version)
+	tool, found := v.directTool(id.Tenant, integration, c.Name, version)
 	if !found || !settings.AllowsTool(integration, tool.upstream) {
 		return nil, false
 	}
 	upstream := tool.upstream
 	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))
-	if err != nil || !conn.Raw() {
+	if err != nil || !conn.Direct() {
 		return nil, false
 	}
 
 	// From here on the call is ours to answer.
 	start := time.Now()
-	call := tools.RawCall{
+	call := tools.DirectCall{
 		Name: upstream, Arguments: c.Arguments, Capabilities: c.Capabilities, Meta: c.Meta,
 		InputResponses: c.InputResponses, RequestState: c.RequestState,
 	}
-	res, err := conn.CallRaw(ctx, call)
+	res, err := conn.CallDirect(ctx, call)
 	g.metrics.Upstream(integration, transportOf(conn), time.Since(start))
-	if g.refresher != nil && cred.RefreshToken != "" && ctx.Err() == nil && refusedRaw(res, err) {
+	if g.refresher != nil && cred.RefreshToken != "" && ctx.Err() == nil && refusedDirect(res, err) {
 		g.log.InfoContext(ctx, "upstream_refused_token", "tenantId", id.Tenant, "integration", integration)
 		forget(ctx, id.Tenant, integration)
 		fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
@@ -195,7 +195,7 @@ func (v *view) sessionCapabilities(session, tenant string) (caps json.RawMessage
 	return vs.capabilities, true
 }
 
-// inputRequired reports whether a raw result asks for input first.
+// inputRequired reports whether a direct result asks for input first.
 func inputRequired(res json.RawMessage) bool {
 	if !bytes.Contains(res, []byte(string(mcp.ResultTypeInputRequired))) {
 		return false
@@ -206,11 +206,11 @@ func inputRequired(res json.RawMessage) bool {
 	return json.Unmarshal(res, &r) == nil && r.ResultType == mcp.ResultTypeInputRequired
 }
 
-// callConn is CallRaw, or CallTool when conn does not take raw calls (a
+// callConn is CallDirect, or CallTool when conn does not take direct calls (a
 // connection replaced after a refresh may not).
-func callConn(ctx context.Context, conn *tools.Conn, call tools.RawCall) (json.RawMessage, error) {
-	if conn.Raw() {
-		return conn.CallRaw(ctx, call)
+func callConn(ctx context.Context, conn *tools.Conn, call tools.DirectCall) (json.RawMessage, error) {
+	if conn.Direct() {
+		return conn.CallDirect(ctx, call)
 	}
 	var req mcp.CallToolRequest
 	req.Params.Name = call.Name
@@ -271,9 +271,9 @@ func (g *Gateway) count(ctx context.Context, integration, outcome string, start 
 	}
 }
 
-// refusedRaw is refused for a raw result: the status code, or an API's
+// refusedDirect is refused for a direct result: the status code, or an API's
 // 401 reported in the result (which is decoded only when it may hold one).
-func refusedRaw(res json.RawMessage, err error) bool {
+func refusedDirect(res json.RawMessage, err error) bool {
 	if err != nil {
 		return errors.Is(err, mcptransport.ErrAuthorizationRequired)
 	}
@@ -287,7 +287,7 @@ func refusedRaw(res json.RawMessage, err error) bool {
 	return refused(&r, nil)
 }
 
-// isError reports whether a raw result is a tool error.
+// isError reports whether a direct result is a tool error.
 func isError(res json.RawMessage) bool {
 	if !bytes.Contains(res, []byte(`"isError"`)) {
 		return false

@@ -111,13 +111,13 @@ type Conn struct {
 	// dial makes a new client session; set for HTTP, where a session the
 	// upstream forgot (404) is re-initialized. Nil for stdio.
 	dial func(ctx context.Context) (*client.Client, error)
-	// raw, set for HTTP, is where raw calls go; pipe, set for stdio, is
-	// the process's pipes with the raw calls' lane. negotiated holds the
-	// session's protocol version (a string).
-	raw        *rawTarget
+	// direct, set for HTTP, is where direct calls go; pipe, set for
+	// stdio, is the process's pipes with the direct calls' lane.
+	// negotiated holds the session's protocol version (a string).
+	direct     *directTarget
 	pipe       *pipe
 	negotiated atomic.Value
-	// clientInfoJSON serves raw calls: the gateway's client info.
+	// clientInfoJSON serves direct calls: the gateway's client info.
 	clientInfoJSON json.RawMessage
 	redialMu       sync.Mutex // one re-initialization at a time
 

@@ -301,7 +301,7 @@ func TestH1Takes(t *testing.T) {
 }
 
 // Redirects are the http.Client's to follow, with the request's body.
-func TestRawTargetFollowsRedirect(t *testing.T) {
+func TestDirectTargetFollowsRedirect(t *testing.T) {
 	u, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/mcp" {
 			http.Redirect(w, r, "/moved", http.StatusTemporaryRedirect)
@@ -309,7 +309,7 @@ func TestRawTargetFollowsRedirect(t *testing.T) {
 		}
 		echoBody(w, r)
 	})
-	target := &rawTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
+	target := &directTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"x":1}`))
 	resp, err := target.send(req)
 	if err != nil {
@@ -322,12 +322,12 @@ func TestRawTargetFollowsRedirect(t *testing.T) {
 	}
 }
 
-// TestRawTargetEarlyAnswer: an upstream that answers a large call before
+// TestDirectTargetEarlyAnswer: an upstream that answers a large call before
 // reading it (an auth check refusing the token, which then never reads
 // the body) gets its answer to the caller, as net/http's client gives it,
 // not a broken pipe or a write stalled until the timeout: h1 takes only
 // bodies that fit the socket's buffer whole.
-func TestRawTargetEarlyAnswer(t *testing.T) {
+func TestDirectTargetEarlyAnswer(t *testing.T) {
 	u, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Auth") == "" {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -335,7 +335,7 @@ func TestRawTargetEarlyAnswer(t *testing.T) {
 		}
 		echoBody(w, r)
 	})
-	target := &rawTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
+	target := &directTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
 	// A kept-alive connection first, as a tenant's earlier calls leave one.
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{}`))
 	req.Header.Set("X-Auth", "1")

@@ -38,7 +38,7 @@ func defaultHTTPClient() *http.Client {
 // carries l's rendered headers and nothing of the agent's.
 func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, error) {
 	c := newConn(tenant, l.in, l, &p.opts)
-	c.raw = newRawTarget(l, p.opts.HTTPClient, p.h1)
+	c.direct = newDirectTarget(l, p.opts.HTTPClient, p.h1)
 	hc := heardClient(p.opts.HTTPClient, &c.heard)
 	c.dial = func(ctx context.Context) (*client.Client, error) {
 		opts := []transport.StreamableHTTPCOption{
@@ -66,10 +66,10 @@ func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, e
 	return c, nil
 }
 
-// newRawTarget is where the raw calls of a conn dialled from l go: through
+// newDirectTarget is where the direct calls of a conn dialled from l go: through
 // fast when it takes the URL, else through hc.
-func newRawTarget(l *launch, hc *http.Client, fast *h1) *rawTarget {
-	t := &rawTarget{url: l.in.Upstream.URL, headers: http.Header{}, client: hc}
+func newDirectTarget(l *launch, hc *http.Client, fast *h1) *directTarget {
+	t := &directTarget{url: l.in.Upstream.URL, headers: http.Header{}, client: hc}
 	if u, err := url.Parse(t.url); err == nil && fast.takes(u) {
 		t.h1 = fast
 		t.host = h1Host(u)

@@ -82,7 +82,7 @@ var DefaultEnvAllowlist = []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"}
 // for concurrent use.
 type Pool struct {
 	opts PoolOptions
-	h1   *h1 // the raw calls' client when opts.HTTPClient is the default; else nil
+	h1   *h1 // the direct calls' client when opts.HTTPClient is the default; else nil
 
 	ctx    context.Context // ends at Close: aborts starts in progress
 	cancel context.CancelFunc

@@ -37,7 +37,16 @@ var (
 	// after a call sent to it timed out, not even a ping: its process is
 	// ended (or its HTTP session dropped) and the next call starts again.
 	ErrUpstreamHung = errors.New("upstream stopped answering")
+
+	// ErrNoDirect is returned by CallDirect when c cannot take direct
+	// calls; nothing was sent.
+	ErrNoDirect = errors.New("the upstream does not take raw calls")
 )
+
+// ownSeq numbers the requests the gateway sends upstream of its own
+// (direct calls, liveness probes): their IDs are strings, never one of
+// the mcp-go client's (numbers) nor an agent's.
+var ownSeq atomic.Uint64
 
 // TimeoutError is returned by CallTool and Tools when the upstream did not
 // answer within the integration's timeout.

@@ -10,9 +10,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
-	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -46,30 +47,51 @@ type DirectCall struct {
 	RequestState   json.RawMessage
 }
 
-// ErrNoDirect is returned by CallDirect when c cannot take direct calls;
-// nothing was sent.
-var ErrNoDirect = errors.New("the upstream does not take raw calls")
+func init() { newDirectLane = newHTTPLane }
 
-// directTarget is where an HTTP conn's direct calls go.
-type directTarget struct {
-	url     string
-	headers http.Header // the rendered upstream headers
-	client  *http.Client
-	h1      *h1    // nil: every call through client
-	host    string // h1's key of the URL's host (host:port)
+// httpLane is a pool's direct lane: every direct call to an HTTP upstream
+// goes through the pool's http.Client, or through h1 when the pool has the
+// default client and h1 takes the upstream's URL.
+type httpLane struct {
+	client *http.Client
+	fast   *h1 // nil: every call through client
 }
 
-// send sends req through t's h1 client, or its http.Client for what h1
-// leaves to it: every request when t has no h1, and redirects.
-func (t *directTarget) send(req *http.Request) (*http.Response, error) {
+func newHTTPLane(client *http.Client, isDefault bool) directLane {
+	l := &httpLane{client: client}
+	if isDefault {
+		l.fast = newH1()
+	}
+	return l
+}
+
+func (l *httpLane) target(lc *launch) *directTarget {
+	t := &directTarget{url: lc.in.Upstream.URL, headers: http.Header{}, send: l.client.Do, drop: func() {}}
+	if u, err := url.Parse(t.url); err == nil && l.fast.takes(u) {
+		host := h1Host(u)
+		t.send = func(req *http.Request) (*http.Response, error) { return l.send(req) }
+		t.drop = func() { l.fast.closeHost(host) }
+	}
+	for k, v := range lc.headers {
+		t.headers.Set(k, v)
+	}
+	return t
+}
+
+func (l *httpLane) reap(now time.Time) { l.fast.closeStale(now) }
+func (l *httpLane) close()             { l.fast.closeIdle() }
+
+// send sends req through h1, or the http.Client for what h1 leaves to it:
+// bodies over h1MaxBody, and redirects.
+func (l *httpLane) send(req *http.Request) (*http.Response, error) {
 	// h1 writes the whole request before it reads: an upstream that
 	// answers early (a 401 before reading the body) and stops reading
 	// would stall or break a body larger than the socket's buffers, where
 	// net/http reads the answer while it writes.
-	if t.h1 == nil || req.ContentLength > h1MaxBody {
-		return t.client.Do(req)
+	if req.ContentLength > h1MaxBody {
+		return l.client.Do(req)
 	}
-	resp, err := t.h1.Do(req)
+	resp, err := l.fast.Do(req)
 	if err != nil || !redirect(resp) {
 		return resp, err
 	}
@@ -79,7 +101,7 @@ func (t *directTarget) send(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	req.Body = body
-	return t.client.Do(req)
+	return l.client.Do(req)
 }
 
 // redirect reports whether the http.Client would follow resp.
@@ -104,8 +126,6 @@ func (c *Conn) Direct() bool {
 	return (c.direct != nil || c.pipe != nil) && mcp.IsModernProtocol(c.version()) && c.Err() == nil
 }
 
-var directSeq atomic.Uint64
-
 // CallDirect calls an upstream tool and returns its result as the upstream
 // sent it, with the tenant's credential values redacted. An upstream that
 // refuses the credential (HTTP 401) is an error wrapping
@@ -121,7 +141,7 @@ func (c *Conn) CallDirect(ctx context.Context, call DirectCall) (json.RawMessage
 	}
 	// A request ID of the gateway's own, never the agent's, and never one
 	// of the mcp-go client's (numbers).
-	id := "gw-" + strconv.FormatUint(directSeq.Add(1), 36)
+	id := "gw-" + strconv.FormatUint(ownSeq.Add(1), 36)
 	var result json.RawMessage
 	err = c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
 		frame := make([]byte, 0, len(params)+64)
@@ -421,21 +441,4 @@ func (c *Conn) scrubDirect(raw json.RawMessage) json.RawMessage {
 		return withheldResult
 	}
 	return out
-}
-
-// encodedString is s as it appears inside a JSON string.
-func encodedString(s string) []byte {
-	b, _ := marshalPlain(s)
-	return bytes.TrimSuffix(bytes.TrimPrefix(bytes.TrimSpace(b), []byte(`"`)), []byte(`"`))
-}
-
-// marshalPlain is json.Marshal without HTML escaping.
-func marshalPlain(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -300,6 +300,13 @@ func TestH1Takes(t *testing.T) {
 	}
 }
 
+// testTarget is the direct calls' target of a conn to u, on a lane with
+// h1.
+func testTarget(t *testing.T, u string) *directTarget {
+	lane := &httpLane{client: &http.Client{}, fast: newTestH1(t)}
+	return lane.target(&launch{in: Integration{Upstream: Upstream{URL: u}}})
+}
+
 // Redirects are the http.Client's to follow, with the request's body.
 func TestDirectTargetFollowsRedirect(t *testing.T) {
 	u, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
@@ -309,7 +316,7 @@ func TestDirectTargetFollowsRedirect(t *testing.T) {
 		}
 		echoBody(w, r)
 	})
-	target := &directTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
+	target := testTarget(t, u)
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"x":1}`))
 	resp, err := target.send(req)
 	if err != nil {
@@ -335,7 +342,7 @@ func TestDirectTargetEarlyAnswer(t *testing.T) {
 		}
 		echoBody(w, r)
 	})
-	target := &directTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
+	target := testTarget(t, u)
 	// A kept-alive connection first, as a tenant's earlier calls leave one.
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{}`))
 	req.Header.Set("X-Auth", "1")

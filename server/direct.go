@@ -24,7 +24,9 @@ import (
 // (no session, no server-to-client requests, input requests carried in
 // the result), so forwarding it is a matter of authorizing it and passing
 // its arguments and result through; the profile put mcp-go's decoding and
-// encoding of both legs at most of the gateway's cost per call.
+// encoding of both legs at most of the gateway's cost per call. It
+// follows the plan of every call (plan.go), and nothing outside this file
+// depends on it but the transport that offers it requests.
 //
 // The direct path decides before anything is sent upstream, and only
 // ever says yes: any request it is not sure of (a progress token, a log

@@ -105,6 +105,10 @@ func BenchmarkGateway(b *testing.B) {
 	// B': the same without the direct path (mcp-go on both legs), the
 	// gateway as it was before it, for the before/after in one run.
 	usual := newGateway(b, bin, echoBin, echoURL, "CONNECTORS_DIRECT_CALLS=off")
+	// B, no h1: the same gateway built with -tags noh1, its direct calls to
+	// an HTTP upstream sent by net/http rather than tools' HTTP/1.1 client,
+	// for the with/without in one run.
+	noH1 := newGateway(b, buildTagged(b, "./cmd/connectors", "noh1"), echoBin, echoURL)
 	vaultAddr, vaultToken := testenv.Vault(b)
 	vlt := newGateway(b, bin, echoBin, echoURL, "VAULT_ADDR="+vaultAddr, "VAULT_TOKEN="+vaultToken)
 
@@ -145,12 +149,14 @@ func BenchmarkGateway(b *testing.B) {
 			{name: "A direct" + session, tool: "echo", clients: each(dialSession, echoURL, "")},
 			{name: "P bare proxy", tool: "echo", clients: each(dial, proxyURL, ""), hop: proxy},
 			{name: "B embedded", tool: "echo-http_echo", clients: each(dial, emb.url+"/mcp", emb.key), hop: emb.process},
+			{name: "B embedded, no h1", tool: "echo-http_echo", clients: each(dial, noH1.url+"/mcp", noH1.key), hop: noH1.process},
 			{name: "B embedded" + session, tool: "echo-http_echo", clients: each(dialSession, emb.url+"/mcp", emb.key), hop: emb.process},
 			{name: "B' embedded, usual path", tool: "echo-http_echo", clients: each(dial, usual.url+"/mcp", usual.key), hop: usual.process},
 			{name: "C vault", tool: "echo-http_echo", clients: each(dial, vlt.url+"/mcp", vlt.key), hop: vlt.process},
 			{name: "A direct" + raw, tool: "echo", clients: each(dialRaw, echoURL, "")},
 			{name: "P bare proxy" + raw, tool: "echo", clients: each(dialRaw, proxyURL, ""), hop: proxy},
 			{name: "B embedded" + raw, tool: "echo-http_echo", clients: each(dialRaw, emb.url+"/mcp", emb.key), hop: emb.process},
+			{name: "B embedded, no h1" + raw, tool: "echo-http_echo", clients: each(dialRaw, noH1.url+"/mcp", noH1.key), hop: noH1.process},
 		}},
 		{"stdio", []target{
 			{name: "A direct", tool: "echo", clients: shared(dialStdio)},

@@ -99,7 +99,9 @@ session, as most agents open today) and "raw client" (the same
 the least a load generator can spend per call, on the cores the hops
 share). Each row is against the direct row of its kind of client. Each
 call is one tools/call of echo, which the gateway serves on its direct
-path (B' is the same gateway with the direct path off). The CPU column is
+path (B' is the same gateway with the direct path off; "B embedded, no
+h1" is B built with -tags noh1, its direct calls to the HTTP upstream sent
+by net/http instead of tools' HTTP/1.1 client). The CPU column is
 the gateway's, or the bare proxy's for P. The gateways write their audit
 trail (a record per call) to /dev/null: encoded and written, not read by
 the load generator. Percentiles are over every call of the measured

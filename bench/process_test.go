@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
 // process is a child process the benchmarks measure or use.
@@ -67,6 +69,19 @@ func start(b testing.TB, bin string, env []string, args ...string) (*process, st
 		b.Fatalf("%s did not start", bin)
 		return nil, ""
 	}
+}
+
+// buildTagged builds the main package pkg with the build tags given, for
+// a row that compares a variant of a binary with the binary itself.
+func buildTagged(b testing.TB, pkg, tags string) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), filepath.Base(pkg)+"-"+tags)
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, pkg)
+	cmd.Dir = testenv.Root()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build -tags %s %s: %v\n%s", tags, pkg, err, out)
+	}
+	return bin
 }
 
 // cpu returns the CPU time the process has used (user + system).

@@ -538,11 +538,11 @@ func (v *view) listPrompts(ctx context.Context) []mcp.Prompt {
 	return slices.Clone(cat.prompts)
 }
 
-// plainCached returns the tool exposed as name in tenant's catalogue of
+// directTool returns the tool exposed as name in tenant's catalogue of
 // integration when it may take the direct path: the catalogue was listed
 // with the credential version given, and the tool is plain. It never
 // lists.
-func (v *view) plainCached(tenant, integration, name string, version int64) (catalogueTool, bool) {
+func (v *view) directTool(tenant, integration, name string, version int64) (catalogueTool, bool) {
 	cat := v.cached(tenant, integration, version)
 	if cat == nil {
 		return catalogueTool{}, false

@@ -12,7 +12,6 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/metrics"
-	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 )
@@ -25,7 +24,9 @@ import (
 // (no session, no server-to-client requests, input requests carried in
 // the result), so forwarding it is a matter of authorizing it and passing
 // its arguments and result through; the profile put mcp-go's decoding and
-// encoding of both legs at most of the gateway's cost per call.
+// encoding of both legs at most of the gateway's cost per call. It
+// follows the plan of every call (plan.go), and nothing outside this file
+// depends on it but the transport that offers it requests.
 //
 // The direct path decides before anything is sent upstream, and only
 // ever says yes: any request it is not sure of (a progress token, a log
@@ -63,81 +64,18 @@ type DirectCall struct {
 // true when ctx ended.
 func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, ok bool) {
 	begin := time.Now()
-	id, found := tenants.FromContext(ctx)
-	if !found {
+	d, ok := g.planDirect(ctx, c)
+	if !ok {
 		return nil, false
 	}
-	v := g.aggregate
-	if c.View != "" {
-		if v, found = g.single[c.View]; !found {
-			return nil, false
-		}
-	}
-	integration, found := v.integrationOf(c.Name)
-	if !found {
-		return nil, false
-	}
-	if c.Session != "" {
-		if c.Capabilities, found = v.sessionCapabilities(c.Session, id.Tenant); !found {
-			return nil, false
-		}
-	}
-	// The usual path's rule (filterTools), and a credential to call with
-	// rather than a link to offer. Unreadable settings or credential:
-	// declined, and the usual path refuses the call (see preflight).
-	acc, err := g.access(ctx)
-	if err != nil {
-		return nil, false
-	}
-	settings, err := g.settings(ctx, id.Tenant)
-	if err != nil || acc(integration) != accessLinked {
-		return nil, false
-	}
-	in, found := g.reg.Get(integration)
-	if !found {
-		return nil, false
-	}
-	// The credential (read once per request: the memo), which must not
-	// need a refresh first.
-	cred, version, err := g.storeGet(ctx, id.Tenant, integration)
-	if err != nil || !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
-		return nil, false
-	}
-	// A tool of the tenant's own catalogue, listed with this credential,
-	// that its settings allow.
-	tool, found := v.plainCached(id.Tenant, integration, c.Name, version)
-	if !found || !settings.AllowsTool(integration, tool.upstream) {
-		return nil, false
-	}
-	upstream := tool.upstream
-	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))
-	if err != nil || !conn.Raw() {
-		return nil, false
-	}
-
 	// From here on the call is ours to answer.
-	start := time.Now()
-	call := tools.RawCall{
-		Name: upstream, Arguments: c.Arguments, Capabilities: c.Capabilities, Meta: c.Meta,
-		InputResponses: c.InputResponses, RequestState: c.RequestState,
-	}
-	res, err := conn.CallRaw(ctx, call)
-	g.metrics.Upstream(integration, transportOf(conn), time.Since(start))
-	if g.refresher != nil && cred.RefreshToken != "" && ctx.Err() == nil && refusedRaw(res, err) {
-		g.log.InfoContext(ctx, "upstream_refused_token", "tenantId", id.Tenant, "integration", integration)
-		forget(ctx, id.Tenant, integration)
-		fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
-		switch {
-		case errors.Is(rerr, oauth.ErrNeedsReauth):
-			linked, lerr := g.linkResult(ctx, integration)
-			res, err = encodeResult(linked), lerr
-		case rerr == nil:
-			if conn, err = g.upstreams.Conn(ctx, id.Tenant, in, templateVars(fresh)); err == nil {
-				res, err = callConn(ctx, conn, call)
-			}
-		default:
-			g.log.WarnContext(ctx, "refresh_after_401_failed", "tenantId", id.Tenant, "integration", integration, "error", rerr)
-		}
+	integration := d.p.in.Name
+	res, err := run(ctx, d.p, d.conn, func(ctx context.Context, conn *tools.Conn) (json.RawMessage, error) {
+		return callConn(ctx, conn, d.call)
+	}, refusedDirect)
+	if errors.Is(err, errNeedsLink) {
+		linked, lerr := g.linkResult(ctx, integration)
+		res, err = encodeResult(linked), lerr
 	}
 	if c.Session != "" && err == nil && inputRequired(res) {
 		// The upstream asks the agent something (sampling, elicitation),
@@ -162,7 +100,75 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	if c.Session != "" {
 		return initializeEraRaw(res), true
 	}
-	return v.complete(res), true
+	return d.v.complete(res), true
+}
+
+// directPlan is a call the direct path takes: the plan of the call, the
+// connection it goes out on, what is sent, and the view that answers.
+type directPlan struct {
+	p    *plan
+	conn *tools.Conn
+	call tools.DirectCall
+	v    *view
+}
+
+// planDirect decides whether the direct path takes c, before anything is
+// sent: ok is false for any call it is not sure of. It applies the usual
+// path's rules: a tool of the tenant's own catalogue, listed with the
+// credential at hand, that the tenant may call (filterTools, the
+// settings' AllowsTool), and a credential to call with rather than a link
+// to offer or a token to refresh first.
+func (g *Gateway) planDirect(ctx context.Context, c DirectCall) (d directPlan, ok bool) {
+	id, found := tenants.FromContext(ctx)
+	if !found {
+		return d, false
+	}
+	d.v = g.aggregate
+	if c.View != "" {
+		if d.v, found = g.single[c.View]; !found {
+			return d, false
+		}
+	}
+	integration, found := d.v.integrationOf(c.Name)
+	if !found {
+		return d, false
+	}
+	if c.Session != "" {
+		if c.Capabilities, found = d.v.sessionCapabilities(c.Session, id.Tenant); !found {
+			return d, false
+		}
+	}
+	// Unreadable settings or credential: declined, and the usual path
+	// refuses the call (see preflight).
+	acc, err := g.access(ctx)
+	if err != nil {
+		return d, false
+	}
+	settings, err := g.settings(ctx, id.Tenant)
+	if err != nil || acc(integration) != accessLinked {
+		return d, false
+	}
+	if d.p, err = g.newPlan(ctx, integration); err != nil {
+		return d, false
+	}
+	// The credential (read once per request: the memo), which must not
+	// need a refresh first.
+	cred, version, err := d.p.creds.stored(ctx)
+	if err != nil || expiring(cred) {
+		return d, false
+	}
+	tool, found := d.v.directTool(id.Tenant, integration, c.Name, version)
+	if !found || !settings.AllowsTool(integration, tool.upstream) {
+		return d, false
+	}
+	if d.conn, err = d.p.connectWith(ctx, cred); err != nil || !d.conn.Direct() {
+		return d, false
+	}
+	d.call = tools.DirectCall{
+		Name: tool.upstream, Arguments: c.Arguments, Capabilities: c.Capabilities, Meta: c.Meta,
+		InputResponses: c.InputResponses, RequestState: c.RequestState,
+	}
+	return d, true
 }
 
 // sessionCapabilities returns the client capabilities to tell the upstream
@@ -195,7 +201,7 @@ func (v *view) sessionCapabilities(session, tenant string) (caps json.RawMessage
 	return vs.capabilities, true
 }
 
-// inputRequired reports whether a raw result asks for input first.
+// inputRequired reports whether a direct result asks for input first.
 func inputRequired(res json.RawMessage) bool {
 	if !bytes.Contains(res, []byte(string(mcp.ResultTypeInputRequired))) {
 		return false
@@ -206,11 +212,11 @@ func inputRequired(res json.RawMessage) bool {
 	return json.Unmarshal(res, &r) == nil && r.ResultType == mcp.ResultTypeInputRequired
 }
 
-// callConn is CallRaw, or CallTool when conn does not take raw calls (a
-// connection replaced after a refresh may not).
-func callConn(ctx context.Context, conn *tools.Conn, call tools.RawCall) (json.RawMessage, error) {
-	if conn.Raw() {
-		return conn.CallRaw(ctx, call)
+// callConn is CallDirect, or CallTool when conn does not take direct
+// calls (a connection replaced after a refresh may not).
+func callConn(ctx context.Context, conn *tools.Conn, call tools.DirectCall) (json.RawMessage, error) {
+	if conn.Direct() {
+		return conn.CallDirect(ctx, call)
 	}
 	var req mcp.CallToolRequest
 	req.Params.Name = call.Name
@@ -254,26 +260,9 @@ func (v *view) complete(res json.RawMessage) json.RawMessage {
 	return out
 }
 
-// serverName is the name the view's mcp-go server introduces itself with.
-func (v *view) serverName() string {
-	if v.only != "" {
-		return v.g.name + "/" + v.only
-	}
-	return v.g.name
-}
-
-// count is the accounting of one call, on either path: by integration
-// and outcome in the metrics, by tenant in the usage figures.
-func (g *Gateway) count(ctx context.Context, integration, outcome string, start time.Time) {
-	g.metrics.ToolCall(integration, outcome, time.Since(start))
-	if id, ok := tenants.FromContext(ctx); ok {
-		g.usage.Call(id.Tenant, integration)
-	}
-}
-
-// refusedRaw is refused for a raw result: the status code, or an API's
+// refusedDirect is refused for a direct result: the status code, or an API's
 // 401 reported in the result (which is decoded only when it may hold one).
-func refusedRaw(res json.RawMessage, err error) bool {
+func refusedDirect(res json.RawMessage, err error) bool {
 	if err != nil {
 		return errors.Is(err, mcptransport.ErrAuthorizationRequired)
 	}
@@ -287,7 +276,7 @@ func refusedRaw(res json.RawMessage, err error) bool {
 	return refused(&r, nil)
 }
 
-// isError reports whether a raw result is a tool error.
+// isError reports whether a direct result is a tool error.
 func isError(res json.RawMessage) bool {
 	if !bytes.Contains(res, []byte(`"isError"`)) {
 		return false

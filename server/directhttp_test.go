@@ -202,7 +202,7 @@ func BenchmarkParseDirect(b *testing.B) {
 	}
 }
 
-const callWhoami = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami"}}`
+const whoamiCall = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami"}}`
 
 // newTestHTTP serves mcptest.NewWhoami at /mcp, behind mcptest's keys.
 func newTestHTTP(t *testing.T, opts HTTPOptions) *httptest.Server {
@@ -245,7 +245,7 @@ func TestDirectSessionStaysAlive(t *testing.T) {
 	var direct, usual int
 	for end := time.Now().Add(5 * ttl); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		before := d.count()
-		resp, body := mcptest.Do(t, ts.URL, mcptest.Req{Body: callWhoami, Key: "key-a", Session: session})
+		resp, body := mcptest.Do(t, ts.URL, mcptest.Req{Body: whoamiCall, Key: "key-a", Session: session})
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("after %d direct and %d usual calls: %d %s", direct, usual, resp.StatusCode, body)
 		}
@@ -281,14 +281,14 @@ func TestDirectSessionShape(t *testing.T) {
 		name, body, session, key string
 		direct                   bool
 	}{
-		{"ordinary", callWhoami, session, "key-a", true},
+		{"ordinary", whoamiCall, session, "key-a", true},
 		{"_meta entry", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","_meta":{"trace":"x"}}}`, session, "key-a", true},
 		{"progress token", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","_meta":{"progressToken":1}}}`, session, "key-a", false},
 		{"protocol _meta", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","_meta":{"io.modelcontextprotocol/logLevel":"debug"}}}`, session, "key-a", false},
 		{"2026-07-28 members", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","requestState":"s"}}`, session, "key-a", false},
 		{"another method", `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, session, "key-a", false},
-		{"another tenant's session", callWhoami, other, "key-a", false},
-		{"made-up session", callWhoami, "made-up", "key-a", false},
+		{"another tenant's session", whoamiCall, other, "key-a", false},
+		{"made-up session", whoamiCall, "made-up", "key-a", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := d.count()

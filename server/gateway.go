@@ -19,10 +19,14 @@
 // the context ([tenants.FromContext]); a request without one is refused.
 // One function, [Gateway.allowed], decides what a tenant may list and call.
 //
-// A plain tools/call of protocol 2026-07-28 to a tool of a 2026-07-28
-// upstream takes the direct path ([Gateway.CallDirect]): the same
-// authorization and credential, but arguments and result forwarded as
-// bytes, without mcp-go's decoding and encoding on either leg.
+// Every call of an upstream tool follows one plan (plan.go): which
+// integration, which credential, which connection, and the retry after
+// the upstream refused a token. Three lanes use it: mcp-go's tool
+// handlers, REST invoke ([Gateway.Invoke]), and the direct path
+// ([Gateway.CallDirect]), which serves a plain tools/call of protocol
+// 2026-07-28 to a tool of a 2026-07-28 upstream with arguments and result
+// forwarded as bytes, without mcp-go's decoding and encoding on either
+// leg.
 //
 // Tool and prompt catalogues are the tenant's own: discovered lazily per
 // (tenant, integration) through the tenant's own connection, listed again
@@ -39,15 +43,12 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
-	mcptransport "github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/metrics"
-	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
@@ -161,6 +162,14 @@ func (g *Gateway) Integration(name string) *mcpserver.MCPServer {
 	return nil
 }
 
+// serverName is the name a view's mcp-go server introduces itself with.
+func (v *view) serverName() string {
+	if v.only != "" {
+		return v.g.name + "/" + v.only
+	}
+	return v.g.name
+}
+
 // NotifyToolsChanged tells every open session of tenant that its tool list
 // changed (a credential was added, replaced or removed, or its settings
 // changed), and lists the tenant's catalogues again when next used.
@@ -266,86 +275,14 @@ func (g *Gateway) accessVersions(ctx context.Context) (func(integration string) 
 	}, nil
 }
 
-// expirySkew is how long before its stated expiry a token counts as
-// expired: a call must not start with a token that dies on the way.
-const expirySkew = 30 * time.Second
-
-// credential returns the calling tenant's credential for integration,
-// refreshed first when it has expired. A credential that needs a new link
-// is errNeedsLink; a refresh that failed is a *refreshFailed.
-//
-// Only a call whose token has expired (or is about to) waits for a
-// refresh, and the refresher bounds that wait; a token that is still
-// valid is used while a refresh of it is under way or failing.
-func (g *Gateway) credential(ctx context.Context, tenant, integration string) (vault.Credential, error) {
-	cred, _, err := g.storeGet(ctx, tenant, integration)
-	if err != nil {
-		return cred, err
-	}
-	if cred.Status == vault.StatusNeedsReauth {
-		return cred, errNeedsLink
-	}
-	if g.refresher != nil && !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt.Add(-expirySkew)) {
-		forget(ctx, tenant, integration)
-		fresh, err := g.refresher.Refresh(ctx, tenant, integration, cred.AccessToken)
-		switch {
-		case errors.Is(err, oauth.ErrNeedsReauth):
-			return cred, errNeedsLink
-		case err != nil && ctx.Err() != nil:
-			return cred, err
-		case err != nil:
-			// The details (the provider's address, its answer) are for
-			// operators; the tenant is told what failed.
-			g.log.WarnContext(ctx, "refresh_before_call_failed", "tenantId", tenant, "integration", integration, "error", err)
-			if time.Now().Before(cred.ExpiresAt) {
-				// Close to expiry, not past it: better the token we
-				// have than none.
-				return cred, nil
-			}
-			return cred, newRefreshFailed(integration, err)
-		}
-		cred = fresh
-	}
-	return cred, nil
-}
-
 // conn returns the calling tenant's live connection to integration,
 // started with the tenant's current credential.
 func (g *Gateway) conn(ctx context.Context, integration string) (*tools.Conn, error) {
-	conn, _, err := g.connCred(ctx, integration)
-	return conn, err
-}
-
-// connCred is conn that also returns the credential the connection uses.
-func (g *Gateway) connCred(ctx context.Context, integration string) (*tools.Conn, vault.Credential, error) {
-	id, ok := tenants.FromContext(ctx)
-	if !ok {
-		return nil, vault.Credential{}, errNoIdentity
-	}
-	in, ok := g.reg.Get(integration)
-	if !ok {
-		return nil, vault.Credential{}, fmt.Errorf("unknown integration %q", integration)
-	}
-	cred, err := g.credential(ctx, id.Tenant, integration)
+	p, err := g.newPlan(ctx, integration)
 	if err != nil {
-		return nil, cred, err
+		return nil, err
 	}
-	conn, err := g.upstreams.Conn(ctx, id.Tenant, in, templateVars(cred))
-	return conn, cred, err
-}
-
-// templateVars are the values an integration's env and header templates
-// may name.
-func templateVars(c vault.Credential) map[string]string {
-	vars := map[string]string{
-		tools.VarAccessToken:  c.AccessToken,
-		tools.VarRefreshToken: c.RefreshToken,
-		tools.VarTokenType:    c.TokenType,
-	}
-	for k, v := range c.Extra {
-		vars["extra."+k] = v
-	}
-	return vars
+	return p.connect(ctx)
 }
 
 // forward returns the handler of one upstream tool: it calls the tool on
@@ -378,47 +315,45 @@ func (g *Gateway) measured(integration string, h mcpserver.ToolHandlerFunc) mcps
 	}
 }
 
-// call is the handler of one upstream tool, unmeasured.
+// call is the handler of one upstream tool, unmeasured: the plan of the
+// call (plan.go), with the upstream's progress and log notifications
+// relayed to the agent.
 func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamTool string) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		conn, cred, err := g.connCred(ctx, integration)
+		p, err := g.newPlan(ctx, integration)
+		var conn *tools.Conn
+		if err == nil {
+			conn, err = p.connect(ctx)
+		}
 		if err != nil {
 			return g.unavailable(ctx, integration, err)
 		}
 		req.Params.Name = upstreamTool
 		r := newRelay(ctx, srv())
-		upstreamStart := time.Now()
-		res, err := conn.CallTool(ctx, req, r)
-		g.metrics.Upstream(integration, transportOf(conn), time.Since(upstreamStart))
-		if g.refresher != nil && cred.RefreshToken != "" && refused(res, err) && ctx.Err() == nil {
-			id, _ := tenants.FromContext(ctx)
-			g.log.InfoContext(ctx, "upstream_refused_token", "tenantId", id.Tenant, "integration", integration)
-			forget(ctx, id.Tenant, integration)
-			fresh, rerr := g.refresher.Refresh(ctx, id.Tenant, integration, cred.AccessToken)
-			switch {
-			case errors.Is(rerr, oauth.ErrNeedsReauth):
-				r.flush()
-				return g.linkResult(ctx, integration)
-			case rerr == nil:
-				if in, ok := g.reg.Get(integration); ok {
-					if conn, err = g.upstreams.Conn(ctx, id.Tenant, in, templateVars(fresh)); err == nil {
-						res, err = conn.CallTool(ctx, req, r)
-					}
-				}
-			default:
-				g.log.WarnContext(ctx, "refresh_after_401_failed", "tenantId", id.Tenant, "integration", integration, "error", rerr)
-			}
-		}
+		res, err := run(ctx, p, conn, func(ctx context.Context, conn *tools.Conn) (*mcp.CallToolResult, error) {
+			return conn.CallTool(ctx, req, r)
+		}, refused)
 		r.flush()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+		switch {
+		case errors.Is(err, errNeedsLink):
+			return g.linkResult(ctx, integration)
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
 			// Upstream failures (crash, timeout) are tool execution errors:
 			// the model sees them and can decide what to do.
 			return mcp.NewToolResultError(g.agentText(ctx, integration, err)), nil
 		}
 		return res, nil
+	}
+}
+
+// count is the accounting of one call, on every lane: by integration and
+// outcome in the metrics, by tenant in the usage figures.
+func (g *Gateway) count(ctx context.Context, integration, outcome string, start time.Time) {
+	g.metrics.ToolCall(integration, outcome, time.Since(start))
+	if id, ok := tenants.FromContext(ctx); ok {
+		g.usage.Call(id.Tenant, integration)
 	}
 }
 
@@ -435,42 +370,4 @@ func (g *Gateway) unavailable(ctx context.Context, integration string, err error
 		return nil, credentialUnavailable(integration, err)
 	}
 	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %s", integration, g.agentText(ctx, integration, err))), nil
-}
-
-// refused reports whether an upstream call failed because the upstream
-// refused the tenant's token: HTTP 401 from a streamable-HTTP upstream, or
-// a stdio upstream's tool error reporting its API's 401 (the Notion MCP
-// server answers {"status":401,"code":"unauthorized",...}).
-func refused(res *mcp.CallToolResult, err error) bool {
-	if err != nil {
-		return errors.Is(err, mcptransport.ErrAuthorizationRequired)
-	}
-	if res == nil {
-		return false
-	}
-	for _, c := range res.Content {
-		text, ok := c.(mcp.TextContent)
-		if !ok {
-			continue
-		}
-		compact := strings.Join(strings.Fields(text.Text), "")
-		// The Notion MCP server hands Notion's error object back as an
-		// ordinary result: {"object":"error","status":401,...}.
-		if strings.Contains(compact, `"status":401`) && strings.Contains(compact, `"object":"error"`) {
-			return true
-		}
-		if res.IsError && (strings.Contains(compact, `"status":401`) || strings.Contains(text.Text, "401 Unauthorized") ||
-			strings.Contains(compact, `"code":"unauthorized"`)) {
-			return true
-		}
-	}
-	return false
-}
-
-// transportOf is the metrics label of a connection's transport.
-func transportOf(conn *tools.Conn) string {
-	if conn.Stdio() {
-		return metrics.TransportStdio
-	}
-	return metrics.TransportHTTP
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -28,9 +29,30 @@ var (
 // tenant in ctx: the REST form of tools/call (POST /api/v1/tools/invoke).
 // It takes the same decision as tools/list and tools/call (the tenant
 // must hold a credential) and the same path to the upstream, refresh and
-// link offer included. A tool error is a result with IsError, not an
-// error.
-func (g *Gateway) Invoke(ctx context.Context, integration, tool string, args map[string]any) (*mcp.CallToolResult, error) {
+// link offer included. The result is the tool's result as JSON (as
+// tools/call answers it); a tool error is a result with isError set, not
+// an error.
+func (g *Gateway) Invoke(ctx context.Context, integration, tool string, args map[string]any) (result json.RawMessage, isError bool, err error) {
+	return encodeInvoked(g.invoke(ctx, integration, tool, args))
+}
+
+// encodeInvoked is the JSON of invoke's result.
+func encodeInvoked(res *mcp.CallToolResult, err error) (json.RawMessage, bool, error) {
+	if err != nil {
+		return nil, false, err
+	}
+	if res == nil {
+		return json.RawMessage("null"), false, nil
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, false, err
+	}
+	return b, res.IsError, nil
+}
+
+// invoke is Invoke with the result decoded.
+func (g *Gateway) invoke(ctx context.Context, integration, tool string, args map[string]any) (*mcp.CallToolResult, error) {
 	if _, ok := g.reg.Get(integration); !ok {
 		return nil, ErrUnknownIntegration
 	}

@@ -37,7 +37,16 @@ var (
 	// after a call sent to it timed out, not even a ping: its process is
 	// ended (or its HTTP session dropped) and the next call starts again.
 	ErrUpstreamHung = errors.New("upstream stopped answering")
+
+	// ErrNoDirect is returned by CallDirect when c cannot take direct
+	// calls; nothing was sent.
+	ErrNoDirect = errors.New("the upstream does not take raw calls")
 )
+
+// ownSeq numbers the requests the gateway sends upstream of its own
+// (direct calls, liveness probes): their IDs are strings, never one of
+// the mcp-go client's (numbers) nor an agent's.
+var ownSeq atomic.Uint64
 
 // TimeoutError is returned by CallTool and Tools when the upstream did not
 // answer within the integration's timeout.
@@ -111,13 +120,13 @@ type Conn struct {
 	// dial makes a new client session; set for HTTP, where a session the
 	// upstream forgot (404) is re-initialized. Nil for stdio.
 	dial func(ctx context.Context) (*client.Client, error)
-	// raw, set for HTTP, is where raw calls go; pipe, set for stdio, is
-	// the process's pipes with the raw calls' lane. negotiated holds the
-	// session's protocol version (a string).
-	raw        *rawTarget
+	// direct, set for HTTP, is where direct calls go; pipe, set for
+	// stdio, is the process's pipes with the direct calls' lane.
+	// negotiated holds the session's protocol version (a string).
+	direct     *directTarget
 	pipe       *pipe
 	negotiated atomic.Value
-	// clientInfoJSON serves raw calls: the gateway's client info.
+	// clientInfoJSON serves direct calls: the gateway's client info.
 	clientInfoJSON json.RawMessage
 	redialMu       sync.Mutex // one re-initialization at a time
 

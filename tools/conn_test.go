@@ -390,8 +390,8 @@ func TestStdioStuck(t *testing.T) {
 	if _, err := c.CallTool(context.Background(), callReq("deaf", nil, nil), nil); err != nil {
 		t.Fatal(err)
 	}
-	if !c.Raw() {
-		t.Fatal("no raw calls to upstream-env")
+	if !c.Direct() {
+		t.Fatal("no direct calls to upstream-env")
 	}
 	big := strings.Repeat("x", 1<<20) // more than a pipe holds
 	errs := make(chan error, 2)
@@ -399,8 +399,8 @@ func TestStdioStuck(t *testing.T) {
 		_, err := c.CallTool(context.Background(), callReq("env", map[string]any{"pad": big}, nil), nil)
 		errs <- err
 	}()
-	go func() { // the raw way
-		_, err := c.CallRaw(context.Background(), RawCall{Name: "env", Arguments: json.RawMessage(`{"pad":"` + big + `"}`)})
+	go func() { // the direct way
+		_, err := c.CallDirect(context.Background(), DirectCall{Name: "env", Arguments: json.RawMessage(`{"pad":"` + big + `"}`)})
 		errs <- err
 	}()
 	for range 2 {

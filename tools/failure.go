@@ -69,7 +69,7 @@ func Public(err error) bool {
 	case *redactedError:
 		return Public(errors.Unwrap(err))
 	}
-	return errors.Is(err, ErrPoolClosed) || err == ErrConnClosed || err == ErrNoRaw
+	return errors.Is(err, ErrPoolClosed) || err == ErrConnClosed || err == ErrNoDirect
 }
 
 var statusRE = regexp.MustCompile(`status (\d{3})`)

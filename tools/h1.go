@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// h1 sends the raw calls to plain-http upstreams over HTTP/1.1 from the
+// h1 sends the direct calls to plain-http upstreams over HTTP/1.1 from the
 // calling goroutine: it writes the request and reads the answer itself, on
 // a kept-alive connection it holds for the call. net/http's Transport hands
 // every request to a writer goroutine and every response back from a reader

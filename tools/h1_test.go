@@ -300,8 +300,15 @@ func TestH1Takes(t *testing.T) {
 	}
 }
 
+// testTarget is the direct calls' target of a conn to u, on a lane with
+// h1.
+func testTarget(t *testing.T, u string) *directTarget {
+	lane := &httpLane{client: &http.Client{}, fast: newTestH1(t)}
+	return lane.target(&launch{in: Integration{Upstream: Upstream{URL: u}}})
+}
+
 // Redirects are the http.Client's to follow, with the request's body.
-func TestRawTargetFollowsRedirect(t *testing.T) {
+func TestDirectTargetFollowsRedirect(t *testing.T) {
 	u, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/mcp" {
 			http.Redirect(w, r, "/moved", http.StatusTemporaryRedirect)
@@ -309,7 +316,7 @@ func TestRawTargetFollowsRedirect(t *testing.T) {
 		}
 		echoBody(w, r)
 	})
-	target := &rawTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
+	target := testTarget(t, u)
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"x":1}`))
 	resp, err := target.send(req)
 	if err != nil {
@@ -322,12 +329,12 @@ func TestRawTargetFollowsRedirect(t *testing.T) {
 	}
 }
 
-// TestRawTargetEarlyAnswer: an upstream that answers a large call before
+// TestDirectTargetEarlyAnswer: an upstream that answers a large call before
 // reading it (an auth check refusing the token, which then never reads
 // the body) gets its answer to the caller, as net/http's client gives it,
 // not a broken pipe or a write stalled until the timeout: h1 takes only
 // bodies that fit the socket's buffer whole.
-func TestRawTargetEarlyAnswer(t *testing.T) {
+func TestDirectTargetEarlyAnswer(t *testing.T) {
 	u, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Auth") == "" {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -335,7 +342,7 @@ func TestRawTargetEarlyAnswer(t *testing.T) {
 		}
 		echoBody(w, r)
 	})
-	target := &rawTarget{url: u, client: &http.Client{}, h1: newTestH1(t)}
+	target := testTarget(t, u)
 	// A kept-alive connection first, as a tenant's earlier calls leave one.
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{}`))
 	req.Header.Set("X-Auth", "1")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -38,7 +37,9 @@ func defaultHTTPClient() *http.Client {
 // carries l's rendered headers and nothing of the agent's.
 func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, error) {
 	c := newConn(tenant, l.in, l, &p.opts)
-	c.raw = newRawTarget(l, p.opts.HTTPClient, p.h1)
+	if p.lane != nil {
+		c.direct = p.lane.target(l)
+	}
 	hc := heardClient(p.opts.HTTPClient, &c.heard)
 	c.dial = func(ctx context.Context) (*client.Client, error) {
 		opts := []transport.StreamableHTTPCOption{
@@ -66,16 +67,13 @@ func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, e
 	return c, nil
 }
 
-// newRawTarget is where the raw calls of a conn dialled from l go: through
-// fast when it takes the URL, else through hc.
-func newRawTarget(l *launch, hc *http.Client, fast *h1) *rawTarget {
-	t := &rawTarget{url: l.in.Upstream.URL, headers: http.Header{}, client: hc}
-	if u, err := url.Parse(t.url); err == nil && fast.takes(u) {
-		t.h1 = fast
-		t.host = h1Host(u)
-	}
-	for k, v := range l.headers {
-		t.headers.Set(k, v)
-	}
-	return t
+// directTarget is where an HTTP conn's direct calls go, made by the
+// pool's direct lane (directLane).
+type directTarget struct {
+	url     string
+	headers http.Header // the rendered upstream headers
+	// send sends one request and returns the response (as http.Client's
+	// Do); drop closes the connections kept to the upstream, which hung.
+	send func(*http.Request) (*http.Response, error)
+	drop func()
 }

@@ -52,7 +52,7 @@ func (c *Conn) checkHung(heardAt uint64) {
 		// answer, an error included, moves heard: only silence counts.
 		_, _ = cli.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
 			JSONRPC: mcp.JSONRPC_VERSION,
-			ID:      mcp.NewRequestId("gw-probe-" + strconv.FormatUint(rawSeq.Add(1), 36)),
+			ID:      mcp.NewRequestId("gw-probe-" + strconv.FormatUint(ownSeq.Add(1), 36)),
 			Method:  string(mcp.MethodPing),
 		})
 		cancel()
@@ -65,10 +65,10 @@ func (c *Conn) checkHung(heardAt uint64) {
 	if c.kill != nil {
 		c.kill()
 	}
-	if c.raw != nil && c.raw.h1 != nil {
+	if c.direct != nil {
 		// Idle connections to a hung server look open and would take
 		// the next calls into the same silence.
-		c.raw.h1.closeHost(c.raw.host)
+		c.direct.drop()
 	}
 	go c.Close()
 }

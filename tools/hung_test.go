@@ -32,7 +32,7 @@ var lanes = []lane{
 		if args == nil {
 			raw = nil
 		}
-		_, err := c.CallRaw(ctx, RawCall{Name: tool, Arguments: raw})
+		_, err := c.CallDirect(ctx, DirectCall{Name: tool, Arguments: raw})
 		return err
 	}},
 }
@@ -61,8 +61,8 @@ func TestStdioHung(t *testing.T) {
 			if err := l.call(context.Background(), c, "env", nil); err != nil {
 				t.Fatal(err)
 			}
-			if l.name == "direct" && !c.Raw() {
-				t.Fatal("no raw calls to upstream-env")
+			if l.name == "direct" && !c.Direct() {
+				t.Fatal("no direct calls to upstream-env")
 			}
 			pid := c.pid
 			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
@@ -204,8 +204,8 @@ func TestHTTPHung(t *testing.T) {
 			if err := tc.lane.call(context.Background(), c, "whoami", nil); err != nil {
 				t.Fatal(err)
 			}
-			if tc.lane.name == "direct" && !c.Raw() {
-				t.Fatal("no raw calls to the upstream")
+			if tc.lane.name == "direct" && !c.Direct() {
+				t.Fatal("no direct calls to the upstream")
 			}
 
 			u.failWith.Store(&hang)

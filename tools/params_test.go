@@ -11,9 +11,9 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// rawParamsReference is rawParams as encoding/json writes it: the
-// reference rawParams is held to.
-func rawParamsReference(c *Conn, call RawCall) (json.RawMessage, error) {
+// rawParamsReference is directParams as encoding/json writes it: the
+// reference directParams is held to.
+func rawParamsReference(c *Conn, call DirectCall) (json.RawMessage, error) {
 	meta := make(map[string]json.RawMessage, len(call.Meta)+3)
 	maps.Copy(meta, call.Meta)
 	caps := call.Capabilities
@@ -42,14 +42,14 @@ func paramsConn() *Conn {
 	return c
 }
 
-// checkRawParams compares rawParams with the reference: the same JSON
+// checkDirectParams compares directParams with the reference: the same JSON
 // value, or both refused.
-func checkRawParams(t *testing.T, c *Conn, call RawCall) {
+func checkDirectParams(t *testing.T, c *Conn, call DirectCall) {
 	t.Helper()
-	got, err := c.rawParams(call)
+	got, err := c.directParams(call)
 	want, wantErr := rawParamsReference(c, call)
 	if (err != nil) != (wantErr != nil) {
-		t.Fatalf("%+v: rawParams %s, %v; encoding/json %s, %v", call, got, err, want, wantErr)
+		t.Fatalf("%+v: directParams %s, %v; encoding/json %s, %v", call, got, err, want, wantErr)
 	}
 	if err != nil {
 		return
@@ -61,13 +61,13 @@ func checkRawParams(t *testing.T, c *Conn, call RawCall) {
 	_ = json.Unmarshal(got, &g)
 	_ = json.Unmarshal(want, &w)
 	if diff := cmp.Diff(w, g); diff != "" {
-		t.Fatalf("%+v: rawParams differs from encoding/json (-want +got):\n%s\n%s", call, diff, got)
+		t.Fatalf("%+v: directParams differs from encoding/json (-want +got):\n%s\n%s", call, diff, got)
 	}
 }
 
-func TestRawParams(t *testing.T) {
+func TestDirectParams(t *testing.T) {
 	c := paramsConn()
-	for _, call := range []RawCall{
+	for _, call := range []DirectCall{
 		{Name: "echo", Arguments: json.RawMessage(`{"text":"hi <b> & \u2028"}`), Capabilities: json.RawMessage(`{"elicitation":{}}`)},
 		{Name: "echo"},
 		{Name: "echo", Arguments: json.RawMessage(` null `)},
@@ -86,34 +86,34 @@ func TestRawParams(t *testing.T) {
 		{Name: "echo", RequestState: json.RawMessage(`"a","name":"b"`)},
 		{Name: "echo", InputResponses: json.RawMessage(`}`)},
 	} {
-		checkRawParams(t, c, call)
+		checkDirectParams(t, c, call)
 	}
 }
 
-// FuzzRawParams: whatever the caller gives, rawParams writes the JSON
+// FuzzDirectParams: whatever the caller gives, directParams writes the JSON
 // encoding/json would, or refuses what encoding/json refuses.
-func FuzzRawParams(f *testing.F) {
+func FuzzDirectParams(f *testing.F) {
 	f.Add("echo", `{"text":"hi"}`, `{}`, "trace", `"t"`, ``, ``)
 	f.Add(`n"\`, `null`, ``, `k"`, `1,"x":2`, `{"a":{}}`, `"s"`)
 	c := paramsConn()
 	f.Fuzz(func(t *testing.T, name, args, caps, metaKey, metaValue, inputs, state string) {
-		call := RawCall{Name: name, Arguments: json.RawMessage(args), Capabilities: json.RawMessage(caps),
+		call := DirectCall{Name: name, Arguments: json.RawMessage(args), Capabilities: json.RawMessage(caps),
 			InputResponses: json.RawMessage(inputs), RequestState: json.RawMessage(state)}
 		if metaKey != "" {
 			call.Meta = map[string]json.RawMessage{metaKey: json.RawMessage(metaValue)}
 		}
-		checkRawParams(t, c, call)
+		checkDirectParams(t, c, call)
 	})
 }
 
-func BenchmarkRawParams(b *testing.B) {
+func BenchmarkDirectParams(b *testing.B) {
 	c := paramsConn()
-	call := RawCall{Name: "echo", Arguments: json.RawMessage(`{"text":"hello"}`),
+	call := DirectCall{Name: "echo", Arguments: json.RawMessage(`{"text":"hello"}`),
 		Capabilities: json.RawMessage(`{"elicitation":{},"roots":{"listChanged":true}}`)}
 	for _, bc := range []struct {
 		name string
-		f    func(*Conn, RawCall) (json.RawMessage, error)
-	}{{"encoding-json", rawParamsReference}, {"append", (*Conn).rawParams}} {
+		f    func(*Conn, DirectCall) (json.RawMessage, error)
+	}{{"encoding-json", rawParamsReference}, {"append", (*Conn).directParams}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

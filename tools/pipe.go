@@ -17,8 +17,8 @@ import (
 )
 
 // pipe is a stdio upstream's stdin and stdout as its session's transport
-// (mcp-go's, through NewIO) sees them, with a lane of the raw calls' own:
-// a raw call writes its request line itself, and its response line is
+// (mcp-go's, through NewIO) sees them, with a lane of the direct calls' own:
+// a direct call writes its request line itself, and its response line is
 // handed to it as bytes, on the way, by the transport's reader goroutine,
 // which never sees it. Everything else passes through untouched.
 type pipe struct {
@@ -37,7 +37,7 @@ type pipe struct {
 	heard   *atomic.Uint64 // counts the lines read, if set
 
 	mu      sync.Mutex
-	waiting map[string]chan []byte // raw calls by request ID; guarded by mu
+	waiting map[string]chan []byte // direct calls by request ID; guarded by mu
 	closed  bool                   // stdout ended; guarded by mu
 }
 
@@ -65,7 +65,7 @@ func (p *pipe) Write(b []byte) (int, error) {
 // Close closes the child's stdin.
 func (p *pipe) Close() error { return p.w.Close() }
 
-// Read gives the transport's reader what the child writes, less the raw
+// Read gives the transport's reader what the child writes, less the direct
 // calls' responses.
 func (p *pipe) Read(b []byte) (int, error) {
 	for len(p.pending) == 0 {
@@ -104,7 +104,7 @@ func (p *pipe) line() ([]byte, error) {
 	return long, err
 }
 
-// deliver hands line to the raw call it answers, if any.
+// deliver hands line to the direct call it answers, if any.
 func (p *pipe) deliver(line []byte) bool {
 	// Our IDs as written, or perhaps with escapes (which responseID undoes).
 	if !bytes.Contains(line, []byte(`"gw-`)) && !bytes.Contains(line, []byte(`\u`)) {
@@ -176,7 +176,7 @@ func responseID(line []byte) (id string, ok bool) {
 	return id, json.Unmarshal(rawID, &id) == nil
 }
 
-// fail ends the raw calls waiting: stdout ended.
+// fail ends the direct calls waiting: stdout ended.
 func (p *pipe) fail() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -78,8 +78,8 @@ func childPipes(t *testing.T) (p *pipe, stdin *bufio.Reader, stdout io.WriteClos
 	return newPipe(outR, inW), bufio.NewReader(inR), outW
 }
 
-// The transport's reader sees every line but the raw calls' responses,
-// unchanged, long ones included; each raw call gets its own response.
+// The transport's reader sees every line but the direct calls' responses,
+// unchanged, long ones included; each direct call gets its own response.
 func TestPipeLanes(t *testing.T) {
 	p, stdin, stdout := childPipes(t)
 	long := `{"jsonrpc":"2.0","id":1,"result":{"text":"` + strings.Repeat("gw-", 100_000) + `"}}`
@@ -153,7 +153,7 @@ func TestPipeLanes(t *testing.T) {
 	}
 }
 
-// A raw call ends when the child's stdout does, and when its context does.
+// A direct call ends when the child's stdout does, and when its context does.
 func TestPipeEnds(t *testing.T) {
 	p, stdin, stdout := childPipes(t)
 	go io.Copy(io.Discard, p) // the transport's reader
@@ -185,7 +185,7 @@ func TestPipeEnds(t *testing.T) {
 }
 
 // An upstream that writes the response's ID with escapes (valid JSON, if
-// odd) still answers the raw call that sent it, as mcp-go's reader would
+// odd) still answers the direct call that sent it, as mcp-go's reader would
 // match it, rather than leaving the call to its timeout.
 func TestPipeEscapedID(t *testing.T) {
 	p, stdin, stdout := childPipes(t)

@@ -82,7 +82,7 @@ var DefaultEnvAllowlist = []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"}
 // for concurrent use.
 type Pool struct {
 	opts PoolOptions
-	h1   *h1 // the raw calls' client when opts.HTTPClient is the default; else nil
+	lane directLane // nil in a build without the direct lane
 
 	ctx    context.Context // ends at Close: aborts starts in progress
 	cancel context.CancelFunc
@@ -94,6 +94,22 @@ type Pool struct {
 	lru     *list.List         // guarded by mu; of *entry, most recent first
 	closed  bool               // guarded by mu
 }
+
+// directLane is the direct lane's side of a pool (direct.go, h1.go): it
+// readies each HTTP conn for direct calls, and keeps the connections they
+// go out on. It is optional: the lane registers it (newDirectLane), and a
+// build without the lane's files serves every call the usual way.
+type directLane interface {
+	// target returns where the direct calls of a conn dialled from l go.
+	target(l *launch) *directTarget
+	// reap closes the connections idle too long; close closes them all.
+	reap(now time.Time)
+	close()
+}
+
+// newDirectLane makes a pool's direct lane, given the pool's HTTP client
+// and whether it is the pool's default; nil without the lane.
+var newDirectLane func(client *http.Client, isDefault bool) directLane
 
 type poolKey struct{ tenant, integration string }
 
@@ -145,10 +161,9 @@ func NewPool(opts *PoolOptions) *Pool {
 	if o.EnvAllowlist == nil {
 		o.EnvAllowlist = DefaultEnvAllowlist
 	}
-	var fast *h1
-	if o.HTTPClient == nil {
+	isDefault := o.HTTPClient == nil
+	if isDefault {
 		o.HTTPClient = defaultHTTPClient()
-		fast = newH1()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -158,9 +173,11 @@ func NewPool(opts *PoolOptions) *Pool {
 	}
 	p := &Pool{
 		opts:    o,
-		h1:      fast,
 		entries: make(map[poolKey]*entry),
 		lru:     list.New(),
+	}
+	if newDirectLane != nil {
+		p.lane = newDirectLane(o.HTTPClient, isDefault)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
@@ -357,7 +374,9 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	p.cancel()
 	p.wg.Wait()
-	p.h1.closeIdle()
+	if p.lane != nil {
+		p.lane.close()
+	}
 }
 
 // reap closes idle and dead connections.
@@ -372,7 +391,9 @@ func (p *Pool) reap() {
 			return
 		case now := <-t.C:
 			p.reapOnce(now)
-			p.h1.closeStale(now)
+			if p.lane != nil {
+				p.lane.reap(now)
+			}
 		}
 	}
 }

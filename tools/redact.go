@@ -511,3 +511,20 @@ func (c *Conn) scrubNotification(n mcp.JSONRPCNotification) mcp.JSONRPCNotificat
 	}
 	return n
 }
+
+// encodedString is s as it appears inside a JSON string.
+func encodedString(s string) []byte {
+	b, _ := marshalPlain(s)
+	return bytes.TrimSuffix(bytes.TrimPrefix(bytes.TrimSpace(b), []byte(`"`)), []byte(`"`))
+}
+
+// marshalPlain is json.Marshal without HTML escaping.
+func marshalPlain(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -156,8 +156,8 @@ func TestScrubberNotJSON(t *testing.T) {
 	if _, ok := s.JSON([]byte(`{"text":"xtok_secret_value"`)); ok {
 		t.Error("JSON accepted a broken text holding the secret")
 	}
-	if got := (&Conn{scrubber: s}).scrubRaw([]byte(`not json xtok_secret_value`)); string(got) != string(withheldResult) {
-		t.Errorf("scrubRaw = %s", got)
+	if got := (&Conn{scrubber: s}).scrubDirect([]byte(`not json xtok_secret_value`)); string(got) != string(withheldResult) {
+		t.Errorf("scrubDirect = %s", got)
 	}
 }
 
@@ -191,15 +191,15 @@ func FuzzScrubberJSON(f *testing.F) {
 	})
 }
 
-// BenchmarkScrubRaw is the direct path's cost of scrubbing a typical
+// BenchmarkScrubDirect is the direct path's cost of scrubbing a typical
 // answer (an echo tool's text) of the tenant's three secrets: the usual
 // case, where nothing is found, must allocate nothing.
-func BenchmarkScrubRaw(b *testing.B) {
+func BenchmarkScrubDirect(b *testing.B) {
 	c := &Conn{scrubber: NewScrubber("xtok_tenant-a_echo_secret_5f3a9c", "xrefresh_tenant-a_echo_1d2c3b4a", "client-secret-0123456789abcdef")}
 	raw := json.RawMessage(`{"content":[{"type":"text","text":"hello, this is an ordinary answer of a tool: a page titled \"Q3 plan\" was created at https://example.com/pages/0123456789abcdef?view=full"}],"isError":false}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if out := c.scrubRaw(raw); len(out) != len(raw) {
+		if out := c.scrubDirect(raw); len(out) != len(raw) {
 			b.Fatal("changed")
 		}
 	}

@@ -42,7 +42,7 @@ func (a *asking) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.Eli
 // the credential (access and refresh token, the client secret given as a
 // further secret) from any method, notification or request: catalogues,
 // prompts, resources, completion, tool results on both the usual and the
-// raw path, progress and log notifications, elicitation.
+// direct path, progress and log notifications, elicitation.
 func TestConnScrubsEverything(t *testing.T) {
 	const (
 		token   = "xtok_conn_secret_5f3a9c1d"
@@ -113,11 +113,11 @@ func TestConnScrubsEverything(t *testing.T) {
 					check("log messages", logs, nil)
 				}
 			}
-			if c.Raw() {
-				raw, err := c.CallRaw(ctx, RawCall{Name: "leak"})
-				check("CallRaw", raw, err)
-				raw, err = c.CallRaw(ctx, RawCall{Name: "ask"})
-				check("CallRaw ask", raw, err)
+			if c.Direct() {
+				raw, err := c.CallDirect(ctx, DirectCall{Name: "leak"})
+				check("CallDirect", raw, err)
+				raw, err = c.CallDirect(ctx, DirectCall{Name: "ask"})
+				check("CallDirect ask", raw, err)
 			}
 			if protocol != "" {
 				a := &asking{}

@@ -87,7 +87,7 @@ func (p *Pool) dialStdio(ctx context.Context, tenant string, l *launch) (*Conn, 
 
 	// NewIO: the process is ours, not the transport's, so that the pool
 	// controls its environment and process group, and sees it exit. Its
-	// pipes go through c.pipe, the raw calls' lane.
+	// pipes go through c.pipe, the direct calls' lane.
 	c.pipe = newPipe(proc.stdout, stdin)
 	c.pipe.heard = &c.heard
 	// A process that stops reading its stdin (hung, or busy and not

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
 	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -19,7 +17,7 @@ import (
 // Invoker runs a tool for the tenant in ctx, as tools/call does;
 // server.Gateway is one. integration and tool are the upstream's names.
 type Invoker interface {
-	Invoke(ctx context.Context, integration, tool string, args map[string]any) (*mcp.CallToolResult, error)
+	Invoke(ctx context.Context, integration, tool string, args map[string]any) (result json.RawMessage, isError bool, err error)
 }
 
 // invokeRequest is the body of POST /api/v1/tools/invoke (the seed's
@@ -65,13 +63,13 @@ func (h invokeRoute) handleInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	caller, _ := tenants.FromContext(r.Context())
 	ctx := tenants.NewContext(r.Context(), tenants.Identity{Tenant: tenant, Subject: caller.Subject, Admin: caller.Admin})
-	res, err := h.opts.Invoke.Invoke(ctx, integration, tool, req.Parameters)
+	res, isError, err := h.opts.Invoke.Invoke(ctx, integration, tool, req.Parameters)
 	if err != nil {
 		h.failCall(w, r, tenant, integration, err)
 		return
 	}
 	httpwire.WriteJSON(w, http.StatusOK, map[string]any{
-		"success":     !res.IsError,
+		"success":     !isError,
 		"toolId":      req.ToolID,
 		"integration": integration,
 		"tenantId":    tenant,

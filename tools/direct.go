@@ -10,9 +10,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
-	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -22,7 +23,7 @@ import (
 	"github.com/connectors-gateway/connectors/internal/rawjson"
 )
 
-// A raw call is a tools/call forwarded to an upstream as bytes: the
+// A direct call is a tools/call forwarded to an upstream as bytes: the
 // arguments go out and the result comes back without being decoded into Go
 // values and encoded again. Only an upstream that speaks protocol
 // 2026-07-28 takes one: every request stands alone there (no session, no
@@ -30,8 +31,8 @@ import (
 // result), so a call is one POST and its answer over streamable HTTP (see
 // h1.go), or one line and its answer over stdio (see pipe.go).
 
-// RawCall is one tools/call to forward as bytes.
-type RawCall struct {
+// DirectCall is one tools/call to forward as bytes.
+type DirectCall struct {
 	Name      string          // the upstream's tool name
 	Arguments json.RawMessage // a JSON object, or empty
 	// Capabilities are the agent's client capabilities (a JSON object):
@@ -46,30 +47,51 @@ type RawCall struct {
 	RequestState   json.RawMessage
 }
 
-// ErrNoRaw is returned by CallRaw when c cannot take raw calls; nothing was
-// sent.
-var ErrNoRaw = errors.New("the upstream does not take raw calls")
+func init() { newDirectLane = newHTTPLane }
 
-// rawTarget is where an HTTP conn's raw calls go.
-type rawTarget struct {
-	url     string
-	headers http.Header // the rendered upstream headers
-	client  *http.Client
-	h1      *h1    // nil: every call through client
-	host    string // h1's key of the URL's host (host:port)
+// httpLane is a pool's direct lane: every direct call to an HTTP upstream
+// goes through the pool's http.Client, or through h1 when the pool has the
+// default client and h1 takes the upstream's URL.
+type httpLane struct {
+	client *http.Client
+	fast   *h1 // nil: every call through client
 }
 
-// send sends req through t's h1 client, or its http.Client for what h1
-// leaves to it: every request when t has no h1, and redirects.
-func (t *rawTarget) send(req *http.Request) (*http.Response, error) {
+func newHTTPLane(client *http.Client, isDefault bool) directLane {
+	l := &httpLane{client: client}
+	if isDefault {
+		l.fast = newH1()
+	}
+	return l
+}
+
+func (l *httpLane) target(lc *launch) *directTarget {
+	t := &directTarget{url: lc.in.Upstream.URL, headers: http.Header{}, send: l.client.Do, drop: func() {}}
+	if u, err := url.Parse(t.url); err == nil && l.fast.takes(u) {
+		host := h1Host(u)
+		t.send = func(req *http.Request) (*http.Response, error) { return l.send(req) }
+		t.drop = func() { l.fast.closeHost(host) }
+	}
+	for k, v := range lc.headers {
+		t.headers.Set(k, v)
+	}
+	return t
+}
+
+func (l *httpLane) reap(now time.Time) { l.fast.closeStale(now) }
+func (l *httpLane) close()             { l.fast.closeIdle() }
+
+// send sends req through h1, or the http.Client for what h1 leaves to it:
+// bodies over h1MaxBody, and redirects.
+func (l *httpLane) send(req *http.Request) (*http.Response, error) {
 	// h1 writes the whole request before it reads: an upstream that
 	// answers early (a 401 before reading the body) and stops reading
 	// would stall or break a body larger than the socket's buffers, where
 	// net/http reads the answer while it writes.
-	if t.h1 == nil || req.ContentLength > h1MaxBody {
-		return t.client.Do(req)
+	if req.ContentLength > h1MaxBody {
+		return l.client.Do(req)
 	}
-	resp, err := t.h1.Do(req)
+	resp, err := l.fast.Do(req)
 	if err != nil || !redirect(resp) {
 		return resp, err
 	}
@@ -79,7 +101,7 @@ func (t *rawTarget) send(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	req.Body = body
-	return t.client.Do(req)
+	return l.client.Do(req)
 }
 
 // redirect reports whether the http.Client would follow resp.
@@ -98,30 +120,28 @@ func (c *Conn) version() string {
 	return v
 }
 
-// Raw reports whether c takes raw calls: a live upstream, streamable HTTP
+// Direct reports whether c takes direct calls: a live upstream, streamable HTTP
 // or stdio, whose session speaks 2026-07-28.
-func (c *Conn) Raw() bool {
-	return (c.raw != nil || c.pipe != nil) && mcp.IsModernProtocol(c.version()) && c.Err() == nil
+func (c *Conn) Direct() bool {
+	return (c.direct != nil || c.pipe != nil) && mcp.IsModernProtocol(c.version()) && c.Err() == nil
 }
 
-var rawSeq atomic.Uint64
-
-// CallRaw calls an upstream tool and returns its result as the upstream
+// CallDirect calls an upstream tool and returns its result as the upstream
 // sent it, with the tenant's credential values redacted. An upstream that
 // refuses the credential (HTTP 401) is an error wrapping
 // transport.ErrAuthorizationRequired; the call was not made. Bounds,
 // cancellation and errors are those of CallTool.
-func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, error) {
-	if !c.Raw() {
-		return nil, ErrNoRaw
+func (c *Conn) CallDirect(ctx context.Context, call DirectCall) (json.RawMessage, error) {
+	if !c.Direct() {
+		return nil, ErrNoDirect
 	}
-	params, err := c.rawParams(call)
+	params, err := c.directParams(call)
 	if err != nil {
 		return nil, err
 	}
 	// A request ID of the gateway's own, never the agent's, and never one
 	// of the mcp-go client's (numbers).
-	id := "gw-" + strconv.FormatUint(rawSeq.Add(1), 36)
+	id := "gw-" + strconv.FormatUint(ownSeq.Add(1), 36)
 	var result json.RawMessage
 	err = c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
 		frame := make([]byte, 0, len(params)+64)
@@ -130,7 +150,7 @@ func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, erro
 		frame = append(frame, `","method":"tools/call","params":`...)
 		frame = append(frame, params...)
 		frame = append(frame, '}')
-		if c.raw == nil { // stdio: a line on the process's pipes
+		if c.direct == nil { // stdio: a line on the process's pipes
 			line, err := c.pipe.call(ctx, id, append(frame, '\n'))
 			if err != nil {
 				if ctx.Err() != nil {
@@ -144,19 +164,19 @@ func (c *Conn) CallRaw(ctx context.Context, call RawCall) (json.RawMessage, erro
 			result, err = answer(line, id)
 			return err
 		}
-		result, err = c.postRaw(ctx, call.Name, frame, id)
+		result, err = c.postDirect(ctx, call.Name, frame, id)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return c.scrubRaw(result), nil
+	return c.scrubDirect(result), nil
 }
 
-// rawParams encodes the params of call: its members as they are (each
+// directParams encodes the params of call: its members as they are (each
 // checked to be one JSON value, so none can add members of its own), the
 // _meta keys in order, as encoding/json would write them.
-func (c *Conn) rawParams(call RawCall) (json.RawMessage, error) {
+func (c *Conn) directParams(call DirectCall) (json.RawMessage, error) {
 	// Each value the caller gave must be one JSON value: `1,"name":"x"`
 	// would otherwise add members of its own.
 	for _, v := range call.Meta {
@@ -246,18 +266,18 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// maxRawResult bounds an upstream's answer to one call.
-const maxRawResult = 64 << 20
+// maxDirectResult bounds an upstream's answer to one call.
+const maxDirectResult = 64 << 20
 
-// postRaw sends body and reads the answer with ID id: a JSON body, or the
+// postDirect sends body and reads the answer with ID id: a JSON body, or the
 // response event of an SSE stream (notifications on it go where the
 // session's would).
-func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string) (json.RawMessage, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.raw.url, bytes.NewReader(body))
+func (c *Conn) postDirect(ctx context.Context, name string, body []byte, id string) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.direct.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header = c.raw.headers.Clone()
+	req.Header = c.direct.headers.Clone()
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["Accept"] = []string{"application/json, text/event-stream"}
 	req.Header[mcp.HeaderProtocolVersion] = []string{c.version()}
@@ -265,7 +285,7 @@ func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string)
 	req.Header[mcp.HeaderName] = []string{name}
 	// Failures below the protocol are reported as mcp-go's client reports
 	// them (transport error: ...), so that both paths say the same.
-	resp, err := c.raw.send(req)
+	resp, err := c.direct.send(req)
 	if err != nil {
 		return nil, transport.NewError(err)
 	}
@@ -288,7 +308,7 @@ func (c *Conn) postRaw(ctx context.Context, name string, body []byte, id string)
 	media, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch media {
 	case "application/json":
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRawResult))
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxDirectResult))
 		if err != nil {
 			return nil, transport.NewError(err)
 		}
@@ -356,7 +376,7 @@ func setTo(dst *[]byte, v []byte) bool {
 // are handled as the session's are; anything else is skipped.
 func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxRawResult)
+	sc.Buffer(make([]byte, 0, 64<<10), maxDirectResult)
 	var data []byte
 	// event handles one event's data; done when it was the response.
 	event := func() (json.RawMessage, bool, error) {
@@ -390,7 +410,7 @@ func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
 				return res, err
 			}
 		case bytes.HasPrefix(line, []byte("data:")):
-			if len(data)+len(line) > maxRawResult {
+			if len(data)+len(line) > maxDirectResult {
 				return nil, transport.NewError(errors.New("response event too large"))
 			}
 			if len(data) > 0 {
@@ -413,29 +433,12 @@ func (c *Conn) readEvents(r io.Reader, id string) (json.RawMessage, error) {
 // JSON, which cannot be scrubbed string by string.
 var withheldResult = json.RawMessage(`{"content":[{"type":"text","text":"[redacted]"}],"isError":true}`)
 
-// scrubRaw returns a raw result without the conn's secrets: raw itself in
+// scrubDirect returns a direct result without the conn's secrets: raw itself in
 // the usual case (a few searches, no allocation), else rewritten.
-func (c *Conn) scrubRaw(raw json.RawMessage) json.RawMessage {
+func (c *Conn) scrubDirect(raw json.RawMessage) json.RawMessage {
 	out, ok := c.scrubber.JSON(raw)
 	if !ok {
 		return withheldResult
 	}
 	return out
-}
-
-// encodedString is s as it appears inside a JSON string.
-func encodedString(s string) []byte {
-	b, _ := marshalPlain(s)
-	return bytes.TrimSuffix(bytes.TrimPrefix(bytes.TrimSpace(b), []byte(`"`)), []byte(`"`))
-}
-
-// marshalPlain is json.Marshal without HTML escaping.
-func marshalPlain(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -275,12 +275,6 @@ func readParams(params []byte, mrtr bool) (p callParams, ok bool) {
 	return p, true
 }
 
-// argumentsObject reports whether a tools/call's arguments are an object,
-// null or absent.
-func argumentsObject(t []byte) bool {
-	return len(t) == 0 || string(t) == "null" || t[0] == '{'
-}
-
 // otherMeta adds a _meta entry that is not the protocol's to call.Meta;
 // false for one the direct path does not take: a protocol key, a progress
 // token (the answer would be a stream), a key not written plainly, a

@@ -134,3 +134,9 @@ func (h *Handler) sessionCapped(w http.ResponseWriter, r *http.Request, id json.
 	w.Header().Set("Retry-After", "60")
 	httpwire.WriteJSONRPCError(w, status, id, codeTooManySessions, msg)
 }
+
+// argumentsObject reports whether a tools/call's arguments are an object,
+// null or absent.
+func argumentsObject(t []byte) bool {
+	return len(t) == 0 || string(t) == "null" || t[0] == '{'
+}

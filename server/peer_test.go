@@ -190,7 +190,7 @@ func (f *frames) recorded() []string {
 	return append([]string(nil), f.log...)
 }
 
-// count returns how many frames have been received.
+// count returns how many frames (and notes) have been recorded.
 func (f *frames) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -39,8 +39,9 @@ var update = flag.Bool("update", false, "rewrite the answers recorded in testdat
 // (server.Gateway.CallDirect) and without: the answers must be the same,
 // and the one http section holds both. `go test ./server -run Transcript
 // -update` writes what the gateway answers now into the files; a new
-// transcript needs only its comment, client and peer sections and an
-// empty section for each transport it is to run on.
+// transcript needs only its comment, its client section (and a peer
+// section, for other than the defaults) and an empty section for each
+// transport it is to run on.
 func TestTranscripts(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "transcripts", "*.txtar"))
 	if err != nil || len(files) == 0 {
@@ -200,7 +201,7 @@ func runStdio(t *testing.T, tr *transcript) []string {
 		served <- err
 	}()
 	w := newStdioWire(inW, outR)
-	play(t, ctx, tr, w)
+	play(t, tr, w)
 	if err := <-served; err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
 		t.Errorf("serving stdio: %v", err)
 	}
@@ -215,7 +216,7 @@ func runHTTP(t *testing.T, tr *transcript, direct bool) (answers, served []strin
 	srv := httptest.NewServer(h.httpHandler(t))
 	defer srv.Close()
 	w := newHTTPWire(srv.URL+tr.endpoint, h.keys[tr.tenant])
-	play(t, t.Context(), tr, w)
+	play(t, tr, w)
 	if h.direct != nil {
 		served = h.direct.calls()
 	}
@@ -223,8 +224,9 @@ func runHTTP(t *testing.T, tr *transcript, direct bool) (answers, served []strin
 }
 
 // play sends the transcript's client lines on w, then closes it.
-func play(t *testing.T, ctx context.Context, tr *transcript, w wire) {
+func play(t *testing.T, tr *transcript, w wire) {
 	t.Helper()
+	ctx := t.Context()
 	p := newPeer(ctx, w)
 	for i, line := range tr.client {
 		if err := p.send(ctx, line); err != nil {

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
 	"github.com/connectors-gateway/connectors/server"
@@ -21,6 +20,7 @@ import (
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/transport"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // TestMain fails the run if an upstream process a test started outlives
@@ -143,7 +143,7 @@ func openStore(t *testing.T) store {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	st, err := vault.OpenEmbedded(filepath.Join(t.TempDir(), "store.db"), &vault.EmbeddedOptions{MasterKey: key})
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), &embedded.Options{MasterKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,19 +155,12 @@ func openStore(t *testing.T) store {
 // /mcp/{integration}, authenticating API keys from the store.
 func (h *harness) httpHandler(t *testing.T) http.Handler {
 	t.Helper()
-	single := map[string]*mcpserver.MCPServer{}
-	for _, name := range []string{"echo", "remote", "conformance", "env"} {
-		single[name] = h.g.Integration(name)
-	}
-	opts := transport.HTTPOptions{
-		MCP:          h.g.MCPServer(),
-		Integrations: single,
-		Auth:         transport.APIKeyAuth{Keys: tenants.NewAPIKeys(h.store)},
-	}
+	var o server.HTTPOptions
 	if h.direct != nil {
-		opts.Direct = h.direct
+		o.Direct = h.direct
 	}
-	hh := transport.NewHTTP(opts)
+	mcp := h.g.Handler(o)
+	hh := transport.NewHTTP(transport.HTTPOptions{MCP: mcp, Auth: transport.APIKeyAuth{Keys: tenants.NewAPIKeys(h.store)}})
 	t.Cleanup(func() { _ = hh.Close(context.Background()) })
 	return hh
 }
@@ -176,7 +169,7 @@ func (h *harness) httpHandler(t *testing.T) http.Handler {
 // ctx ends.
 func (h *harness) serveStdio(ctx context.Context, tenant string, in io.Reader, out io.Writer) error {
 	id := tenants.Identity{Tenant: tenant, Subject: "stdio"}
-	return transport.ServeStdio(ctx, h.g.MCPServer(), id, in, out)
+	return h.g.ServeStdio(ctx, id, in, out)
 }
 
 // directCounter is the gateway's direct lane, noting the calls it served.

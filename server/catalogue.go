@@ -84,7 +84,7 @@ type catalogue struct {
 // catalogueTool is what a call needs of one listed tool.
 type catalogueTool struct {
 	upstream string // the upstream's own name
-	plain    bool   // may take the direct path
+	direct   bool   // may take the direct path
 }
 
 type catalogueKey struct{ tenant, integration string }
@@ -447,7 +447,7 @@ func (v *view) list(ctx context.Context, integration string) (*catalogue, error)
 			if _, connect := v.g.isConnectTool(t.Name); connect && v.only == "" {
 				continue // the aggregate's own tool of that name
 			}
-			cat.byName[t.Name] = catalogueTool{upstream: name, plain: plainTool(t)}
+			cat.byName[t.Name] = catalogueTool{upstream: name, direct: takesDirect(t)}
 			cat.tools = append(cat.tools, t)
 		}
 		slices.SortFunc(cat.tools, func(a, b mcp.Tool) int { return cmp.Compare(a.Name, b.Name) })
@@ -540,7 +540,7 @@ func (v *view) listPrompts(ctx context.Context) []mcp.Prompt {
 
 // directTool returns the tool exposed as name in tenant's catalogue of
 // integration when it may take the direct path: the catalogue was listed
-// with the credential version given, and the tool is plain. It never
+// with the credential version given, and the tool takes the direct path. It never
 // lists.
 func (v *view) directTool(tenant, integration, name string, version int64) (catalogueTool, bool) {
 	cat := v.cached(tenant, integration, version)
@@ -548,7 +548,7 @@ func (v *view) directTool(tenant, integration, name string, version int64) (cata
 		return catalogueTool{}, false
 	}
 	t, ok := cat.byName[name]
-	return t, ok && t.plain
+	return t, ok && t.direct
 }
 
 // catalogueCounts returns the number of distinct catalogues the view

@@ -98,7 +98,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	g.count(ctx, integration, outcome, begin)
 	if c.Session != "" {
-		return initializeEraRaw(res), true
+		return initializeEraDirect(res), true
 	}
 	return d.v.complete(res), true
 }

@@ -76,7 +76,7 @@ func (h *Handler) direct(next http.Handler) http.Handler {
 			return
 		}
 		call.View = r.PathValue("integration")
-		ctx := WithRequestMemo(r.Context())
+		ctx := withRequestMemo(r.Context())
 		result, ok := h.opts.Direct.CallDirect(audit.WithRequestID(ctx, audit.RequestID(ctx)), call)
 		if !ok {
 			// With the memo: a call declined after reading the credential

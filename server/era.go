@@ -45,14 +45,14 @@ func initializeEraResult(ctx context.Context, _ any, _ mcp.MCPMethod, _ any, res
 	}
 }
 
-// initializeEraRaw is initializeEraResult for a raw result (the direct
+// initializeEraDirect is initializeEraResult for a result as bytes (the direct
 // lane's, on a 2025-11-25 session): a top-level resultType "complete" and
 // _meta's serverInfo are cut out of the bytes, and an _meta left empty
 // with them. A result that holds neither (the byte search says so without
 // a walk) is returned as it is; one that is not a JSON object, too. res
-// must be valid JSON, as the raw client's results are (tools.Conn checks
+// must be valid JSON, as the direct lane's results are (tools.Conn checks
 // the answer before it hands the result on). One walk, one allocation.
-func initializeEraRaw(res json.RawMessage) json.RawMessage {
+func initializeEraDirect(res json.RawMessage) json.RawMessage {
 	if !bytes.Contains(res, []byte(`"resultType"`)) && !bytes.Contains(res, []byte(metaServerInfo)) {
 		return res
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// initializeEraDecoded is initializeEraRaw by encoding/json: the meaning
+// initializeEraDecoded is initializeEraDirect by encoding/json: the meaning
 // the byte surgery must keep.
 func initializeEraDecoded(res []byte) any {
 	var m map[string]any
@@ -44,8 +44,8 @@ func TestInitializeEraRaw(t *testing.T) {
 		{`{"content":[]}`, `{"content":[]}`},
 	}
 	for _, tt := range tests {
-		if got := string(initializeEraRaw(json.RawMessage(tt.in))); got != tt.want {
-			t.Errorf("initializeEraRaw(%s) = %s, want %s", tt.in, got, tt.want)
+		if got := string(initializeEraDirect(json.RawMessage(tt.in))); got != tt.want {
+			t.Errorf("initializeEraDirect(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }
@@ -63,9 +63,9 @@ func FuzzInitializeEraRaw(f *testing.F) {
 		if !json.Valid(in) {
 			return
 		}
-		out := initializeEraRaw(in)
+		out := initializeEraDirect(in)
 		if !json.Valid(out) {
-			t.Fatalf("initializeEraRaw(%s) = %s: not JSON", in, out)
+			t.Fatalf("initializeEraDirect(%s) = %s: not JSON", in, out)
 		}
 		var got any
 		_ = json.Unmarshal(out, &got)
@@ -76,7 +76,7 @@ func FuzzInitializeEraRaw(f *testing.F) {
 			return
 		}
 		if diff := cmp.Diff(initializeEraDecoded(in), got); diff != "" {
-			t.Fatalf("initializeEraRaw(%s) = %s (-want +got):\n%s", in, out, diff)
+			t.Fatalf("initializeEraDirect(%s) = %s (-want +got):\n%s", in, out, diff)
 		}
 	})
 }
@@ -127,6 +127,6 @@ func BenchmarkInitializeEraRaw(b *testing.B) {
 	res := json.RawMessage(`{"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"upstream-echo","version":"1.0.0"}},"content":[{"type":"text","text":"` + strings.Repeat("x", 200) + `"}],"resultType":"complete"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		initializeEraRaw(res)
+		initializeEraDirect(res)
 	}
 }

@@ -150,26 +150,6 @@ func New(opts Options) *Gateway {
 	return g
 }
 
-// MCPServer returns the aggregate MCP server, for the transports to serve.
-func (g *Gateway) MCPServer() *mcpserver.MCPServer { return g.aggregate.mcp }
-
-// Integration returns the MCP server of one integration alone, or nil when
-// no such integration is registered.
-func (g *Gateway) Integration(name string) *mcpserver.MCPServer {
-	if v, ok := g.single[name]; ok {
-		return v.mcp
-	}
-	return nil
-}
-
-// serverName is the name a view's mcp-go server introduces itself with.
-func (v *view) serverName() string {
-	if v.only != "" {
-		return v.g.name + "/" + v.only
-	}
-	return v.g.name
-}
-
 // NotifyToolsChanged tells every open session of tenant that its tool list
 // changed (a credential was added, replaced or removed, or its settings
 // changed), and lists the tenant's catalogues again when next used.

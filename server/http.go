@@ -142,8 +142,8 @@ func (h *Handler) streamable(srv *mcpserver.MCPServer) *mcpserver.StreamableHTTP
 		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
 			// The identity was put on r's context by the authentication;
 			// keep it. One request reads each credential once
-			// (WithRequestMemo).
-			ctx = audit.WithRequestID(WithRequestMemo(ctx), audit.RequestID(r.Context()))
+			// (withRequestMemo).
+			ctx = audit.WithRequestID(withRequestMemo(ctx), audit.RequestID(r.Context()))
 			if id, ok := tenants.FromContext(r.Context()); ok {
 				return tenants.NewContext(ctx, id)
 			}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -30,14 +31,14 @@ import (
 //   - a GET without a session makes a session nobody initializes
 //     (refuseSessionless): TestGetWithoutSession;
 //   - an initialize-era sampling request sent before the GET stream is
-//     attached is lost (sampleOnAttachedStream, with the relay's wait in
-//     relay.go, WithListening): TestListening;
+//     attached is lost (sampleOnAttachedStream, withListening and
+//     awaitListening, which the relay's CreateMessage waits on): TestListening;
 //   - a 2026-07-28 request the store could not serve is answered HTTP 400
 //     (storeRefusals): TestStoreRefusals;
 //   - its stdio session sends a 2026-07-28 agent every broadcast
-//     (StdioStreams): TestStdioStreams, TestStdioBroadcastsWithheld;
+//     (stdioStreams): TestStdioStreams, TestStdioBroadcastsWithheld;
 //   - a 2026-07-28 request's last notification is dropped as its response
-//     is written: relay.flush (relay.go, with the call plan), held by
+//     is written: relay.flush, held by
 //     cmd/connectors' TestProgressRelay.
 //
 // Two more are choices, not code: the views pass neither WithElicitation
@@ -114,7 +115,7 @@ func refuseSessionless(w http.ResponseWriter, r *http.Request) bool {
 // ask for, so the agent never sees it and the call hangs until the
 // upstream gives up (the conformance suite's tools-call-sampling, now and
 // then under load). The relay holds a sampling request until the stream
-// is attached (WithListening, given the session's listening channel by
+// is attached (withListening, given the session's listening channel by
 // resumable). mcp-go has attached the stream's connection when it writes
 // the 200.
 func sampleOnAttachedStream(w http.ResponseWriter, r *http.Request, attached func()) http.ResponseWriter {
@@ -218,7 +219,7 @@ func (w *refusalWriter) finish() {
 	w.release(status)
 }
 
-// StdioStreams wraps the agent's side of an MCP stdio connection, for an
+// stdioStreams wraps the agent's side of an MCP stdio connection, for an
 // mcp-go v1.2.1 defect: its stdio session takes no notice of 2026-07-28's
 // opt-in, so every broadcast (list_changed of tools, prompts, resources;
 // resources/updated) reaches a client that never asked for it, when the
@@ -233,7 +234,7 @@ func (w *refusalWriter) finish() {
 // 2026-07-28 and subscriptions/listen requests, and the notifications in
 // question. mcp-go writes each message in one Write, which is what the
 // writer filters.
-func StdioStreams(in io.Reader, out io.Writer) (io.Reader, io.Writer) {
+func stdioStreams(in io.Reader, out io.Writer) (io.Reader, io.Writer) {
 	e := &stdioEra{listens: map[string]mcp.SubscriptionFilter{}}
 	return &eraReader{r: in, era: e}, &eraWriter{w: out, era: e}
 }
@@ -407,4 +408,55 @@ func (e *stdioEra) withheld(p []byte) bool {
 		return true
 	}
 	return false
+}
+
+type listeningKey struct{}
+
+// withListening returns ctx saying that a sampling request to the agent of
+// ctx's call can be sent only once listening is closed. mcp-go v1.2.1 sends
+// one (initialize era, over HTTP) on the session's GET stream, and loses
+// one sent before the agent's first GET is attached (see the transport's
+// sessions); the request waits for it, as long as the upstream does.
+// (Elicitation goes on the call's own stream.)
+func withListening(ctx context.Context, listening <-chan struct{}) context.Context {
+	return context.WithValue(ctx, listeningKey{}, listening)
+}
+
+// awaitListening waits until the session of call (a call's context) can
+// take a sampling request (see withListening), or ctx ends.
+func awaitListening(ctx, call context.Context) error {
+	stream, _ := call.Value(listeningKey{}).(<-chan struct{})
+	if stream == nil {
+		return nil
+	}
+	select {
+	case <-stream:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush waits, before a tool result is returned, until the notifications
+// relayed for the call have left the session's queue, and then a moment
+// more. mcp-go v1.2.1's streamable-HTTP server drops a 2026-07-28 request's
+// last notification when its forwarding goroutine has taken it off the
+// queue but not yet written it as the response is written (handlePost: the
+// forwarder finds the request done and discards it; initialize-era
+// requests are covered by the event store instead). Only calls that relayed
+// something over HTTP in the 2026-07-28 era wait, and never long.
+func (r relay) flush() {
+	if !r.sent.Load() || !mcpserver.IsModernRequest(r.ctx) {
+		return
+	}
+	session := mcpserver.ClientSessionFromContext(r.ctx)
+	if session == nil {
+		return
+	}
+	queue := session.NotificationChannel()
+	for deadline := time.Now().Add(50 * time.Millisecond); len(queue) > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Microsecond)
+	}
+	// Taken off the queue is not yet written: let the forwarder finish.
+	time.Sleep(time.Millisecond)
 }

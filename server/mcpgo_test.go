@@ -84,7 +84,7 @@ func TestStdioStreams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var written bytes.Buffer
-			in, out := StdioStreams(iotest.OneByteReader(strings.NewReader(tt.in)), &written)
+			in, out := stdioStreams(iotest.OneByteReader(strings.NewReader(tt.in)), &written)
 			read, err := io.ReadAll(in)
 			if err != nil || string(read) != tt.in {
 				t.Fatalf("read %q, %v; want the input as it is", read, err)
@@ -103,7 +103,7 @@ func TestStdioStreams(t *testing.T) {
 
 // TestStdioBroadcastsWithheld: over stdio a 2026-07-28 agent that listens
 // for nothing is not sent the list_changed of a tool added under it, and
-// an initialize-era agent is (StdioStreams, in serveStdio).
+// an initialize-era agent is (stdioStreams, in serveStdio).
 func TestStdioBroadcastsWithheld(t *testing.T) {
 	for _, tc := range []struct {
 		name, first string

@@ -26,14 +26,14 @@ type memoEntry struct {
 
 type memoKey struct{}
 
-// WithRequestMemo returns ctx carrying a memo for one request's
+// withRequestMemo returns ctx carrying a memo for one request's
 // credential reads. Give it only to a context that ends with its request
 // (an HTTP request), never to a long-lived one (a stdio session): the
 // memo is never refreshed.
 //
 // A ctx that carries a memo already is returned as is: the request's
 // direct path and its mcp-go handling share one.
-func WithRequestMemo(ctx context.Context) context.Context {
+func withRequestMemo(ctx context.Context) context.Context {
 	if _, ok := ctx.Value(memoKey{}).(*requestMemo); ok {
 		return ctx
 	}

@@ -190,7 +190,7 @@ func TestPlanNeedsReauthIsLink(t *testing.T) {
 	r = &countingRefresher{err: oauth.ErrNeedsReauth}
 	g, ctx = planFixture(t, vault.Credential{AccessToken: "stale-1", RefreshToken: "r1"}, r)
 	var req mcp.CallToolRequest
-	_, err = g.forward(g.MCPServer, "whoami", "whoami")(ctx, req)
+	_, err = g.forward(func() *mcpserver.MCPServer { return g.aggregate.mcp }, "whoami", "whoami")(ctx, req)
 	if !vault.IsNotFound(err) {
 		t.Errorf("usual path, refresh needs a link, no linker: %v, want a CredentialNotFoundError", err)
 	}

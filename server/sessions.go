@@ -150,7 +150,7 @@ func (s *sessions) attached(session string) {
 // canceled".)
 //
 // It also tells the relay when the session's GET stream is attached
-// (WithListening; see sampleOnAttachedStream for the mcp-go defect).
+// (withListening; see sampleOnAttachedStream for the mcp-go defect).
 func (h *Handler) resumable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var l *liveSession
@@ -164,7 +164,7 @@ func (h *Handler) resumable(next http.Handler) http.Handler {
 		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 		defer cancel()
 		defer context.AfterFunc(l.ctx, cancel)()
-		next.ServeHTTP(w, r.WithContext(WithListening(ctx, l.listening)))
+		next.ServeHTTP(w, r.WithContext(withListening(ctx, l.listening)))
 	})
 }
 

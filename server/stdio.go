@@ -31,7 +31,7 @@ func serveStdio(ctx context.Context, srv *mcpserver.MCPServer, id tenants.Identi
 		return tenants.NewContext(ctx, id)
 	})
 	// A 2026-07-28 agent gets no notification it did not ask for.
-	in, out = StdioStreams(in, out)
+	in, out = stdioStreams(in, out)
 	w := &lineWriter{w: out}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(screen(in, pw, w)) }()

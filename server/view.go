@@ -125,13 +125,21 @@ func (v *view) offersConnect(name string, acc func(string) access) bool {
 	return a == accessNone || a == accessRelink
 }
 
-// plainTool reports whether calls of t need nothing of mcp-go beyond
+// takesDirect reports whether calls of t need nothing of mcp-go beyond
 // forwarding: no arguments bound to HTTP headers (which mcp-go checks on
 // the way in and sets on the way out), no task augmentation.
-func plainTool(t mcp.Tool) bool {
+func takesDirect(t mcp.Tool) bool {
 	if t.Execution != nil && t.Execution.TaskSupport != "" && t.Execution.TaskSupport != mcp.TaskSupportForbidden {
 		return false
 	}
 	raw, err := json.Marshal(t)
 	return err == nil && !bytes.Contains(raw, []byte("x-mcp-header"))
+}
+
+// serverName is the name a view's mcp-go server introduces itself with.
+func (v *view) serverName() string {
+	if v.only != "" {
+		return v.g.name + "/" + v.only
+	}
+	return v.g.name
 }

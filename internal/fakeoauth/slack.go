@@ -30,46 +30,7 @@ func (s *Server) handleSlackToken(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	switch r.Form.Get("grant_type") {
 	case "", "authorization_code":
-		c, err := s.redeemLocked(r.Form.Get("code"), r.Form.Get("redirect_uri"), true, r.Form.Get("code_verifier"))
-		switch err {
-		case nil:
-		case errRedirectMismatch:
-			fail("bad_redirect_uri")
-			return
-		case errBadVerifier:
-			// Slack does not document this error's name.
-			fail("invalid_code_verifier")
-			return
-		case errCodeUsed:
-			fail("code_already_used")
-			return
-		default:
-			fail("invalid_code")
-			return
-		}
-		s.exchanges++
-		g := &grant{}
-		resp := map[string]any{
-			"ok":                    true,
-			"app_id":                SlackAppID,
-			"team":                  map[string]string{"id": SlackTeamID, "name": SlackTeamName},
-			"enterprise":            nil,
-			"is_enterprise_install": false,
-		}
-		user := map[string]any{"id": SlackUserID}
-		if c.scope != "" {
-			t := s.issueLocked(g, false, c.scope)
-			resp["access_token"], resp["token_type"], resp["scope"] = t.access, "bot", t.scope
-			resp["bot_user_id"] = SlackBotUserID
-			s.addRotationLocked(resp, t)
-		}
-		if c.userScope != "" {
-			t := s.issueLocked(g, true, c.userScope)
-			user["access_token"], user["token_type"], user["scope"] = t.access, "user", t.scope
-			s.addRotationLocked(user, t)
-		}
-		resp["authed_user"] = user
-		writeJSON(w, http.StatusOK, resp)
+		s.slackExchangeLocked(w, r, fail)
 	case "refresh_token":
 		t, ok := s.refreshLocked(r.Form.Get("refresh_token"))
 		if !ok {
@@ -96,6 +57,51 @@ func (s *Server) handleSlackToken(w http.ResponseWriter, r *http.Request) {
 	default:
 		fail("invalid_grant_type")
 	}
+}
+
+// slackExchangeLocked answers a code exchange (s.mu held): the bot token
+// (scope) and the user token (user_scope), as Slack nests them.
+func (s *Server) slackExchangeLocked(w http.ResponseWriter, r *http.Request, fail func(code string)) {
+	c, err := s.redeemLocked(r.Form.Get("code"), r.Form.Get("redirect_uri"), true, r.Form.Get("code_verifier"))
+	switch err {
+	case nil:
+	case errRedirectMismatch:
+		fail("bad_redirect_uri")
+		return
+	case errBadVerifier:
+		// Slack does not document this error's name.
+		fail("invalid_code_verifier")
+		return
+	case errCodeUsed:
+		fail("code_already_used")
+		return
+	default:
+		fail("invalid_code")
+		return
+	}
+	s.exchanges++
+	g := &grant{}
+	resp := map[string]any{
+		"ok":                    true,
+		"app_id":                SlackAppID,
+		"team":                  map[string]string{"id": SlackTeamID, "name": SlackTeamName},
+		"enterprise":            nil,
+		"is_enterprise_install": false,
+	}
+	user := map[string]any{"id": SlackUserID}
+	if c.scope != "" {
+		t := s.issueLocked(g, false, c.scope)
+		resp["access_token"], resp["token_type"], resp["scope"] = t.access, "bot", t.scope
+		resp["bot_user_id"] = SlackBotUserID
+		s.addRotationLocked(resp, t)
+	}
+	if c.userScope != "" {
+		t := s.issueLocked(g, true, c.userScope)
+		user["access_token"], user["token_type"], user["scope"] = t.access, "user", t.scope
+		s.addRotationLocked(user, t)
+	}
+	resp["authed_user"] = user
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // addRotationLocked adds t's refresh token and expires_in to resp, when

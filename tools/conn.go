@@ -582,25 +582,6 @@ func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest)
 	return resp, err
 }
 
-func (t *tracked) sendCancelled(ctx context.Context, id mcp.RequestId) {
-	n := mcp.JSONRPCNotification{
-		JSONRPC: mcp.JSONRPC_VERSION,
-		Notification: mcp.Notification{
-			Method: string(mcp.MethodNotificationCancelled),
-			Params: mcp.NotificationParams{AdditionalFields: map[string]any{
-				"requestId": id, "reason": context.Cause(ctx).Error(),
-			}},
-		},
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	go func() {
-		defer cancel()
-		if err := t.Interface.SendNotification(ctx, n); err != nil {
-			t.conn.logger.Debug("upstream_cancel_failed", "error", t.conn.scrubber.String(err.Error()))
-		}
-	}()
-}
-
 // SetRequestHandler forwards server-to-client requests (ping, ...).
 func (t *tracked) SetRequestHandler(h transport.RequestHandler) {
 	if b, ok := t.Interface.(transport.BidirectionalInterface); ok {

@@ -7,10 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 )
+
+// This file holds the workarounds of defects of mcp-go v1.2.1's client,
+// each held by a test that fails without it:
+//
+//   - it decodes a tool's inputSchema and outputSchema into the keywords it
+//     knows, dropping the rest of JSON Schema 2020-12: the raw listings are
+//     kept and the schemas put back byte for byte (below); held by
+//     cmd/connectors' TestSchemasPassThrough;
+//   - it sends notifications/cancelled for a call the gateway gives up on
+//     over stdio only: over initialize-era HTTP the tracked transport sends
+//     it (sendCancelled); held by TestHTTPCancelReachesUpstream.
+//
+// (Its server side is server/mcpgo.go's.)
 
 // An upstream's tool schemas are handed to the agent byte for byte. mcp-go
 // decodes a tool's inputSchema and outputSchema into a struct of the
@@ -143,4 +157,25 @@ func (p *listPages) restore(tools []mcp.Tool) {
 func isObject(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) > 1 && raw[0] == '{'
+}
+
+// sendCancelled tells the upstream that the call of id is given up: what
+// mcp-go's client does over stdio, and not over HTTP.
+func (t *tracked) sendCancelled(ctx context.Context, id mcp.RequestId) {
+	n := mcp.JSONRPCNotification{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		Notification: mcp.Notification{
+			Method: string(mcp.MethodNotificationCancelled),
+			Params: mcp.NotificationParams{AdditionalFields: map[string]any{
+				"requestId": id, "reason": context.Cause(ctx).Error(),
+			}},
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	go func() {
+		defer cancel()
+		if err := t.Interface.SendNotification(ctx, n); err != nil {
+			t.conn.logger.Debug("upstream_cancel_failed", "error", t.conn.scrubber.String(err.Error()))
+		}
+	}()
 }

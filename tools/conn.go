@@ -40,7 +40,7 @@ var (
 
 	// ErrNoDirect is returned by CallDirect when c cannot take direct
 	// calls; nothing was sent.
-	ErrNoDirect = errors.New("the upstream does not take raw calls")
+	ErrNoDirect = errors.New("the upstream does not take direct calls")
 )
 
 // ownSeq numbers the requests the gateway sends upstream of its own
@@ -566,7 +566,7 @@ func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest)
 	}
 	// Every answer of the upstream, whatever the method, is scrubbed here
 	// before mcp-go's client decodes it: results, errors, catalogues. A
-	// listing's raw result is kept (scrubbed) for its schemas (schema.go).
+	// listing's raw result is kept (scrubbed) for its schemas (mcpgo.go).
 	t.conn.scrubResponse(resp)
 	if err == nil && resp != nil {
 		collect(ctx, req.Method, resp.Result)

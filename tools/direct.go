@@ -181,12 +181,12 @@ func (c *Conn) directParams(call DirectCall) (json.RawMessage, error) {
 	// would otherwise add members of its own.
 	for _, v := range call.Meta {
 		if !json.Valid(v) {
-			return nil, errors.New("raw call: a _meta value is not JSON")
+			return nil, errors.New("direct call: a _meta value is not JSON")
 		}
 	}
 	for _, v := range [...][]byte{call.Capabilities, call.Arguments, call.InputResponses, call.RequestState} {
 		if len(v) > 0 && !json.Valid(v) {
-			return nil, errors.New("raw call: a parameter is not JSON")
+			return nil, errors.New("direct call: a parameter is not JSON")
 		}
 	}
 	caps := call.Capabilities

@@ -211,3 +211,25 @@ func allowed(may []string, rel string) bool {
 func mcpSpeaker(dir string) bool {
 	return dir == "server" || dir == "tools" || dir == "cmd/connectors" || strings.HasPrefix(dir, "testdata/") || strings.HasPrefix(dir, "internal/")
 }
+
+// tenantKey finds a log attribute that names the tenant other than as
+// tenantId: "tenant" or "tenant_id" as a key of a log call.
+var tenantKey = regexp.MustCompile(`\.(Debug|Info|Warn|Error|Log|With)(Context)?\([^\n]*"(tenant|tenant_id|tenantID)", `)
+
+// TestTenantLogKey keeps one spelling of the tenant in every log line, the
+// setup guide's tenantId, so that one query finds a tenant's lines.
+func TestTenantLogKey(t *testing.T) {
+	for _, p := range packages(t) {
+		for name := range p.files {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, line := range strings.Split(string(b), "\n") {
+				if tenantKey.MatchString(line) {
+					t.Errorf("%s:%d: the tenant's log key is tenantId: %s", name, i+1, strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+}

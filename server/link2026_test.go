@@ -4,20 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/internal/mcptest"
 	"github.com/connectors-gateway/connectors/oauth"
-	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
-	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // testLink is the link fixedLinker offers.
@@ -29,41 +26,37 @@ type fixedLinker struct{}
 func (fixedLinker) LinkURL(context.Context, string) (string, bool, error) { return testLink, true, nil }
 func (fixedLinker) CanLink(string) bool                                   { return true }
 
-// linkFixture is a Gateway on a real embedded store and a real pool, with
-// one integration (whoami, the upstream of planFixture) that tenant-a
-// must link again: its credential is refused and its refresh needs a new
-// link. It serves /mcp and /mcp/{integration}, the direct lane on.
+// linkFixture is whoamiGateway with a linker: one integration (whoami)
+// that tenant-a must link again, its credential refused and its refresh
+// needing a new link. It serves /mcp and /mcp/{integration}, the direct
+// lane on.
 type linkFixture struct {
-	g     *Gateway
-	store vault.Store
-	srv   mcptest.Server
-	url   string
+	g      *Gateway
+	store  vault.Store
+	srv    mcptest.Server
+	direct atomic.Int32 // the calls the direct lane served
+}
+
+// CallDirect is the gateway's direct lane, counted.
+func (f *linkFixture) CallDirect(ctx context.Context, c DirectCall) (json.RawMessage, bool) {
+	res, ok := f.g.CallDirect(ctx, c)
+	if ok {
+		f.direct.Add(1)
+	}
+	return res, ok
 }
 
 func newLinkFixture(t *testing.T) *linkFixture {
 	t.Helper()
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "s.db"), &embedded.Options{MasterKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Put(t.Context(), "tenant-a", "whoami", vault.Credential{AccessToken: "stale-1", RefreshToken: "r1"}, vault.AnyVersion); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := tools.NewRegistry(tools.Integration{Name: "whoami", Category: "test", Upstream: tools.Upstream{
-		URL: whoamiUpstream(t) + "/mcp", Headers: map[string]string{"Authorization": "Bearer {{access_token}}"},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := tools.NewPool(&tools.PoolOptions{})
-	t.Cleanup(pool.Close)
-	g := New(Options{Registry: reg, Store: st, Upstreams: pool, Linker: fixedLinker{},
-		Refresher: &countingRefresher{err: oauth.ErrNeedsReauth}})
-	h := g.Handler(HTTPOptions{Direct: g})
+	g, st := whoamiGateway(t, vault.Credential{AccessToken: "stale-1", RefreshToken: "r1"}, Options{
+		Linker: fixedLinker{}, Refresher: &countingRefresher{err: oauth.ErrNeedsReauth},
+	})
+	f := &linkFixture{g: g, store: st}
+	h := g.Handler(HTTPOptions{Direct: f})
 	ts := httptest.NewServer(endpoints(h))
 	t.Cleanup(func() { ts.Close(); _ = h.Close(context.Background()) })
-	return &linkFixture{g: g, store: st, srv: mcptest.Server{Server: ts}, url: ts.URL}
+	f.srv = mcptest.Server{Server: ts}
+	return f
 }
 
 // link gives tenant-a a credential the upstream takes, as the OAuth flow
@@ -113,26 +106,14 @@ func (f *linkFixture) call2026(t *testing.T, path, name, caps, extra string) rpc
 // JSON-RPC answer, whether plain JSON or the last event of a stream.
 func (f *linkFixture) send(t *testing.T, path, body string, header map[string]string) rpcAnswer {
 	t.Helper()
-	r, _ := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Accept", "application/json, text/event-stream")
-	r.Header.Set("Authorization", "Bearer key-a")
-	for k, v := range header {
-		r.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	raw := string(b)
+	resp, got := f.srv.Send(t, http.MethodPost, path, "key-a", "", body, header)
+	raw := got
 	if i := strings.LastIndex(raw, "data: "); i >= 0 {
 		raw = strings.TrimSpace(raw[i+len("data: "):])
 	}
 	a := rpcAnswer{raw: raw}
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
-		t.Fatalf("%s %s: %d %q: %v", path, body, resp.StatusCode, b, err)
+		t.Fatalf("%s %s: %d %q: %v", path, body, resp.StatusCode, got, err)
 	}
 	return a
 }
@@ -162,19 +143,30 @@ func retry(state string) string {
 
 // TestLink2026InputRequired: a 2026-07-28 agent that declares URL-mode
 // elicitation is offered the link as an InputRequiredResult, on the
-// aggregate and on /mcp/{integration}; its retry is offered the link again
-// until the tenant has linked, then runs the call.
+// aggregate and on /mcp/{integration}, by the direct lane too; its retry,
+// which the usual path takes, is offered the link again until the tenant
+// has linked, then runs the call.
 func TestLink2026InputRequired(t *testing.T) {
 	for _, c := range []struct{ path, name string }{{"/mcp", "whoami_whoami"}, {"/mcp/whoami", "whoami"}} {
 		t.Run(c.path, func(t *testing.T) {
 			f := newLinkFixture(t)
+			// Listed first, the tool is one the direct lane knows: it
+			// takes the first call, which the upstream refuses.
+			f.send(t, c.path, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`,
+				map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"})
 			state := wantLinkInput(t, "first call", f.call2026(t, c.path, c.name, urlCaps, ""))
+			if n := f.direct.Load(); n != 1 {
+				t.Errorf("the direct lane served %d first calls, want 1 (the upstream's refusal made the offer)", n)
+			}
 			again := wantLinkInput(t, "retry before linking", f.call2026(t, c.path, c.name, urlCaps, retry(state)))
 			f.link(t)
 			a := f.call2026(t, c.path, c.name, urlCaps, retry(again))
 			if a.Result == nil || a.Result.ResultType != "complete" || a.Result.IsError ||
 				len(a.Result.Content) != 1 || a.Result.Content[0].Text != "Bearer fresh" {
 				t.Errorf("retry once linked: %s, want the call's result, Bearer fresh", a.raw)
+			}
+			if n := f.direct.Load(); n != 1 {
+				t.Errorf("the direct lane served %d calls, want only the first: it leaves retries of the offer to the usual path", n)
 			}
 		})
 	}

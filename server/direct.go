@@ -74,7 +74,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		return callConn(ctx, conn, d.call)
 	}, refusedDirect)
 	if errors.Is(err, errNeedsLink) {
-		linked, lerr := g.linkResult(ctx, integration)
+		linked, lerr := g.linkResult(withDirectCapabilities(ctx, c), integration)
 		res, err = encodeResult(linked), lerr
 	}
 	if c.Session != "" && err == nil && inputRequired(res) {
@@ -117,10 +117,11 @@ type directPlan struct {
 // path's rules: a tool of the tenant's own catalogue, listed with the
 // credential at hand, that the tenant may call (filterTools, the
 // settings' AllowsTool), and a credential to call with rather than a link
-// to offer or a token to refresh first.
+// to offer or a token to refresh first. A retry of the gateway's link offer
+// is declined too: the usual path takes its state out (takeLinkRetry).
 func (g *Gateway) planDirect(ctx context.Context, c DirectCall) (d directPlan, ok bool) {
 	id, found := tenants.FromContext(ctx)
-	if !found {
+	if !found || retriesLink(c.RequestState) {
 		return d, false
 	}
 	d.v = g.aggregate

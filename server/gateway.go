@@ -297,9 +297,13 @@ func (g *Gateway) measured(integration string, h mcpserver.ToolHandlerFunc) mcps
 
 // call is the handler of one upstream tool, unmeasured: the plan of the
 // call (plan.go), with the upstream's progress and log notifications
-// relayed to the agent.
+// relayed to the agent. A retry of the gateway's link offer goes upstream
+// without the offer's state and answers.
 func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamTool string) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if err := takeLinkRetry(ctx, integration, &req.Params); err != nil {
+			return nil, err
+		}
 		p, err := g.newPlan(ctx, integration)
 		var conn *tools.Conn
 		if err == nil {

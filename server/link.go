@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,15 +47,20 @@ func (g *Gateway) connectTool(in tools.Integration) mcpserver.ServerTool {
 	}
 	tool := mcp.NewTool(connectToolName(in.Name), mcp.WithDescription(desc), mcp.WithReadOnlyHintAnnotation(false),
 		mcp.WithOpenWorldHintAnnotation(true))
-	return mcpserver.ServerTool{Tool: tool, Handler: func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return mcpserver.ServerTool{Tool: tool, Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if err := takeLinkRetry(ctx, in.Name, &req.Params); err != nil {
+			return nil, err
+		}
 		return g.linkResult(ctx, in.Name)
 	}}
 }
 
 // linkResult answers a call that cannot run until the tenant links
-// integration: for a client that takes URL-mode elicitation (MCP
-// 2025-11-25), the URLElicitationRequired error carrying the link; for the
-// others a tool error whose text holds it.
+// integration: for a 2026-07-28 client that takes URL-mode elicitation, an
+// InputRequiredResult asking it to open the link, whose retry runs the call
+// once the tenant has linked; for an initialize-era client that takes it
+// (MCP 2025-11-25), the URLElicitationRequired error carrying the link; for
+// the others a tool error whose text holds it.
 func (g *Gateway) linkResult(ctx context.Context, integration string) (*mcp.CallToolResult, error) {
 	if g.linker == nil || !g.linker.CanLink(integration) {
 		return nil, &vault.CredentialNotFoundError{Tenant: tenantOf(ctx), Integration: integration}
@@ -63,29 +71,100 @@ func (g *Gateway) linkResult(ctx context.Context, integration string) (*mcp.Call
 		return mcp.NewToolResultError(fmt.Sprintf("%s is not connected for your account, and a link could not be made: try again later.", integration)), nil
 	}
 	message := fmt.Sprintf("Connect your %s account to continue: open %s and approve access. The %s tools are available as soon as you have.", integration, link, integration)
-	if urlElicitation(ctx) {
-		return nil, mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{{
-			Mode:          mcp.ElicitationModeURL,
-			Message:       fmt.Sprintf("Connect your %s account to continue.", integration),
-			ElicitationID: "link-" + integration + "-" + tenants.RandomToken()[:12],
-			URL:           link,
-		}}}
+	modern, takesURL := urlElicitation(ctx)
+	if !takesURL {
+		return mcp.NewToolResultError(message), nil
 	}
-	return mcp.NewToolResultError(message), nil
+	elicitation := mcp.ElicitationParams{
+		Mode:          mcp.ElicitationModeURL,
+		Message:       fmt.Sprintf("Connect your %s account to continue.", integration),
+		ElicitationID: "link-" + integration + "-" + tenants.RandomToken()[:12],
+		URL:           link,
+	}
+	if modern {
+		return mcpserver.NewInputRequestBuilder(linkState(tenantOf(ctx), integration)).
+			Elicit(linkInputKey, elicitation).ToolResult(), nil
+	}
+	return nil, mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{elicitation}}
 }
 
 // urlElicitation reports whether the calling client takes URL-mode
-// elicitation: an initialize-era session that declared it.
-func urlElicitation(ctx context.Context) bool {
+// elicitation, and whether it speaks 2026-07-28 (declaring its
+// capabilities on the request) rather than the initialize era (declaring
+// them on the session).
+func urlElicitation(ctx context.Context) (modern, ok bool) {
 	if mcp.IsModernProtocol(mcpserver.RequestProtocolVersion(ctx)) {
-		return false
+		info := mcpserver.RequestProtocolInfoFromContext(ctx)
+		if info == nil || info.ClientCapabilities == nil {
+			return true, false
+		}
+		e := info.ClientCapabilities.Elicitation
+		return true, e != nil && e.URL != nil
 	}
 	s, ok := mcpserver.ClientSessionFromContext(ctx).(mcpserver.SessionWithClientInfo)
 	if !ok {
-		return false
+		return false, false
 	}
 	e := s.GetClientCapabilities().Elicitation
-	return e != nil && e.URL != nil
+	return false, e != nil && e.URL != nil
+}
+
+// linkInputKey names the link's elicitation among an InputRequiredResult's
+// input requests.
+const linkInputKey = "link"
+
+// linkStatePrefix begins the requestState of the gateway's own link
+// offers, which a 2026-07-28 agent's retry brings back; an upstream's
+// requestState passes through untouched.
+const linkStatePrefix = "connectors-link."
+
+// linkState is the requestState of a link offer to tenant for
+// integration. It is no secret and grants nothing (a retry runs only if
+// the tenant has linked since, and offers the link again if not), but it
+// is bound to both, so that a state made for another tenant or integration
+// is refused.
+func linkState(tenant, integration string) string {
+	sum := sha256.Sum256([]byte(tenant + "\x00" + integration))
+	return linkStatePrefix + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// errForeignState refuses a retry whose requestState has the form of the
+// gateway's own and was not made for the call.
+var errForeignState = errors.New("the requestState was not issued by this gateway for this call")
+
+// takeLinkRetry takes the gateway's link offer state, and the answers to
+// it, out of the retry p, so that the upstream sees the call as first
+// made; a state of the gateway's form not made for the call's tenant and
+// integration is errForeignState.
+func takeLinkRetry(ctx context.Context, integration string, p *mcp.CallToolParams) error {
+	if !strings.HasPrefix(p.RequestState, linkStatePrefix) {
+		return nil
+	}
+	if p.RequestState != linkState(tenantOf(ctx), integration) {
+		return errForeignState
+	}
+	p.RequestState, p.InputResponses = "", nil
+	return nil
+}
+
+// retriesLink reports whether the raw requestState of a direct call may be
+// the gateway's link offer state, which only the usual path takes.
+func retriesLink(state json.RawMessage) bool {
+	return strings.Contains(string(state), linkStatePrefix)
+}
+
+// withDirectCapabilities gives ctx the client capabilities a 2026-07-28
+// call on the direct lane declared, as mcp-go gives them to the usual
+// path's handlers, for linkResult. A call on a 2025-11-25 session keeps
+// ctx.
+func withDirectCapabilities(ctx context.Context, c DirectCall) context.Context {
+	var caps mcp.ClientCapabilities
+	if c.Session != "" || json.Unmarshal(c.Capabilities, &caps) != nil {
+		return ctx
+	}
+	return mcpserver.WithRequestProtocolInfo(ctx, &mcpserver.RequestProtocolInfo{
+		Modern: true, ProtocolVersion: mcp.ProtocolVersion20260728, ClientCapabilities: &caps,
+	})
 }
 
 func tenantOf(ctx context.Context) string {

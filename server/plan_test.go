@@ -75,6 +75,14 @@ func (r *countingRefresher) calls() int {
 // one integration (whoami) and tenant-a's credential cred.
 func planFixture(t *testing.T, cred vault.Credential, r *countingRefresher) (*Gateway, context.Context) {
 	t.Helper()
+	g, _ := whoamiGateway(t, cred, Options{Refresher: r})
+	return g, tenants.NewContext(t.Context(), tenants.Identity{Tenant: "tenant-a"})
+}
+
+// whoamiGateway is planFixture's Gateway, made with opts (its registry,
+// store and pool set here), and its store.
+func whoamiGateway(t *testing.T, cred vault.Credential, opts Options) (*Gateway, vault.Store) {
+	t.Helper()
 	st, err := embedded.Open(filepath.Join(t.TempDir(), "s.db"), &embedded.Options{MasterKey: make([]byte, 32)})
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +99,8 @@ func planFixture(t *testing.T, cred vault.Credential, r *countingRefresher) (*Ga
 	}
 	pool := tools.NewPool(&tools.PoolOptions{})
 	t.Cleanup(pool.Close)
-	g := New(Options{Registry: reg, Store: st, Upstreams: pool, Refresher: r})
-	return g, tenants.NewContext(t.Context(), tenants.Identity{Tenant: "tenant-a"})
+	opts.Registry, opts.Store, opts.Upstreams = reg, st, pool
+	return New(opts), st
 }
 
 // callWhoami runs the plan of a whoami call and counts the attempts.

@@ -16,6 +16,20 @@ import (
 // modernMeta is the _meta of a 2026-07-28 request.
 const modernMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
 
+// post2026 sends the 2026-07-28 request body of method to url as key.
+func post2026(ctx context.Context, url, key, method, body string) (*http.Response, error) {
+	r, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	r.Header.Set("MCP-Protocol-Version", "2026-07-28")
+	r.Header.Set("Mcp-Method", method)
+	r.Header.Set("Authorization", "Bearer "+key)
+	return http.DefaultClient.Do(r)
+}
+
 // listenStream is an open 2026-07-28 subscriptions/listen request: the
 // methods of the notifications it carried, in order.
 type listenStream struct {
@@ -29,13 +43,7 @@ func listen(t *testing.T, base, path, key, notifications string) *listenStream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	body := `{"jsonrpc":"2.0","id":"l","method":"subscriptions/listen","params":{` + modernMeta + `,"notifications":` + notifications + `}}`
-	r, _ := http.NewRequestWithContext(ctx, "POST", base+path, strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Accept", "application/json, text/event-stream")
-	r.Header.Set("MCP-Protocol-Version", "2026-07-28")
-	r.Header.Set("Mcp-Method", "subscriptions/listen")
-	r.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(r)
+	resp, err := post2026(ctx, base+path, key, "subscriptions/listen", body)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -131,13 +139,7 @@ func TestCatalogueCacheHints(t *testing.T) {
 			key = h.keys["tenant-b"]
 		}
 		body := `{"jsonrpc":"2.0","id":1,"method":"` + tc.method + `","params":{` + modernMeta + `}}`
-		r, _ := http.NewRequest("POST", srv.URL+tc.path, strings.NewReader(body))
-		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("Accept", "application/json, text/event-stream")
-		r.Header.Set("MCP-Protocol-Version", "2026-07-28")
-		r.Header.Set("Mcp-Method", tc.method)
-		r.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(r)
+		resp, err := post2026(t.Context(), srv.URL+tc.path, key, tc.method, body)
 		if err != nil {
 			t.Fatal(err)
 		}

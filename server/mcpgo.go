@@ -40,6 +40,11 @@ import (
 //   - a 2026-07-28 request's last notification is dropped as its response
 //     is written: relay.flush, held by
 //     cmd/connectors' TestProgressRelay.
+//   - a 2026-07-28 subscriptions/listen stream is reached only by a
+//     broadcast to every session, of every tenant: its session has no ID
+//     to address it by, and no session hook announces it, so the views
+//     keep the streams and their tenants themselves (trackListens,
+//     notifyListens in listen.go): TestListenListChanged;
 //
 // Two more are choices, not code: the views pass neither WithElicitation
 // nor EnableSampling (they only advertise the client's capabilities as the

@@ -26,8 +26,10 @@ type viewSession struct {
 	capabilities json.RawMessage
 }
 
-// trackSessions keeps v.sessions in step with the mcp-go server's sessions.
+// trackSessions keeps v.sessions in step with the mcp-go server's
+// sessions, and v.listens with its subscriptions/listen streams.
 func (v *view) trackSessions(hooks *mcpserver.Hooks) {
+	v.trackListens(hooks)
 	hooks.AddOnRegisterSession(func(ctx context.Context, s mcpserver.ClientSession) {
 		if id, ok := tenants.FromContext(ctx); ok {
 			v.mu.Lock()
@@ -57,9 +59,11 @@ func (v *view) trackSessions(hooks *mcpserver.Hooks) {
 	})
 }
 
-// notify sends a notification to every session of tenant on this view.
+// notify sends a notification to every session of tenant on this view,
+// and to the tenant's subscriptions/listen streams that asked for it.
 func (v *view) notify(tenant string, method string, params map[string]any) {
 	v.notifyWhere(tenant, method, params, func(*viewSession) bool { return true })
+	v.notifyListens(tenant, method, params)
 }
 
 func (v *view) notifyWhere(tenant string, method string, params map[string]any, match func(*viewSession) bool) {

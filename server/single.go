@@ -56,6 +56,8 @@ func newSingle(g *Gateway, integration string) *view {
 		mcpserver.WithToolCapabilities(true),
 		mcpserver.WithResourceCapabilities(true, true),
 		mcpserver.WithPromptCapabilities(true),
+		catalogueHints(mcp.MethodToolsList),
+		catalogueHints(mcp.MethodPromptsList),
 		mcpserver.WithCompletions(),
 		mcpserver.WithPromptCompletionProvider(completer{v}),
 		mcpserver.WithResourceCompletionProvider(completer{v}),

@@ -23,11 +23,12 @@ type view struct {
 	cats catalogues // each tenant's own catalogues (catalogue.go)
 
 	mu       sync.Mutex
-	sessions map[string]*viewSession // session ID → its tenant and subscriptions
+	sessions map[string]*viewSession  // session ID → its tenant and subscriptions
+	listens  map[listenSession]string // open subscriptions/listen streams → their tenant (listen.go)
 }
 
 func newView(g *Gateway, only string) *view {
-	return &view{g: g, only: only, cats: newCatalogues(), sessions: map[string]*viewSession{}}
+	return &view{g: g, only: only, cats: newCatalogues(), sessions: map[string]*viewSession{}, listens: map[listenSession]string{}}
 }
 
 func newAggregate(g *Gateway) *view {
@@ -38,6 +39,7 @@ func newAggregate(g *Gateway) *view {
 	v.trackSessions(hooks)
 	v.mcp = mcpserver.NewMCPServer(v.serverName(), g.version,
 		mcpserver.WithToolCapabilities(true),
+		catalogueHints(mcp.MethodToolsList),
 		mcpserver.WithLogging(),
 		mcpserver.WithHooks(hooks),
 		mcpserver.WithToolFilter(v.filterTools),

@@ -74,6 +74,7 @@ func newServer() *server.MCPServer {
 	)
 	srv.EnableSampling()
 	registerTools(srv)
+	registerRoundTrips(srv)
 	registerResources(srv)
 	registerPrompts(srv)
 	return srv

@@ -220,23 +220,14 @@ func (h *toolHandlers) errorHandling(context.Context, mcp.CallToolRequest) (*mcp
 	return mcp.NewToolResultError("This tool intentionally returns an error for testing"), nil
 }
 
-func (h *toolHandlers) sampling(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+func (h *toolHandlers) sampling(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	prompt, err := req.RequireString("prompt")
 	if err != nil {
 		return mcp.NewToolResultError(err.Error()), nil
 	}
-	res, err := h.srv.RequestSampling(ctx, mcp.CreateMessageRequest{
-		Request: mcp.Request{Method: string(mcp.MethodSamplingCreateMessage)},
-		CreateMessageParams: mcp.CreateMessageParams{
-			Messages: []mcp.SamplingMessage{{
-				Role:    mcp.RoleUser,
-				Content: mcp.NewTextContent(prompt),
-			}},
-			MaxTokens: 100,
-		},
-	})
-	if err != nil {
-		return mcp.NewToolResultError("sampling failed: " + err.Error()), nil
+	res := server.SamplingResponse(req.Params.InputResponses, "sampling")
+	if res == nil {
+		return server.NewInputRequestBuilder("").Sample("sampling", sample(prompt, 100)).ToolResult(), nil
 	}
 	return textResult("LLM response: " + samplingText(res.Content)), nil
 }
@@ -273,14 +264,15 @@ func samplingText(content any) string {
 	return string(b)
 }
 
-func (h *toolHandlers) elicit(ctx context.Context, message string, schema map[string]any) (*mcp.ElicitationResult, error) {
-	return h.srv.RequestElicitation(ctx, mcp.ElicitationRequest{
-		Request: mcp.Request{Method: string(mcp.MethodElicitationCreate)},
-		Params: mcp.ElicitationParams{
-			Message:         message,
-			RequestedSchema: schema,
-		},
-	})
+// elicit returns the answer to an elicitation of message and schema, or
+// nil and the InputRequiredResult that asks it (on a retry without the
+// answer, again).
+func elicit(req mcp.CallToolRequest, message string, schema map[string]any) (*mcp.ElicitationResult, *mcp.CallToolResult) {
+	if res := server.ElicitationResponse(req.Params.InputResponses, "elicitation"); res != nil {
+		return res, nil
+	}
+	ask := mcp.ElicitationParams{Message: message, RequestedSchema: schema}
+	return nil, server.NewInputRequestBuilder("").Elicit("elicitation", ask).ToolResult()
 }
 
 func contentJSON(content any) string {
@@ -294,12 +286,12 @@ func contentJSON(content any) string {
 	return string(b)
 }
 
-func (h *toolHandlers) elicitation(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+func (h *toolHandlers) elicitation(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	message, err := req.RequireString("message")
 	if err != nil {
 		return mcp.NewToolResultError(err.Error()), nil
 	}
-	res, err := h.elicit(ctx, message, map[string]any{
+	res, ask := elicit(req, message, map[string]any{
 		"type": "object",
 		"properties": map[string]any{
 			"username": map[string]any{"type": "string", "description": "User's response"},
@@ -307,14 +299,14 @@ func (h *toolHandlers) elicitation(ctx context.Context, req mcp.CallToolRequest)
 		},
 		"required": []string{"username", "email"},
 	})
-	if err != nil {
-		return mcp.NewToolResultError("elicitation failed: " + err.Error()), nil
+	if ask != nil {
+		return ask, nil
 	}
 	return textResult(fmt.Sprintf("User response: action=%s, content=%s", res.Action, contentJSON(res.Content))), nil
 }
 
-func (h *toolHandlers) elicitationDefaults(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	res, err := h.elicit(ctx, "Please review and update the form fields with defaults", map[string]any{
+func (h *toolHandlers) elicitationDefaults(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	res, ask := elicit(req, "Please review and update the form fields with defaults", map[string]any{
 		"type": "object",
 		"properties": map[string]any{
 			"name":     map[string]any{"type": "string", "description": "User name", "default": "John Doe"},
@@ -324,8 +316,8 @@ func (h *toolHandlers) elicitationDefaults(ctx context.Context, _ mcp.CallToolRe
 			"verified": map[string]any{"type": "boolean", "description": "Verification status", "default": true},
 		},
 	})
-	if err != nil {
-		return mcp.NewToolResultError("elicitation failed: " + err.Error()), nil
+	if ask != nil {
+		return ask, nil
 	}
 	return textResult(fmt.Sprintf("Elicitation completed: action=%s, content=%s", res.Action, contentJSON(res.Content))), nil
 }
@@ -338,8 +330,8 @@ func titled(pairs ...string) []any {
 	return out
 }
 
-func (h *toolHandlers) elicitationEnums(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	res, err := h.elicit(ctx, "Please select options from the enum fields", map[string]any{
+func (h *toolHandlers) elicitationEnums(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	res, ask := elicit(req, "Please select options from the enum fields", map[string]any{
 		"type": "object",
 		"properties": map[string]any{
 			"untitledSingle": map[string]any{
@@ -372,8 +364,8 @@ func (h *toolHandlers) elicitationEnums(ctx context.Context, _ mcp.CallToolReque
 			},
 		},
 	})
-	if err != nil {
-		return mcp.NewToolResultError("elicitation failed: " + err.Error()), nil
+	if ask != nil {
+		return ask, nil
 	}
 	return textResult(fmt.Sprintf("Elicitation completed: action=%s, content=%s", res.Action, contentJSON(res.Content))), nil
 }

@@ -92,7 +92,7 @@ func serveHTTP(srv *server.MCPServer, addr string) error {
 	)
 
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", streamable)
+	mux.Handle("/mcp", &interceptor{next: streamable, routes: []route{missingCapabilityRoute()}})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)

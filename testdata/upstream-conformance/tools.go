@@ -82,6 +82,7 @@ func registerTools(s *server.MCPServer) {
 		"Tool with JSON Schema 2020-12 features", json.RawMessage(jsonSchema202012)), h.jsonSchemaTool)
 	s.AddTool(mcp.NewTool("test_reconnection",
 		mcp.WithDescription("Waits briefly, then returns; used by the SSE polling scenario (SEP-1699)")), h.reconnection)
+	registerDiagnostics(s, h)
 }
 
 type toolHandlers struct {

@@ -29,12 +29,15 @@ const (
 )
 
 // jsonSchema202012 is the input schema of json_schema_2020_12_tool. It is
-// passed through verbatim so $schema, $defs and additionalProperties survive.
+// passed through verbatim so $schema, $defs and additionalProperties survive
+// (SEP-1613), and so do the $anchor, allOf/anyOf and if/then/else of the
+// wider 2020-12 vocabulary (SEP-2106).
 const jsonSchema202012 = `{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
   "$defs": {
     "address": {
+      "$anchor": "addressDef",
       "type": "object",
       "properties": {
         "street": {"type": "string"},
@@ -44,8 +47,15 @@ const jsonSchema202012 = `{
   },
   "properties": {
     "name": {"type": "string"},
-    "address": {"$ref": "#/$defs/address"}
+    "address": {"$ref": "#/$defs/address"},
+    "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+    "phone": {"type": "string"},
+    "email": {"type": "string"}
   },
+  "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+  "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+  "then": {"required": ["phone"]},
+  "else": {"required": ["email"]},
   "additionalProperties": false
 }`
 

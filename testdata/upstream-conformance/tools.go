@@ -90,6 +90,9 @@ func registerTools(s *server.MCPServer) {
 		mcp.WithDescription("Elicitation whose schema uses all five enum variants (SEP-1330)")), h.elicitationEnums)
 	s.AddTool(mcp.NewToolWithRawSchema("json_schema_2020_12_tool",
 		"Tool with JSON Schema 2020-12 features", json.RawMessage(jsonSchema202012)), h.jsonSchemaTool)
+	s.AddTool(mcp.NewTool("test_custom_header",
+		mcp.WithDescription("Echoes its region, which also travels in the Mcp-Param-Region header (SEP-2243)"),
+		mcp.WithString("region", mcp.Required(), mcp.Description("The region to echo"), paramHeader("Region"))), h.customHeader)
 	s.AddTool(mcp.NewTool("test_reconnection",
 		mcp.WithDescription("Waits briefly, then returns; used by the SSE polling scenario (SEP-1699)")), h.reconnection)
 	registerDiagnostics(s, h)
@@ -383,6 +386,20 @@ func (h *toolHandlers) elicitationEnums(_ context.Context, req mcp.CallToolReque
 
 func (h *toolHandlers) jsonSchemaTool(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	return textResult("JSON Schema 2020-12 tool called with arguments: " + contentJSON(req.GetArguments())), nil
+}
+
+// paramHeader annotates a parameter with x-mcp-header: a 2026-07-28 client
+// sends its value in the Mcp-Param-<name> header as well, and mcp-go
+// refuses the call when the header is missing, is not valid Base64 where it
+// says it is, or does not match the body.
+func paramHeader(name string) mcp.PropertyOption {
+	return func(schema map[string]any) {
+		schema["x-mcp-header"] = name
+	}
+}
+
+func (h *toolHandlers) customHeader(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return textResult("Region: " + req.GetString("region", "")), nil
 }
 
 func (h *toolHandlers) reconnection(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {

@@ -34,7 +34,8 @@ func main() {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	log.SetPrefix("upstream-conformance: ")
 
-	srv := newServer()
+	tasks := newTaskStore()
+	srv := newServer(tasks)
 
 	if len(os.Args) == 2 && os.Args[1] == "stdio" {
 		// stdout carries the protocol; logs go to stderr (the log default).
@@ -52,14 +53,15 @@ func main() {
 	if addr == "" {
 		addr = defaultAddr
 	}
-	if err := serveHTTP(srv, addr); err != nil {
+	if err := serveHTTP(srv, tasks, addr); err != nil {
 		log.Fatal(err)
 	}
 }
 
 // newServer builds the MCPServer with every tool, resource, resource
-// template and prompt the conformance scenarios exercise.
-func newServer() *server.MCPServer {
+// template and prompt the conformance scenarios exercise; the task tools
+// are recorded in tasks as well.
+func newServer(tasks *taskStore) *server.MCPServer {
 	completions := &completionProvider{}
 	srv := server.NewMCPServer(serverName, serverVersion,
 		server.WithToolCapabilities(true),
@@ -70,6 +72,7 @@ func newServer() *server.MCPServer {
 		server.WithPromptCompletionProvider(completions),
 		server.WithResourceCompletionProvider(completions),
 		server.WithRecovery(),
+		server.WithExtensions(map[string]any{tasksExtension: map[string]any{}}),
 		server.WithInstructions("Conformance fixture: every tool, resource and prompt required by the MCP conformance server scenarios."),
 	)
 	srv.EnableSampling()
@@ -77,11 +80,14 @@ func newServer() *server.MCPServer {
 	registerRoundTrips(srv)
 	registerResources(srv)
 	registerPrompts(srv)
+	registerTaskTools(srv, tasks)
 	return srv
 }
 
 // serveHTTP serves streamable HTTP at /mcp and a health probe at /health.
-func serveHTTP(srv *server.MCPServer, addr string) error {
+// The requests mcp-go cannot answer as the 2026-07-28 scenarios need are
+// answered in front of it (intercept.go).
+func serveHTTP(srv *server.MCPServer, tasks *taskStore, addr string) error {
 	// The event store matters beyond resumability: without it mcp-go v1.2.1
 	// can drop a tool's last progress/log notification when it races the
 	// final response on the POST stream.
@@ -92,7 +98,11 @@ func serveHTTP(srv *server.MCPServer, addr string) error {
 	)
 
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", streamable)
+	mux.Handle("/mcp", &interceptor{next: streamable, routes: []route{
+		missingCapabilityRoute(),
+		tasks.toolRoute(),
+		tasks.methodRoute(),
+	}})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)

@@ -29,12 +29,15 @@ const (
 )
 
 // jsonSchema202012 is the input schema of json_schema_2020_12_tool. It is
-// passed through verbatim so $schema, $defs and additionalProperties survive.
+// passed through verbatim so $schema, $defs and additionalProperties survive
+// (SEP-1613), and so do the $anchor, allOf/anyOf and if/then/else of the
+// wider 2020-12 vocabulary (SEP-2106).
 const jsonSchema202012 = `{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
   "$defs": {
     "address": {
+      "$anchor": "addressDef",
       "type": "object",
       "properties": {
         "street": {"type": "string"},
@@ -44,8 +47,15 @@ const jsonSchema202012 = `{
   },
   "properties": {
     "name": {"type": "string"},
-    "address": {"$ref": "#/$defs/address"}
+    "address": {"$ref": "#/$defs/address"},
+    "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+    "phone": {"type": "string"},
+    "email": {"type": "string"}
   },
+  "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+  "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+  "then": {"required": ["phone"]},
+  "else": {"required": ["email"]},
   "additionalProperties": false
 }`
 
@@ -80,8 +90,12 @@ func registerTools(s *server.MCPServer) {
 		mcp.WithDescription("Elicitation whose schema uses all five enum variants (SEP-1330)")), h.elicitationEnums)
 	s.AddTool(mcp.NewToolWithRawSchema("json_schema_2020_12_tool",
 		"Tool with JSON Schema 2020-12 features", json.RawMessage(jsonSchema202012)), h.jsonSchemaTool)
+	s.AddTool(mcp.NewTool("test_custom_header",
+		mcp.WithDescription("Echoes its region, which also travels in the Mcp-Param-Region header (SEP-2243)"),
+		mcp.WithString("region", mcp.Required(), mcp.Description("The region to echo"), paramHeader("Region"))), h.customHeader)
 	s.AddTool(mcp.NewTool("test_reconnection",
 		mcp.WithDescription("Waits briefly, then returns; used by the SSE polling scenario (SEP-1699)")), h.reconnection)
+	registerDiagnostics(s, h)
 }
 
 type toolHandlers struct {
@@ -372,6 +386,20 @@ func (h *toolHandlers) elicitationEnums(_ context.Context, req mcp.CallToolReque
 
 func (h *toolHandlers) jsonSchemaTool(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	return textResult("JSON Schema 2020-12 tool called with arguments: " + contentJSON(req.GetArguments())), nil
+}
+
+// paramHeader annotates a parameter with x-mcp-header: a 2026-07-28 client
+// sends its value in the Mcp-Param-<name> header as well, and mcp-go
+// refuses the call when the header is missing, is not valid Base64 where it
+// says it is, or does not match the body.
+func paramHeader(name string) mcp.PropertyOption {
+	return func(schema map[string]any) {
+		schema["x-mcp-header"] = name
+	}
+}
+
+func (h *toolHandlers) customHeader(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return textResult("Region: " + req.GetString("region", "")), nil
 }
 
 func (h *toolHandlers) reconnection(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {

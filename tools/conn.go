@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,7 +216,7 @@ func (c *Conn) Close() {
 
 // initialize starts a client over tr and runs the MCP handshake.
 func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.Client, error) {
-	opts := []client.ClientOption{client.WithSamplingHandler(asker{c}), client.WithElicitationHandler(asker{c})}
+	opts := []client.ClientOption{client.WithSamplingHandler(asker{c}), client.WithElicitationHandler(asker{c}), client.WithRootsHandler(asker{c})}
 	if c.protocol != "" {
 		opts = append(opts, client.WithProtocolVersion(c.protocol))
 		if !mcp.IsModernProtocol(c.protocol) {
@@ -295,15 +293,10 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 		// "arguments": null is "no arguments"; some servers choke on null.
 		req.Params.RawArguments, req.Params.Arguments = nil, nil
 	}
+	rt := roundTrip{params: req.Params.MultiRoundTripParams}
 	if m := req.Params.Meta; m != nil {
-		meta := &mcp.Meta{AdditionalFields: maps.Clone(m.AdditionalFields)}
-		// The protocol's own keys (protocolVersion, clientInfo,
-		// clientCapabilities of 2026-07-28) describe the agent's hop, not
-		// this one: the upstream client sets its own, and an agent's
-		// 2026-07-28 version beside a pinned 2025-11-25 header is refused.
-		maps.DeleteFunc(meta.AdditionalFields, func(k string, _ any) bool {
-			return strings.HasPrefix(k, "io.modelcontextprotocol/")
-		})
+		rt.capabilities = agentCapabilities(m)
+		meta := hopMeta(m)
 		if m.ProgressToken != nil {
 			cl.token = m.ProgressToken
 			cl.upToken = c.tokenPrefix + strconv.FormatUint(c.seq.Add(1), 10)
@@ -312,9 +305,12 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 		req.Params.Meta = meta
 	}
 	var res *mcp.CallToolResult
-	err := c.do(ctx, cl, func(ctx context.Context, cli *client.Client) error {
+	err := c.do(withRoundTrip(ctx, rt), cl, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		res, err = cli.CallTool(ctx, req)
+		if raw, ok := inputRequiredResult(err); ok {
+			res, err = mcp.ParseCallToolResult(raw)
+		}
 		return err
 	})
 	if err != nil {
@@ -560,6 +556,10 @@ type tracked struct {
 }
 
 func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
+	rounds := roundTripMethods[req.Method] && mcp.IsModernProtocol(t.conn.version())
+	if rounds {
+		req.Params = withAgentRound(ctx, req.Params)
+	}
 	resp, err := t.Interface.SendRequest(ctx, req)
 	if resp != nil {
 		t.conn.heard.Add(1)
@@ -570,6 +570,9 @@ func (t *tracked) SendRequest(ctx context.Context, req transport.JSONRPCRequest)
 	t.conn.scrubResponse(resp)
 	if err == nil && resp != nil {
 		collect(ctx, req.Method, resp.Result)
+		if rounds && resp.Error == nil && asksInput(resp.Result) {
+			return nil, &errInputRequired{result: resp.Result} // rounds.go
+		}
 	}
 	if err != nil && ctx.Err() != nil && t.http != nil && req.Method == string(mcp.MethodToolsCall) {
 		// mcp-go's client sends notifications/cancelled over stdio only.

@@ -120,6 +120,11 @@ func (c *Conn) version() string {
 	return v
 }
 
+// Modern reports whether the upstream's session speaks 2026-07-28 (or a
+// later version): stateless requests, input rounds in results rather than
+// requests to the agent.
+func (c *Conn) Modern() bool { return mcp.IsModernProtocol(c.version()) }
+
 // Direct reports whether c takes direct calls: a live upstream, streamable HTTP
 // or stdio, whose session speaks 2026-07-28.
 func (c *Conn) Direct() bool {

@@ -47,6 +47,14 @@ type UpstreamError struct {
 	Kind        string
 	msg         string // what Error returns
 	Err         error
+	rpc         bool // the upstream answered the request with a JSON-RPC error
+}
+
+// Answered reports whether err is the upstream's JSON-RPC error answer to
+// the request (rather than a failure to get one).
+func Answered(err error) bool {
+	e, ok := errors.AsType[*UpstreamError](err)
+	return ok && e.rpc
 }
 
 func (e *UpstreamError) Error() string { return e.msg }
@@ -148,7 +156,7 @@ func answered(integration string, err error) error {
 	if err == nil || Public(err) || errors.As(err, new(*transport.Error)) || err == context.Canceled || err == context.DeadlineExceeded {
 		return failure(integration, err)
 	}
-	return &UpstreamError{Integration: integration, Kind: KindFailed, msg: "upstream " + integration + " answered with an error: " + err.Error(), Err: err}
+	return &UpstreamError{Integration: integration, Kind: KindFailed, msg: "upstream " + integration + " answered with an error: " + err.Error(), Err: err, rpc: true}
 }
 
 // startFailure is failure for an upstream that could not be started:

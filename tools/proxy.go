@@ -10,15 +10,17 @@ import (
 
 // This file is the rest of an upstream's MCP surface, for serving one
 // integration alone with its own names: resources, prompts, completion, and
-// the requests an upstream makes of the agent (sampling, elicitation).
+// the requests an upstream makes of the agent (sampling, elicitation,
+// roots).
 
 // Asker is a Relay that can also put an upstream's requests to the agent
-// that made the call in flight: sampling/createMessage and
-// elicitation/create.
+// that made the call in flight: sampling/createMessage,
+// elicitation/create and roots/list.
 type Asker interface {
 	Relay
 	CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
 	Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error)
+	ListRoots(ctx context.Context, req mcp.ListRootsRequest) (*mcp.ListRootsResult, error)
 }
 
 // ErrNoAgent is returned to an upstream that asks for sampling or
@@ -78,10 +80,15 @@ func (c *Conn) Prompts(ctx context.Context) ([]mcp.Prompt, error) {
 // ReadResource reads one resource from the upstream.
 func (c *Conn) ReadResource(ctx context.Context, req mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	req.Header, req.Request = nil, mcp.Request{}
+	ctx = withRoundTrip(ctx, roundTrip{params: req.Params.MultiRoundTripParams})
+	req.Params.Meta = hopMeta(req.Params.Meta)
 	var out *mcp.ReadResourceResult
 	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		out, err = cli.ReadResource(ctx, req)
+		if raw, ok := inputRequiredResult(err); ok {
+			out, err = mcp.ParseReadResourceResult(raw)
+		}
 		return err
 	})
 	return out, err
@@ -90,10 +97,15 @@ func (c *Conn) ReadResource(ctx context.Context, req mcp.ReadResourceRequest) (*
 // GetPrompt gets one prompt from the upstream.
 func (c *Conn) GetPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 	req.Header, req.Request = nil, mcp.Request{}
+	ctx = withRoundTrip(ctx, roundTrip{params: req.Params.MultiRoundTripParams, capabilities: agentCapabilities(req.Params.Meta)})
+	req.Params.Meta = hopMeta(req.Params.Meta)
 	var out *mcp.GetPromptResult
 	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		out, err = cli.GetPrompt(ctx, req)
+		if raw, ok := inputRequiredResult(err); ok {
+			out, err = mcp.ParseGetPromptResult(raw)
+		}
 		return err
 	})
 	return out, err
@@ -174,4 +186,12 @@ func (a asker) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.Eli
 		return nil, err
 	}
 	return to.Elicit(ctx, req)
+}
+
+func (a asker) ListRoots(ctx context.Context, req mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
+	to, err := a.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return to.ListRoots(ctx, req)
 }

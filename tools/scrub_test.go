@@ -37,6 +37,10 @@ func (a *asking) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.Eli
 	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionDecline}}, nil
 }
 
+func (a *asking) ListRoots(context.Context, mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
+	return nil, fmt.Errorf("declined")
+}
+
 // TestConnScrubsEverything: a connection to upstream-hostile over stdio,
 // negotiating 2026-07-28 and pinned to 2025-11-25, hands on nothing of
 // the credential (access and refresh token, the client secret given as a

@@ -117,11 +117,16 @@ type directPlan struct {
 // path's rules: a tool of the tenant's own catalogue, listed with the
 // credential at hand, that the tenant may call (filterTools, the
 // settings' AllowsTool), and a credential to call with rather than a link
-// to offer or a token to refresh first. A retry of the gateway's link offer
-// is declined too: the usual path takes its state out (takeLinkRetry).
+// to offer or a token to refresh first. A retry with answers to an
+// input_required is declined too: the usual path takes the gateway's own
+// link offer state out (takeLinkRetry) and answers a retry the upstream
+// refused with a JSON-RPC error.
 func (g *Gateway) planDirect(ctx context.Context, c DirectCall) (d directPlan, ok bool) {
 	id, found := tenants.FromContext(ctx)
-	if !found || retriesLink(c.RequestState) {
+	if !found || len(c.RequestState) > 0 || len(c.InputResponses) > 0 {
+		// A retry with answers (the gateway's link offer's, or the
+		// upstream's): the usual path, which takes the gateway's own
+		// state out and answers a refused one as a JSON-RPC error.
 		return d, false
 	}
 	d.v = g.aggregate
@@ -167,7 +172,6 @@ func (g *Gateway) planDirect(ctx context.Context, c DirectCall) (d directPlan, o
 	}
 	d.call = tools.DirectCall{
 		Name: tool.upstream, Arguments: c.Arguments, Capabilities: c.Capabilities, Meta: c.Meta,
-		InputResponses: c.InputResponses, RequestState: c.RequestState,
 	}
 	return d, true
 }

@@ -38,6 +38,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +93,10 @@ type Options struct {
 	// outcome) and each tenant's use.
 	Metrics *metrics.Metrics
 	Usage   *metrics.Usage
+	// Sealer seals the requestState of the calls the gateway bridges
+	// between the protocol eras (replay.go), with the key every replica
+	// shares; nil: a key of this process's own.
+	Sealer  Sealer
 	Logger  *slog.Logger // nil: discard
 	Name    string       // server name in initialize; empty: "connectors"
 	Version string       // empty: "dev"
@@ -104,6 +109,7 @@ type Gateway struct {
 	upstreams Upstreams
 	refresher Refresher
 	linker    Linker
+	sealer    Sealer
 	log       *slog.Logger
 
 	settingsStore SettingsStore
@@ -125,6 +131,7 @@ func New(opts Options) *Gateway {
 		upstreams: opts.Upstreams,
 		refresher: opts.Refresher,
 		linker:    opts.Linker,
+		sealer:    opts.Sealer,
 		log:       opts.Logger,
 
 		settingsStore: opts.Settings,
@@ -142,6 +149,11 @@ func New(opts Options) *Gateway {
 	}
 	if g.version == "" {
 		g.version = "dev"
+	}
+	if g.sealer == nil {
+		key := make([]byte, tenants.BrowserSessionKeySize)
+		_, _ = rand.Read(key)
+		g.sealer, _ = tenants.NewBrowserSessions(key, nil) // never fails with a key of that size
 	}
 	g.aggregate = newAggregate(g)
 	for _, in := range g.reg.All() {
@@ -314,15 +326,19 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 		}
 		req.Params.Name = upstreamTool
 		r := newRelay(ctx, srv())
-		res, err := run(ctx, p, conn, func(ctx context.Context, conn *tools.Conn) (*mcp.CallToolResult, error) {
-			return conn.CallTool(ctx, req, r)
-		}, refused)
+		retry := retried(req.Params.MultiRoundTripParams)
+		res, err := g.callUpstream(ctx, p, conn, r, integration, &req)
 		r.flush()
 		switch {
 		case errors.Is(err, errNeedsLink):
 			return g.linkResult(ctx, integration)
 		case err != nil && ctx.Err() != nil:
 			return nil, ctx.Err()
+		case errors.Is(err, errReplayState), err != nil && retry && tools.Answered(err):
+			// The gateway or the upstream refused a round's answers or its
+			// requestState: a protocol error, which the agent must see as
+			// one (SEP-2322).
+			return nil, err
 		case err != nil:
 			// Upstream failures (crash, timeout) are tool execution errors:
 			// the model sees them and can decide what to do.
@@ -330,6 +346,36 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 		}
 		return res, nil
 	}
+}
+
+// callUpstream makes the call req upstream across the protocol eras: a
+// 2026-07-28 agent's call of an initialize-era upstream is replayed round
+// by round (replay.go), the input rounds of a 2026-07-28 upstream are put
+// to an initialize-era agent as requests (bridge.go), and anything else
+// goes as it is.
+func (g *Gateway) callUpstream(ctx context.Context, p *plan, conn *tools.Conn, r relay, integration string, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	req.Params.Meta = withAgentCapabilities(ctx, req.Params.Meta)
+	rp, err := g.replayFor(ctx, conn.Modern(), integration, &req.Params)
+	if err != nil {
+		return nil, err
+	}
+	r.replay = rp
+	once := func(ctx context.Context, rt mcp.MultiRoundTripParams) (*mcp.CallToolResult, error) {
+		req.Params.MultiRoundTripParams = rt
+		return run(ctx, p, conn, func(ctx context.Context, conn *tools.Conn) (*mcp.CallToolResult, error) {
+			return conn.CallTool(ctx, *req, r)
+		}, refused)
+	}
+	if rp != nil {
+		return rp.run(ctx, g.sealer, func(ctx context.Context) (*mcp.CallToolResult, error) {
+			return once(ctx, req.Params.MultiRoundTripParams)
+		})
+	}
+	res, err := once(ctx, req.Params.MultiRoundTripParams)
+	if err == nil {
+		res, err = answerRounds(ctx, r, res, toolNeeds, once) // bridge.go
+	}
+	return res, err
 }
 
 // count is the accounting of one call, on every lane: by integration and

@@ -147,12 +147,6 @@ func takeLinkRetry(ctx context.Context, integration string, p *mcp.CallToolParam
 	return nil
 }
 
-// retriesLink reports whether the raw requestState of a direct call may be
-// the gateway's link offer state, which only the usual path takes.
-func retriesLink(state json.RawMessage) bool {
-	return strings.Contains(string(state), linkStatePrefix)
-}
-
 // withDirectCapabilities gives ctx the client capabilities a 2026-07-28
 // call on the direct lane declared, as mcp-go gives them to the usual
 // path's handlers, for linkResult. A call on a 2025-11-25 session keeps

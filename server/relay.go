@@ -16,6 +16,9 @@ type relay struct {
 	srv *mcpserver.MCPServer
 	// sent is set once a notification went to the agent; see flush.
 	sent *atomic.Bool
+	// replay, set for a 2026-07-28 agent's call of an initialize-era
+	// upstream, answers the upstream's requests instead (replay.go).
+	replay *replay
 }
 
 func newRelay(ctx context.Context, srv *mcpserver.MCPServer) relay {
@@ -45,6 +48,10 @@ func (r relay) Log(level mcp.LoggingLevel, logger string, data any) {
 
 // CreateMessage puts an upstream's sampling request to the agent.
 func (r relay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	if r.replay != nil {
+		var res mcp.CreateMessageResult
+		return &res, r.replay.question(ctx, mcp.NewSamplingInputRequest(req.CreateMessageParams), &res)
+	}
 	ctx, cancel := r.ask(ctx)
 	defer cancel()
 	if err := awaitListening(ctx, r.ctx); err != nil {
@@ -55,6 +62,10 @@ func (r relay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) 
 
 // Elicit puts an upstream's elicitation request to the agent.
 func (r relay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	if r.replay != nil {
+		var res mcp.ElicitationResult
+		return &res, r.replay.question(ctx, mcp.NewElicitationInputRequest(req.Params), &res)
+	}
 	ctx, cancel := r.ask(ctx)
 	defer cancel()
 	return r.srv.RequestElicitation(ctx, req)

@@ -108,6 +108,10 @@ func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([
 	if err != nil {
 		return nil, err
 	}
+	if res.NeedsInput() {
+		// mcp-go's resource handlers return contents, which cannot say so.
+		return nil, fmt.Errorf("upstream %s asks the agent for input to read %s, which the gateway does not carry for resources", v.only, req.Params.URI)
+	}
 	return res.Contents, nil
 }
 
@@ -117,7 +121,16 @@ func (v *view) forwardPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mc
 	if err != nil {
 		return nil, err
 	}
-	return conn.GetPrompt(ctx, req)
+	req.Params.Meta = withAgentCapabilities(ctx, req.Params.Meta)
+	once := func(ctx context.Context, rt mcp.MultiRoundTripParams) (*mcp.GetPromptResult, error) {
+		req.Params.MultiRoundTripParams = rt
+		return conn.GetPrompt(ctx, req)
+	}
+	res, err := once(ctx, req.Params.MultiRoundTripParams)
+	if err != nil {
+		return nil, err
+	}
+	return answerRounds(ctx, newRelay(ctx, v.mcp), res, promptNeeds, once) // bridge.go
 }
 
 // completer forwards completion/complete to the tenant's upstream.

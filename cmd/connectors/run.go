@@ -93,10 +93,11 @@ type Main struct {
 	Listening func(addr string)
 
 	closers []func() error
-	audit   *audit.Logger    // the audit trail, once opened
-	metrics *metrics.Metrics // serve's metrics; nil for other commands
-	usage   *metrics.Usage   // serve's per-tenant figures
-	pool    *tools.Pool      // the gateway's upstreams, once started
+	audit   *audit.Logger            // the audit trail, once opened
+	metrics *metrics.Metrics         // serve's metrics; nil for other commands
+	usage   *metrics.Usage           // serve's per-tenant figures
+	pool    *tools.Pool              // the gateway's upstreams, once started
+	sealer  *tenants.BrowserSessions // see stateSealer
 }
 
 // NewMain returns a Main on the process's own streams and environment.
@@ -293,6 +294,9 @@ func (m *Main) gateway(log *slog.Logger, reg *tools.Registry, st vault.Backend, 
 		opts.Linker, opts.Refresher = changes.linker()
 	}
 	opts.Metrics, opts.Usage = m.metrics, m.usage
+	if m.sealer != nil {
+		opts.Sealer = m.sealer
+	}
 	pool := tools.NewPool(&tools.PoolOptions{
 		Logger: log,
 		// The integration's OAuth client secret never reaches an upstream,
@@ -333,6 +337,9 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	relay := new(sessionRelay)
 	changes, err := m.credentialChanges(cfg, base, reg, st, relay, log)
 	if err != nil {
+		return err
+	}
+	if _, err := m.stateSealer(cfg, log); err != nil {
 		return err
 	}
 	g := m.gateway(log, reg, st, relay, changes)
@@ -505,15 +512,31 @@ func (m *Main) authenticator(ctx context.Context, cfg Config, st tenants.KeyStor
 	return transport.Chain{keys, transport.OIDCAuth{Verifier: v}}, nil
 }
 
-// linkFlow sets up the OAuth link flow of providers.
-func (m *Main) linkFlow(cfg Config, base string, st oauth.FlowStore, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
+// stateSealer returns the sealer of the state the gateway hands out and
+// takes back on any replica: OAuth link flows' and bridged calls' input
+// rounds' (server.Options.Sealer), with CONNECTORS_BROWSER_SESSION_KEY, or
+// a key of this process's own when it is not set.
+func (m *Main) stateSealer(cfg Config, log *slog.Logger) (*tenants.BrowserSessions, error) {
+	if m.sealer != nil {
+		return m.sealer, nil
+	}
 	key := cfg.BrowserSessionKey
 	if key == nil {
 		key = make([]byte, tenants.BrowserSessionKeySize)
 		_, _ = rand.Read(key)
-		log.Warn("oauth_state_key_ephemeral", "message", "CONNECTORS_BROWSER_SESSION_KEY is not set: OAuth link flows must start and end on this process")
+		log.Warn("oauth_state_key_ephemeral", "message", "CONNECTORS_BROWSER_SESSION_KEY is not set: OAuth link flows and the input rounds of bridged calls must start and end on this process")
 	}
 	sealer, err := tenants.NewBrowserSessions(key, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.sealer = sealer
+	return sealer, nil
+}
+
+// linkFlow sets up the OAuth link flow of providers.
+func (m *Main) linkFlow(cfg Config, base string, st oauth.FlowStore, providers map[string]*oauth.Provider, callbacks map[string]string, onLinked func(string, string, vault.Credential), log *slog.Logger) (*oauth.Flow, error) {
+	sealer, err := m.stateSealer(cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -40,3 +40,21 @@ func mustExist(tb testing.TB, path string) string {
 	}
 	return path
 }
+
+// The two releases of the official MCP conformance suite the tests run: both
+// ship a bin named "conformance", so they are run by their scripts.
+const (
+	// Conformance is the pinned stable suite (2025-11-25 and earlier).
+	Conformance = "@modelcontextprotocol/conformance/dist/index.js"
+	// ConformanceAlpha is the 0.2.0 alpha, which adds 2026-07-28.
+	ConformanceAlpha = "conformance-alpha/dist/index.js"
+)
+
+// NodeScript returns the argv that runs a script of an installed npm package
+// (a path under node_modules, such as Conformance) under Node 22, followed
+// by args.
+func NodeScript(tb testing.TB, script string, args ...string) []string {
+	tb.Helper()
+	path := mustExist(tb, filepath.Join(NPMDir(), "node_modules", filepath.FromSlash(script)))
+	return append([]string{Node(tb), path}, args...)
+}

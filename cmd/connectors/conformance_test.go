@@ -55,7 +55,7 @@ func startConformanceFixture(t *testing.T) string {
 }
 
 // conformanceGateway is a gateway fronting a conformance fixture of its
-// own as integration "conformance", with tenant-a's credential, the
+// own as integration "conformance", with tenant-a's and tenant-b's credentials, the
 // upstream session pinned to 2025-11-25 (where the fixture's questions to
 // the agent are requests on the session).
 func conformanceGateway(t *testing.T) *gateway {
@@ -64,7 +64,7 @@ func conformanceGateway(t *testing.T) *gateway {
 }
 
 // fixtureGateway is a gateway fronting the conformance fixture at upstream
-// as integration "conformance", with tenant-a's credential, its upstream
+// as integration "conformance", with tenant-a's and tenant-b's credentials, its upstream
 // session pinned to protocol (empty: negotiated, 2026-07-28 with this
 // fixture).
 func fixtureGateway(t *testing.T, upstream, protocol string) *gateway {
@@ -80,7 +80,9 @@ func fixtureGateway(t *testing.T, upstream, protocol string) *gateway {
 		entry["protocol"] = protocol
 	}
 	g := newGatewayWithIntegrations(t, entry)
-	g.mustRun(`{"accessToken": "conformance-token"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "conformance")
+	for _, tenant := range []string{"tenant-a", "tenant-b"} {
+		g.mustRun(`{"accessToken": "conformance-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "conformance")
+	}
 	g.serve()
 	return g
 }

@@ -58,15 +58,16 @@ type DirectCall struct {
 	Session string
 }
 
-// CallDirect serves c on the direct path and returns its result; ok is
-// false when it does not: serve it the usual way (nothing was sent, or, on
-// a session, the upstream asked for input). The result may be nil with ok
-// true when ctx ended.
-func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, ok bool) {
+// CallDirect serves c on the direct path and returns its result, or the
+// upstream's refusal of it (tools.Refused: what the agent did not declare,
+// for a 2026-07-28 request); ok is false when it does not: serve it the
+// usual way (nothing was sent, or, on a session, the upstream asked for
+// input). The result may be nil with ok true when ctx ended.
+func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, refusal *tools.Refusal, ok bool) {
 	begin := time.Now()
 	d, ok := g.planDirect(ctx, c)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	// From here on the call is ours to answer.
 	integration := d.p.in.Name
@@ -81,12 +82,18 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		// The upstream asks the agent something (sampling, elicitation),
 		// which a 2025-11-25 agent is asked in requests of its own on the
 		// call's stream: the usual path's, which asks the upstream again.
-		return nil, false
+		return nil, nil, false
+	}
+	if r, ok := tools.Refused(err); ok && c.Session == "" {
+		// The upstream refused the request for what the agent did not
+		// declare: the agent is told as a 2026-07-28 server tells it.
+		g.count(ctx, integration, metrics.OutcomeError, begin)
+		return nil, r, true
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			g.count(ctx, integration, metrics.OutcomeError, begin)
-			return nil, true
+			return nil, nil, true
 		}
 		// As on the usual path: an upstream failure is a tool execution
 		// error, which the model sees.
@@ -98,9 +105,9 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	g.count(ctx, integration, outcome, begin)
 	if c.Session != "" {
-		return initializeEraDirect(res), true
+		return initializeEraDirect(res), nil, true
 	}
-	return d.v.complete(res), true
+	return d.v.complete(res), nil, true
 }
 
 // directPlan is a call the direct path takes: the plan of the call, the

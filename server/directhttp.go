@@ -12,6 +12,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/internal/rawjson"
 )
@@ -20,9 +21,10 @@ import (
 // (Gateway.CallDirect): ok false means it did not, and the request
 // is to be served the usual way. (Nothing was sent upstream, but for a
 // session's call the upstream answered by asking the agent for input,
-// which the usual way asks it again.)
+// which the usual way asks it again.) A refusal, when set, is the answer
+// instead of a result: a JSON-RPC error (HTTP 400).
 type Director interface {
-	CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, ok bool)
+	CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, refusal *tools.Refusal, ok bool)
 }
 
 // direct sends the tools/call requests that match the direct path's shape
@@ -77,11 +79,15 @@ func (h *Handler) direct(next http.Handler) http.Handler {
 		}
 		call.View = r.PathValue("integration")
 		ctx := withRequestMemo(r.Context())
-		result, ok := h.opts.Direct.CallDirect(audit.WithRequestID(ctx, audit.RequestID(ctx)), call)
+		result, refusal, ok := h.opts.Direct.CallDirect(audit.WithRequestID(ctx, audit.RequestID(ctx)), call)
 		if !ok {
 			// With the memo: a call declined after reading the credential
 			// reads it once, not twice (nor audits it twice).
 			usual(r.WithContext(ctx))
+			return
+		}
+		if refusal != nil {
+			writeDirectRefusal(w, id, refusal)
 			return
 		}
 		if result == nil { // the agent went away
@@ -97,6 +103,28 @@ func (h *Handler) direct(next http.Handler) http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(out)
 	})
+}
+
+// writeDirectRefusal answers request id with the upstream's refusal, as a
+// 2026-07-28 server answers a request it refuses: a JSON-RPC error, HTTP 400.
+func writeDirectRefusal(w http.ResponseWriter, id json.RawMessage, r *tools.Refusal) {
+	e := struct {
+		Code    int             `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data,omitempty"`
+	}{r.Code, r.Message, r.Data}
+	out, err := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   any             `json:"error"`
+	}{"2.0", id, e})
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = w.Write(out)
 }
 
 type errReader struct{ err error }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/connectors-gateway/connectors/tools"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -220,11 +221,11 @@ type countingDirector struct {
 	calls []DirectCall
 }
 
-func (d *countingDirector) CallDirect(_ context.Context, c DirectCall) (json.RawMessage, bool) {
+func (d *countingDirector) CallDirect(_ context.Context, c DirectCall) (json.RawMessage, *tools.Refusal, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, c)
-	return json.RawMessage(`{"content":[{"type":"text","text":"direct"}]}`), true
+	return json.RawMessage(`{"content":[{"type":"text","text":"direct"}]}`), nil, true
 }
 
 func (d *countingDirector) count() int {

@@ -179,14 +179,14 @@ type directCounter struct {
 	served []string // the tools called, in order
 }
 
-func (d *directCounter) CallDirect(ctx context.Context, c server.DirectCall) (json.RawMessage, bool) {
-	res, ok := d.g.CallDirect(ctx, c)
+func (d *directCounter) CallDirect(ctx context.Context, c server.DirectCall) (json.RawMessage, *tools.Refusal, bool) {
+	res, refusal, ok := d.g.CallDirect(ctx, c)
 	if ok {
 		d.mu.Lock()
 		d.served = append(d.served, c.Name)
 		d.mu.Unlock()
 	}
-	return res, ok
+	return res, refusal, ok
 }
 
 func (d *directCounter) calls() []string {

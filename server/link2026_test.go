@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/connectors-gateway/connectors/tools"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,12 +39,12 @@ type linkFixture struct {
 }
 
 // CallDirect is the gateway's direct lane, counted.
-func (f *linkFixture) CallDirect(ctx context.Context, c DirectCall) (json.RawMessage, bool) {
-	res, ok := f.g.CallDirect(ctx, c)
+func (f *linkFixture) CallDirect(ctx context.Context, c DirectCall) (json.RawMessage, *tools.Refusal, bool) {
+	res, refusal, ok := f.g.CallDirect(ctx, c)
 	if ok {
 		f.direct.Add(1)
 	}
-	return res, ok
+	return res, refusal, ok
 }
 
 func newLinkFixture(t *testing.T) *linkFixture {

@@ -173,6 +173,7 @@ func (c *Conn) CallDirect(ctx context.Context, call DirectCall) (json.RawMessage
 		return err
 	})
 	if err != nil {
+		scrubRefusal(err, c.scrubber)
 		return nil, err
 	}
 	return c.scrubDirect(result), nil
@@ -306,7 +307,7 @@ func (c *Conn) postDirect(ctx context.Context, name string, body []byte, id stri
 			Error *mcp.JSONRPCErrorDetails `json:"error"`
 		}
 		if json.Unmarshal(body, &msg) == nil && msg.Error != nil {
-			return nil, msg.Error.AsError() // a JSON-RPC error, whatever the status
+			return nil, answerError(msg.Error) // a JSON-RPC error, whatever the status
 		}
 		return nil, transport.NewError(fmt.Errorf("request failed with status %d: %s", resp.StatusCode, body))
 	}
@@ -364,7 +365,7 @@ func answerDecoded(raw []byte, id string) (json.RawMessage, error) {
 		return nil, transport.NewError(fmt.Errorf("response to another request (id %s)", msg.ID))
 	}
 	if msg.Error != nil {
-		return nil, msg.Error.AsError()
+		return nil, answerError(msg.Error)
 	}
 	if len(msg.Result) == 0 || msg.Result[0] != '{' {
 		return nil, transport.NewError(errors.New("response without a result object"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // An upstream's failure reaches the agent as what failed, never where: the
@@ -48,6 +50,66 @@ type UpstreamError struct {
 	msg         string // what Error returns
 	Err         error
 	rpc         bool // the upstream answered the request with a JSON-RPC error
+}
+
+// Refusal is an upstream's JSON-RPC error answer that the agent is to
+// see as one rather than as a tool error, because it can act on it: a
+// MissingRequiredClientCapability (-32021, 2026-07-28), which names what
+// the agent must declare. Message and Data are the upstream's, with the
+// credential's values redacted.
+type Refusal struct {
+	Code    int
+	Message string
+	Data    json.RawMessage // may be empty
+}
+
+// Refused returns the Refusal an upstream answered a direct call with.
+func Refused(err error) (*Refusal, bool) {
+	e, ok := errors.AsType[*rpcAnswer](err)
+	if !ok || e.refusal == nil {
+		return nil, false
+	}
+	return e.refusal, true
+}
+
+// rpcAnswer is a JSON-RPC error answer of a direct call: the error mcp-go
+// makes of it, and, for the codes an agent is to see, its Refusal.
+type rpcAnswer struct {
+	err     error
+	refusal *Refusal
+}
+
+func (e *rpcAnswer) Error() string { return e.err.Error() }
+func (e *rpcAnswer) Unwrap() error { return e.err }
+
+// answerError is the error of a direct call's JSON-RPC error answer d.
+func answerError(d *mcp.JSONRPCErrorDetails) error {
+	e := &rpcAnswer{err: d.AsError()}
+	if d.Code == mcp.MISSING_REQUIRED_CLIENT_CAPABILITY {
+		e.refusal = &Refusal{Code: d.Code, Message: d.Message}
+		if d.Data != nil {
+			e.refusal.Data, _ = json.Marshal(d.Data)
+		}
+	}
+	return e
+}
+
+// scrubRefusal redacts the credential's values from the Refusal err may hold.
+func scrubRefusal(err error, s *Scrubber) {
+	e, ok := errors.AsType[*rpcAnswer](err)
+	if !ok || e.refusal == nil {
+		return
+	}
+	r := *e.refusal
+	r.Message = s.String(r.Message)
+	if len(r.Data) > 0 {
+		if clean, ok := s.JSON(r.Data); ok {
+			r.Data = clean
+		} else {
+			r.Data = nil
+		}
+	}
+	e.refusal = &r
 }
 
 // Answered reports whether err is the upstream's JSON-RPC error answer to

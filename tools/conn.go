@@ -235,6 +235,9 @@ func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.
 		return nil, err
 	}
 	c.negotiated.Store(res.ProtocolVersion)
+	if mcp.IsModernProtocol(res.ProtocolVersion) {
+		c.listen(cli, res.Capabilities) // listen.go
+	}
 	if res.Capabilities.Logging != nil {
 		// Ask for every log message: each agent's own level is applied as
 		// the gateway relays them, so the upstream must not filter first.
@@ -467,6 +470,9 @@ func (c *Conn) touch() {
 // handleNotification routes the upstream's notifications to the relays of
 // the calls in flight.
 func (c *Conn) handleNotification(n mcp.JSONRPCNotification) {
+	if n.Method == listenAcknowledged {
+		return // the listen stream's answer (listen.go), not a sign of life of calls
+	}
 	c.heard.Add(1)
 	n = c.scrubNotification(n)
 	switch n.Method {

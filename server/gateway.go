@@ -355,7 +355,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 // goes as it is.
 func (g *Gateway) callUpstream(ctx context.Context, p *plan, conn *tools.Conn, r relay, integration string, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	req.Params.Meta = withAgentCapabilities(ctx, req.Params.Meta)
-	rp, err := g.replayFor(ctx, conn.Modern(), integration, &req.Params)
+	rp, err := g.replayFor(ctx, conn.Modern(), integration, req.Params.Name, req.Params.Arguments, &req.Params.MultiRoundTripParams)
 	if err != nil {
 		return nil, err
 	}
@@ -367,9 +367,15 @@ func (g *Gateway) callUpstream(ctx context.Context, p *plan, conn *tools.Conn, r
 		}, refused)
 	}
 	if rp != nil {
-		return rp.run(ctx, g.sealer, func(ctx context.Context) (*mcp.CallToolResult, error) {
-			return once(ctx, req.Params.MultiRoundTripParams)
+		var res *mcp.CallToolResult
+		next, asked, err := rp.round(ctx, g.sealer, func(ctx context.Context) (err error) {
+			res, err = once(ctx, mcp.MultiRoundTripParams{})
+			return err
 		})
+		if asked && err == nil {
+			return &mcp.CallToolResult{Result: asksInput, MultiRoundTripResult: next}, nil
+		}
+		return res, err
 	}
 	res, err := once(ctx, req.Params.MultiRoundTripParams)
 	if err == nil {

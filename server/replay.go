@@ -78,11 +78,12 @@ type replay struct {
 	quiet *time.Timer
 }
 
-// replayFor returns the bridge of a 2026-07-28 agent's call of an
-// initialize-era upstream, with the answers of the retry p (which it takes
-// out of p), or nil for any other call. A requestState of the gateway's
-// form that does not open for this call is errReplayState.
-func (g *Gateway) replayFor(ctx context.Context, modernUpstream bool, integration string, p *mcp.CallToolParams) (*replay, error) {
+// replayFor returns the bridge of a 2026-07-28 agent's request of an
+// initialize-era upstream (a tools/call, or a prompts/get: name says which,
+// "prompt:" before a prompt's), with the answers of the retry p (which it
+// takes out of p), or nil for any other request. A requestState of the
+// gateway's form that does not open for this request is errReplayState.
+func (g *Gateway) replayFor(ctx context.Context, modernUpstream bool, integration, name string, arguments any, p *mcp.MultiRoundTripParams) (*replay, error) {
 	ours := strings.HasPrefix(p.RequestState, replayStatePrefix)
 	if !mcpserver.IsModernRequest(ctx) || modernUpstream {
 		if ours {
@@ -90,17 +91,16 @@ func (g *Gateway) replayFor(ctx context.Context, modernUpstream bool, integratio
 		}
 		return nil, nil
 	}
-	rp := &replay{state: replayState{Tenant: tenantOf(ctx), Integration: integration, Tool: p.Name, Arguments: digest(p.Arguments)}}
+	rp := &replay{state: replayState{Tenant: tenantOf(ctx), Integration: integration, Tool: name, Arguments: digest(arguments)}}
 	if info := mcpserver.RequestProtocolInfoFromContext(ctx); info != nil && info.ClientCapabilities != nil {
 		rp.caps = *info.ClientCapabilities
 	}
-	if !ours {
-		p.InputResponses = nil // answers to nothing the gateway asked
-		return rp, nil
+	if ours {
+		if err := rp.open(g.sealer, p.RequestState, p.InputResponses); err != nil {
+			return nil, err
+		}
 	}
-	if err := rp.open(g.sealer, p.RequestState, p.InputResponses); err != nil {
-		return nil, err
-	}
+	// Answers to nothing the gateway asked are dropped too.
 	p.RequestState, p.InputResponses = "", nil
 	return rp, nil
 }
@@ -145,35 +145,35 @@ func questionKey(req mcp.InputRequest) string {
 	return "q-" + digest(req)
 }
 
-// run runs the upstream call with the bridge in place: what it returns,
-// or, when the upstream asked what the agent has not answered yet, the
-// round to put to the agent.
-func (rp *replay) run(ctx context.Context, s Sealer, call func(context.Context) (*mcp.CallToolResult, error)) (*mcp.CallToolResult, error) {
+// round runs the upstream call with the bridge in place, and returns its
+// outcome, or, when the upstream asked what the agent has not answered
+// yet, the round to put to the agent instead (asked true).
+func (rp *replay) round(ctx context.Context, s Sealer, call func(context.Context) error) (next mcp.MultiRoundTripResult, asked bool, err error) {
 	ctx, rp.end = context.WithCancel(ctx)
 	rp.ended = ctx.Done()
 	defer rp.end()
-	res, err := call(ctx)
+	err = call(ctx)
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if rp.quiet != nil {
 		rp.quiet.Stop()
 	}
 	if len(rp.asked) == 0 {
-		return res, err
+		return next, false, err
 	}
 	b, err := json.Marshal(rp.state)
 	if err != nil || len(b) > maxReplayState {
-		return nil, &roundError{errors.New("the agent's answers are too large to carry to the next round")}
+		return next, true, &roundError{errors.New("the agent's answers are too large to carry to the next round")}
 	}
 	sealed, err := s.SealData(replayPurpose, b, replayTTL)
 	if err != nil {
-		return nil, err
+		return next, true, err
 	}
-	return &mcp.CallToolResult{
-		Result:               mcp.Result{ResultType: mcp.ResultTypeInputRequired},
-		MultiRoundTripResult: mcp.MultiRoundTripResult{InputRequests: rp.asked, RequestState: replayStatePrefix + sealed},
-	}, nil
+	return mcp.MultiRoundTripResult{InputRequests: rp.asked, RequestState: replayStatePrefix + sealed}, true, nil
 }
+
+// asksInput is the Result of a result asking for input.
+var asksInput = mcp.Result{ResultType: mcp.ResultTypeInputRequired}
 
 // question answers one request of the upstream: with the agent's answer to
 // it, or, when there is none yet, by holding it until the round is put to

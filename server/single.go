@@ -122,15 +122,32 @@ func (v *view) forwardPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mc
 		return nil, err
 	}
 	req.Params.Meta = withAgentCapabilities(ctx, req.Params.Meta)
+	r := newRelay(ctx, v.mcp)
+	rp, err := v.g.replayFor(ctx, conn.Modern(), v.only, "prompt:"+req.Params.Name, req.Params.Arguments, &req.Params.MultiRoundTripParams)
+	if err != nil {
+		return nil, err
+	}
+	r.replay = rp
 	once := func(ctx context.Context, rt mcp.MultiRoundTripParams) (*mcp.GetPromptResult, error) {
 		req.Params.MultiRoundTripParams = rt
-		return conn.GetPrompt(ctx, req)
+		return conn.GetPrompt(ctx, req, r)
+	}
+	if rp != nil { // replay.go
+		var res *mcp.GetPromptResult
+		next, asked, err := rp.round(ctx, v.g.sealer, func(ctx context.Context) (err error) {
+			res, err = once(ctx, mcp.MultiRoundTripParams{})
+			return err
+		})
+		if asked && err == nil {
+			return &mcp.GetPromptResult{Result: asksInput, MultiRoundTripResult: next}, nil
+		}
+		return res, err
 	}
 	res, err := once(ctx, req.Params.MultiRoundTripParams)
 	if err != nil {
 		return nil, err
 	}
-	return answerRounds(ctx, newRelay(ctx, v.mcp), res, promptNeeds, once) // bridge.go
+	return answerRounds(ctx, r, res, promptNeeds, once) // bridge.go
 }
 
 // completer forwards completion/complete to the tenant's upstream.

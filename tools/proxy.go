@@ -94,13 +94,19 @@ func (c *Conn) ReadResource(ctx context.Context, req mcp.ReadResourceRequest) (*
 	return out, err
 }
 
-// GetPrompt gets one prompt from the upstream.
-func (c *Conn) GetPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+// GetPrompt gets one prompt from the upstream. What the upstream asks the
+// agent meanwhile (sampling, elicitation, roots) goes to asker, which may
+// be nil.
+func (c *Conn) GetPrompt(ctx context.Context, req mcp.GetPromptRequest, asker Asker) (*mcp.GetPromptResult, error) {
 	req.Header, req.Request = nil, mcp.Request{}
 	ctx = withRoundTrip(ctx, roundTrip{params: req.Params.MultiRoundTripParams, capabilities: agentCapabilities(req.Params.Meta)})
 	req.Params.Meta = hopMeta(req.Params.Meta)
 	var out *mcp.GetPromptResult
-	err := c.do(ctx, nil, func(ctx context.Context, cli *client.Client) error {
+	var cl *call
+	if asker != nil {
+		cl = &call{relay: asker, seq: c.seq.Add(1)}
+	}
+	err := c.do(ctx, cl, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		out, err = cli.GetPrompt(ctx, req)
 		if raw, ok := inputRequiredResult(err); ok {

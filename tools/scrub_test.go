@@ -102,7 +102,7 @@ func TestConnScrubsEverything(t *testing.T) {
 			check("ResourceTemplates", templates, err)
 			read, err := c.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "x://tmpl/1/@@PCT@@"}})
 			check("ReadResource", read, err)
-			got, err := c.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "leaky"}})
+			got, err := c.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "leaky"}}, nil)
 			check("GetPrompt", got, err)
 			done, err := c.Complete(ctx, mcp.CompleteRequest{Params: mcp.CompleteParams{
 				Ref: mcp.PromptReference{Type: "ref/prompt", Name: "leaky"}, Argument: mcp.CompleteArgument{Name: "what", Value: "x"}}})

@@ -12,9 +12,9 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/audit"
-	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/internal/rawjson"
+	"github.com/connectors-gateway/connectors/tools"
 )
 
 // Director serves tools/call requests on the direct path

@@ -151,7 +151,14 @@ func (v *view) routeCall(ctx context.Context, req *mcp.CallToolRequest) {
 	req.Header = withoutRouted(req.Header)
 	name := req.Params.Name
 	if v.only == "" {
-		if _, ok := v.g.isConnectTool(name); ok {
+		if integ, ok := v.g.isConnectTool(name); ok {
+			// Once linked the connect tool is no longer listed, but the
+			// agent's retry of the link offer (or its call from a list
+			// made before) is answered that the account is connected.
+			if acc, err := v.g.access(ctx); err == nil && acc(integ) == accessLinked {
+				req.Header.Set(routedHeader, linkedRoute)
+				req.Params.Name = v.cats.routes[integ]
+			}
 			return
 		}
 	}
@@ -202,8 +209,11 @@ func (v *view) routedCall(integration string) mcpserver.ToolHandlerFunc {
 	srv := func() *mcpserver.MCPServer { return v.mcp }
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		upstream := req.Header.Get(routedHeader)
-		if upstream == "" {
+		switch upstream {
+		case "":
 			return nil, errRoutedNotFound
+		case linkedRoute:
+			return v.g.linked(ctx, integration, req) // link.go
 		}
 		return v.g.forward(srv, integration, upstream)(ctx, req)
 	}

@@ -55,6 +55,19 @@ func (g *Gateway) connectTool(in tools.Integration) mcpserver.ServerTool {
 	}}
 }
 
+// linkedRoute is the routed header of a connect tool's call once the
+// tenant has linked: no upstream tool has the name (it holds no letter).
+const linkedRoute = "\x00linked"
+
+// linked answers a call of integration's connect tool once the tenant has
+// linked it: the retry of its link offer, or a call from an older list.
+func (g *Gateway) linked(ctx context.Context, integration string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	if err := takeLinkRetry(ctx, integration, &req.Params); err != nil {
+		return nil, err
+	}
+	return mcp.NewToolResultText(fmt.Sprintf("Your %s account is connected: the %s tools are available (list the tools again to see them).", integration, integration)), nil
+}
+
 // linkResult answers a call that cannot run until the tenant links
 // integration: for a 2026-07-28 client that takes URL-mode elicitation, an
 // InputRequiredResult asking it to open the link, whose retry runs the call

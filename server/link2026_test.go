@@ -175,7 +175,9 @@ func TestLink2026InputRequired(t *testing.T) {
 
 // TestLink2026Connect: the aggregate's connect tool offers the link the
 // same way, to a tenant holding no credential, and again on a retry while
-// the tenant has not linked.
+// the tenant has not linked; once it has, the retry (though the tool is
+// no longer listed) answers that the account is connected, and a state
+// not made for it is still refused.
 func TestLink2026Connect(t *testing.T) {
 	f := newLinkFixture(t)
 	if err := f.store.Delete(t.Context(), "tenant-a", "whoami"); err != nil {
@@ -184,7 +186,16 @@ func TestLink2026Connect(t *testing.T) {
 	f.g.NotifyToolsChanged("tenant-a")
 	connect := connectToolName("whoami")
 	state := wantLinkInput(t, "connect tool", f.call2026(t, "/mcp", connect, urlCaps, ""))
-	wantLinkInput(t, "connect tool, retry before linking", f.call2026(t, "/mcp", connect, urlCaps, retry(state)))
+	again := wantLinkInput(t, "connect tool, retry before linking", f.call2026(t, "/mcp", connect, urlCaps, retry(state)))
+	f.link(t)
+	a := f.call2026(t, "/mcp", connect, urlCaps, retry(again))
+	if a.Result == nil || a.Result.IsError || a.Result.ResultType == "input_required" ||
+		len(a.Result.Content) != 1 || !strings.Contains(a.Result.Content[0].Text, "is connected") {
+		t.Errorf("connect tool, retry once linked: %s, want that the account is connected", a.raw)
+	}
+	if a := f.call2026(t, "/mcp", connect, urlCaps, retry(linkState("tenant-b", "whoami"))); a.Error == nil {
+		t.Errorf("connect tool once linked, another tenant's state: %s, want a JSON-RPC error", a.raw)
+	}
 }
 
 // TestLink2026ForeignState: a retry whose requestState has the form of

@@ -2,13 +2,14 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/connectors-gateway/connectors/tools"
 )
 
 // The era bridge, initialize-era agent → 2026-07-28 upstream. Such an
@@ -191,29 +192,21 @@ func sessionCapabilities(ctx context.Context) mcp.ClientCapabilities {
 	return mcp.ClientCapabilities{}
 }
 
-// withAgentCapabilities returns meta with the client capabilities of an
-// initialize-era agent's session in it, the 2026-07-28 way, so that a
-// 2026-07-28 upstream asks only what the agent can answer (tools.Conn
-// tells the upstream those rather than the gateway's own). A 2026-07-28
-// request has its own there already.
-func withAgentCapabilities(ctx context.Context, meta *mcp.Meta) *mcp.Meta {
-	if mcpserver.IsModernRequest(ctx) || mcpserver.ClientSessionFromContext(ctx) == nil {
-		return meta
-	}
-	caps := sessionCapabilities(ctx)
-	raw, err := json.Marshal(mcp.ClientCapabilities{Sampling: caps.Sampling, Elicitation: caps.Elicitation, Roots: caps.Roots})
-	if err != nil {
-		return meta
-	}
-	out := &mcp.Meta{AdditionalFields: map[string]any{}}
-	if meta != nil {
-		out.ProgressToken = meta.ProgressToken
-		for k, v := range meta.AdditionalFields {
-			out.AdditionalFields[k] = v
+// withAgent returns ctx telling the upstream what its agent declared it
+// can answer (tools.WithAgentCapabilities): a 2026-07-28 request's own
+// capabilities, or an initialize-era session's.
+func withAgent(ctx context.Context) context.Context {
+	if mcpserver.IsModernRequest(ctx) {
+		var caps mcp.ClientCapabilities
+		if info := mcpserver.RequestProtocolInfoFromContext(ctx); info.ClientCapabilities != nil {
+			caps = *info.ClientCapabilities
 		}
+		return tools.WithAgentCapabilities(ctx, caps)
 	}
-	out.AdditionalFields[mcp.MetaKeyClientCapabilities] = json.RawMessage(raw)
-	return out
+	if mcpserver.ClientSessionFromContext(ctx) == nil {
+		return ctx
+	}
+	return tools.WithAgentCapabilities(ctx, sessionCapabilities(ctx))
 }
 
 // retried reports whether a request answers an earlier input_required.

@@ -354,7 +354,7 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 // to an initialize-era agent as requests (bridge.go), and anything else
 // goes as it is.
 func (g *Gateway) callUpstream(ctx context.Context, p *plan, conn *tools.Conn, r relay, integration string, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	req.Params.Meta = withAgentCapabilities(ctx, req.Params.Meta)
+	ctx = withAgent(ctx) // bridge.go
 	rp, err := g.replayFor(ctx, conn.Modern(), integration, req.Params.Name, req.Params.Arguments, &req.Params.MultiRoundTripParams)
 	if err != nil {
 		return nil, err

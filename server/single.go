@@ -121,7 +121,7 @@ func (v *view) forwardPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mc
 	if err != nil {
 		return nil, err
 	}
-	req.Params.Meta = withAgentCapabilities(ctx, req.Params.Meta)
+	ctx = withAgent(ctx) // bridge.go
 	r := newRelay(ctx, v.mcp)
 	rp, err := v.g.replayFor(ctx, conn.Modern(), v.only, "prompt:"+req.Params.Name, req.Params.Arguments, &req.Params.MultiRoundTripParams)
 	if err != nil {

@@ -235,8 +235,8 @@ func (c *Conn) initialize(ctx context.Context, tr transport.Interface) (*client.
 		return nil, err
 	}
 	c.negotiated.Store(res.ProtocolVersion)
-	if mcp.IsModernProtocol(res.ProtocolVersion) {
-		c.listen(cli, res.Capabilities) // listen.go
+	if mcp.IsModernProtocol(res.ProtocolVersion) && c.pid == 0 {
+		c.listen(cli, res.Capabilities) // listen.go; HTTP upstreams
 	}
 	if res.Capabilities.Logging != nil {
 		// Ask for every log message: each agent's own level is applied as
@@ -298,7 +298,6 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 	}
 	rt := roundTrip{params: req.Params.MultiRoundTripParams}
 	if m := req.Params.Meta; m != nil {
-		rt.capabilities = agentCapabilities(m)
 		meta := hopMeta(m)
 		if m.ProgressToken != nil {
 			cl.token = m.ProgressToken

@@ -10,8 +10,10 @@ import (
 
 // A 2026-07-28 upstream sends notifications outside a request only on a
 // subscriptions/listen stream its client opened for them (the initialize
-// era's GET stream is gone). A connection to one whose capabilities say
-// its lists change keeps such a stream open while it lives, so that its
+// era's GET stream is gone). A connection to one over HTTP whose
+// capabilities say its lists change keeps such a stream open while it
+// lives (not yet over stdio, where every line the process writes is its
+// sign of life for the hung-upstream probe), so that its
 // list_changed notifications reach the gateway (PoolOptions.OnNotification)
 // as an initialize-era upstream's do, and from there the sessions of the
 // connection's tenant.

@@ -99,7 +99,7 @@ func (c *Conn) ReadResource(ctx context.Context, req mcp.ReadResourceRequest) (*
 // be nil.
 func (c *Conn) GetPrompt(ctx context.Context, req mcp.GetPromptRequest, asker Asker) (*mcp.GetPromptResult, error) {
 	req.Header, req.Request = nil, mcp.Request{}
-	ctx = withRoundTrip(ctx, roundTrip{params: req.Params.MultiRoundTripParams, capabilities: agentCapabilities(req.Params.Meta)})
+	ctx = withRoundTrip(ctx, roundTrip{params: req.Params.MultiRoundTripParams})
 	req.Params.Meta = hopMeta(req.Params.Meta)
 	var out *mcp.GetPromptResult
 	var cl *call

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/rawjson"
 )
 
 // Multi round-trip requests (2026-07-28, SEP-2322): an upstream of that
@@ -45,62 +47,47 @@ func inputRequiredResult(err error) (*json.RawMessage, bool) {
 	return nil, false
 }
 
-// roundTrip is what a request carries for the upstream besides what
-// mcp-go's client sends: the agent's answers to an earlier input_required,
-// and the client capabilities the agent declared (what the upstream may
-// ask it), in place of the gateway's own.
+// roundTrip is the agent's answers to an earlier input_required, which a
+// request carries upstream besides what mcp-go's client sends.
 type roundTrip struct {
-	params       mcp.MultiRoundTripParams
-	capabilities json.RawMessage // empty: the gateway's own
+	params mcp.MultiRoundTripParams
 }
 
 type roundTripKey struct{}
 
 func withRoundTrip(ctx context.Context, rt roundTrip) context.Context {
-	if len(rt.params.InputResponses) == 0 && rt.params.RequestState == "" && len(rt.capabilities) == 0 {
+	if len(rt.params.InputResponses) == 0 && rt.params.RequestState == "" {
 		return ctx
 	}
 	return context.WithValue(ctx, roundTripKey{}, rt)
 }
 
-// agentCapabilities takes the agent's declared client capabilities out of
-// a request's _meta (a 2026-07-28 agent's own; the server package puts an
-// initialize-era agent's there), as what a 2026-07-28 upstream is told the
-// gateway can ask of the agent: sampling, elicitation and roots, the
-// requests the gateway carries to it. Empty when meta holds none.
-func agentCapabilities(meta *mcp.Meta) json.RawMessage {
-	if meta == nil {
-		return nil
-	}
-	declared, ok := meta.AdditionalFields[mcp.MetaKeyClientCapabilities]
-	if !ok {
-		return nil
-	}
-	raw, err := json.Marshal(declared)
-	if err != nil {
-		return nil
-	}
-	var caps mcp.ClientCapabilities
-	if json.Unmarshal(raw, &caps) != nil {
-		return nil
-	}
+type agentCapsKey struct{}
+
+// WithAgentCapabilities returns ctx telling the requests made with it
+// (CallTool, GetPrompt, ReadResource) which client capabilities their agent
+// declared: a 2026-07-28 upstream is told those the gateway carries to the
+// agent (sampling, elicitation, roots) in place of the gateway's own, so
+// that it asks only what the agent can answer.
+func WithAgentCapabilities(ctx context.Context, caps mcp.ClientCapabilities) context.Context {
 	b, err := json.Marshal(mcp.ClientCapabilities{Sampling: caps.Sampling, Elicitation: caps.Elicitation, Roots: caps.Roots})
 	if err != nil {
-		return nil
+		return ctx
 	}
-	return b
+	return context.WithValue(ctx, agentCapsKey{}, json.RawMessage(b))
 }
 
-// withAgentRound puts ctx's round trip into the params of a request to a
-// 2026-07-28 upstream: mcp-go's client has made them a JSON object by then
-// (it added the _meta of the version).
+// withAgentRound puts ctx's round trip and agent capabilities into the
+// params of a request to a 2026-07-28 upstream: mcp-go's client has made
+// them a JSON object of its own by then (it added the _meta of the
+// version), which is changed in place.
 func withAgentRound(ctx context.Context, params any) any {
-	rt, ok := ctx.Value(roundTripKey{}).(roundTrip)
+	rt, answers := ctx.Value(roundTripKey{}).(roundTrip)
+	caps, _ := ctx.Value(agentCapsKey{}).(json.RawMessage)
 	fields, isObject := params.(map[string]json.RawMessage)
-	if !ok || !isObject {
+	if !isObject || (!answers && caps == nil) {
 		return params
 	}
-	fields = maps.Clone(fields)
 	if len(rt.params.InputResponses) > 0 {
 		if b, err := json.Marshal(rt.params.InputResponses); err == nil {
 			fields["inputResponses"] = b
@@ -109,14 +96,37 @@ func withAgentRound(ctx context.Context, params any) any {
 	if rt.params.RequestState != "" {
 		fields["requestState"], _ = json.Marshal(rt.params.RequestState)
 	}
-	if len(rt.capabilities) > 0 {
-		var meta map[string]json.RawMessage
-		if json.Unmarshal(fields["_meta"], &meta) == nil && meta != nil {
-			meta[mcp.MetaKeyClientCapabilities] = rt.capabilities
-			fields["_meta"], _ = json.Marshal(meta)
+	if caps != nil {
+		if meta, ok := withMember(fields["_meta"], mcp.MetaKeyClientCapabilities, caps); ok {
+			fields["_meta"] = meta
 		}
 	}
 	return fields
+}
+
+// withMember returns the JSON object obj with key's value set to value,
+// in one pass over its members.
+func withMember(obj json.RawMessage, key string, value json.RawMessage) (json.RawMessage, bool) {
+	out := make([]byte, 0, len(obj)+len(value)+len(key)+4)
+	out = append(out, '{')
+	ok := rawjson.Members(obj, func(k, v []byte) bool {
+		if string(k) != key {
+			out = append(out, '"')
+			out = append(out, k...)
+			out = append(out, '"', ':')
+			out = append(out, v...)
+			out = append(out, ',')
+		}
+		return true
+	})
+	if !ok {
+		return nil, false
+	}
+	out = append(out, '"')
+	out = append(out, key...)
+	out = append(out, '"', ':')
+	out = append(out, value...)
+	return append(out, '}'), true
 }
 
 // asksInput reports whether a result is input_required.

@@ -123,11 +123,13 @@ func (g *Gateway) callTask(ctx context.Context, v *view, c DirectCall) (TaskAnsw
 	if bytes.HasPrefix(c.RequestState, []byte(`"`+linkStatePrefix)) || bytes.HasPrefix(c.RequestState, []byte(`"`+replayStatePrefix)) {
 		return TaskAnswer{}, false
 	}
-	upstream, ok := v.taskTool(ctx, c.Name)
+	// The connection first: for an upstream without tasks, declining
+	// costs a look into the pool and no catalogue.
+	p, conn, ok := g.taskConn(ctx, v.only)
 	if !ok {
 		return TaskAnswer{}, false
 	}
-	p, conn, ok := g.taskConn(ctx, v.only)
+	upstream, ok := v.taskTool(ctx, c.Name)
 	if !ok {
 		return TaskAnswer{}, false
 	}

@@ -291,7 +291,13 @@ func (g *Gateway) openTask(tenant, integration, id string) (upstream string, ok 
 		return "", false
 	}
 	var t sealedTask
-	if json.Unmarshal(data, &t) != nil || t.Tenant != tenant || t.Integration != integration || t.Upstream == "" {
+	if json.Unmarshal(data, &t) != nil || t.Upstream == "" {
+		return "", false
+	}
+	if t.Tenant != tenant || t.Integration != integration {
+		// Sealed by the gateway, for someone else: a leaked or probed ID.
+		g.log.Warn("task_id_refused", "tenantId", tenant, "integration", integration,
+			"reason", "the gateway task ID was issued for another tenant or integration")
 		return "", false
 	}
 	return t.Upstream, true

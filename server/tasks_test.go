@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/rand"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func TestTaskIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &Gateway{sealer: sealer}
+	g := &Gateway{sealer: sealer, log: slog.New(slog.DiscardHandler)}
 	const upstream = "0123456789abcdef0123456789abcdef"
 	res, err := g.namedTask("tenant-a", "conformance", json.RawMessage(
 		`{"resultType":"task","taskId":"`+upstream+`","status":"working","ttlMs":60000}`))

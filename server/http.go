@@ -38,6 +38,12 @@ type HTTPOptions struct {
 	// mcp-go.
 	Direct Director
 
+	// Tasks, if set, serves the tasks extension of 2026-07-28 on the
+	// /mcp/{integration} endpoints whose upstream advertises it (see
+	// Gateway.ServeTask), which mcp-go cannot; nil: mcp-go answers those
+	// requests. Gateway.Handler sets the gateway when nil.
+	Tasks Tasker
+
 	// Audit, if set, records a refused attempt on another identity's
 	// session.
 	Audit  *audit.Logger
@@ -63,9 +69,9 @@ const (
 // A request passes, in order: the session binding (404 for a session ID
 // that is unknown, terminated, belongs to another identity or was made on
 // another endpoint; 400 for a GET or DELETE without one), the direct lane,
-// the message check (JSON-RPC IDs, tools/call arguments, the bounds on
-// sessions), the store refusals' status, and a session's request's
-// resumability, before mcp-go's streamable-HTTP server sees it.
+// the tasks extension's requests (taskshttp.go), the message check
+// (JSON-RPC IDs, tools/call arguments, the bounds on sessions), the store
+// refusals' status, and a session's request's resumability, before mcp-go's streamable-HTTP server sees it.
 type Handler struct {
 	opts     HTTPOptions
 	log      *slog.Logger
@@ -87,6 +93,9 @@ func (g *Gateway) Handler(opts HTTPOptions) *Handler {
 	}
 	if opts.Logger == nil {
 		opts.Logger = g.log
+	}
+	if opts.Tasks == nil {
+		opts.Tasks = g
 	}
 	return NewHandler(g.aggregate.mcp, single, opts)
 }
@@ -129,7 +138,7 @@ func NewHandler(aggregate *mcpserver.MCPServer, single map[string]*mcpserver.MCP
 		}
 		h.serveSingle(w, r)
 	})
-	h.serve = h.bindSession(h.direct(h.checkMessage(storeRefusals(h.resumable(endpoint)))))
+	h.serve = h.bindSession(h.direct(h.tasks(h.checkMessage(storeRefusals(h.resumable(endpoint))))))
 	ctx, stop := context.WithCancel(context.Background())
 	h.stopSweep = stop
 	go h.sweep(ctx)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,23 +118,27 @@ type suiteRun struct {
 	script   string // testenv.Conformance or testenv.ConformanceAlpha
 	args     []string
 	baseline string // under testdata/conformance
+	// tasks: every scenario of the tasks extension (tasks-*), which the
+	// suite runs unscored, must pass too.
+	tasks bool
 }
 
 var (
 	// The 2025-11-25 suite: the pinned stable release, and the alpha's
 	// scenarios for that version.
-	suite2025      = suiteRun{testenv.Conformance, nil, "expected-failures.yml"}
-	suite2025Alpha = suiteRun{testenv.ConformanceAlpha, []string{"--spec-version", "2025-11-25"}, "expected-failures.yml"}
+	suite2025      = suiteRun{testenv.Conformance, nil, "expected-failures.yml", false}
+	suite2025Alpha = suiteRun{testenv.ConformanceAlpha, []string{"--spec-version", "2025-11-25"}, "expected-failures.yml", false}
 	// What 2026-07-28 requires (and the extensions and pending scenarios it
 	// runs unscored), at that version's stateless wire.
-	suite2026 = suiteRun{testenv.ConformanceAlpha, []string{"--requirements", "2026-07-28"}, "2026-07-28.yml"}
+	suite2026 = suiteRun{testenv.ConformanceAlpha, []string{"--requirements", "2026-07-28"}, "2026-07-28.yml", false}
 	// The same through the gateway, whose own shortfalls its baseline
 	// names: every scenario passes that passes against the fixture, or
 	// the baseline says why not.
-	suite2026Gateway = suiteRun{testenv.ConformanceAlpha, []string{"--requirements", "2026-07-28"}, "2026-07-28-gateway.yml"}
+	// The tasks extension's scenarios must pass through it as well.
+	suite2026Gateway = suiteRun{testenv.ConformanceAlpha, []string{"--requirements", "2026-07-28"}, "2026-07-28-gateway.yml", true}
 	// The same through an upstream pinned to 2025-11-25, whose questions to
 	// the agent the gateway turns into input rounds of its own (replay.go).
-	suite2026Pinned = suiteRun{testenv.ConformanceAlpha, []string{"--requirements", "2026-07-28"}, "2026-07-28-pinned.yml"}
+	suite2026Pinned = suiteRun{testenv.ConformanceAlpha, []string{"--requirements", "2026-07-28"}, "2026-07-28-pinned.yml", false}
 )
 
 // TestConformance runs the official MCP conformance suite (server scenarios)
@@ -188,6 +193,41 @@ func runSuite(t *testing.T, url string, run suiteRun) {
 		return
 	}
 	t.Logf("conformance suite:\n%s", lastLines(string(output), 60))
+	if run.tasks {
+		checkTasksScenarios(t, out)
+	}
+}
+
+// checkTasksScenarios fails t unless the run under dir ran the scenarios
+// of the tasks extension (tasks-*) and none of their checks failed.
+func checkTasksScenarios(t *testing.T, dir string) {
+	t.Helper()
+	// One directory a scenario: [server-]{scenario}-{time}.
+	all, _ := filepath.Glob(filepath.Join(dir, "*", "checks.json"))
+	files := slices.DeleteFunc(all, func(f string) bool {
+		return !strings.HasPrefix(strings.TrimPrefix(filepath.Base(filepath.Dir(f)), "server-"), "tasks-")
+	})
+	if len(files) == 0 {
+		t.Errorf("the run wrote no checks of the tasks extension's scenarios under %s", dir)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		var checks []struct {
+			ID, Status, ErrorMessage string
+		}
+		if err == nil {
+			err = json.Unmarshal(raw, &checks)
+		}
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		for _, c := range checks {
+			if c.Status == "FAILURE" {
+				t.Errorf("%s: %s failed: %s", filepath.Base(filepath.Dir(f)), c.ID, c.ErrorMessage)
+			}
+		}
+	}
 }
 
 // failedChecks summarises the failed checks the suite wrote under dir.

@@ -73,9 +73,10 @@ type replay struct {
 	end   context.CancelFunc     // ends the upstream call
 	ended <-chan struct{}        // closed when it has
 
-	mu    sync.Mutex
-	asked mcp.InputRequests
-	quiet *time.Timer
+	mu       sync.Mutex
+	asked    mcp.InputRequests
+	quiet    *time.Timer
+	released chan struct{} // closed to tell the upstream what the agent cannot answer
 }
 
 // replayFor returns the bridge of a 2026-07-28 agent's request of an
@@ -179,25 +180,27 @@ var asksInput = mcp.Result{ResultType: mcp.ResultTypeInputRequired}
 // it, or, when there is none yet, by holding it until the round is put to
 // the agent (which ends the upstream call, and ctx with it).
 func (rp *replay) question(ctx context.Context, req mcp.InputRequest, into any) error {
-	if err := declares(rp.caps, req); err != nil {
-		return err // the upstream is told at once
-	}
+	refused := declares(rp.caps, req)
 	key := questionKey(req)
 	rp.mu.Lock()
 	answer, ok := rp.state.Answers[key]
-	if !ok {
+	switch {
+	case refused != nil:
+		// Told once the upstream falls quiet, not at once: an upstream that
+		// asks several things concurrently may give up on all of them at
+		// the first refusal, before it has asked the others.
+	case !ok:
 		if rp.asked == nil {
 			rp.asked = mcp.InputRequests{}
 		}
 		rp.asked[key] = req
-		if rp.quiet == nil {
-			rp.quiet = time.AfterFunc(replayQuiet, rp.end)
-		} else {
-			rp.quiet.Reset(replayQuiet)
-		}
 	}
+	if refused != nil || !ok {
+		rp.touch()
+	}
+	released := rp.released
 	rp.mu.Unlock()
-	if ok {
+	if ok && refused == nil {
 		if err := json.Unmarshal(answer, into); err != nil {
 			return fmt.Errorf("the agent's answer to %s is not valid", req.Method)
 		}
@@ -205,8 +208,41 @@ func (rp *replay) question(ctx context.Context, req mcp.InputRequest, into any) 
 	}
 	select {
 	case <-rp.ended:
+		if refused != nil {
+			return refused
+		}
 		return errors.New("the question was put to the agent, whose answer comes with its retry of the call")
+	case <-released:
+		return refused
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// touch (re)starts the wait for the upstream to fall quiet; rp.mu held.
+func (rp *replay) touch() {
+	if rp.released == nil {
+		rp.released = make(chan struct{})
+	}
+	if rp.quiet == nil {
+		rp.quiet = time.AfterFunc(replayQuiet, rp.settle)
+	} else {
+		rp.quiet.Reset(replayQuiet)
+	}
+}
+
+// settle runs when the upstream has fallen quiet: with questions for the
+// agent, the round is put to it (the upstream call ends); with only
+// questions the agent cannot answer, the upstream is told so, and goes on.
+func (rp *replay) settle() {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if len(rp.asked) > 0 {
+		rp.end()
+		return
+	}
+	if rp.released != nil {
+		close(rp.released)
+		rp.released = nil
 	}
 }

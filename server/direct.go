@@ -63,7 +63,7 @@ type DirectCall struct {
 // for a 2026-07-28 request); ok is false when it does not: serve it the
 // usual way (nothing was sent, or, on a session, the upstream asked for
 // input). The result may be nil with ok true when ctx ended.
-func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, refusal *tools.Refusal, ok bool) {
+func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, refusal *tools.RPCError, ok bool) {
 	begin := time.Now()
 	d, ok := g.planDirect(ctx, c)
 	if !ok {

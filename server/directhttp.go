@@ -24,7 +24,7 @@ import (
 // which the usual way asks it again.) A refusal, when set, is the answer
 // instead of a result: a JSON-RPC error (HTTP 400).
 type Director interface {
-	CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, refusal *tools.Refusal, ok bool)
+	CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, refusal *tools.RPCError, ok bool)
 }
 
 // direct sends the tools/call requests that match the direct path's shape
@@ -87,7 +87,7 @@ func (h *Handler) direct(next http.Handler) http.Handler {
 			return
 		}
 		if refusal != nil {
-			writeDirectRefusal(w, id, refusal)
+			writeAnswer(w, id, TaskAnswer{Error: refusal.Object, Code: refusal.Code})
 			return
 		}
 		if result == nil { // the agent went away
@@ -103,28 +103,6 @@ func (h *Handler) direct(next http.Handler) http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(out)
 	})
-}
-
-// writeDirectRefusal answers request id with the upstream's refusal, as a
-// 2026-07-28 server answers a request it refuses: a JSON-RPC error, HTTP 400.
-func writeDirectRefusal(w http.ResponseWriter, id json.RawMessage, r *tools.Refusal) {
-	e := struct {
-		Code    int             `json:"code"`
-		Message string          `json:"message"`
-		Data    json.RawMessage `json:"data,omitempty"`
-	}{r.Code, r.Message, r.Data}
-	out, err := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   any             `json:"error"`
-	}{"2.0", id, e})
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
-	_, _ = w.Write(out)
 }
 
 type errReader struct{ err error }

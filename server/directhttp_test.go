@@ -221,7 +221,7 @@ type countingDirector struct {
 	calls []DirectCall
 }
 
-func (d *countingDirector) CallDirect(_ context.Context, c DirectCall) (json.RawMessage, *tools.Refusal, bool) {
+func (d *countingDirector) CallDirect(_ context.Context, c DirectCall) (json.RawMessage, *tools.RPCError, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, c)

@@ -179,7 +179,7 @@ type directCounter struct {
 	served []string // the tools called, in order
 }
 
-func (d *directCounter) CallDirect(ctx context.Context, c server.DirectCall) (json.RawMessage, *tools.Refusal, bool) {
+func (d *directCounter) CallDirect(ctx context.Context, c server.DirectCall) (json.RawMessage, *tools.RPCError, bool) {
 	res, refusal, ok := d.g.CallDirect(ctx, c)
 	if ok {
 		d.mu.Lock()

@@ -39,7 +39,7 @@ type linkFixture struct {
 }
 
 // CallDirect is the gateway's direct lane, counted.
-func (f *linkFixture) CallDirect(ctx context.Context, c DirectCall) (json.RawMessage, *tools.Refusal, bool) {
+func (f *linkFixture) CallDirect(ctx context.Context, c DirectCall) (json.RawMessage, *tools.RPCError, bool) {
 	res, refusal, ok := f.g.CallDirect(ctx, c)
 	if ok {
 		f.direct.Add(1)

@@ -71,7 +71,7 @@ func (h *Handler) tasks(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
-		writeTaskAnswer(w, id, answer)
+		writeAnswer(w, id, answer)
 	})
 }
 
@@ -184,10 +184,10 @@ func declaresTasks(caps json.RawMessage) bool {
 	return ok && string(s) != "null"
 }
 
-// writeTaskAnswer answers the request of id with a, at the HTTP status
-// 2026-07-28 gives an error's code. An empty answer (the agent went away)
-// writes nothing.
-func writeTaskAnswer(w http.ResponseWriter, id json.RawMessage, a TaskAnswer) {
+// writeAnswer answers the request of id with a (of the tasks lane, or the
+// direct lane's refusal), at the HTTP status 2026-07-28 gives an error's
+// code. An empty answer (the agent went away) writes nothing.
+func writeAnswer(w http.ResponseWriter, id json.RawMessage, a TaskAnswer) {
 	member, value, status := `,"result":`, a.Result, http.StatusOK
 	switch {
 	case a.Error != nil:

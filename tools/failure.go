@@ -52,19 +52,12 @@ type UpstreamError struct {
 	rpc         bool // the upstream answered the request with a JSON-RPC error
 }
 
-// Refusal is an upstream's JSON-RPC error answer that the agent is to
-// see as one rather than as a tool error, because it can act on it: a
-// MissingRequiredClientCapability (-32021, 2026-07-28), which names what
-// the agent must declare. Message and Data are the upstream's, with the
-// credential's values redacted.
-type Refusal struct {
-	Code    int
-	Message string
-	Data    json.RawMessage // may be empty
-}
-
-// Refused returns the Refusal an upstream answered a direct call with.
-func Refused(err error) (*Refusal, bool) {
+// Refused returns the JSON-RPC error an upstream answered a direct call
+// with when the agent is to see it as one rather than as a tool error,
+// because it can act on it: a MissingRequiredClientCapability (-32021,
+// 2026-07-28), which names what the agent must declare. Its object is the
+// upstream's, with the credential's values redacted.
+func Refused(err error) (*RPCError, bool) {
 	e, ok := errors.AsType[*rpcAnswer](err)
 	if !ok || e.refusal == nil {
 		return nil, false
@@ -73,10 +66,11 @@ func Refused(err error) (*Refusal, bool) {
 }
 
 // rpcAnswer is a JSON-RPC error answer of a direct call: the error mcp-go
-// makes of it, and, for the codes an agent is to see, its Refusal.
+// makes of it, and, for the codes an agent is to see (Refused), the error
+// object.
 type rpcAnswer struct {
 	err     error
-	refusal *Refusal
+	refusal *RPCError
 }
 
 func (e *rpcAnswer) Error() string { return e.err.Error() }
@@ -86,30 +80,26 @@ func (e *rpcAnswer) Unwrap() error { return e.err }
 func answerError(d *mcp.JSONRPCErrorDetails) error {
 	e := &rpcAnswer{err: d.AsError()}
 	if d.Code == mcp.MISSING_REQUIRED_CLIENT_CAPABILITY {
-		e.refusal = &Refusal{Code: d.Code, Message: d.Message}
-		if d.Data != nil {
-			e.refusal.Data, _ = json.Marshal(d.Data)
+		if object, err := json.Marshal(d); err == nil {
+			e.refusal = &RPCError{Code: d.Code, Object: object}
 		}
 	}
 	return e
 }
 
-// scrubRefusal redacts the credential's values from the Refusal err may hold.
+// scrubRefusal redacts the credential's values from the refusal err may
+// hold; one that cannot be is withheld (the agent gets a tool error).
 func scrubRefusal(err error, s *Scrubber) {
 	e, ok := errors.AsType[*rpcAnswer](err)
 	if !ok || e.refusal == nil {
 		return
 	}
-	r := *e.refusal
-	r.Message = s.String(r.Message)
-	if len(r.Data) > 0 {
-		if clean, ok := s.JSON(r.Data); ok {
-			r.Data = clean
-		} else {
-			r.Data = nil
-		}
+	clean, ok := s.JSON(e.refusal.Object)
+	if !ok {
+		e.refusal = nil
+		return
 	}
-	e.refusal = &r
+	e.refusal = &RPCError{Code: e.refusal.Code, Object: clean}
 }
 
 // Answered reports whether err is the upstream's JSON-RPC error answer to

@@ -13,6 +13,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/testidp"
 )
 
 // agent is an mcp-go client of one era with answers for everything the
@@ -274,4 +276,78 @@ func TestBridgedStateRefused(t *testing.T) {
 	if !strings.Contains(string(got["result"]), `action=accept`) {
 		t.Errorf("the retry with its own state: %s %s", got["result"], got["error"])
 	}
+}
+
+// TestLinkAgent2026: an mcp-go client of 2026-07-28 that takes URL-mode
+// elicitation calls the aggregate's connect tool of an integration its
+// tenant has not linked: it is asked to open the link (an
+// InputRequiredResult), its user confirms the consent page and signs in at
+// the provider, and the client's retry answers that the account is
+// connected; the integration's tools are listed and run. tenant-b's agent,
+// listening, is asked and told nothing.
+func TestLinkAgent2026(t *testing.T) {
+	g, idp, base := linkedGateway(t)
+	quiet := eraAgent(t, g, "tenant-b", mcp.ProtocolVersion20260728)
+	linker := &urlLinker{t: t, g: g, idp: idp, base: base}
+	tr, err := transport.NewStreamableHTTP(base+"/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys["tenant-a"]}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20260728), client.WithElicitationHandler(linker))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ProtocolVersion: mcp.ProtocolVersion20260728, ClientInfo: mcp.Implementation{Name: "link-agent", Version: "1"},
+		Capabilities: mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapability{URL: &struct{}{}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "linked_connect_account"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := fmt.Sprint(res.Content); res.IsError || !strings.Contains(text, "is connected") || linker.opened != 1 {
+		t.Fatalf("connect tool: %s (error %v), link opened %d times; want connected after one link", text, res.IsError, linker.opened)
+	}
+	if names := toolNames(t, c); !containsPrefix(names, "linked_env") {
+		t.Errorf("after the link: %v, want the linked tools", names)
+	}
+	if token := probe(t, c, "linked_env"); token == "" {
+		t.Error("the linked tool did not run with the provider's token")
+	}
+	if asked, notes := quiet.got(); len(asked) > 0 || len(notes) > 0 {
+		t.Errorf("tenant-b was asked %q and heard %q", asked, notes)
+	}
+}
+
+// urlLinker is the user of an agent that takes URL-mode elicitation: it
+// opens the link, confirms the consent page and signs in at the provider.
+type urlLinker struct {
+	t      *testing.T
+	g      *gateway
+	idp    *testidp.IDP
+	base   string
+	opened int
+}
+
+func (l *urlLinker) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	if req.Params.Mode != mcp.ElicitationModeURL || req.Params.URL == "" {
+		return nil, fmt.Errorf("not a URL elicitation: %+v", req.Params)
+	}
+	l.opened++
+	browser := linkBrowser()
+	authURL := l.g.confirm(l.base, browser, req.Params.URL)
+	cb, err := l.idp.SignIn(ctx, &http.Client{}, authURL, l.idp.TestUsername(), testidp.UserPassword)
+	if err != nil {
+		return nil, err
+	}
+	if resp, body := l.g.visit(browser, http.MethodGet, l.base+cb.Path+"?"+cb.RawQuery, ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, "is connected") {
+		return nil, fmt.Errorf("callback: %s %s", resp.Status, body)
+	}
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionAccept}}, nil
 }

@@ -240,18 +240,59 @@ func (v *view) tenantTool(ctx context.Context, integration, name string) (catalo
 		return catalogueTool{}, false
 	}
 	a, version := acc(integration)
-	cat := v.catalogueFor(ctx, id.Tenant, integration, a, version)
-	if cat == nil {
-		return catalogueTool{}, false
+	var t catalogueTool
+	found := false
+	if cat := v.routing(ctx, id.Tenant, integration, a, version); cat != nil {
+		t, found = cat.byName[name]
 	}
-	t, ok := cat.byName[name]
-	if !ok {
-		return catalogueTool{}, false
+	if !found { // not in the catalogue this credential listed: wait for a listing
+		cat := v.catalogueFor(ctx, id.Tenant, integration, a, version)
+		if cat == nil {
+			return catalogueTool{}, false
+		}
+		if t, found = cat.byName[name]; !found {
+			return catalogueTool{}, false
+		}
 	}
 	if settings, err := v.g.settings(ctx, id.Tenant); err != nil || !settings.AllowsTool(integration, t.upstream) {
 		return catalogueTool{}, false // settings unreadable since access read them: closed
 	}
 	return t, true
+}
+
+// relistTimeout bounds a listing started in the background.
+const relistTimeout = 30 * time.Second
+
+// routing returns the catalogue a call is routed by, without waiting for
+// a listing: tenant's catalogue of integration as last listed with the
+// credential version given, also when a change was announced since or it
+// is past catalogueTTL, in which case a listing starts in the background.
+// A call made right after a list change (the upstream's, or another
+// tenant's on a shared upstream) is then not held up by a tools/list
+// upstream; a tool that is gone is refused by the upstream itself. nil
+// when the tenant may not call integration or nothing was listed with
+// this credential: the caller then waits for a listing (catalogueFor).
+func (v *view) routing(ctx context.Context, tenant, integration string, a access, version int64) *catalogue {
+	if a != accessLinked {
+		return nil
+	}
+	v.cats.mu.RLock()
+	e := v.cats.byTenant[catalogueKey{tenant, integration}]
+	if e == nil || e.cat == nil || e.version != version {
+		v.cats.mu.RUnlock()
+		return nil
+	}
+	cat, now := e.cat, time.Now()
+	relist := !e.fresh(version, now) && e.running == nil && now.Sub(e.failed) >= rediscoverAfter
+	v.cats.mu.RUnlock()
+	if relist {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), relistTimeout)
+			defer cancel()
+			v.catalogueOf(ctx, tenant, integration, version, true)
+		}()
+	}
+	return cat
 }
 
 // callerCatalogue is tenantCatalogue for the tenant of ctx.

@@ -103,3 +103,40 @@ func TestForgetMarksListingsInFlight(t *testing.T) {
 		t.Error("forget reports another tenant's catalogue")
 	}
 }
+
+// TestRoutingServesTheLastListing: a call is routed by the catalogue its
+// credential listed, also once a change was announced or its TTL passed
+// (the relisting runs beside it), and never by one listed with another
+// credential version or for a tenant that must link again.
+func TestRoutingServesTheLastListing(t *testing.T) {
+	v := &view{cats: newCatalogues()}
+	v.cats.routes["notion"] = "route"
+	if v.routing(t.Context(), "t1", "notion", accessLinked, 1) != nil {
+		t.Error("routing by a catalogue never listed")
+	}
+	e := &tenantCatalogue{running: make(chan struct{})} // a listing in flight: routing starts none
+	v.cats.byTenant[catalogueKey{"t1", "notion"}] = e
+	cat := listed("a")
+	v.keepLocked(e, cat, 1, e.gen)
+	v.forget("t1", "notion")
+	e.listed = e.listed.Add(-relistAfter)
+	if v.cached("t1", "notion", 1) != nil {
+		t.Fatal("the catalogue is fresh after an announced change")
+	}
+	if got := v.routing(t.Context(), "t1", "notion", accessLinked, 1); got != cat {
+		t.Error("a call after an announced change is not routed by the last listing")
+	}
+	e.listed = e.listed.Add(-catalogueTTL)
+	if got := v.routing(t.Context(), "t1", "notion", accessLinked, 1); got != cat {
+		t.Errorf("a call on a catalogue older than %v is not routed by it", catalogueTTL)
+	}
+	if v.routing(t.Context(), "t1", "notion", accessLinked, 2) != nil {
+		t.Error("a call on credential version 2 is routed by the listing of version 1")
+	}
+	if v.routing(t.Context(), "t1", "notion", accessRelink, 1) != nil {
+		t.Error("a tenant that must link again is routed without waiting")
+	}
+	if v.routing(t.Context(), "t2", "notion", accessLinked, 1) != nil {
+		t.Error("another tenant is routed by t1's catalogue")
+	}
+}

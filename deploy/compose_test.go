@@ -39,11 +39,7 @@ type composeService struct {
 // interpolation, env_file, profiles) and returns its services.
 func loadCompose(t *testing.T, profiles ...string) map[string]composeService {
 	t.Helper()
-	args := []string{"compose", "docker-compose.yml"}
-	for _, p := range profiles {
-		args = append(args, "-profile", p)
-	}
-	out, err := helmcheck(t, args...)
+	out, err := helmcheck(t, repeat([]string{"compose", "docker-compose.yml"}, "-profile", profiles)...)
 	if err != nil {
 		t.Fatalf("loading docker-compose.yml: %v", err)
 	}

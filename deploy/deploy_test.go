@@ -58,6 +58,14 @@ var required = []string{
 	"-set", "vault.auth.existingSecret=connectors-vault",
 }
 
+// repeat appends flag and each of vals to args.
+func repeat(args []string, flag string, vals []string) []string {
+	for _, v := range vals {
+		args = append(args, flag, v)
+	}
+	return args
+}
+
 // object is one parsed Kubernetes object.
 type object = map[string]any
 
@@ -66,10 +74,7 @@ type object = map[string]any
 func render(t *testing.T, sets ...string) (map[string]object, string) {
 	t.Helper()
 	args := append([]string{"template", chartDir, "-namespace", "gw"}, required...)
-	for _, s := range sets {
-		args = append(args, "-set", s)
-	}
-	out, err := helmcheck(t, args...)
+	out, err := helmcheck(t, repeat(args, "-set", sets)...)
 	if err != nil {
 		t.Fatalf("rendering the chart: %v", err)
 	}
@@ -288,11 +293,7 @@ func TestChartRefuses(t *testing.T) {
 		{"issuer without resource", []string{"gateway.oidcIssuer=https://idp.example.com"}, "gateway.resource"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"template", chartDir}, required...)
-			for _, s := range tc.sets {
-				args = append(args, "-set", s)
-			}
-			_, err := helmcheck(t, args...)
+			_, err := helmcheck(t, repeat(append([]string{"template", chartDir}, required...), "-set", tc.sets)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("rendering with %v: %v, want a refusal naming %q", tc.sets, err, tc.want)
 			}

@@ -20,8 +20,9 @@ import (
 // after at most one interval plus HAProxyCheckTimeout.
 const HAProxyCheckInterval = 200 * time.Millisecond
 
-// HAProxyCheckTimeout bounds one health check.
-const HAProxyCheckTimeout = 500 * time.Millisecond
+// HAProxyCheckTimeout bounds one health check: long enough that a
+// backend slowed by a loaded machine is not taken for dead.
+const HAProxyCheckTimeout = time.Second
 
 // haproxyStartTimeout bounds the wait for HAProxy to serve.
 const haproxyStartTimeout = 15 * time.Second

@@ -34,11 +34,25 @@ vault-dev: $(VAULTDEV)
 		-policy gateway-service=vault/hashicorp/policies/gateway-service-policy.hcl \
 		-policy gateway-admin=vault/hashicorp/policies/gateway-admin-policy.hcl
 
+# The chart checker (testdata/helmcheck, a module of its own so the
+# product's go.mod never carries Helm, Kubernetes or Compose): lints and
+# renders deploy/helm/connectors with Helm's Go packages and loads
+# docker-compose.yml with the Compose loader, for deploy/deploy_test.go.
+# Rebuilt only when its sources change; the first build compiles about
+# 700 packages (several minutes on 2 cores).
+HELMCHECK := .cache/helmcheck/helmcheck
+
+$(HELMCHECK): $(wildcard testdata/helmcheck/*.go testdata/helmcheck/go.*)
+	cd testdata/helmcheck && $(GO) build -o $(CURDIR)/$@ .
+
+.PHONY: helmcheck
+helmcheck: $(HELMCHECK)
+
 # Node 22, the MCP Inspector, the conformance suite and the real upstream MCP
 # servers, pinned by testdata/npm/package-lock.json. Reinstalled only when
 # the lock file changes; npm ci installs exactly the lock file and never
 # rewrites it (npm install did, leaving git status dirty).
-test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV) chromium
+test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV) chromium haproxy $(HELMCHECK)
 
 # Headless Chromium for the account-linking tests in a real browser
 # (cmd/connectors/consent_test.go): Debian's chromium package, installed
@@ -51,6 +65,20 @@ chromium:
 	else \
 		echo "make test-deps: Chromium is missing. Install it first (as root: apt-get install chromium," >&2; \
 		echo "or your distribution's chromium package) so that \`chromium\` is on PATH." >&2; \
+		exit 1; \
+	fi
+
+# HAProxy, the load balancer in front of several gateway replicas in the
+# tests (internal/testenv.HAProxy): Debian's haproxy package, installed
+# when missing if we are root; otherwise say what to install.
+.PHONY: haproxy
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy; \
+	else \
+		echo "make test-deps: HAProxy is missing. Install it first (as root: apt-get install haproxy," >&2; \
+		echo "or your distribution's haproxy package) so that \`haproxy\` is on PATH." >&2; \
 		exit 1; \
 	fi
 

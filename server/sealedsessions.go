@@ -268,6 +268,9 @@ func (h *Handler) adopt(w http.ResponseWriter, r *http.Request, session string, 
 	if mine {
 		h.adoptInMCP(r.Context(), session, c)
 		close(l.ready)
+		if h.sessions.lookup(session) != l { // ended meanwhile: mcp-go forgets it too
+			forgetSession(h.server(endpoint), session)
+		}
 		h.log.InfoContext(r.Context(), "mcp_session_adopted", "tenantId", who.tenant, "endpoint", "/mcp/"+endpoint)
 	}
 	if !h.serveBound(w, r, session, who, next) {

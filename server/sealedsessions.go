@@ -61,6 +61,9 @@ const (
 	// header of every request): past it, the session is this replica's
 	// alone.
 	maxSealedSession = 2 << 10
+	// maxSealedID bounds the length of a session ID that is opened: a
+	// sealed one of maxSealedSession is about 2.8 KB.
+	maxSealedID = 4 << 10
 	// maxEndedSessions bounds the ended sessions remembered: past it, those
 	// nearest their expiry are forgotten first.
 	maxEndedSessions = 100_000
@@ -148,7 +151,7 @@ func (ss *sealedSessions) seal(who owner, endpoint string, body []byte) (string,
 // not ended.
 func (ss *sealedSessions) open(id string) (*sealedClaims, bool) {
 	value, ok := strings.CutPrefix(id, sealedPrefix)
-	if !ok || ss.isEnded(id) {
+	if !ok || len(id) > maxSealedID || ss.isEnded(id) {
 		return nil, false
 	}
 	data, err := ss.sealer.OpenData(sessionPurpose, value)

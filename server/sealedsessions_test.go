@@ -283,7 +283,8 @@ func TestSealedSessionAdopted(t *testing.T) {
 // TestSealedSessionRefused: B answers 404, as for a session that never
 // was, and adopts nothing, to a session of A presented by another tenant
 // (recorded as a refused attempt) or another identity of its tenant, on
-// another endpoint, altered, made up, or sealed with another key; its
+// another endpoint, altered, made up, oversized, or sealed with another
+// key or for another purpose; its
 // owner on its endpoint is served. (Another identity's attempt is recorded
 // as it is for a session B holds.)
 func TestSealedSessionRefused(t *testing.T) {
@@ -294,6 +295,13 @@ func TestSealedSessionRefused(t *testing.T) {
 	foreign := other.Open(t, "/mcp", "key-a")
 	tampered := []byte(session)
 	tampered[len(tampered)/2] ^= 1
+	// The claims of the session, sealed with the shared key for another
+	// purpose (a browser session cookie, a bridged call's requestState).
+	claims, err := sealer.OpenData(sessionPurpose, strings.TrimPrefix(session, sealedPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPurpose, _ := sealer.SealData("cgw-browser-session/v1", claims, time.Hour)
 	const ping = `{"jsonrpc":"2.0","id":2,"method":"ping"}`
 	for _, c := range []struct{ what, path, key, session string }{
 		{"another tenant", "/mcp", "key-b", session},
@@ -302,6 +310,8 @@ func TestSealedSessionRefused(t *testing.T) {
 		{"an altered ID", "/mcp", "key-a", string(tampered)},
 		{"a made-up ID", "/mcp", "key-a", sealedPrefix + "bm90IHNlYWxlZA"},
 		{"another key's ID", "/mcp", "key-a", foreign},
+		{"its claims sealed for another purpose", "/mcp", "key-a", sealedPrefix + otherPurpose},
+		{"an oversized ID", "/mcp", "key-a", session + strings.Repeat("A", maxSealedID)},
 	} {
 		for _, method := range []string{"POST", "GET", "DELETE"} {
 			body := ""
@@ -444,5 +454,29 @@ func TestSealedSessionLimits(t *testing.T) {
 	local := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != http.StatusOK || local == "" || strings.HasPrefix(local, sealedPrefix) {
 		t.Errorf("an initialize too large to seal: %d %q %.100s; want a local session", resp.StatusCode, local, raw)
+	}
+}
+
+// TestSealedSessionAdoptedOnce: concurrent first requests of a session on
+// a replica that does not hold it adopt it once: one live session, one
+// registration with mcp-go, every request served.
+func TestSealedSessionAdoptedOnce(t *testing.T) {
+	sealer := newSealer(t)
+	a, b := newReplica(t, HTTPOptions{Sealer: sealer}), newReplica(t, HTTPOptions{Sealer: sealer})
+	session := a.Open(t, "/mcp", "key-a")
+	var wg sync.WaitGroup
+	var served atomic.Int64
+	for range 20 {
+		wg.Go(func() {
+			resp, raw := b.Send(t, "POST", "/mcp", "key-a", session, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami"}}`, nil)
+			if resp.StatusCode == http.StatusOK && strings.Contains(raw, "tenant-a") {
+				served.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if served.Load() != 20 || b.live() != 1 || b.registered.Load() != 1 || b.log.count("mcp_session_adopted") != 1 {
+		t.Errorf("20 concurrent first requests on B: %d served, %d live, %d registered with mcp-go, %d adoptions; want 20, 1, 1, 1",
+			served.Load(), b.live(), b.registered.Load(), b.log.count("mcp_session_adopted"))
 	}
 }

@@ -261,13 +261,11 @@ func (h *Handler) adopt(w http.ResponseWriter, r *http.Request, session string, 
 		w.WriteHeader(http.StatusOK)
 		return true
 	}
-	res, release, err := h.sessions.reserve(who)
+	l, mine, err := h.sessions.adopted(session, who, endpoint, c.expires(ss.maxAge))
 	if err != nil {
 		h.sessionCapped(w, r, nil, err)
 		return true
 	}
-	defer release()
-	l, mine := h.sessions.adopted(session, who, endpoint, c.expires(ss.maxAge), res)
 	if mine {
 		h.adoptInMCP(r.Context(), session, c)
 		close(l.ready)
@@ -282,19 +280,23 @@ func (h *Handler) adopt(w http.ResponseWriter, r *http.Request, session string, 
 	return true
 }
 
-// adopted registers session as live for who on endpoint, taking over
-// res's place, unless a concurrent request has already: mine says whether
-// the caller is to make mcp-go hold it (and then close l.ready).
-func (s *sessions) adopted(session string, who owner, endpoint string, expires time.Time, res *reservation) (l *liveSession, mine bool) {
+// adopted registers session as live for who on endpoint, if the bounds
+// on sessions allow one more, unless a concurrent request has already:
+// mine says whether the caller is to make mcp-go hold it (and then close
+// l.ready).
+func (s *sessions) adopted(session string, who owner, endpoint string, expires time.Time) (l *liveSession, mine bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l := s.live[session]; l != nil {
-		return l, false
+		return l, false, nil
 	}
-	l = s.addLocked(session, who, endpoint, res)
+	if err := s.fullLocked(who); err != nil {
+		return nil, false, err
+	}
+	l = s.addLocked(session, who, endpoint, nil)
 	l.ready = make(chan struct{})
 	l.expires = expires
-	return l, true
+	return l, true, nil
 }
 
 // adoptionKey marks the context of adoptInMCP's initialize with the ID

@@ -459,10 +459,11 @@ func TestSealedSessionLimits(t *testing.T) {
 
 // TestSealedSessionAdoptedOnce: concurrent first requests of a session on
 // a replica that does not hold it adopt it once: one live session, one
-// registration with mcp-go, every request served.
+// registration with mcp-go, every request served, none refused by a bound
+// the one session fits in.
 func TestSealedSessionAdoptedOnce(t *testing.T) {
 	sealer := newSealer(t)
-	a, b := newReplica(t, HTTPOptions{Sealer: sealer}), newReplica(t, HTTPOptions{Sealer: sealer})
+	a, b := newReplica(t, HTTPOptions{Sealer: sealer}), newReplica(t, HTTPOptions{Sealer: sealer, MaxSessionsPerIdentity: 1})
 	session := a.Open(t, "/mcp", "key-a")
 	var wg sync.WaitGroup
 	var served atomic.Int64

@@ -256,19 +256,10 @@ func (e errSessionCap) Error() string { return "too many sessions for this " + e
 func (s *sessions) reserve(who owner) (res *reservation, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mine, tenant := s.talliesLocked(who)
-	switch {
-	case mine.full(s.limits.perIdentity):
-		err = errSessionCap{boundIdentity}
-	case tenant.full(s.limits.perTenant):
-		err = errSessionCap{boundTenant}
-	case s.all.full(s.limits.all):
-		err = errSessionCap{boundAll}
-	}
-	if err != nil {
-		s.tidyLocked(who)
+	if err := s.fullLocked(who); err != nil {
 		return nil, nil, err
 	}
+	mine, tenant := s.talliesLocked(who)
 	mine.reserved++
 	tenant.reserved++
 	s.all.reserved++
@@ -279,6 +270,25 @@ func (s *sessions) reserve(who owner) (res *reservation, release func(), err err
 		s.unreserveLocked(res)
 		s.tidyLocked(who)
 	}, nil
+}
+
+// fullLocked returns the bound one more session of who would pass, if
+// any.
+func (s *sessions) fullLocked(who owner) error {
+	mine, tenant := s.talliesLocked(who)
+	var err error
+	switch {
+	case mine.full(s.limits.perIdentity):
+		err = errSessionCap{boundIdentity}
+	case tenant.full(s.limits.perTenant):
+		err = errSessionCap{boundTenant}
+	case s.all.full(s.limits.all):
+		err = errSessionCap{boundAll}
+	}
+	if err != nil {
+		s.tidyLocked(who)
+	}
+	return err
 }
 
 // reservation is a place an initialize holds; dropped is guarded by

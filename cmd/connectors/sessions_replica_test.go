@@ -22,20 +22,11 @@ import (
 // replica it is sent to (on the others once the gossip tells them:
 // server's TestSealedSessionEnded).
 func TestSessionOnAnyReplica(t *testing.T) {
-	vaddr, _, token := gatewayVault(t)
 	key := make([]byte, tenants.BrowserSessionKeySize)
 	for i := range key {
 		key[i] = byte(i * 7)
 	}
-	entry := map[string]any{"name": "conformance", "category": "testing", "protocol": "2025-11-25", "upstream": map[string]any{
-		"url": startConformanceFixture(t), "headers": map[string]string{"X-Upstream-Token": "{{access_token}}"}}}
-	g := newGatewayWithEnv(t, map[string]string{"VAULT_ADDR": vaddr, "VAULT_TOKEN": token, "CONNECTORS_BROWSER_SESSION_KEY": hex.EncodeToString(key)}, entry)
-	for _, tenant := range []string{"tenant-a", "tenant-b"} {
-		g.mustRun(`{"accessToken": "conformance-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "conformance")
-	}
-	a, b := *g, *g
-	a.addr, _ = g.start()
-	b.addr, _ = g.start()
+	a, b := replicas(t, key)
 	const path = "/mcp/conformance"
 	session := a.oldSession("tenant-a", path, `{"elicitation":{},"sampling":{}}`)
 	if !strings.HasPrefix(session, "cgw1.") {
@@ -56,34 +47,7 @@ func TestSessionOnAnyReplica(t *testing.T) {
 		t.Errorf("the elicitation's call on B answered %s", res)
 	}
 
-	// Sampling, on B's GET stream of the adopted session.
-	events := b.listen("tenant-a", path, session)
-	answer := make(chan string, 1)
-	go func() {
-		_, _, body := b.postOld("tenant-a", path, session, oldCall("4", "test_sampling", `"arguments":{"prompt":"capital?"}`))
-		answer <- body
-	}()
-	select {
-	case ev := <-events:
-		var req struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-		}
-		if json.Unmarshal([]byte(ev.data), &req) != nil || req.Method != "sampling/createMessage" {
-			t.Fatalf("first event of B's GET stream: %s", ev.data)
-		}
-		b.answer(t, path, session, fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"role":"assistant","content":{"type":"text","text":"Paris"},"model":"m","stopReason":"endTurn"}}`, req.ID))
-	case <-time.After(15 * time.Second):
-		t.Fatal("the sampling request never reached B's GET stream")
-	}
-	select {
-	case body := <-answer:
-		if !strings.Contains(body, "Paris") || strings.Contains(body, `"isError":true`) {
-			t.Errorf("the sampling call on B answered %s", body)
-		}
-	case <-time.After(15 * time.Second):
-		t.Error("the sampling call on B did not complete")
-	}
+	samplesOnListenStream(t, b, path, session)
 
 	// Refused: another tenant, an altered ID, an ID sealed with another key.
 	tampered := []byte(session)
@@ -119,6 +83,60 @@ func TestSessionOnAnyReplica(t *testing.T) {
 	}
 	if status, _, _ := a.postOld("tenant-a", path, session, ping); status != 200 {
 		t.Errorf("A, not told of the DELETE (no gossip here): %d", status)
+	}
+}
+
+// replicas starts two gateway processes on one Vault (the gateway policy
+// only), sharing key as CONNECTORS_BROWSER_SESSION_KEY, with the
+// conformance fixture as integration "conformance" (its upstream session
+// pinned to 2025-11-25, so that it asks the agent itself), tenant-a's and
+// tenant-b's credentials for it.
+func replicas(t *testing.T, key []byte) (a, b *gateway) {
+	t.Helper()
+	vaddr, _, token := gatewayVault(t)
+	entry := map[string]any{"name": "conformance", "category": "testing", "protocol": "2025-11-25", "upstream": map[string]any{
+		"url": startConformanceFixture(t), "headers": map[string]string{"X-Upstream-Token": "{{access_token}}"}}}
+	g := newGatewayWithEnv(t, map[string]string{"VAULT_ADDR": vaddr, "VAULT_TOKEN": token, "CONNECTORS_BROWSER_SESSION_KEY": hex.EncodeToString(key)}, entry)
+	for _, tenant := range []string{"tenant-a", "tenant-b"} {
+		g.mustRun(`{"accessToken": "conformance-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "conformance")
+	}
+	ra, rb := *g, *g
+	ra.addr, _ = g.start()
+	rb.addr, _ = g.start()
+	return &ra, &rb
+}
+
+// samplesOnListenStream has the upstream ask tenant-a's agent of session
+// for a sampling through g, on g's GET stream of the session, and checks
+// that the agent's answer completes the call.
+func samplesOnListenStream(t *testing.T, g *gateway, path, session string) {
+	t.Helper()
+	events := g.listen("tenant-a", path, session)
+	answer := make(chan string, 1)
+	go func() {
+		_, _, body := g.postOld("tenant-a", path, session, oldCall("4", "test_sampling", `"arguments":{"prompt":"capital?"}`))
+		answer <- body
+	}()
+	select {
+	case ev := <-events:
+		var req struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		if json.Unmarshal([]byte(ev.data), &req) != nil || req.Method != "sampling/createMessage" {
+			t.Fatalf("first event of the GET stream: %s", ev.data)
+		}
+		g.answer(t, path, session, fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"role":"assistant","content":{"type":"text","text":"Paris"},"model":"m","stopReason":"endTurn"}}`, req.ID))
+	case <-time.After(15 * time.Second):
+		t.Fatal("the sampling request never reached the GET stream")
+	}
+	select {
+	case body := <-answer:
+		if !strings.Contains(body, "Paris") || strings.Contains(body, `"isError":true`) {
+			t.Errorf("the sampling call answered %s", body)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("the sampling call did not complete")
 	}
 }
 

@@ -19,8 +19,23 @@ import (
 // Every field is optional.
 type HTTPOptions struct {
 	// SessionIdleTTL ends MCP sessions idle this long with no request
-	// running; zero means DefaultSessionIdleTTL.
+	// running; zero means DefaultSessionIdleTTL. With a Sealer, it frees
+	// this replica's copy only: the session is adopted again when used
+	// again, until its DELETE or SessionMaxAge (sealedsessions.go).
 	SessionIdleTTL time.Duration
+	// Sealer, if set, seals the IDs of the MCP sessions (initialize era)
+	// with the key every replica shares, so that any replica serves any
+	// session (sealedsessions.go); nil: a session is this process's alone.
+	Sealer Sealer
+	// SessionMaxAge is how long a sealed session lasts at most; zero means
+	// DefaultSessionMaxAge. It bounds the life of a session ended on a
+	// replica that another never heard of.
+	SessionMaxAge time.Duration
+	// SessionEnded, if set, is told the ID of a sealed session its agent
+	// ended here (DELETE), for every other replica's Handler.EndSession.
+	// It is not told of sessions swept as idle, which end on this replica
+	// only, nor of those ended by Close.
+	SessionEnded func(id string)
 	// MaxSessions bounds the MCP sessions (initialize era; and open
 	// 2026-07-28 subscriptions/listen streams) at once, MaxSessionsPerTenant
 	// those of one tenant, and MaxSessionsPerIdentity those of one identity
@@ -126,6 +141,7 @@ func NewHandler(aggregate *mcpserver.MCPServer, single map[string]*mcpserver.MCP
 		all: opts.MaxSessions, perTenant: opts.MaxSessionsPerTenant, perIdentity: opts.MaxSessionsPerIdentity,
 		running: opts.MaxRequestsPerSession,
 	})}
+	h.sessions.sealed = newSealedSessions(opts)
 	h.mcp = h.streamable(aggregate)
 	h.single = map[string]*mcpserver.StreamableHTTPServer{}
 	for name, srv := range single {

@@ -28,6 +28,9 @@ import (
 //     TestNotificationsDuringStreamSetup;
 //   - a session is forgotten only through a DELETE (forgetSession):
 //     TestIdleSweep, TestSweptSessionsFreed;
+//   - a session is held as initialized, with the client's capabilities,
+//     info and protocol version, only through an initialize (adoptInMCP):
+//     TestSealedSessionAdopted;
 //   - a GET without a session makes a session nobody initializes
 //     (refuseSessionless): TestGetWithoutSession;
 //   - an initialize-era sampling request sent before the GET stream is
@@ -87,6 +90,48 @@ func forgetSession(srv *mcpserver.StreamableHTTPServer, session string) {
 	}
 	r.Header.Set(mcpserver.HeaderKeySessionID, session)
 	r.Header.Set(mcp.HeaderProtocolVersion, mcp.ProtocolVersion20251125)
+	srv.ServeHTTP(discardWriter{header: http.Header{}}, r)
+}
+
+// adoptInMCP has the streamable-HTTP server of endpoint hold session,
+// adopted from another replica (sealedsessions.go), as the initialize of c
+// left it there: registered with the MCP server (whose hooks register it
+// with the gateway's views) and with the transport (for its GET stream and
+// the answers to its requests), with the client's info, capabilities and
+// negotiated protocol version. mcp-go v1.2.1 offers no other way to make
+// such a session: its type is unexported and only an initialize sets
+// them. So it is sent the client's initialize again, on ctx (the
+// caller's identity) with the session manager told to name session
+// (adoptionKey); its answer is discarded. Without it, mcp-go serves the
+// requests of a session it does not know with a session of the request
+// alone, which knows nothing of the client: no sampling, elicitation or
+// roots would reach it, and no notification.
+func (h *Handler) adoptInMCP(ctx context.Context, session string, c *sealedClaims) {
+	srv := h.server(c.Endpoint)
+	if srv == nil {
+		return
+	}
+	type params struct {
+		ProtocolVersion string          `json:"protocolVersion"`
+		Capabilities    json.RawMessage `json:"capabilities,omitempty"`
+		ClientInfo      json.RawMessage `json:"clientInfo,omitempty"`
+	}
+	body, err := json.Marshal(struct {
+		JSONRPC string `json:"jsonrpc"`
+		ID      int    `json:"id"`
+		Method  string `json:"method"`
+		Params  params `json:"params"`
+	}{"2.0", 0, string(mcp.MethodInitialize), params{c.Protocol, c.Capabilities, c.ClientInfo}})
+	if err != nil {
+		return
+	}
+	ctx = context.WithValue(context.WithoutCancel(ctx), adoptionKey{}, session)
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/mcp", bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
 	srv.ServeHTTP(discardWriter{header: http.Header{}}, r)
 }
 

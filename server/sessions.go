@@ -25,6 +25,9 @@ import (
 // It also bounds them (see reserve), and it sweeps the idle ones (sweep).
 type sessions struct {
 	limits sessionLimits
+	// sealed, if set, seals the IDs of the sessions made here and adopts
+	// those made on other replicas (sealedsessions.go).
+	sealed *sealedSessions
 
 	mu   sync.Mutex
 	live map[string]*liveSession // by session ID
@@ -64,6 +67,17 @@ type liveSession struct {
 	// ctx ends with the session (see resumable).
 	ctx context.Context
 	end context.CancelFunc
+	// ready, if set, is closed once mcp-go holds the session: one adopted
+	// from another replica (see Handler.adopt); nil for one made here.
+	ready chan struct{}
+	// expires, if set, is a sealed session's absolute expiry
+	// (HTTPOptions.SessionMaxAge).
+	expires time.Time
+}
+
+// expired reports whether l is past its absolute expiry at now.
+func (l *liveSession) expired(now time.Time) bool {
+	return !l.expires.IsZero() && !now.Before(l.expires)
 }
 
 type owner struct{ tenant, subject string }
@@ -177,8 +191,15 @@ func (s *sessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdM
 	if r == nil { // an idle sweeper (mcp-go's is off: see HTTP.streamable)
 		return &boundSessions{s: s}
 	}
+	if id, ok := r.Context().Value(adoptionKey{}).(string); ok {
+		return &boundSessions{s: s, adopt: id}
+	}
 	res, _ := r.Context().Value(reservationKey{}).(*reservation)
-	return &boundSessions{s: s, who: ownerOf(r), endpoint: r.PathValue("integration"), res: res}
+	b := &boundSessions{s: s, who: ownerOf(r), endpoint: r.PathValue("integration"), res: res}
+	if s.sealed != nil {
+		b.body, _ = httpwire.Bytes(r.Body) // checkMessage's: the initialize, for Generate
+	}
+	return b
 }
 
 // ownerOf is the identity r was authenticated as.
@@ -235,19 +256,10 @@ func (e errSessionCap) Error() string { return "too many sessions for this " + e
 func (s *sessions) reserve(who owner) (res *reservation, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mine, tenant := s.talliesLocked(who)
-	switch {
-	case mine.full(s.limits.perIdentity):
-		err = errSessionCap{boundIdentity}
-	case tenant.full(s.limits.perTenant):
-		err = errSessionCap{boundTenant}
-	case s.all.full(s.limits.all):
-		err = errSessionCap{boundAll}
-	}
-	if err != nil {
-		s.tidyLocked(who)
+	if err := s.fullLocked(who); err != nil {
 		return nil, nil, err
 	}
+	mine, tenant := s.talliesLocked(who)
 	mine.reserved++
 	tenant.reserved++
 	s.all.reserved++
@@ -258,6 +270,25 @@ func (s *sessions) reserve(who owner) (res *reservation, release func(), err err
 		s.unreserveLocked(res)
 		s.tidyLocked(who)
 	}, nil
+}
+
+// fullLocked returns the bound one more session of who would pass, if
+// any.
+func (s *sessions) fullLocked(who owner) error {
+	mine, tenant := s.talliesLocked(who)
+	var err error
+	switch {
+	case mine.full(s.limits.perIdentity):
+		err = errSessionCap{boundIdentity}
+	case tenant.full(s.limits.perTenant):
+		err = errSessionCap{boundTenant}
+	case s.all.full(s.limits.all):
+		err = errSessionCap{boundAll}
+	}
+	if err != nil {
+		s.tidyLocked(who)
+	}
+	return err
 }
 
 // reservation is a place an initialize holds; dropped is guarded by
@@ -299,7 +330,7 @@ func (s *sessions) begin(session string, who owner, endpoint string) (*liveSessi
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.live[session]
-	if l == nil || l.owner != who || l.endpoint != endpoint {
+	if l == nil || l.owner != who || l.endpoint != endpoint || l.expired(now) {
 		return nil, nil
 	}
 	if s.limits.running > 0 && l.running >= s.limits.running {
@@ -329,15 +360,15 @@ func (s *sessions) removeLocked(session string, l *liveSession) {
 	s.tidyLocked(l.owner)
 }
 
-// idle removes and returns the sessions idle for ttl with no request
-// running, by endpoint.
+// idle removes and returns the sessions idle for ttl, or past their
+// absolute expiry, with no request running, by endpoint.
 func (s *sessions) idle(ttl time.Duration) map[string][]string {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out map[string][]string
 	for id, l := range s.live {
-		if l.running > 0 || now.Sub(l.active) < ttl {
+		if l.running > 0 || now.Sub(l.active) < ttl && !l.expired(now) {
 			continue
 		}
 		s.removeLocked(id, l)
@@ -357,23 +388,43 @@ type boundSessions struct {
 	who      owner
 	endpoint string
 	res      *reservation // the initialize's place, taken over by Generate
+	body     []byte       // the request's, when sessions are sealed
+	adopt    string       // the session Generate names (adoptInMCP's)
 }
 
 func (b *boundSessions) Generate() string {
-	id := rand.Text()
-	ctx, end := context.WithCancel(context.Background())
-	now := time.Now()
+	if b.adopt != "" {
+		return b.adopt // registered by Handler.adopt
+	}
+	var id string
+	var expires time.Time
+	if b.s.sealed != nil {
+		id, expires = b.s.sealed.seal(b.who, b.endpoint, b.body)
+	}
+	if id == "" {
+		id = rand.Text()
+	}
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
-	b.s.live[id] = &liveSession{owner: b.who, endpoint: b.endpoint, served: now, active: now, listening: make(chan struct{}), ctx: ctx, end: end}
-	if b.res != nil && b.res.who == b.who {
-		b.s.unreserveLocked(b.res)
+	b.s.addLocked(id, b.who, b.endpoint, b.res).expires = expires
+	return id
+}
+
+// addLocked registers session as live for who on endpoint, taking over
+// res's place (an initialize's, or an adoption's).
+func (s *sessions) addLocked(session string, who owner, endpoint string, res *reservation) *liveSession {
+	ctx, end := context.WithCancel(context.Background())
+	now := time.Now()
+	l := &liveSession{owner: who, endpoint: endpoint, served: now, active: now, listening: make(chan struct{}), ctx: ctx, end: end}
+	s.live[session] = l
+	if res != nil && res.who == who {
+		s.unreserveLocked(res)
 	}
-	mine, tenant := b.s.talliesLocked(b.who)
+	mine, tenant := s.talliesLocked(who)
 	mine.live++
 	tenant.live++
-	b.s.all.live++
-	return id
+	s.all.live++
+	return l
 }
 
 func (b *boundSessions) Validate(session string) (bool, error) {
@@ -384,14 +435,21 @@ func (b *boundSessions) Validate(session string) (bool, error) {
 }
 
 // Terminate ends the session of its owner's DELETE, and the requests it
-// has running. (The sweeper removes a session before it asks mcp-go to
-// forget it, so its DELETE finds nothing here.)
+// has running; a sealed one is remembered as ended, and
+// HTTPOptions.SessionEnded told. (The sweeper, and EndSession, remove a
+// session before they ask mcp-go to forget it, so their DELETE finds
+// nothing here.)
 func (b *boundSessions) Terminate(session string) (bool, error) {
 	b.s.mu.Lock()
-	defer b.s.mu.Unlock()
-	if l := b.s.live[session]; l != nil && l.owner == b.who && l.endpoint == b.endpoint {
+	l := b.s.live[session]
+	ours := l != nil && l.owner == b.who && l.endpoint == b.endpoint
+	if ours {
 		b.s.removeLocked(session, l)
 		l.end()
+	}
+	b.s.mu.Unlock()
+	if ours && b.s.sealed != nil {
+		b.s.sealed.terminated(session)
 	}
 	return false, nil
 }
@@ -413,6 +471,7 @@ func (s *sessions) endAll() {
 // this identity does not own, or that was made on another endpoint (404,
 // as for a session that ended; another identity's is recorded as a refused
 // attempt), and a GET or DELETE that names no session (refuseSessionless).
+// A sealed session made on another replica is adopted (Handler.adopt).
 // mcp-go checks POSTs itself through Validate; GET and DELETE it would
 // otherwise serve or accept. It also tells the sweeper which sessions are
 // in use.
@@ -426,25 +485,52 @@ func (h *Handler) bindSession(next http.Handler) http.Handler {
 			return
 		}
 		who := ownerOf(r)
-		l, err := h.sessions.begin(session, who, r.PathValue("integration"))
-		if errors.Is(err, errSessionBusy) {
-			w.Header().Set("Retry-After", "1")
-			httpwire.WriteJSONRPCError(w, http.StatusTooManyRequests, nil, mcp.INVALID_REQUEST,
-				fmt.Sprintf("this session has %d requests running, as many as it may (CONNECTORS_MAX_REQUESTS_PER_SESSION): wait for one to end", h.opts.MaxRequestsPerSession))
+		if h.serveBound(w, r, session, who, next) {
 			return
 		}
-		if l == nil {
-			if o, ok := h.sessions.ownerOfSession(session); ok && o != who {
+		if o, held := h.sessions.ownerOfSession(session); held {
+			if o != who {
 				id, _ := tenants.FromContext(r.Context())
 				httpwire.Denied(r, h.opts.Audit, h.log, id, o.tenant, "foreign_session")
 			}
-			httpwire.WriteError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
+		} else if h.adopt(w, r, session, next) {
 			return
 		}
-		defer h.sessions.done(l)
-		w = sampleOnAttachedStream(w, r, func() { h.sessions.attached(session) })
-		next.ServeHTTP(w, r)
+		sessionNotFound(w, r)
 	})
+}
+
+// serveBound serves r, of a session that is live, who's and made on r's
+// endpoint (once mcp-go holds it), and tells the sweeper the session is
+// in use; it reports whether it answered (not: no such session here).
+func (h *Handler) serveBound(w http.ResponseWriter, r *http.Request, session string, who owner, next http.Handler) bool {
+	l, err := h.sessions.begin(session, who, r.PathValue("integration"))
+	if errors.Is(err, errSessionBusy) {
+		w.Header().Set("Retry-After", "1")
+		httpwire.WriteJSONRPCError(w, http.StatusTooManyRequests, nil, mcp.INVALID_REQUEST,
+			fmt.Sprintf("this session has %d requests running, as many as it may (CONNECTORS_MAX_REQUESTS_PER_SESSION): wait for one to end", h.opts.MaxRequestsPerSession))
+		return true
+	}
+	if l == nil {
+		return false
+	}
+	defer h.sessions.done(l)
+	if l.ready != nil {
+		select {
+		case <-l.ready:
+		case <-r.Context().Done():
+			return true
+		}
+	}
+	w = sampleOnAttachedStream(w, r, func() { h.sessions.attached(session) })
+	next.ServeHTTP(w, r)
+	return true
+}
+
+// sessionNotFound answers a request naming a session that is not, or not
+// the caller's, or not of this endpoint.
+func sessionNotFound(w http.ResponseWriter, r *http.Request) {
+	httpwire.WriteError(w, r, http.StatusNotFound, "SessionNotFound", "session not found")
 }
 
 // sweep ends, until ctx ends, the sessions idle for the TTL with no
@@ -465,13 +551,13 @@ func (h *Handler) sweep(ctx context.Context) {
 	}
 }
 
-// sweepIdle ends the sessions idle now.
+// sweepIdle ends the sessions idle now. A sealed one is this replica's
+// copy only (the agent may be busy on another replica): it is neither
+// remembered as ended nor told to other replicas, and is adopted again
+// when used here again (sealedsessions.go).
 func (h *Handler) sweepIdle() {
 	for endpoint, ids := range h.sessions.idle(h.opts.SessionIdleTTL) {
-		srv := h.mcp
-		if endpoint != "" {
-			srv = h.single[endpoint]
-		}
+		srv := h.server(endpoint)
 		for _, id := range ids {
 			forgetSession(srv, id)
 		}

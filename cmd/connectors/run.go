@@ -358,7 +358,15 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
+	// With the key replicas share, any replica serves any MCP session
+	// (server's sealedsessions.go); a key of this process's own would
+	// seal them for nothing.
+	var sessionSealer server.Sealer
+	if cfg.BrowserSessionKey != nil {
+		sessionSealer = m.sealer
+	}
 	mcp := g.Handler(server.HTTPOptions{
+		Sealer:                 sessionSealer,
 		SessionIdleTTL:         cfg.SessionIdleTTL,
 		MaxSessions:            cfg.MaxSessions,
 		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,

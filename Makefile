@@ -54,33 +54,31 @@ helmcheck: $(HELMCHECK)
 # rewrites it (npm install did, leaving git status dirty).
 test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV) chromium haproxy $(HELMCHECK)
 
+# Debian packages the tests run for real, installed when missing if we are
+# root; otherwise we say what to install. $(call debian,PACKAGE,CHECK):
+# CHECK is the shell test that the package is there.
+define debian
+	@$(2) || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(1); \
+	else \
+		echo "make test-deps: $(1) is missing. Install it first (as root: apt-get install $(1)," >&2; \
+		echo "or your distribution's $(1) package) so that \`$(1)\` is on PATH." >&2; \
+		exit 1; \
+	fi
+endef
+
 # Headless Chromium for the account-linking tests in a real browser
-# (cmd/connectors/consent_test.go): Debian's chromium package, installed
-# when missing if we are root; otherwise say what to install.
+# (cmd/connectors/consent_test.go).
 .PHONY: chromium
 chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	if [ "$$(id -u)" = 0 ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
-	else \
-		echo "make test-deps: Chromium is missing. Install it first (as root: apt-get install chromium," >&2; \
-		echo "or your distribution's chromium package) so that \`chromium\` is on PATH." >&2; \
-		exit 1; \
-	fi
+	$(call debian,chromium,command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1)
 
 # HAProxy, the load balancer in front of several gateway replicas in the
-# tests (internal/testenv.HAProxy): Debian's haproxy package, installed
-# when missing if we are root; otherwise say what to install.
+# tests (internal/testenv.HAProxy).
 .PHONY: haproxy
 haproxy:
-	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || \
-	if [ "$$(id -u)" = 0 ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy; \
-	else \
-		echo "make test-deps: HAProxy is missing. Install it first (as root: apt-get install haproxy," >&2; \
-		echo "or your distribution's haproxy package) so that \`haproxy\` is on PATH." >&2; \
-		exit 1; \
-	fi
+	$(call debian,haproxy,command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ])
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error

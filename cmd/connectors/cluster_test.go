@@ -1,0 +1,227 @@
+package main
+
+import (
+	"encoding/base64"
+	"maps"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// propagationBound is how soon a change through one replica must be seen
+// through another (issue 19).
+const propagationBound = 2 * time.Second
+
+// replica returns a second gateway on g's Vault, integrations and API
+// keys, with env added; it has a log of its own.
+func (g *gateway) replica(env map[string]string) *gateway {
+	r := *g
+	r.stderr = &lockedBuffer{}
+	r.env = maps.Clone(g.env)
+	maps.Copy(r.env, env)
+	return &r
+}
+
+// listening connects an initialize-era (2025-11-25) MCP session of tenant
+// with its GET stream open, where the gateway's notifications arrive.
+func (g *gateway) listening(t *testing.T, tenant string) *client.Client {
+	t.Helper()
+	c, err := client.NewStreamableHttpClient("http://"+g.addr+"/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + g.keys[tenant]}),
+		transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.WithLegacyProtocolOnly()(c)
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ProtocolVersion: "2025-11-25", ClientInfo: mcp.Implementation{Name: "connectors-test", Version: "1"}}}); err != nil {
+		t.Fatalf("initialize as %s: %v", tenant, err)
+	}
+	return c
+}
+
+// freeClusterAddr returns a loopback host:port free for TCP and UDP just
+// now (memberlist binds both on one port).
+func freeClusterAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if u, err := net.ListenPacket("udp", addr); err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port for the cluster")
+	return ""
+}
+
+// clusteredPair starts replicas a and b on one real Vault (the gateway
+// policy only), gossiping on loopback, with credential caches of a minute:
+// without the cluster, b would serve a deleted credential for that long.
+func clusteredPair(t *testing.T) (a, b *gateway) {
+	t.Helper()
+	vaultAddr, _, token := gatewayVault(t)
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	bindA, bindB := freeClusterAddr(t), freeClusterAddr(t)
+	a = newGatewayWithEnv(t, map[string]string{
+		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token, "CONNECTORS_VAULT_CACHE_TTL": "60s",
+		"CONNECTORS_CLUSTER_BIND": bindA, "CONNECTORS_CLUSTER_PEERS": bindB, "CONNECTORS_CLUSTER_KEY": key,
+	})
+	a.withAdmin()
+	b = a.replica(map[string]string{"CONNECTORS_CLUSTER_BIND": bindB, "CONNECTORS_CLUSTER_PEERS": bindA})
+	a.serve()
+	b.serve()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.stderr.String(), `"msg":"cluster_member_joined"`) ||
+		!strings.Contains(b.stderr.String(), `"addr":"`+bindA+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica b did not see a join:\n%s", b.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return a, b
+}
+
+// TestClusterPropagatesChanges: two replicas on one Vault. A credential
+// deleted through a's REST route stops being served by b, and b's session
+// of that tenant hears list_changed, within 2 s; an integration turned off
+// through a leaves b's tools/list within 2 s; another tenant's session on
+// b hears nothing.
+func TestClusterPropagatesChanges(t *testing.T) {
+	a, b := clusteredPair(t)
+	const notion = "/tenants/tenant-a/integrations/notion"
+
+	sessionA := b.listening(t, "tenant-a")
+	heardA := collect(sessionA, mcp.MethodNotificationToolsListChanged)
+	heardB := collect(b.listening(t, "tenant-b"), mcp.MethodNotificationToolsListChanged)
+	callSelf := func(c *client.Client) (*mcp.CallToolResult, error) {
+		return c.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "notion_API-get-self"}})
+	}
+	// b reads (and caches) tenant-a's notion credential.
+	if res, err := callSelf(sessionA); err != nil || !strings.Contains(toolText(t, res), "Acme Bot") {
+		t.Fatalf("tenant-a's call through b before the delete: %v, %v", res, err)
+	}
+	if _, out, raw := b.api("tenant-a", "GET", notion, ""); out["hasCredentials"] != true {
+		t.Fatalf("b before the delete: %s", raw)
+	}
+
+	start := time.Now()
+	if status, _, raw := a.api("tenant-a", "DELETE", notion+"/credentials", ""); status != http.StatusOK {
+		t.Fatalf("DELETE through a: %d %s", status, raw)
+	}
+	for {
+		_, out, raw := b.api("tenant-a", "GET", notion, "")
+		if out["hasCredentials"] == false {
+			t.Logf("b stopped serving the deleted credential %v after the delete through a", time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if time.Since(start) > propagationBound {
+			t.Fatalf("b still serves the credential deleted through a %v ago: %s", propagationBound, raw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := heardA.waitFor(propagationBound-time.Since(start), func(n []map[string]any) bool { return len(n) > 0 })
+	if len(got) == 0 {
+		t.Fatalf("tenant-a's session on b heard no tools list_changed within %v of the delete through a", propagationBound)
+	}
+	t.Logf("tenant-a's session on b heard list_changed %v after the delete through a", time.Since(start).Round(time.Millisecond))
+	if res, err := callSelf(sessionA); err == nil && !res.IsError {
+		t.Errorf("tenant-a's notion call through b after the delete through a succeeded: %s", toolText(t, res))
+	}
+
+	testClusterDisable(t, a, sessionA, heardA)
+	time.Sleep(300 * time.Millisecond)
+	if n := heardB.list(); len(n) != 0 {
+		t.Errorf("tenant-b's session on b heard %v of tenant-a's changes", n)
+	}
+	a.assertNoSecrets()
+	b.assertNoSecrets()
+}
+
+// testClusterDisable turns tenant-a's everything integration off through
+// a: session, on the other replica, stops listing its tools within 2 s.
+func testClusterDisable(t *testing.T, a *gateway, session *client.Client, heard *notes) {
+	t.Helper()
+	hasEverything := func() bool {
+		res, err := session.ListTools(t.Context(), mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatalf("tools/list on b: %v", err)
+		}
+		for _, tool := range res.Tools {
+			if strings.HasPrefix(tool.Name, "everything_") {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasEverything() { // b reads (and caches) tenant-a's settings
+		t.Fatal("tenant-a's tools/list on b lists no everything tool before it is turned off")
+	}
+	before := len(heard.list())
+	start := time.Now()
+	if status, _, raw := a.api("admin", "DELETE", "/tenants/tenant-a/integrations/everything", ""); status != http.StatusOK {
+		t.Fatalf("disabling everything through a: %d %s", status, raw)
+	}
+	for hasEverything() {
+		if time.Since(start) > propagationBound {
+			t.Fatalf("tenant-a's tools/list on b still lists everything %v after it was turned off through a", propagationBound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("b's tools/list dropped the integration turned off through a after %v", time.Since(start).Round(time.Millisecond))
+	got := heard.waitFor(propagationBound-time.Since(start), func(n []map[string]any) bool { return len(n) > before })
+	if len(got) <= before {
+		t.Errorf("tenant-a's session on b heard no list_changed within %v of the disable through a", propagationBound)
+	}
+}
+
+// TestClusterConfig: the cluster's variables are checked before anything
+// starts; a key is required, and a cluster needs Vault.
+func TestClusterConfig(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	vault := map[string]string{"VAULT_ADDR": "http://127.0.0.1:8200"}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // in the error; "": no error
+	}{
+		{"off", nil, ""},
+		{"on", map[string]string{"CONNECTORS_CLUSTER_BIND": "0.0.0.0:7946", "CONNECTORS_CLUSTER_PEERS": "gw-0.gw:7946, gw-1.gw:7946", "CONNECTORS_CLUSTER_KEY": key}, ""},
+		{"no key", map[string]string{"CONNECTORS_CLUSTER_BIND": "0.0.0.0:7946"}, "CONNECTORS_CLUSTER_KEY is required"},
+		{"short key", map[string]string{"CONNECTORS_CLUSTER_BIND": "0.0.0.0:7946", "CONNECTORS_CLUSTER_KEY": base64.StdEncoding.EncodeToString(make([]byte, 8))}, "CONNECTORS_CLUSTER_KEY is required"},
+		{"key not base64", map[string]string{"CONNECTORS_CLUSTER_BIND": "0.0.0.0:7946", "CONNECTORS_CLUSTER_KEY": "not base64!"}, "CONNECTORS_CLUSTER_KEY is required"},
+		{"bad bind", map[string]string{"CONNECTORS_CLUSTER_BIND": "7946", "CONNECTORS_CLUSTER_KEY": key}, "CONNECTORS_CLUSTER_BIND"},
+		{"bad peer", map[string]string{"CONNECTORS_CLUSTER_BIND": ":7946", "CONNECTORS_CLUSTER_PEERS": "gw-0", "CONNECTORS_CLUSTER_KEY": key}, "CONNECTORS_CLUSTER_PEERS"},
+		{"peers without bind", map[string]string{"CONNECTORS_CLUSTER_PEERS": "gw-0:7946"}, "need CONNECTORS_CLUSTER_BIND"},
+		{"embedded store", map[string]string{"VAULT_ADDR": "", "CONNECTORS_CLUSTER_BIND": ":7946", "CONNECTORS_CLUSTER_KEY": key}, "needs VAULT_ADDR"},
+	} {
+		env := maps.Clone(vault)
+		maps.Copy(env, tc.env)
+		cfg, err := configFromEnv(func(k string) string { return env[k] })
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one naming %q", tc.name, err, tc.want)
+		case tc.want != "" && strings.Contains(err.Error(), key):
+			t.Errorf("%s: the error quotes the key", tc.name)
+		case tc.name == "on" && len(cfg.Cluster.Peers) != 2:
+			t.Errorf("on: peers %q", cfg.Cluster.Peers)
+		}
+	}
+}

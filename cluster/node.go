@@ -233,11 +233,20 @@ func (n *Node) Publish(c Change) error {
 	return nil
 }
 
-// Close leaves the cluster (the others learn at once rather than by
-// probing) and stops the node.
+// drainTimeout bounds how long Close waits for the changes queued to go out.
+const drainTimeout = 2 * time.Second
+
+// Close sends the changes still queued (for up to two seconds, while any
+// other node is there to hear them), leaves the cluster (the others learn
+// at once rather than by probing) and stops the node. A short-lived
+// publisher, an operator command, publishes and closes.
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		deadline := time.Now().Add(drainTimeout)
+		for n.queue.NumQueued() > 0 && n.Members() > 1 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		close(n.stop)
 		n.wg.Wait()
 		err = errors.Join(n.ml.Leave(time.Second), n.ml.Shutdown())

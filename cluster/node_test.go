@@ -381,3 +381,30 @@ func TestSixNodesPassOn(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishThenClose: a node that joins, publishes and closes at once
+// (an operator command) still gets its change to the others.
+func TestPublishThenClose(t *testing.T) {
+	a, ha := startNode(t, "a", testKey)
+	_, hb := startNode(t, "b", testKey, a.Addr())
+	waitFor(t, 5*time.Second, "a and b see each other", func() bool { return a.Members() == 2 })
+	for i := range 3 {
+		cli, _ := startNode(t, fmt.Sprintf("cli-%d", i), testKey, a.Addr())
+		if cli.Members() != 3 {
+			t.Fatalf("New returned before joining: %d members", cli.Members())
+		}
+		c := Change{Kind: KindOffboarded, Tenant: fmt.Sprintf("t%d", i)}
+		if err := cli.Publish(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := cli.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for name, h := range map[string]*heard{"a": ha, "b": hb} {
+			waitFor(t, 2*time.Second, name+" hears the closed node's change", func() bool {
+				got, _ := h.snapshot()
+				return slices.Contains(got, c)
+			})
+		}
+	}
+}

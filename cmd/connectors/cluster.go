@@ -233,3 +233,31 @@ func (m *Main) joinCluster(cfg Config, st vault.Backend, reg *tools.Registry, re
 	changes.peers.node.Store(node)
 	return r, nil
 }
+
+// announce tells the running replicas of a change an operator command
+// made, when a cluster is configured: the command joins it from a port of
+// its own (the serving replica beside it holds the configured one),
+// publishes, and leaves once the change went out. Without an answering
+// replica it says so: the gateways then see the change when their caches
+// expire.
+func (m *Main) announce(cfg Config, c cluster.Change) {
+	if cfg.Cluster.Bind == "" {
+		return
+	}
+	host, _, _ := net.SplitHostPort(cfg.Cluster.Bind)
+	n, err := cluster.New(cluster.Options{
+		Bind: net.JoinHostPort(host, "0"), Peers: cfg.Cluster.Peers, Secret: cfg.Cluster.Key, Logger: m.quietLogger(),
+	})
+	if err != nil {
+		fmt.Fprintf(m.Stderr, "warning: the cluster was not told: %v\n", err)
+		return
+	}
+	defer n.Close()
+	if n.Members() < 2 {
+		fmt.Fprintln(m.Stderr, "warning: no gateway of the cluster answered; running gateways see the change when their caches expire")
+		return
+	}
+	if err := n.Publish(c); err != nil {
+		fmt.Fprintf(m.Stderr, "warning: the cluster was not told: %v\n", err)
+	}
+}

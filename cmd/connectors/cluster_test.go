@@ -3,15 +3,20 @@ package main
 import (
 	"encoding/base64"
 	"maps"
+	"os"
+	"path/filepath"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
 // propagationBound is how soon a change through one replica must be seen
@@ -73,9 +78,9 @@ func freeClusterAddr(t *testing.T) string {
 // clusteredPair starts replicas a and b on one real Vault (the gateway
 // policy only), gossiping on loopback, with credential caches of a minute:
 // without the cluster, b would serve a deleted credential for that long.
-func clusteredPair(t *testing.T) (a, b *gateway) {
+func clusteredPair(t *testing.T) (a, b *gateway, root *api.Client) {
 	t.Helper()
-	vaultAddr, _, token := gatewayVault(t)
+	vaultAddr, root, token := gatewayVault(t)
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	bindA, bindB := freeClusterAddr(t), freeClusterAddr(t)
 	a = newGatewayWithEnv(t, map[string]string{
@@ -94,7 +99,7 @@ func clusteredPair(t *testing.T) (a, b *gateway) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return a, b
+	return a, b, root
 }
 
 // TestClusterPropagatesChanges: two replicas on one Vault. A credential
@@ -103,7 +108,7 @@ func clusteredPair(t *testing.T) (a, b *gateway) {
 // through a leaves b's tools/list within 2 s; another tenant's session on
 // b hears nothing.
 func TestClusterPropagatesChanges(t *testing.T) {
-	a, b := clusteredPair(t)
+	a, b, root := clusteredPair(t)
 	const notion = "/tenants/tenant-a/integrations/notion"
 
 	sessionA := b.listening(t, "tenant-a")
@@ -145,6 +150,7 @@ func TestClusterPropagatesChanges(t *testing.T) {
 	}
 
 	testClusterDisable(t, a, sessionA, heardA)
+	testClusterOperator(t, a, b, root, heardA)
 	time.Sleep(300 * time.Millisecond)
 	if n := heardB.list(); len(n) != 0 {
 		t.Errorf("tenant-b's session on b heard %v of tenant-a's changes", n)
@@ -188,6 +194,58 @@ func testClusterDisable(t *testing.T, a *gateway, session *client.Client, heard 
 	if len(got) <= before {
 		t.Errorf("tenant-a's session on b heard no list_changed within %v of the disable through a", propagationBound)
 	}
+}
+
+// testClusterOperator runs operator commands beside replica a, with a's
+// cluster settings: each joins the cluster from a port of its own and
+// tells it. A credential put reaches the tenant's session on b; an
+// off-boarding drops b's cached credential and reaches the session.
+func testClusterOperator(t *testing.T, a, b *gateway, root *api.Client, heard *notes) {
+	t.Helper()
+	before := len(heard.list())
+	start := time.Now()
+	a.mustRun(`{"accessToken": "`+tokenA+`"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "notion")
+	got := heard.waitFor(propagationBound, func(n []map[string]any) bool { return len(n) > before })
+	if len(got) <= before {
+		t.Fatalf("tenant-a's session on b heard no list_changed within %v of \"credential put\" beside a", propagationBound)
+	}
+	t.Logf("\"credential put\" beside a: b's session heard list_changed %v after the command started", time.Since(start).Round(time.Millisecond))
+
+	// Off-boarding destroys the tenant's key: it needs the admin policy.
+	rules, err := os.ReadFile(filepath.Join(testenv.Root(), "vault", "hashicorp", "policies", "gateway-admin-policy.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("gateway-admin", string(rules)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"gateway-service", "gateway-admin"}, NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := a.replica(map[string]string{"VAULT_TOKEN": tok.Auth.ClientToken})
+	const notion = "/tenants/tenant-a/integrations/notion"
+	if _, out, raw := b.api("admin", "GET", notion, ""); out["hasCredentials"] != true { // b caches it
+		t.Fatalf("b before the off-boarding: %s", raw)
+	}
+	before = len(heard.list())
+	start = time.Now()
+	ops.mustRun("", "tenant", "offboard", "--tenant", "tenant-a")
+	ran := time.Since(start)
+	for {
+		_, out, raw := b.api("admin", "GET", notion, "")
+		if out["hasCredentials"] == false {
+			break
+		}
+		if time.Since(start) > ran+propagationBound {
+			t.Fatalf("b still serves tenant-a's credential %v after \"tenant offboard\" beside a: %s", propagationBound, raw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := heard.waitFor(propagationBound, func(n []map[string]any) bool { return len(n) > before }); len(got) <= before {
+		t.Errorf("tenant-a's session on b heard no list_changed after \"tenant offboard\" beside a")
+	}
+	t.Logf("\"tenant offboard\" beside a (%v): b dropped the credential and its session heard list_changed %v after it started", ran.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
 // TestClusterConfig: the cluster's variables are checked before anything

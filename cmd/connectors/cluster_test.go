@@ -3,10 +3,10 @@ package main
 import (
 	"encoding/base64"
 	"maps"
-	"os"
-	"path/filepath"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"

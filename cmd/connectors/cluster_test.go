@@ -2,8 +2,8 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,24 +55,23 @@ func (g *gateway) listening(t *testing.T, tenant string) *client.Client {
 	return c
 }
 
-// freeClusterAddr returns a loopback host:port free for TCP and UDP just
-// now (memberlist binds both on one port).
-func freeClusterAddr(t *testing.T) string {
+// clusterAddr waits for g's cluster_started record and returns the
+// address it reports (g binds port 0: the system chooses).
+func (g *gateway) clusterAddr(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for line := range strings.Lines(g.stderr.String()) {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "cluster_started" {
+				return rec.Addr
+			}
 		}
-		addr := l.Addr().String()
-		l.Close()
-		if u, err := net.ListenPacket("udp", addr); err == nil {
-			u.Close()
-			return addr
+		if time.Now().After(deadline) {
+			t.Fatalf("no cluster_started in the log:\n%s", g.stderr)
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("no free port for the cluster")
-	return ""
 }
 
 // clusteredPair starts replicas a and b on one real Vault (the gateway
@@ -82,18 +81,18 @@ func clusteredPair(t *testing.T) (a, b *gateway, root *api.Client) {
 	t.Helper()
 	vaultAddr, root, token := gatewayVault(t)
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	bindA, bindB := freeClusterAddr(t), freeClusterAddr(t)
 	a = newGatewayWithEnv(t, map[string]string{
 		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token, "CONNECTORS_VAULT_CACHE_TTL": "60s",
-		"CONNECTORS_CLUSTER_BIND": bindA, "CONNECTORS_CLUSTER_PEERS": bindB, "CONNECTORS_CLUSTER_KEY": key,
+		"CONNECTORS_CLUSTER_BIND": "127.0.0.1:0", "CONNECTORS_CLUSTER_KEY": key,
 	})
 	a.withAdmin()
-	b = a.replica(map[string]string{"CONNECTORS_CLUSTER_BIND": bindB, "CONNECTORS_CLUSTER_PEERS": bindA})
 	a.serve()
+	addrA := a.clusterAddr(t)
+	b = a.replica(map[string]string{"CONNECTORS_CLUSTER_PEERS": addrA})
 	b.serve()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.stderr.String(), `"msg":"cluster_member_joined"`) ||
-		!strings.Contains(b.stderr.String(), `"addr":"`+bindA+`"`) {
+		!strings.Contains(b.stderr.String(), `"addr":"`+addrA+`"`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("replica b did not see a join:\n%s", b.stderr)
 		}
@@ -202,9 +201,11 @@ func testClusterDisable(t *testing.T, a *gateway, session *client.Client, heard 
 // off-boarding drops b's cached credential and reaches the session.
 func testClusterOperator(t *testing.T, a, b *gateway, root *api.Client, heard *notes) {
 	t.Helper()
+	// The commands run with a's settings, their peers the serving a.
+	cli := a.replica(map[string]string{"CONNECTORS_CLUSTER_PEERS": b.env["CONNECTORS_CLUSTER_PEERS"]})
 	before := len(heard.list())
 	start := time.Now()
-	a.mustRun(`{"accessToken": "`+tokenA+`"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "notion")
+	cli.mustRun(`{"accessToken": "`+tokenA+`"}`, "credential", "put", "--tenant", "tenant-a", "--integration", "notion")
 	got := heard.waitFor(propagationBound, func(n []map[string]any) bool { return len(n) > before })
 	if len(got) <= before {
 		t.Fatalf("tenant-a's session on b heard no list_changed within %v of \"credential put\" beside a", propagationBound)
@@ -223,7 +224,7 @@ func testClusterOperator(t *testing.T, a, b *gateway, root *api.Client, heard *n
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops := a.replica(map[string]string{"VAULT_TOKEN": tok.Auth.ClientToken})
+	ops := cli.replica(map[string]string{"VAULT_TOKEN": tok.Auth.ClientToken})
 	const notion = "/tenants/tenant-a/integrations/notion"
 	if _, out, raw := b.api("admin", "GET", notion, ""); out["hasCredentials"] != true { // b caches it
 		t.Fatalf("b before the off-boarding: %s", raw)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/connectors-gateway/connectors/internal/fakeoauth"
 	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
@@ -23,14 +25,12 @@ import (
 // through another (issue 19).
 const propagationBound = 2 * time.Second
 
-// replica returns a second gateway on g's Vault, integrations and API
-// keys, with env added; it has a log of its own.
+// replica is g's twin (another gateway on g's store, configuration and
+// keys, with a log of its own) with env added.
 func (g *gateway) replica(env map[string]string) *gateway {
-	r := *g
-	r.stderr = &lockedBuffer{}
-	r.env = maps.Clone(g.env)
+	r := g.twin()
 	maps.Copy(r.env, env)
-	return &r
+	return r
 }
 
 // listening connects an initialize-era (2025-11-25) MCP session of tenant
@@ -77,14 +77,17 @@ func (g *gateway) clusterAddr(t *testing.T) string {
 // clusteredPair starts replicas a and b on one real Vault (the gateway
 // policy only), gossiping on loopback, with credential caches of a minute:
 // without the cluster, b would serve a deleted credential for that long.
-func clusteredPair(t *testing.T) (a, b *gateway, root *api.Client) {
+// env and extra add to newGatewayWithEnv's.
+func clusteredPair(t *testing.T, env map[string]string, extra ...map[string]any) (a, b *gateway, root *api.Client) {
 	t.Helper()
 	vaultAddr, root, token := gatewayVault(t)
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	a = newGatewayWithEnv(t, map[string]string{
+	env = maps.Clone(env)
+	maps.Copy(env, map[string]string{
 		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token, "CONNECTORS_VAULT_CACHE_TTL": "60s",
 		"CONNECTORS_CLUSTER_BIND": "127.0.0.1:0", "CONNECTORS_CLUSTER_KEY": key,
 	})
+	a = newGatewayWithEnv(t, env, extra...)
 	a.withAdmin()
 	a.serve()
 	addrA := a.clusterAddr(t)
@@ -107,7 +110,7 @@ func clusteredPair(t *testing.T) (a, b *gateway, root *api.Client) {
 // through a leaves b's tools/list within 2 s; another tenant's session on
 // b hears nothing.
 func TestClusterPropagatesChanges(t *testing.T) {
-	a, b, root := clusteredPair(t)
+	a, b, root := clusteredPair(t, nil)
 	const notion = "/tenants/tenant-a/integrations/notion"
 
 	sessionA := b.listening(t, "tenant-a")
@@ -247,6 +250,56 @@ func testClusterOperator(t *testing.T, a, b *gateway, root *api.Client, heard *n
 		t.Errorf("tenant-a's session on b heard no list_changed after \"tenant offboard\" beside a")
 	}
 	t.Logf("\"tenant offboard\" beside a (%v): b dropped the credential and its session heard list_changed %v after it started", ran.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// TestClusterReschedules: with OAuth configured, a credential stored
+// through replica a is scheduled for refresh by b too, read from Vault
+// (b's refresh queue holds it within 2 s), and forgotten by b when it is
+// deleted through a; b refreshes nothing (the provider sees no refresh).
+func TestClusterReschedules(t *testing.T) {
+	fake := fakeoauth.New(t, fakeoauth.GitHub, "gh-client", "gh-client-s3cret")
+	env := oauthEnv("gh", map[string]string{"GH_CLIENT_ID": "gh-client", "GH_CLIENT_SECRET": "gh-client-s3cret"})
+	a, b, _ := clusteredPair(t, env, oauthIntegration(t, "gh", fake))
+	queued := func(g *gateway) string {
+		_, _, text := g.api("admin", "GET", "/metrics", "")
+		for line := range strings.Lines(text) {
+			if v, ok := strings.CutPrefix(line, "connectors_token_refresh_queue_length "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("no refresh queue length in the metrics:\n%s", text)
+		return ""
+	}
+	waitQueued := func(g *gateway, want string, what string) {
+		t.Helper()
+		start := time.Now()
+		for queued(g) != want {
+			if time.Since(start) > propagationBound {
+				t.Fatalf("%s: b's refresh queue holds %s after %v, want %s", what, queued(g), propagationBound, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("%s: b's refresh queue holds %s after %v", what, want, time.Since(start).Round(time.Millisecond))
+	}
+	if got := queued(b); got != "0" {
+		t.Fatalf("b's refresh queue before: %s", got)
+	}
+	access, refresh := fake.IssueToken()
+	body := fmt.Sprintf(`{"accessToken": %q, "refreshToken": %q, "expiresIn": 3600}`, access, refresh)
+	if status, _, raw := a.api("tenant-a", "POST", "/tenants/tenant-a/integrations/gh/credentials", body); status != http.StatusCreated {
+		t.Fatalf("POST through a: %d %s", status, raw)
+	}
+	waitQueued(b, "1", "stored through a")
+	if status, _, raw := a.api("tenant-a", "DELETE", "/tenants/tenant-a/integrations/gh/credentials", ""); status != http.StatusOK {
+		t.Fatalf("DELETE through a: %d %s", status, raw)
+	}
+	waitQueued(b, "0", "deleted through a")
+	if _, out, raw := b.api("tenant-a", "GET", "/tenants/tenant-a/integrations/gh", ""); out["hasCredentials"] != false {
+		t.Errorf("b after the delete through a: %s", raw)
+	}
+	if n := fake.RefreshAttempts(); n != 0 {
+		t.Errorf("the provider saw %d refresh attempts: a change heard must not refresh", n)
+	}
 }
 
 // TestClusterConfig: the cluster's variables are checked before anything

@@ -82,12 +82,12 @@ func clusteredPair(t *testing.T, env map[string]string, extra ...map[string]any)
 	t.Helper()
 	vaultAddr, root, token := gatewayVault(t)
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	env = maps.Clone(env)
-	maps.Copy(env, map[string]string{
+	all := map[string]string{
 		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token, "CONNECTORS_VAULT_CACHE_TTL": "60s",
 		"CONNECTORS_CLUSTER_BIND": "127.0.0.1:0", "CONNECTORS_CLUSTER_KEY": key,
-	})
-	a = newGatewayWithEnv(t, env, extra...)
+	}
+	maps.Copy(all, env)
+	a = newGatewayWithEnv(t, all, extra...)
 	a.withAdmin()
 	a.serve()
 	addrA := a.clusterAddr(t)

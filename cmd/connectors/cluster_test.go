@@ -17,6 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/connectors-gateway/connectors/cluster"
 	"github.com/connectors-gateway/connectors/internal/fakeoauth"
 	"github.com/connectors-gateway/connectors/internal/testenv"
 )
@@ -299,6 +300,59 @@ func TestClusterReschedules(t *testing.T) {
 	}
 	if n := fake.RefreshAttempts(); n != 0 {
 		t.Errorf("the provider saw %d refresh attempts: a change heard must not refresh", n)
+	}
+}
+
+// TestClusterHostileChanges: a holder of the key (the worst case: a
+// compromised replica) publishes changes naming no valid tenant or
+// integration, a session no one ends, and an off-boarding of a tenant that
+// was not off-boarded. The invalid ones are ignored and logged; the
+// off-boarding costs b a re-read of Vault, and tenant-a's credential, still
+// there, is served as before: a change heard grants and deletes nothing.
+func TestClusterHostileChanges(t *testing.T) {
+	a, b, _ := clusteredPair(t, nil)
+	session := b.listening(t, "tenant-a")
+	heard := collect(session, mcp.MethodNotificationToolsListChanged)
+	forger, err := cluster.New(cluster.Options{
+		Bind: "127.0.0.1:0", Peers: []string{b.env["CONNECTORS_CLUSTER_PEERS"]},
+		Secret: []byte("0123456789abcdef0123456789abcdef"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = forger.Close() })
+	for _, c := range []cluster.Change{
+		{Kind: cluster.KindCredential, Tenant: "../tenant-a", Integration: "notion"},
+		{Kind: cluster.KindSettings, Tenant: "TENANT-A"},
+		{Kind: cluster.KindCredential, Tenant: "tenant-a", Integration: "no-such-integration"},
+		{Kind: cluster.KindSessionEnded, Tenant: "tenant-a", Session: "no-such-session"},
+	} {
+		if err := forger.Publish(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(propagationBound)
+	for strings.Count(b.stderr.String(), `"msg":"cluster_change_ignored"`) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("b did not log the three invalid changes as ignored:\n%s", b.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := heard.list(); len(n) != 0 {
+		t.Errorf("tenant-a's session on b heard %v from invalid changes", n)
+	}
+	if err := forger.Publish(cluster.Change{Kind: cluster.KindOffboarded, Tenant: "tenant-a"}); err != nil {
+		t.Fatal(err)
+	}
+	heard.waitFor(propagationBound, func(n []map[string]any) bool { return len(n) > 0 })
+	res, err := session.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "notion_API-get-self"}})
+	if err != nil || !strings.Contains(toolText(t, res), "Acme Bot") {
+		t.Errorf("tenant-a's call through b after a forged off-boarding: %v, %v", res, err)
+	}
+	for _, g := range []*gateway{a, b} {
+		if strings.Contains(g.stderr.String(), g.env["CONNECTORS_CLUSTER_KEY"]) {
+			t.Error("the cluster key appears in a gateway's log")
+		}
 	}
 }
 

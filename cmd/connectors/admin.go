@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connectors-gateway/connectors/cluster"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -62,6 +63,7 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "stored %s/%s (version %d)\n", *tenant, *integration, v)
+		m.announce(cfg, cluster.Change{Kind: cluster.KindCredential, Tenant: *tenant, Integration: *integration})
 	case "get":
 		cred, v, err := st.Get(ctx, *tenant, *integration)
 		if err != nil {
@@ -84,6 +86,7 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "deleted %s/%s\n", *tenant, *integration)
+		m.announce(cfg, cluster.Change{Kind: cluster.KindCredential, Tenant: *tenant, Integration: *integration})
 	case "list":
 		names, err := st.Integrations(ctx, *tenant)
 		if err != nil {
@@ -203,7 +206,9 @@ func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := st.RotateTenantKey(ctx, tenant); err != nil {
+	err = st.RotateTenantKey(ctx, tenant)
+	m.announce(cfg, cluster.Change{Kind: cluster.KindKeyRotated, Tenant: tenant}) // some records may be rewrapped
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "rotated the data key of %s\n", tenant)
@@ -255,7 +260,9 @@ func (m *Main) tenant(ctx context.Context, cfg Config, args []string) error {
 			revoked++
 		}
 	}
-	if err := st.OffboardTenant(ctx, tenant); err != nil {
+	err = st.OffboardTenant(ctx, tenant)
+	m.announce(cfg, cluster.Change{Kind: cluster.KindOffboarded, Tenant: tenant}) // some records may be gone
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", tenant, revoked)

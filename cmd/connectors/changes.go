@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/cluster"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tools"
@@ -24,8 +25,9 @@ import (
 // Revoke), the start of serve finding those already stored
 // (ScheduleStored). It schedules or forgets the credential's refresh,
 // tells the tenant's sessions that their tool list changed, revokes a
-// deleted credential at its provider, and records links and revocations
-// in the audit trail.
+// deleted credential at its provider, records links and revocations in
+// the audit trail, and tells the other replicas, if any (peers), which do
+// the same minus the provider and the audit trail (replicaChanges).
 //
 // refresher and flow are nil when no OAuth provider is configured: then a
 // change only reaches the sessions.
@@ -34,6 +36,7 @@ type credentialChanges struct {
 	flow      *oauth.Flow
 	sessions  toolsNotifier
 	trail     *audit.Logger
+	peers     peers
 }
 
 // toolsNotifier tells a tenant's MCP sessions that their tool list
@@ -48,6 +51,7 @@ func (c *credentialChanges) Linked(tenant, integration string, cred vault.Creden
 	c.trail.Record(context.Background(), audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpLink, Success: true})
 	c.refresher.Schedule(tenant, integration, cred)
 	c.sessions.NotifyToolsChanged(tenant)
+	c.peers.tell(cluster.Change{Kind: cluster.KindCredential, Tenant: tenant, Integration: integration})
 }
 
 // Changed is the credential routes' Changed: cred was stored, or (nil)
@@ -61,6 +65,31 @@ func (c *credentialChanges) Changed(tenant, integration string, cred *vault.Cred
 		}
 	}
 	c.sessions.NotifyToolsChanged(tenant)
+	c.peers.tell(cluster.Change{Kind: cluster.KindCredential, Tenant: tenant, Integration: integration})
+}
+
+// settingsChanged is the credential routes' SettingsChanged: the gateway
+// reads the tenant's settings again and tells its sessions, and so do the
+// other replicas.
+func (c *credentialChanges) settingsChanged(g *server.Gateway) func(tenant string) {
+	return func(tenant string) {
+		g.InvalidateSettings(tenant)
+		c.peers.tell(cluster.Change{Kind: cluster.KindSettings, Tenant: tenant})
+	}
+}
+
+// rotateKey is the credential routes' RotateKey: st rotates the tenant's
+// key, and the other replicas drop their cached credentials of the tenant
+// (told even when the rotation failed part way: some records may have
+// been rewrapped, and a needless cache miss costs only a read).
+func (c *credentialChanges) rotateKey(st vault.Backend) func(ctx context.Context, tenant string) error {
+	return func(ctx context.Context, tenant string) error {
+		err := st.RotateTenantKey(ctx, tenant)
+		if vault.ValidateTenant(tenant) == nil {
+			c.peers.tell(cluster.Change{Kind: cluster.KindKeyRotated, Tenant: tenant})
+		}
+		return err
+	}
 }
 
 // Revoke is the credential routes' Revoke: it revokes cred at
@@ -144,6 +173,14 @@ func (r *sessionRelay) NotifyToolsChanged(tenant string) {
 	}
 }
 
+// InvalidateSettings makes the gateway read tenant's settings again and
+// tells its sessions (another replica changed them).
+func (r *sessionRelay) InvalidateSettings(tenant string) {
+	if g := r.g.Load(); g != nil {
+		g.InvalidateSettings(tenant)
+	}
+}
+
 // UpstreamNotification is the pool's OnNotification.
 func (r *sessionRelay) UpstreamNotification(tenant, integration string, n mcp.JSONRPCNotification) {
 	if g := r.g.Load(); g != nil {
@@ -157,6 +194,7 @@ func (r *sessionRelay) UpstreamNotification(tenant, integration string, n mcp.JS
 // credentialChanges that only notify sessions.
 func (m *Main) credentialChanges(cfg Config, base string, reg *tools.Registry, st vault.Backend, sessions toolsNotifier, log *slog.Logger) (*credentialChanges, error) {
 	c := &credentialChanges{sessions: sessions, trail: m.audit}
+	c.peers.log = log
 	providers, callbacks, err := m.providers(reg, base, log)
 	if err != nil || len(providers) == 0 {
 		return c, err
@@ -171,7 +209,12 @@ func (m *Main) credentialChanges(cfg Config, base string, reg *tools.Registry, s
 		MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
 		Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
 		RefreshTimeout: cfg.Refresh.Timeout,
-		OnAttempt:      m.refreshed,
+		OnAttempt: func(tenant, integration string, d time.Duration, err error) {
+			m.refreshed(tenant, integration, d, err)
+			if err == nil {
+				c.peers.tell(cluster.Change{Kind: cluster.KindRefreshed, Tenant: tenant, Integration: integration})
+			}
+		},
 	})
 	if c.flow, err = m.linkFlow(cfg, base, st, providers, callbacks, c.Linked, log); err != nil {
 		return nil, err
@@ -198,8 +241,8 @@ func credentialRoutes(st vault.Backend, reg *tools.Registry, g *server.Gateway, 
 		Store:           st,
 		Registry:        routeRegistry{reg},
 		Settings:        st,
-		SettingsChanged: g.InvalidateSettings,
-		RotateKey:       st.RotateTenantKey,
+		SettingsChanged: changes.settingsChanged(g),
+		RotateKey:       changes.rotateKey(st),
 		Changed:         changes.Changed,
 	}
 	if changes.refresher != nil {

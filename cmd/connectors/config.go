@@ -140,6 +140,35 @@ type Config struct {
 	TenantConfigFile bool
 	// TenantConfigPath is that file (TENANT_CONFIG_PATH; empty: config/tenants.json).
 	TenantConfigPath string
+	// Cluster tells this replica's changes to the others and theirs to it,
+	// through memberlist (package cluster); see ClusterConfig.
+	Cluster ClusterConfig
+}
+
+// ClusterConfig is how replicas sharing one Vault find each other, so that
+// a change through one (a credential deleted, an integration turned off,
+// a key rotated, a tenant off-boarded) drops every replica's caches and
+// reaches every replica's sessions within a second or two, not when the
+// caches expire.
+type ClusterConfig struct {
+	// Bind is the host:port memberlist listens on, UDP and TCP
+	// (CONNECTORS_CLUSTER_BIND, e.g. 0.0.0.0:7946; empty: no cluster).
+	// It needs VAULT_ADDR: replicas share the Vault, never an embedded store.
+	Bind string
+	// Advertise is the host:port the others reach this replica at
+	// (CONNECTORS_CLUSTER_ADVERTISE; empty: Bind's, or a private address
+	// of this machine when Bind's host is 0.0.0.0).
+	Advertise string
+	// Peers are the replicas to join, host:port, comma-separated; a DNS
+	// name is resolved again on every join, so a Kubernetes headless
+	// service names them all (CONNECTORS_CLUSTER_PEERS; empty: this replica
+	// waits to be joined).
+	Peers []string
+	// Key encrypts and authenticates every gossip packet: the same on
+	// every replica, 16, 24 or 32 random bytes in base64
+	// (CONNECTORS_CLUSTER_KEY; required with Bind: there is no
+	// unencrypted mode).
+	Key []byte
 }
 
 // configFromEnv reads Config through getenv: the plain values here, the
@@ -171,7 +200,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		OAuthRedirectURIs:  list(getenv("CONNECTORS_OAUTH_REDIRECT_URIS")),
 	}
 	for _, read := range []func(*Config, func(string) string) error{
-		readFeatures, readTimeouts, readBounds, readVault, readBrowser,
+		readFeatures, readTimeouts, readBounds, readVault, readBrowser, readCluster,
 	} {
 		if err := read(&c, getenv); err != nil {
 			return c, err

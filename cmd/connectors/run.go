@@ -65,7 +65,8 @@ credential.json has the shape of the HTTP API's body:
 Environment: CONNECTORS_DATA_DIR, CONNECTORS_MASTER_KEY, CONNECTORS_CONFIG,
 CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_ALLOWED_HOSTS, CONNECTORS_LOG_FORMAT,
 CONNECTORS_OIDC_*, CONNECTORS_RESOURCE, CONNECTORS_HTTP_{READ,WRITE,IDLE}_TIMEOUT,
-CONNECTORS_DRAIN_TIMEOUT, ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR
+CONNECTORS_DRAIN_TIMEOUT, CONNECTORS_CLUSTER_{BIND,ADVERTISE,PEERS,KEY},
+ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR
 (see README).
 `
 
@@ -343,6 +344,9 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	g := m.gateway(log, reg, st, relay, changes)
+	if _, err := m.joinCluster(cfg, st, reg, relay, changes, log); err != nil {
+		return err
+	}
 	if err := m.background(ctx, cfg, g, reg, st, changes, log); err != nil {
 		return err
 	}

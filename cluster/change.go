@@ -50,9 +50,9 @@ type Change struct {
 // blob.
 const (
 	maxName    = 128
-	maxSession = 2048
+	maxSession = 4096 // server's maxSealedID: a sealed session ID of the largest claims is about 2.8 KB
 	// maxMessage bounds an encoded message; a larger one is dropped unread.
-	maxMessage = 4096
+	maxMessage = 8192
 	// maxBroadcast is the largest message gossiped in a UDP packet
 	// (memberlist's packets are 1,400 bytes); a larger one goes to every
 	// member over TCP instead.

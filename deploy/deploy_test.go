@@ -362,23 +362,12 @@ var notGateway = map[string]string{
 	"GOMEMLIMIT":   "read by the Go runtime",
 }
 
-// pendingEnv are issue 19's gossip settings, set by the deployment before
-// the gateway reads them (another branch adds them). Once cmd/connectors
-// reads one, checkEnvNames fails until it is taken off this list, so that
-// from then on a rename fails the test as for every other variable.
-var pendingEnv = []string{"CONNECTORS_CLUSTER_BIND", "CONNECTORS_CLUSTER_PEERS", "CONNECTORS_CLUSTER_KEY"}
-
 // checkEnvNames fails t for each name the gateway does not read.
 func checkEnvNames(t *testing.T, where string, names []string) {
 	t.Helper()
 	read := gatewayEnv(t)
-	for _, p := range pendingEnv {
-		if read[p] {
-			t.Errorf("cmd/connectors reads %s now: take it off pendingEnv in deploy/deploy_test.go", p)
-		}
-	}
 	for _, n := range names {
-		if !read[n] && notGateway[n] == "" && !slices.Contains(pendingEnv, n) {
+		if !read[n] && notGateway[n] == "" {
 			t.Errorf("%s sets %s, which cmd/connectors never reads (renamed?)", where, n)
 		}
 	}

@@ -79,10 +79,11 @@ func (p *peers) tell(c cluster.Change) {
 	}
 }
 
-// SessionEnded tells the other replicas that the MCP session id of
-// tenant was ended here, so that they end their copy of it.
-func (p *peers) SessionEnded(tenant, id string) {
-	p.tell(cluster.Change{Kind: cluster.KindSessionEnded, Tenant: tenant, Session: id})
+// SessionEnded tells the other replicas that the MCP session id was
+// ended here, so that they end their copy of it: the MCP handler's
+// SessionEnded.
+func (p *peers) SessionEnded(id string) {
+	p.tell(cluster.Change{Kind: cluster.KindSessionEnded, Session: id})
 }
 
 // invalidator drops a store's cached credentials of (tenant, integration),

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,9 +27,12 @@ import (
 // replica is one gateway process (the built binary, `serve`), killed or
 // stopped when the test ends.
 type replica struct {
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	addr    string // HTTP
+	gossip  string // the cluster's address
+	cmd     *exec.Cmd
+	done    chan struct{}
+	log     *lockedBuffer
+	members atomic.Int32 // cluster_member_joined lines logged, itself included
 }
 
 // startReplica runs `connectors serve` as a process of its own with g's
@@ -49,20 +54,25 @@ func startReplica(t *testing.T, g *gateway, extra map[string]string) *replica {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{cmd: cmd, done: make(chan struct{})}
-	listening := make(chan string, 1)
-	var logged lockedBuffer
+	logged := &lockedBuffer{}
+	r := &replica{cmd: cmd, done: make(chan struct{}), log: logged}
+	listening, gossiping := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			logged.Write(append(sc.Bytes(), '\n'))
 			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "gateway_listening" {
-				select {
-				case listening <- line.Addr:
-				default:
-				}
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch line.Msg {
+			case "gateway_listening":
+				listening <- line.Addr
+			case "cluster_started":
+				gossiping <- line.Addr
+			case "cluster_member_joined":
+				r.members.Add(1)
 			}
 		}
 	}()
@@ -86,7 +96,19 @@ func startReplica(t *testing.T, g *gateway, extra map[string]string) *replica {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("replica did not listen:\n%s", logged.String())
 	}
+	select {
+	case r.gossip = <-gossiping:
+	default:
+		t.Fatalf("replica listens before it joined the cluster:\n%s", logged.String())
+	}
 	return r
+}
+
+// view is g as a client of r alone.
+func (r *replica) view(g *gateway) *gateway {
+	v := *g
+	v.addr = r.addr
+	return &v
 }
 
 // kill ends r at once (SIGKILL): what a node's death does.
@@ -95,10 +117,12 @@ func (r *replica) kill() {
 	<-r.done
 }
 
-// replicaSet is three gateway processes on one Vault (the gateway policy
-// only), sharing CONNECTORS_BROWSER_SESSION_KEY, behind a real HAProxy
-// with no affinity, with testdata/upstream-echo over HTTP as integration
-// echo and credentials for tenant-a and tenant-b.
+// replicaSet is n gateway processes on one Vault (the gateway policy
+// only), sharing CONNECTORS_BROWSER_SESSION_KEY and gossiping on loopback
+// (credential caches of a minute: only the gossip makes a change seen
+// sooner), behind a real HAProxy with no affinity, with
+// testdata/upstream-echo over HTTP as integration echo and credentials
+// for tenant-a and tenant-b.
 type replicaSet struct {
 	g        *gateway
 	replicas []*replica
@@ -119,16 +143,33 @@ func startReplicaSet(t *testing.T, n int) *replicaSet {
 		"VAULT_ADDR": vaddr, "VAULT_TOKEN": token,
 		"CONNECTORS_BROWSER_SESSION_KEY": hex.EncodeToString(key),
 		"CONNECTORS_LOG_FORMAT":          "json",
+		"CONNECTORS_VAULT_CACHE_TTL":     "60s",
+		"CONNECTORS_CLUSTER_BIND":        "127.0.0.1:0",
+		"CONNECTORS_CLUSTER_KEY":         base64.StdEncoding.EncodeToString(key),
 	}, entry)
+	g.withAdmin()
 	for _, tenant := range []string{"tenant-a", "tenant-b"} {
 		g.mustRun(`{"accessToken": "echo-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "echo")
 	}
 	s := &replicaSet{g: g}
 	var backends []string
+	var peers map[string]string // the first replica's gossip address, for the others
 	for range n {
-		r := startReplica(t, g, nil)
+		r := startReplica(t, g, peers)
+		if peers == nil {
+			peers = map[string]string{"CONNECTORS_CLUSTER_PEERS": r.gossip}
+		}
 		s.replicas = append(s.replicas, r)
 		backends = append(backends, r.addr)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, r := range s.replicas {
+		for int(r.members.Load()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s saw %d members of %d:\n%s", r.addr, r.members.Load(), n, r.log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	s.lb = testenv.HAProxy(t, backends)
 	return s
@@ -221,4 +262,77 @@ func TestReplicaDiesUnderLoad(t *testing.T) {
 	if _, err := c.ListTools(t.Context(), mcp.ListToolsRequest{}); err != nil {
 		t.Errorf("the session after a replica's death: %v", err)
 	}
+}
+
+// TestReplicasTellEachOther: three gateway processes gossiping, with
+// credential caches of a minute. A session made on one and used on
+// another ends on every replica with its DELETE on a third; a credential
+// deleted through one is no longer served by the others, and an
+// integration turned off through one leaves the others' tools/list, each
+// within 2 s; another tenant's use is untouched.
+func TestReplicasTellEachOther(t *testing.T) {
+	s := startReplicaSet(t, 3)
+	r0, r1, r2 := s.replicas[0].view(s.g), s.replicas[1].view(s.g), s.replicas[2].view(s.g)
+	const ping = `{"jsonrpc":"2.0","id":9,"method":"ping"}`
+
+	session := r0.oldSession("tenant-a", "/mcp", `{}`)
+	for i, r := range []*gateway{r1, r2} {
+		if status, _, body := r.postOld("tenant-a", "/mcp", session, ping); status != 200 {
+			t.Fatalf("the session on replica %d: %d %.200s", i+1, status, body)
+		}
+	}
+	if status, _, _ := r1.send("tenant-a", "DELETE", "/mcp", "", "", map[string]string{"Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-11-25"}); status != 200 {
+		t.Fatalf("DELETE on replica 1: %d", status)
+	}
+	within(t, 2*time.Second, "the session ended everywhere", func() bool {
+		a, _, _ := r0.postOld("tenant-a", "/mcp", session, ping)
+		c, _, _ := r2.postOld("tenant-a", "/mcp", session, ping)
+		return a == 404 && c == 404
+	})
+
+	call := func(r *gateway, tenant string) bool {
+		_, _, body := r.postOld(tenant, "/mcp", r.oldSession(tenant, "/mcp", `{}`), oldCall("1", "echo_echo", `"arguments":{"text":"hi"}`))
+		return strings.Contains(body, `"text":"hi"`) && !strings.Contains(body, `"isError":true`)
+	}
+	for i, r := range []*gateway{r0, r1, r2} {
+		if !call(r, "tenant-a") {
+			t.Fatalf("tenant-a's call on replica %d fails before the delete", i)
+		}
+	}
+	if status, _, raw := r1.api("tenant-a", "DELETE", "/tenants/tenant-a/integrations/echo/credentials", ""); status != 200 {
+		t.Fatalf("deleting tenant-a's credential through replica 1: %d %s", status, raw)
+	}
+	within(t, 2*time.Second, "the deleted credential no longer served by replicas 0 and 2", func() bool {
+		return !call(r0, "tenant-a") && !call(r2, "tenant-a")
+	})
+	if !call(r0, "tenant-b") {
+		t.Error("tenant-b's call on replica 0 fails after tenant-a's credential was deleted")
+	}
+
+	listed := func(r *gateway) bool {
+		_, _, body := r.postOld("tenant-b", "/mcp", r.oldSession("tenant-b", "/mcp", `{}`), `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+		return strings.Contains(body, "echo_echo")
+	}
+	if !listed(r0) {
+		t.Fatal("tenant-b's tools/list on replica 0 lacks echo_echo")
+	}
+	if status, _, raw := r2.api("admin", "DELETE", "/tenants/tenant-b/integrations/echo", ""); status != 200 {
+		t.Fatalf("turning echo off for tenant-b through replica 2: %d %s", status, raw)
+	}
+	within(t, 2*time.Second, "echo off for tenant-b on replicas 0 and 1", func() bool { return !listed(r0) && !listed(r1) })
+}
+
+// within fails t unless ok holds within d (polled), and logs how long it
+// took.
+func within(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Errorf("%s: not within %v", what, d)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
 }

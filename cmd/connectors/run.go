@@ -344,7 +344,8 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	g := m.gateway(log, reg, st, relay, changes)
-	if _, err := m.joinCluster(cfg, st, reg, relay, changes, log); err != nil {
+	replicas, err := m.joinCluster(cfg, st, reg, relay, changes, log)
+	if err != nil {
 		return err
 	}
 	if err := m.background(ctx, cfg, g, reg, st, changes, log); err != nil {
@@ -371,6 +372,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	}
 	mcp := g.Handler(server.HTTPOptions{
 		Sealer:                 sessionSealer,
+		SessionEnded:           changes.peers.SessionEnded,
 		SessionIdleTTL:         cfg.SessionIdleTTL,
 		MaxSessions:            cfg.MaxSessions,
 		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
@@ -380,6 +382,9 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Audit:                  m.audit,
 		Logger:                 log,
 	})
+	if replicas != nil {
+		replicas.SetEndSession(mcp.EndSession) // a DELETE on another replica ends the session here
+	}
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
 		OAuth:                changes.flow,

@@ -29,6 +29,9 @@ const (
 	// KindOffboarded: the tenant was off-boarded: every credential
 	// deleted, its key destroyed.
 	KindOffboarded Kind = "offboarded"
+	// KindAPIKeyRevoked: the API key Key was revoked; Tenant is the key's,
+	// if known.
+	KindAPIKeyRevoked Kind = "api_key_revoked"
 	// KindSessionEnded: the MCP session Session was ended (DELETE) on the
 	// replica that published it; Tenant is the session's, if known.
 	KindSessionEnded Kind = "session_ended"
@@ -43,6 +46,7 @@ type Change struct {
 	Tenant      string `json:"tenant,omitempty"`
 	Integration string `json:"integration,omitempty"`
 	Session     string `json:"session,omitempty"`
+	Key         string `json:"key,omitempty"` // an API key's ID, never its secret
 }
 
 // Field bounds: tenant IDs and integration names are short (their own
@@ -82,19 +86,26 @@ func (c Change) Validate() error {
 		if c.Session == "" {
 			return fmt.Errorf("%w: %s needs a session", ErrMalformed, c.Kind)
 		}
+	case KindAPIKeyRevoked:
+		if c.Key == "" || c.Integration != "" {
+			return fmt.Errorf("%w: %s needs a key and names no integration", ErrMalformed, c.Kind)
+		}
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownKind, truncate(string(c.Kind)))
 	}
-	if c.Kind != KindSessionEnded && c.Tenant == "" {
+	if c.Kind != KindAPIKeyRevoked && c.Kind != KindSessionEnded && c.Tenant == "" {
 		return fmt.Errorf("%w: %s needs a tenant", ErrMalformed, c.Kind)
 	}
 	if c.Kind != KindSessionEnded && c.Session != "" {
 		return fmt.Errorf("%w: %s names no session", ErrMalformed, c.Kind)
 	}
+	if c.Kind != KindAPIKeyRevoked && c.Key != "" {
+		return fmt.Errorf("%w: %s names no key", ErrMalformed, c.Kind)
+	}
 	for _, f := range []struct {
 		name, v string
 		max     int
-	}{{"tenant", c.Tenant, maxName}, {"integration", c.Integration, maxName}, {"session", c.Session, maxSession}} {
+	}{{"tenant", c.Tenant, maxName}, {"integration", c.Integration, maxName}, {"session", c.Session, maxSession}, {"key", c.Key, maxName}} {
 		if !printable(f.v, f.max) {
 			return fmt.Errorf("%w: %s is not printable ASCII of at most %d bytes", ErrMalformed, f.name, f.max)
 		}

@@ -32,6 +32,12 @@ func TestValidate(t *testing.T) {
 		{Change{Kind: KindSettings, Tenant: "acmé"}, ErrMalformed},
 		{Change{Kind: KindSettings, Tenant: strings.Repeat("a", maxName+1)}, ErrMalformed},
 		{Change{Kind: KindSessionEnded, Session: strings.Repeat("s", maxSession+1)}, ErrMalformed},
+		{Change{Kind: KindAPIKeyRevoked, Key: "0123abcd"}, nil},
+		{Change{Kind: KindAPIKeyRevoked, Tenant: "acme", Key: "0123abcd"}, nil},
+		{Change{Kind: KindAPIKeyRevoked}, ErrMalformed},
+		{Change{Kind: KindAPIKeyRevoked, Key: "k", Integration: "notion"}, ErrMalformed},
+		{Change{Kind: KindSettings, Tenant: "acme", Key: "k"}, ErrMalformed},
+		{Change{Kind: KindAPIKeyRevoked, Key: strings.Repeat("k", maxName+1)}, ErrMalformed},
 	} {
 		if err := tc.c.Validate(); !errors.Is(err, tc.want) {
 			t.Errorf("%+v: Validate() = %v, want %v", tc.c, err, tc.want)

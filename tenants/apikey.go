@@ -77,7 +77,8 @@ type apiKeyRecord struct {
 // Verify keeps the records it read for CacheTTL, so a busy agent's key is
 // not fetched from the store (a Vault round trip) on every request. A key
 // revoked through this APIKeys is forgotten at once; one revoked elsewhere
-// (another replica) stops working within CacheTTL.
+// (another replica) stops working within CacheTTL, or at once once Forget
+// or ForgetTenant is told of it.
 type APIKeys struct {
 	store KeyStore
 	now   func() time.Time
@@ -136,10 +137,25 @@ func (k *APIKeys) remember(id string, rec apiKeyRecord) {
 	k.cache[id] = cachedKey{rec: rec, fetched: k.now()}
 }
 
-func (k *APIKeys) forget(id string) {
+// Forget drops the cached record of key id, if any: the key was revoked
+// elsewhere (another replica, an operator command), and the next request
+// with it reads the store.
+func (k *APIKeys) Forget(id string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.cache, id)
+}
+
+// ForgetTenant drops the cached records of every key of tenant (its keys
+// were revoked elsewhere, as an off-boarding does).
+func (k *APIKeys) ForgetTenant(tenant string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, c := range k.cache {
+		if c.rec.Tenant == tenant {
+			delete(k.cache, id)
+		}
+	}
 }
 
 // Create makes a new key for tenant, admin or not, and returns it with its
@@ -182,7 +198,7 @@ func (k *APIKeys) Revoke(ctx context.Context, id string) error {
 	if !validAPIKeyID(id) {
 		return fmt.Errorf("revoking API key %q: %w", id, ErrKeyNotFound)
 	}
-	k.forget(id)
+	k.Forget(id)
 	err := k.store.DeleteAPIKey(ctx, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("revoking API key %s: %w", id, ErrKeyNotFound)

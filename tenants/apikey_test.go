@@ -378,3 +378,33 @@ func TestAPIKeysCache(t *testing.T) {
 		t.Errorf("right after revoking through the same APIKeys: %v, want ErrInvalidAPIKey", err)
 	}
 }
+
+// TestAPIKeysForget: a key revoked elsewhere is refused at once once
+// Forget (that key) or ForgetTenant (all of its tenant's) is told, and the
+// other tenants' cached keys stay cached.
+func TestAPIKeysForget(t *testing.T) {
+	st := newMemKeyStore()
+	k, other := NewAPIKeys(st), NewAPIKeys(st)
+	a1, id1, _ := k.Create(t.Context(), "tenant-a", false)
+	a2, id2, _ := k.Create(t.Context(), "tenant-a", false)
+	b, _, _ := k.Create(t.Context(), "tenant-b", false)
+	for _, key := range []string{a1, a2, b} {
+		if _, err := k.Verify(t.Context(), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = other.Revoke(t.Context(), id1)
+	_ = other.Revoke(t.Context(), id2)
+	k.Forget(id1)
+	if _, err := k.Verify(t.Context(), a1); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("a key revoked elsewhere, after Forget: %v, want ErrInvalidAPIKey", err)
+	}
+	gets := st.gets
+	k.ForgetTenant("tenant-a")
+	if _, err := k.Verify(t.Context(), a2); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("a key of a tenant off-boarded elsewhere, after ForgetTenant: %v, want ErrInvalidAPIKey", err)
+	}
+	if _, err := k.Verify(t.Context(), b); err != nil || st.gets != gets+1 {
+		t.Errorf("tenant-b's key after ForgetTenant(tenant-a): %v, %d store reads, want its record still cached", err, st.gets-gets-1)
+	}
+}

@@ -174,6 +174,7 @@ func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
 		if err := tenants.NewAPIKeys(st).Revoke(ctx, args[0]); err != nil {
 			return err
 		}
+		m.announce(cfg, cluster.Change{Kind: cluster.KindAPIKeyRevoked, Key: args[0]})
 		fmt.Fprintf(m.Stdout, "revoked %s\n", args[0])
 	case "list":
 		if err := parse(m.flags("apikey list"), args); err != nil {

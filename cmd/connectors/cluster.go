@@ -106,6 +106,7 @@ type replicaChanges struct {
 	refresher *oauth.Refresher // nil without OAuth providers
 	linkable  []string         // the integrations the refresher serves
 	sessions  *sessionRelay
+	keys      *tenants.APIKeys // the API keys this replica verifies
 	log       *slog.Logger
 	rereads   chan struct{} // bounds the store reads running at once
 
@@ -127,10 +128,14 @@ const rereadTimeout = 5 * time.Second
 
 // apply is the cluster node's OnChange.
 func (r *replicaChanges) apply(c cluster.Change) {
-	if c.Kind == cluster.KindSessionEnded {
+	switch c.Kind {
+	case cluster.KindSessionEnded:
 		if end := r.endSession.Load(); end != nil {
 			(*end)(c.Session)
 		}
+		return
+	case cluster.KindAPIKeyRevoked:
+		r.keys.Forget(c.Key)
 		return
 	}
 	if err := tenants.ValidateID(c.Tenant); err != nil {
@@ -156,6 +161,7 @@ func (r *replicaChanges) apply(c cluster.Change) {
 	case cluster.KindKeyRotated:
 		r.invalidate(c.Tenant, "")
 	case cluster.KindOffboarded:
+		r.keys.ForgetTenant(c.Tenant)
 		r.invalidate(c.Tenant, "")
 		r.reschedule(c.Tenant, r.linkable, false)
 		r.sessions.InvalidateSettings(c.Tenant)
@@ -211,12 +217,12 @@ func (r *replicaChanges) reschedule(tenant string, integrations []string, revoke
 // joinCluster joins the other replicas when a cluster is configured: from
 // then on the changes made through this one are told to them, and theirs
 // applied here. It returns nil when none is configured.
-func (m *Main) joinCluster(cfg Config, st vault.Backend, reg *tools.Registry, relay *sessionRelay, changes *credentialChanges, log *slog.Logger) (*replicaChanges, error) {
+func (m *Main) joinCluster(cfg Config, st vault.Backend, reg *tools.Registry, keys *tenants.APIKeys, relay *sessionRelay, changes *credentialChanges, log *slog.Logger) (*replicaChanges, error) {
 	if cfg.Cluster.Bind == "" {
 		return nil, nil
 	}
 	r := &replicaChanges{
-		store: st, reg: reg, refresher: changes.refresher, sessions: relay,
+		store: st, reg: reg, refresher: changes.refresher, sessions: relay, keys: keys,
 		log: log, rereads: make(chan struct{}, 4),
 	}
 	r.cache, _ = st.(invalidator)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -268,8 +269,9 @@ func TestReplicaDiesUnderLoad(t *testing.T) {
 // credential caches of a minute. A session made on one and used on
 // another ends on every replica with its DELETE on a third; a credential
 // deleted through one is no longer served by the others, and an
-// integration turned off through one leaves the others' tools/list, each
-// within 2 s; another tenant's use is untouched.
+// integration turned off through one leaves the others' tools/list, and
+// an API key revoked by an operator command is refused by all, each within
+// 2 s; another tenant's use is untouched.
 func TestReplicasTellEachOther(t *testing.T) {
 	s := startReplicaSet(t, 3)
 	r0, r1, r2 := s.replicas[0].view(s.g), s.replicas[1].view(s.g), s.replicas[2].view(s.g)
@@ -320,6 +322,22 @@ func TestReplicasTellEachOther(t *testing.T) {
 		t.Fatalf("turning echo off for tenant-b through replica 2: %d %s", status, raw)
 	}
 	within(t, 2*time.Second, "echo off for tenant-b on replicas 0 and 1", func() bool { return !listed(r0) && !listed(r1) })
+
+	// An API key revoked by the operator command beside replica 0.
+	cli := s.g.replica(map[string]string{"CONNECTORS_CLUSTER_PEERS": s.replicas[0].gossip})
+	key := strings.TrimSpace(cli.mustRun("", "apikey", "create", "--tenant", "tenant-c"))
+	id, _, _ := strings.Cut(strings.TrimPrefix(key, "cgw_"), "_")
+	r0.keys, r2.keys = maps.Clone(r0.keys), maps.Clone(r2.keys)
+	r0.keys["tenant-c"], r2.keys["tenant-c"] = key, key
+	accepted := func(r *gateway) bool {
+		status, _, _ := r.postOld("tenant-c", "/mcp", "", `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+		return status == 200
+	}
+	if !accepted(r0) || !accepted(r2) { // and cached
+		t.Fatal("a new API key is refused")
+	}
+	cli.mustRun("", "apikey", "revoke", id)
+	within(t, 2*time.Second, "the revoked API key refused by replicas 0 and 2", func() bool { return !accepted(r0) && !accepted(r2) })
 }
 
 // within fails t unless ok holds within d (polled), and logs how long it

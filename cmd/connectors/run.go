@@ -344,14 +344,15 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	g := m.gateway(log, reg, st, relay, changes)
-	replicas, err := m.joinCluster(cfg, st, reg, relay, changes, log)
+	keys := tenants.NewAPIKeys(st)
+	replicas, err := m.joinCluster(cfg, st, reg, keys, relay, changes, log)
 	if err != nil {
 		return err
 	}
 	if err := m.background(ctx, cfg, g, reg, st, changes, log); err != nil {
 		return err
 	}
-	auth, err := m.authenticator(ctx, cfg, st)
+	auth, err := m.authenticator(ctx, cfg, keys)
 	if err != nil {
 		return err
 	}
@@ -510,8 +511,8 @@ func (m *Main) shutdown(cfg Config, srv *http.Server, h *transport.HTTP, log *sl
 
 // authenticator is how HTTP callers prove who they are: API keys, and
 // OAuth bearer tokens from the OpenID provider when one is configured.
-func (m *Main) authenticator(ctx context.Context, cfg Config, st tenants.KeyStore) (transport.Authenticator, error) {
-	keys := transport.APIKeyAuth{Keys: tenants.NewAPIKeys(st)}
+func (m *Main) authenticator(ctx context.Context, cfg Config, apiKeys *tenants.APIKeys) (transport.Authenticator, error) {
+	keys := transport.APIKeyAuth{Keys: apiKeys}
 	if cfg.OIDCIssuer == "" {
 		return keys, nil
 	}

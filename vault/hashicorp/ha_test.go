@@ -122,7 +122,6 @@ type haRecord struct {
 // checking each answer against what it was told before, and logs every
 // operation.
 type haWorker struct {
-	t       *testing.T
 	s       *hashicorp.Store
 	tenant  string
 	records [4]haRecord
@@ -185,17 +184,21 @@ func (w *haWorker) delete(integration string, r *haRecord) {
 	r.value, r.version = "", 0
 }
 
-// check reads a record and compares it with the last acknowledged write.
-func (w *haWorker) check(integration string, r *haRecord) {
-	var got vault.Credential
-	var version int64
-	err := w.do("get", func(ctx context.Context) (err error) {
+// read reads a record; a missing one is empty at version 0.
+func (w *haWorker) read(integration string) (got vault.Credential, version int64, err error) {
+	err = w.do("get", func(ctx context.Context) (err error) {
 		got, version, err = w.s.Get(ctx, w.tenant, integration)
 		if errors.As(err, new(*vault.CredentialNotFoundError)) {
 			return nil
 		}
 		return err
 	})
+	return got, version, err
+}
+
+// check reads a record and compares it with the last acknowledged write.
+func (w *haWorker) check(integration string, r *haRecord) {
+	got, version, err := w.read(integration)
 	if err != nil {
 		return
 	}
@@ -208,15 +211,7 @@ func (w *haWorker) check(integration string, r *haRecord) {
 // resync reads a record after an operation on it failed: it must hold the
 // last acknowledged write or the failed one, nothing else.
 func (w *haWorker) resync(integration string, r *haRecord) bool {
-	var got vault.Credential
-	var version int64
-	err := w.do("get", func(ctx context.Context) (err error) {
-		got, version, err = w.s.Get(ctx, w.tenant, integration)
-		if errors.As(err, new(*vault.CredentialNotFoundError)) {
-			return nil
-		}
-		return err
-	})
+	got, version, err := w.read(integration)
 	if err != nil {
 		return false
 	}
@@ -244,7 +239,7 @@ func TestVaultHAFailover(t *testing.T) {
 	workers := make([]*haWorker, haWorkers)
 	var wg sync.WaitGroup
 	for i := range workers {
-		workers[i] = &haWorker{t: t, s: s, tenant: fmt.Sprint("tenant-ha-", i)}
+		workers[i] = &haWorker{s: s, tenant: fmt.Sprint("tenant-ha-", i)}
 		wg.Go(func() { workers[i].run(ctx) })
 	}
 	time.Sleep(2 * time.Second)
@@ -486,5 +481,54 @@ func TestVaultAddrListRefused(t *testing.T) {
 		if strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("Open(Addr %q): the error shows the password: %v", addr, err)
 		}
+	}
+}
+
+// TestVaultAddrListLostAnswerNotResent: a write that reached the first
+// node and lost its answer (a timeout, or the connection reset) is never
+// sent to the next node by the transport: it may have landed. Only the
+// store's own resend (write.go) follows. Timed out, that resend goes to
+// the same node and the write is reported of unknown outcome; reset, the
+// resend finds the first node refusing, goes to the second, and learns
+// from the check-and-set that the first attempt landed. Either way it
+// landed once; had the transport resent it, the store would have reported
+// a conflict with its own write.
+func TestVaultAddrListLostAnswerNotResent(t *testing.T) {
+	v := startVault(t)
+	token := v.token(t, "gateway-service")
+	for _, tc := range []struct {
+		name    string
+		then    func(*testenv.FaultProxy)
+		wantErr error
+	}{
+		{"timeout", func(*testenv.FaultProxy) {}, hashicorp.ErrWriteOutcomeUnknown},
+		{"reset", func(p *testenv.FaultProxy) { time.Sleep(outageBound / 4); p.Set(testenv.Refuse) }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := testenv.NewFaultProxy(t, strings.TrimPrefix(v.addr, "http://"))
+			s := v.open(t, token, func(c *hashicorp.Config) {
+				c.Addr = proxy.URL() + "," + v.addr // two addresses of one Vault
+				c.API = api.DefaultConfig()
+				c.Timeout = outageBound
+				c.CacheTTL = -1
+			})
+			ctx := t.Context()
+			tenant := "tenant-resend-" + tc.name
+			version, err := s.Put(ctx, tenant, "notion", vault.Credential{AccessToken: "ntn_resend_1"}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy.SwallowFrom("PUT /v1/secret/data/" + tenant + "/notion")
+			go tc.then(proxy)
+			got, err := s.Put(ctx, tenant, "notion", vault.Credential{AccessToken: "ntn_resend_2"}, version)
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) || tc.wantErr == nil && (err != nil || got != version+1) {
+				t.Errorf("Put whose answer is lost on the first node: version %d, %v; want version %d, error %v", got, err, version+1, tc.wantErr)
+			}
+			start := time.Now()
+			assertStored(t, s, tenant, "ntn_resend_2", version+1)
+			if d := time.Since(start); d > outageBound/2 {
+				t.Errorf("a read once the first node is out took %v, want it served by the second at once", d)
+			}
+		})
 	}
 }

@@ -2,10 +2,11 @@
 // [vault.Backend] laid out as the seed document says, KV v2 records whose
 // secrets are Transit ciphertext under one key per tenant. Requests go
 // through a circuit breaker (breaker.go) and are never retried blindly
-// (write.go); decrypted credentials are cached briefly (cache.go); an
-// AppRole login is renewed in the background (approle.go). policies/ holds
-// the Vault policies the gateway needs and init-vault.sh sets a Vault up
-// with them.
+// (write.go); given a Vault HA cluster's nodes, the store follows the
+// active one (failover.go); decrypted credentials are cached briefly
+// (cache.go); an AppRole login is renewed in the background (approle.go).
+// policies/ holds the Vault policies the gateway needs and init-vault.sh
+// sets a Vault up with them.
 package hashicorp
 
 import (

@@ -119,8 +119,8 @@ type haRecord struct {
 }
 
 // haWorker writes, reads and deletes its own records until ctx is done,
-// checking each answer against what it was told before, and logs every
-// operation.
+// checking each answer against what it was told before, checks readiness
+// now and then, and logs every operation.
 type haWorker struct {
 	s       *hashicorp.Store
 	tenant  string
@@ -145,6 +145,9 @@ func (w *haWorker) run(ctx context.Context) {
 		}
 		if r.maybe == nil {
 			w.check(integration, r)
+		}
+		if seq%5 == 0 { // the readiness check /readyz makes
+			w.do("ping", w.s.Ping)
 		}
 	}
 }

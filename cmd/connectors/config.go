@@ -80,7 +80,9 @@ type Config struct {
 	// answer, 4 workers, 5 failures).
 	Refresh RefreshConfig
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
-	// the embedded store).
+	// the embedded store). A Vault HA cluster's nodes may be listed
+	// separated by commas: the store follows the active node. VAULT_CACERT
+	// names the CA that signed Vault's certificate.
 	VaultAddr string
 	// VaultToken authenticates to Vault (VAULT_TOKEN); empty: AppRole with
 	// VaultRoleID and VaultSecretID (VAULT_ROLE_ID, VAULT_SECRET_ID).
@@ -178,7 +180,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		DataDir:            getenv("CONNECTORS_DATA_DIR"),
 		IntegrationsFile:   getenv("CONNECTORS_CONFIG"),
-		VaultAddr:          getenv("VAULT_ADDR"),
+		VaultAddr:          getenv("VAULT_ADDR"), // one address, or several separated by commas
 		VaultToken:         getenv("VAULT_TOKEN"),
 		VaultRoleID:        getenv("VAULT_ROLE_ID"),
 		VaultSecretID:      getenv("VAULT_SECRET_ID"),

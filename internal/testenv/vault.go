@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,12 +30,37 @@ const vaultStartTimeout = 60 * time.Second
 // server. A missing binary fails tb with the command that builds it.
 func Vault(tb testing.TB, args ...string) (addr, rootToken string) {
 	tb.Helper()
+	v := startVaultDev(tb, args)
+	var r struct {
+		Addr  string `json:"addr"`
+		Token string `json:"token"`
+	}
+	line, err := v.readLine(vaultStartTimeout)
+	if err != nil || json.Unmarshal(line, &r) != nil || r.Addr == "" || r.Token == "" {
+		tb.Fatalf("the development Vault server did not start (%v):\n%s", err, v.stderr.String())
+	}
+	return r.Addr, r.Token
+}
+
+// vaultDev is a running development Vault server: its stdin (closed when
+// this process dies, so the server never outlives it), the lines it
+// prints on stdout, and its stderr.
+type vaultDev struct {
+	stdin  io.WriteCloser
+	lines  chan []byte // stdout, a line at a time; closed at EOF
+	stderr *lockedBuffer
+}
+
+// startVaultDev starts the server with args and stops it when tb ends. A
+// missing binary fails tb with the command that builds it.
+func startVaultDev(tb testing.TB, args []string) *vaultDev {
+	tb.Helper()
 	bin := VaultDevBinary()
 	if _, err := os.Stat(bin); err != nil {
 		tb.Fatalf("the development Vault server %s is missing: run `make vault-dev` (make test does this; the first build takes minutes): %v", bin, err)
 	}
 	cmd := exec.Command(bin, append([]string{"-exit-on-stdin-close"}, args...)...)
-	stdin, err := cmd.StdinPipe() // closed when this process dies, so the server never outlives it
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -40,8 +68,8 @@ func Vault(tb testing.TB, args ...string) (addr, rootToken string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
+	v := &vaultDev{stdin: stdin, lines: make(chan []byte, 16), stderr: &lockedBuffer{}}
+	cmd.Stderr = v.stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("starting %s: %v", bin, err)
 	}
@@ -59,36 +87,32 @@ func Vault(tb testing.TB, args ...string) (addr, rootToken string) {
 			cmd.Process.Kill()
 			<-exited
 		}
-		if tb.Failed() && stderr.Len() > 0 {
-			tb.Logf("vaultdev stderr:\n%s", stderr.String())
+		if tb.Failed() && v.stderr.Len() > 0 {
+			tb.Logf("vaultdev stderr:\n%s", v.stderr.String())
 		}
 	})
-
-	type ready struct {
-		Addr  string `json:"addr"`
-		Token string `json:"token"`
-	}
-	lines := make(chan ready, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			var r ready
-			if json.Unmarshal(sc.Bytes(), &r) == nil {
-				lines <- r
-			}
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			v.lines <- bytes.Clone(sc.Bytes())
 		}
-		close(lines)
+		close(v.lines)
 	}()
+	return v
+}
+
+// readLine returns the server's next line on stdout.
+func (v *vaultDev) readLine(timeout time.Duration) ([]byte, error) {
 	select {
-	case r, ok := <-lines:
-		if !ok || r.Addr == "" || r.Token == "" {
-			tb.Fatalf("the development Vault server did not start:\n%s", stderr.String())
+	case line, ok := <-v.lines:
+		if !ok {
+			return nil, errors.New("the server exited")
 		}
-		return r.Addr, r.Token
-	case <-time.After(vaultStartTimeout):
-		tb.Fatalf("the development Vault server did not start within %v:\n%s", vaultStartTimeout, stderr.String())
+		return line, nil
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("no answer within %v", timeout)
 	}
-	panic("unreachable")
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writing child and a reading test.

@@ -11,7 +11,7 @@
 //
 // # Usage
 //
-//	vaultdev [-addr 127.0.0.1:0] [-log-level warn] [-policy name=file.hcl ...]
+//	vaultdev [-addr 127.0.0.1:0] [-cluster N] [-log-level warn] [-policy name=file.hcl ...]
 //
 // Once serving, it prints one JSON line on stdout,
 //
@@ -19,6 +19,21 @@
 //
 // and serves until SIGINT or SIGTERM, or until stdin is closed when started
 // with -exit-on-stdin-close (how the tests make sure it never outlives them).
+//
+// With -cluster N (N ≥ 2) it starts N cores with HA on integrated Raft
+// storage instead (cluster.go), each with its own HTTPS API listener on
+// 127.0.0.1 (-addr does not apply), and prints
+//
+//	{"nodes":["https://127.0.0.1:P1",...],"token":"...","ca_cert":"PEM","active":i}
+//
+// Then each line on stdin is a command, answered by one JSON line on
+// stdout, {"active":i,"sealed":[false,...]} plus "error" when it failed
+// (active -1: no node is active):
+//
+//	status       the active node and which are sealed
+//	step-down    the active node steps down; answered once another is active
+//	seal I       seals node I (0-based)
+//	unseal I     unseals node I with the cluster's keys
 package main
 
 import (
@@ -62,6 +77,7 @@ func run(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address; port 0 picks a free port. Loopback only.")
 	logLevel := fs.String("log-level", "warn", "Vault's log level on stderr: trace, debug, info, warn, error")
 	stdinClose := fs.Bool("exit-on-stdin-close", false, "exit when stdin reaches EOF (the parent process died)")
+	nodes := fs.Int("cluster", 0, "start this many cores with HA on integrated Raft storage, each on its own HTTPS listener on 127.0.0.1, taking commands on stdin (0: one core over HTTP)")
 	var policies policyFlags
 	fs.Var(&policies, "policy", "name=path.hcl: write an ACL policy at start (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +91,10 @@ func run(args []string) error {
 		return fmt.Errorf("-addr %q: this development server listens on loopback only", *addr)
 	}
 
+	if *nodes < 0 || *nodes == 1 {
+		return fmt.Errorf("-cluster %d: want 2 or more nodes (0: a single core)", *nodes)
+	}
+
 	tb := &mainTB{}
 	defer tb.runCleanups()
 
@@ -83,7 +103,7 @@ func run(args []string) error {
 		Output: os.Stderr,
 		Level:  hclog.LevelFromString(*logLevel),
 	})
-	core, _, rootToken := vault.TestCoreUnsealedWithConfig(tb, &vault.CoreConfig{
+	coreCfg := &vault.CoreConfig{
 		Logger: logger,
 		LogicalBackends: map[string]logical.Factory{
 			"kv":      kv.Factory,
@@ -92,8 +112,14 @@ func run(args []string) error {
 		CredentialBackends: map[string]logical.Factory{
 			"approle": approle.Factory,
 		},
-	})
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *nodes > 0 {
+		return runCluster(ctx, stop, tb, *nodes, logger, coreCfg, policies, *stdinClose)
+	}
 
+	core, _, rootToken := vault.TestCoreUnsealedWithConfig(tb, coreCfg)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -102,7 +128,14 @@ func run(args []string) error {
 	vaulthttp.TestServerWithListener(tb, ln, url, core)
 	defer ln.Close()
 
-	if err := initVault(url, rootToken, policies); err != nil {
+	cfg := api.DefaultConfig()
+	cfg.Address = url
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	c.SetToken(rootToken)
+	if err := initVault(c, policies); err != nil {
 		return fmt.Errorf("initialising: %w", err)
 	}
 
@@ -110,9 +143,6 @@ func run(args []string) error {
 	if _, err := fmt.Fprintf(os.Stdout, "%s\n", line); err != nil {
 		return err
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if *stdinClose {
 		go func() {
 			io.Copy(io.Discard, os.Stdin)
@@ -123,17 +153,44 @@ func run(args []string) error {
 	return nil
 }
 
-// initVault does what the seed's init-vault.sh does: KV v2 at secret/
-// (the test core mounts KV v1 there), Transit at transit/, AppRole at
-// approle/, and the policies given on the command line.
-func initVault(addr, token string, policies []string) error {
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	c, err := api.NewClient(cfg)
+// runCluster serves a -cluster run until ctx is done, or until stdin ends
+// when stdinClose is set. Its first line on stdout is
+//
+//	{"nodes":["https://127.0.0.1:P1",...],"token":"...","ca_cert":"PEM","active":i}
+//
+// and then it answers each command line on stdin with one JSON line.
+func runCluster(ctx context.Context, stop func(), tb *mainTB, n int, logger hclog.Logger, coreCfg *vault.CoreConfig, policies []string, stdinClose bool) error {
+	c, err := startCluster(tb, n, logger, coreCfg)
 	if err != nil {
 		return err
 	}
-	c.SetToken(token)
+	active := c.active()
+	if err := initVault(c.tc.Cores[active].Client, policies); err != nil {
+		return fmt.Errorf("initialising: %w", err)
+	}
+	line, _ := json.Marshal(map[string]any{
+		"nodes":   c.nodes,
+		"token":   c.tc.RootToken,
+		"ca_cert": string(c.tc.CACertPEM),
+		"active":  active,
+	})
+	if _, err := fmt.Fprintf(os.Stdout, "%s\n", line); err != nil {
+		return err
+	}
+	go func() {
+		c.serveCommands(os.Stdin, os.Stdout)
+		if stdinClose {
+			stop()
+		}
+	}()
+	<-ctx.Done()
+	return nil
+}
+
+// initVault does what the seed's init-vault.sh does: KV v2 at secret/
+// (the test core mounts KV v1 there), Transit at transit/, AppRole at
+// approle/, and the policies given on the command line.
+func initVault(c *api.Client, policies []string) error {
 	sys := c.Sys()
 	if err := sys.Unmount("secret"); err != nil {
 		return fmt.Errorf("unmounting secret/: %w", err)

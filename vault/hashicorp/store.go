@@ -2,10 +2,11 @@
 // [vault.Backend] laid out as the seed document says, KV v2 records whose
 // secrets are Transit ciphertext under one key per tenant. Requests go
 // through a circuit breaker (breaker.go) and are never retried blindly
-// (write.go); decrypted credentials are cached briefly (cache.go); an
-// AppRole login is renewed in the background (approle.go). policies/ holds
-// the Vault policies the gateway needs and init-vault.sh sets a Vault up
-// with them.
+// (write.go); given a Vault HA cluster's nodes, the store follows the
+// active one (failover.go); decrypted credentials are cached briefly
+// (cache.go); an AppRole login is renewed in the background (approle.go).
+// policies/ holds the Vault policies the gateway needs and init-vault.sh
+// sets a Vault up with them.
 package hashicorp
 
 import (
@@ -31,8 +32,10 @@ import (
 // has the documented default; cmd fills it from the seed's environment
 // variables (VAULT_ADDR, VAULT_TOKEN, VAULT_KV_ENGINE, VAULT_TRANSIT_ENGINE).
 type Config struct {
-	// Addr is Vault's address, for example https://vault.example.com:8200.
-	// Empty: API's address.
+	// Addr is Vault's address, for example https://vault.example.com:8200,
+	// or the addresses of a Vault HA cluster's nodes separated by commas
+	// (VAULT_ADDR may list several): the store follows the active node
+	// (failover.go). Empty: API's address.
 	Addr string
 	// Token authenticates to Vault. Empty: log in with AppRole.
 	Token string
@@ -160,9 +163,17 @@ func Open(cfg Config) (*Store, error) {
 	if apiCfg == nil {
 		apiCfg = &api.Config{}
 	}
-	if cfg.Addr != "" {
-		apiCfg.Address = cfg.Addr
+	if cfg.Addr == "" {
+		cfg.Addr = apiCfg.Address
 	}
+	if cfg.Addr == "" {
+		cfg.Addr = api.DefaultAddress
+	}
+	addrs, err := splitAddrs(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	apiCfg.Address = addrs[0].String()
 	// vault/api's defaults (60s, two retries a second or more apart) made
 	// each call wait about 4s for a refused connection and the whole outage
 	// for one that is never answered.
@@ -174,8 +185,17 @@ func Open(cfg Config) (*Store, error) {
 	if apiCfg.HttpClient.Transport == nil {
 		apiCfg.HttpClient.Transport = api.DefaultConfig().HttpClient.Transport
 	}
-	if _, ok := apiCfg.HttpClient.Transport.(*breakerTransport); !ok {
-		apiCfg.HttpClient.Transport = newBreakerTransport(apiCfg.HttpClient.Transport, cfg.Timeout, cfg.Logger)
+	// A config used before keeps its transport (and its breakers) when it
+	// is for the same nodes.
+	next := apiCfg.HttpClient.Transport
+	if t, ok := next.(*failoverTransport); ok {
+		next = t.direct
+		if t.sameNodes(addrs) {
+			next = nil
+		}
+	}
+	if next != nil {
+		apiCfg.HttpClient.Transport = newFailoverTransport(next, addrs, cfg.Timeout, cfg.Logger)
 	}
 	client, err := api.NewClient(apiCfg)
 	if err != nil {

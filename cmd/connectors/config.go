@@ -81,9 +81,11 @@ type Config struct {
 	Refresh RefreshConfig
 	// VaultAddr selects the HashiCorp Vault backend (VAULT_ADDR; empty:
 	// the embedded store). A Vault HA cluster's nodes may be listed
-	// separated by commas: the store follows the active node. VAULT_CACERT
-	// names the CA that signed Vault's certificate.
+	// separated by commas: the store follows the active node.
 	VaultAddr string
+	// VaultCACert is the PEM file of the CA that signed Vault's
+	// certificate (VAULT_CACERT).
+	VaultCACert string
 	// VaultToken authenticates to Vault (VAULT_TOKEN); empty: AppRole with
 	// VaultRoleID and VaultSecretID (VAULT_ROLE_ID, VAULT_SECRET_ID).
 	VaultToken, VaultRoleID, VaultSecretID string
@@ -182,6 +184,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		IntegrationsFile:   getenv("CONNECTORS_CONFIG"),
 		VaultAddr:          getenv("VAULT_ADDR"), // one address, or several separated by commas
 		VaultToken:         getenv("VAULT_TOKEN"),
+		VaultCACert:        getenv("VAULT_CACERT"),
 		VaultRoleID:        getenv("VAULT_ROLE_ID"),
 		VaultSecretID:      getenv("VAULT_SECRET_ID"),
 		VaultKVEngine:      getenv("VAULT_KV_ENGINE"),

@@ -10,6 +10,8 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,6 +135,13 @@ type replicaSet struct {
 func startReplicaSet(t *testing.T, n int) *replicaSet {
 	t.Helper()
 	vaddr, _, token := gatewayVault(t)
+	return startReplicaSetOn(t, n, map[string]string{"VAULT_ADDR": vaddr, "VAULT_TOKEN": token})
+}
+
+// startReplicaSetOn is startReplicaSet on the Vault env names (VAULT_ADDR
+// and how to log in); env may also override the set's other settings.
+func startReplicaSetOn(t *testing.T, n int, env map[string]string) *replicaSet {
+	t.Helper()
 	key := make([]byte, tenants.BrowserSessionKeySize)
 	for i := range key {
 		key[i] = byte(i*13 + 1)
@@ -140,14 +149,15 @@ func startReplicaSet(t *testing.T, n int) *replicaSet {
 	echo := "http://" + startHTTPFixture(t, "upstream-echo") + "/mcp"
 	entry := map[string]any{"name": "echo", "category": "testing", "upstream": map[string]any{
 		"url": echo, "headers": map[string]string{"Authorization": "Bearer {{access_token}}"}}}
-	g := newGatewayWithEnv(t, map[string]string{
-		"VAULT_ADDR": vaddr, "VAULT_TOKEN": token,
+	all := map[string]string{
 		"CONNECTORS_BROWSER_SESSION_KEY": hex.EncodeToString(key),
 		"CONNECTORS_LOG_FORMAT":          "json",
 		"CONNECTORS_VAULT_CACHE_TTL":     "60s",
 		"CONNECTORS_CLUSTER_BIND":        "127.0.0.1:0",
 		"CONNECTORS_CLUSTER_KEY":         base64.StdEncoding.EncodeToString(key),
-	}, entry)
+	}
+	maps.Copy(all, env)
+	g := newGatewayWithEnv(t, all, entry)
 	g.withAdmin()
 	for _, tenant := range []string{"tenant-a", "tenant-b"} {
 		g.mustRun(`{"accessToken": "echo-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "echo")
@@ -195,6 +205,61 @@ func (s *replicaSet) client(t *testing.T, tenant string) *client.Client {
 	return c
 }
 
+// load is an agent's calls of echo_echo on one session from several
+// workers at once, until stopped, each answer checked to be its own.
+type load struct {
+	calls  atomic.Int64
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	failed []loadFailure
+}
+
+type loadFailure struct {
+	at  time.Time
+	err string
+}
+
+func startLoad(t *testing.T, c *client.Client, workers int) *load {
+	l := &load{}
+	ctx, cancel := context.WithCancel(t.Context())
+	l.cancel = cancel
+	for w := range workers {
+		l.wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				text := fmt.Sprintf("worker %d call %d", w, i)
+				res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "echo_echo", Arguments: map[string]any{"text": text}}})
+				if ctx.Err() != nil {
+					return
+				}
+				l.calls.Add(1)
+				if err == nil && res.IsError {
+					err = fmt.Errorf("tool error: %s", toolText(t, res))
+				}
+				if err != nil {
+					l.mu.Lock()
+					l.failed = append(l.failed, loadFailure{time.Now(), err.Error()})
+					l.mu.Unlock()
+					continue
+				}
+				if got := toolText(t, res); got != text {
+					t.Errorf("echo through the replicas answered %q, want %q", got, text)
+				}
+			}
+		})
+	}
+	return l
+}
+
+func (l *load) stop() { l.cancel(); l.wg.Wait() }
+
+func (l *load) failures() []loadFailure {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.failed)
+}
+
 // TestReplicaDiesUnderLoad: an agent's session, made through HAProxy on
 // one of three gateway processes, keeps working while its calls are spread
 // over all three; when one process is killed (SIGKILL) in the middle of
@@ -204,60 +269,29 @@ func TestReplicaDiesUnderLoad(t *testing.T) {
 	s := startReplicaSet(t, 3)
 	c := s.client(t, "tenant-a")
 	const workers = 8
-	var (
-		calls, failed atomic.Int64
-		mu            sync.Mutex
-		lastFailure   time.Time
-		failures      []string
-	)
-	ctx, stop := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := 0; ctx.Err() == nil; i++ {
-				text := fmt.Sprintf("worker %d call %d", w, i)
-				res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "echo_echo", Arguments: map[string]any{"text": text}}})
-				if ctx.Err() != nil {
-					return
-				}
-				calls.Add(1)
-				if err == nil && res.IsError {
-					err = fmt.Errorf("tool error: %s", toolText(t, res))
-				}
-				if err != nil {
-					failed.Add(1)
-					mu.Lock()
-					lastFailure = time.Now()
-					failures = append(failures, err.Error())
-					mu.Unlock()
-					continue
-				}
-				if got := toolText(t, res); got != text {
-					t.Errorf("echo through the replicas answered %q, want %q", got, text)
-				}
-			}
-		})
-	}
+	l := startLoad(t, c, workers)
 	time.Sleep(1500 * time.Millisecond)
-	before := calls.Load()
+	before := l.calls.Load()
 	s.replicas[0].kill()
 	at := time.Now()
 	time.Sleep(3 * time.Second)
-	stop()
-	wg.Wait()
+	l.stop()
 
-	after := calls.Load() - before
-	t.Logf("%d calls before the kill, %d after; %d failed", before, after, failed.Load())
+	failures := l.failures()
+	after := l.calls.Load() - before
+	t.Logf("%d calls before the kill, %d after; %d failed", before, after, len(failures))
 	if before < 30 || after < 60 {
 		t.Errorf("too few calls: %d before the kill, %d in the 3 s after it", before, after)
 	}
 	// The calls in flight on the dead process, at most one per worker,
 	// may fail; nothing else.
-	if n := failed.Load(); n > workers {
-		t.Errorf("%d calls failed, more than the %d that can have been in flight on the dead replica: %q", n, workers, failures)
+	if len(failures) > workers {
+		t.Errorf("%d calls failed, more than the %d that can have been in flight on the dead replica: %v", len(failures), workers, failures)
 	}
-	if !lastFailure.IsZero() && lastFailure.Sub(at) > 2*time.Second {
-		t.Errorf("a call failed %v after the kill: %q", lastFailure.Sub(at), failures)
+	for _, f := range failures {
+		if f.at.Sub(at) > 2*time.Second {
+			t.Errorf("a call failed %v after the kill: %s", f.at.Sub(at), f.err)
+		}
 	}
 	// The same session, still: a request of it after the load succeeds.
 	if _, err := c.ListTools(t.Context(), mcp.ListToolsRequest{}); err != nil {
@@ -353,4 +387,51 @@ func within(t *testing.T, d time.Duration, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
+}
+
+// TestReplicasFollowVaultFailover: three gateway processes on a
+// three-node Vault cluster (integrated Raft storage), logged in with
+// AppRole under the least-privilege policy, given every node's address and
+// no credential cache, so that every call reads Vault. Under the load of
+// an agent's calls, the active Vault node is sealed, and later the next
+// one steps down: the gateways follow the new active node with no
+// operator action, and calls fail, if at all, only for a moment after
+// each event.
+func TestReplicasFollowVaultFailover(t *testing.T) {
+	c := testenv.NewVaultCluster(t, "-policy",
+		"gateway-service="+filepath.Join(testenv.Root(), "vault", "hashicorp", "policies", "gateway-service-policy.hcl"))
+	roleID, secretID := c.AppRole("gateway", "gateway-service")
+	s := startReplicaSetOn(t, 3, map[string]string{
+		"VAULT_ADDR": strings.Join(c.Nodes, ","), "VAULT_CACERT": c.CAFile,
+		"VAULT_ROLE_ID": roleID, "VAULT_SECRET_ID": secretID,
+		"CONNECTORS_VAULT_CACHE_TTL": "0s",
+	})
+	l := startLoad(t, s.client(t, "tenant-a"), 6)
+	time.Sleep(time.Second)
+	sealed := c.Active()
+	c.Seal(sealed)
+	sealedAt := time.Now()
+	active := c.Active()
+	for ; active < 0 && time.Since(sealedAt) < 10*time.Second; active = c.Active() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("sealed node %d; node %d active after %v", sealed, active, time.Since(sealedAt).Round(10*time.Millisecond))
+	time.Sleep(3 * time.Second) // Raft settles before a step-down
+	c.Unseal(sealed)
+	time.Sleep(2 * time.Second)
+	steppedAt := time.Now()
+	t.Logf("stepped down; node %d active", c.StepDown())
+	time.Sleep(3 * time.Second)
+	l.stop()
+
+	const bound = 2 * time.Second // the error window allowed after each event
+	for _, f := range l.failures() {
+		if !(f.at.After(sealedAt) && f.at.Sub(sealedAt) < bound) && !(f.at.After(steppedAt) && f.at.Sub(steppedAt) < bound) {
+			t.Errorf("a call failed %v after the seal / %v after the step-down: %s", f.at.Sub(sealedAt), f.at.Sub(steppedAt), f.err)
+		}
+	}
+	t.Logf("%d calls, %d failed", l.calls.Load(), len(l.failures()))
+	if l.calls.Load() < 200 {
+		t.Errorf("only %d calls in 9 s", l.calls.Load())
+	}
 }

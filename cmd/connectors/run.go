@@ -228,11 +228,17 @@ func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (v
 }
 
 // openVault opens the HashiCorp Vault backend. Vault's usual TLS
-// variables (VAULT_CACERT, VAULT_CLIENT_CERT, ...) apply.
+// variables (VAULT_CACERT, VAULT_CLIENT_CERT, ...) apply; VAULT_CACERT
+// also as the configuration has it (Config.VaultCACert).
 func (m *Main) openVault(cfg Config, obs vault.Observer, log *slog.Logger) (vault.Backend, error) {
 	apiCfg := api.DefaultConfig()
 	if apiCfg.Error != nil {
 		return nil, fmt.Errorf("Vault client configuration: %w", apiCfg.Error)
+	}
+	if cfg.VaultCACert != "" {
+		if err := apiCfg.ConfigureTLS(&api.TLSConfig{CACert: cfg.VaultCACert}); err != nil {
+			return nil, fmt.Errorf("VAULT_CACERT: %w", err)
+		}
 	}
 	hc := hashicorp.Config{
 		Addr:         cfg.VaultAddr,

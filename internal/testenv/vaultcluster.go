@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // vaultCommandTimeout bounds the wait for the answer to a cluster command
@@ -147,4 +149,41 @@ func (c *VaultCluster) Unseal(i int) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// Client returns a Vault API client of the active node with token, which
+// trusts the cluster's CA and never retries.
+func (c *VaultCluster) Client(token string) *api.Client {
+	c.tb.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = c.Nodes[max(c.Active(), 0)]
+	cfg.MaxRetries = 0
+	if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: c.CAFile}); err != nil {
+		c.tb.Fatal(err)
+	}
+	cl, err := api.NewClient(cfg)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	cl.SetToken(token)
+	return cl
+}
+
+// AppRole creates the AppRole role name holding only policy and returns a
+// role ID and a secret ID to log in with it.
+func (c *VaultCluster) AppRole(name, policy string) (roleID, secretID string) {
+	c.tb.Helper()
+	root := c.Client(c.RootToken)
+	if _, err := root.Logical().Write("auth/approle/role/"+name, map[string]any{"token_policies": policy}); err != nil {
+		c.tb.Fatal(err)
+	}
+	rid, err := root.Logical().Read("auth/approle/role/" + name + "/role-id")
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	sid, err := root.Logical().Write("auth/approle/role/"+name+"/secret-id", nil)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return rid.Data["role_id"].(string), sid.Data["secret_id"].(string)
 }

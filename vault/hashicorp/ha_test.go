@@ -28,26 +28,6 @@ const haErrorBound = 2 * time.Second
 // haWorkers is the number of concurrent workers of TestVaultHAFailover.
 const haWorkers = 8
 
-// appRoleLogin creates an AppRole role holding only the gateway-service
-// policy and returns a role ID and a secret ID for it.
-func appRoleLogin(t *testing.T, root *api.Client) (roleID, secretID string) {
-	t.Helper()
-	if _, err := root.Logical().Write("auth/approle/role/gateway", map[string]any{
-		"token_policies": "gateway-service",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := root.Logical().Read("auth/approle/role/gateway/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := root.Logical().Write("auth/approle/role/gateway/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rid.Data["role_id"].(string), sid.Data["secret_id"].(string)
-}
-
 // haStore starts a three-node Vault cluster and opens a store on every
 // node's address, logged in with AppRole under the gateway-service policy
 // and without a cache, so every call reaches Vault. It also returns a
@@ -60,7 +40,7 @@ func haStore(t *testing.T, logs *syncWriter) (*testenv.VaultCluster, *hashicorp.
 	tlsCfg := &api.TLSConfig{CACert: c.CAFile}
 	active := c.Active()
 	root := newTLSClient(t, c.Nodes[active], c.RootToken, tlsCfg)
-	roleID, secretID := appRoleLogin(t, root)
+	roleID, secretID := c.AppRole("gateway", "gateway-service")
 	tok, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"gateway-service"}, NoDefaultPolicy: true})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,9 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/connectors-gateway/connectors/internal/fakeoauth"
 	"github.com/connectors-gateway/connectors/internal/testenv"
+	"github.com/connectors-gateway/connectors/internal/testidp"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -142,6 +145,14 @@ func startReplicaSet(t *testing.T, n int) *replicaSet {
 // and how to log in); env may also override the set's other settings.
 func startReplicaSetOn(t *testing.T, n int, env map[string]string) *replicaSet {
 	t.Helper()
+	return replicaGateway(t, env).startReplicas(t, n)
+}
+
+// replicaGateway prepares what a replicaSet's processes share: the
+// configuration (env, and integrations extra besides echo) and the
+// credentials and keys of tenant-a, tenant-b and an admin.
+func replicaGateway(t *testing.T, env map[string]string, extra ...map[string]any) *gateway {
+	t.Helper()
 	key := make([]byte, tenants.BrowserSessionKeySize)
 	for i := range key {
 		key[i] = byte(i*13 + 1)
@@ -157,11 +168,17 @@ func startReplicaSetOn(t *testing.T, n int, env map[string]string) *replicaSet {
 		"CONNECTORS_CLUSTER_KEY":         base64.StdEncoding.EncodeToString(key),
 	}
 	maps.Copy(all, env)
-	g := newGatewayWithEnv(t, all, entry)
+	g := newGatewayWithEnv(t, all, append([]map[string]any{entry}, extra...)...)
 	g.withAdmin()
 	for _, tenant := range []string{"tenant-a", "tenant-b"} {
 		g.mustRun(`{"accessToken": "echo-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "echo")
 	}
+	return g
+}
+
+// startReplicas starts n processes of g, gossiping, behind HAProxy.
+func (g *gateway) startReplicas(t *testing.T, n int) *replicaSet {
+	t.Helper()
 	s := &replicaSet{g: g}
 	var backends []string
 	var peers map[string]string // the first replica's gossip address, for the others
@@ -433,5 +450,89 @@ func TestReplicasFollowVaultFailover(t *testing.T) {
 	t.Logf("%d calls, %d failed", l.calls.Load(), len(l.failures()))
 	if l.calls.Load() < 200 {
 		t.Errorf("only %d calls in 9 s", l.calls.Load())
+	}
+}
+
+// TestReplicasRefreshEachTokenOnce: 100 tenants' tokens expire while
+// three gateway processes (the gateway policy only) start on one Vault;
+// their refreshers all schedule every one of them, and the provider sees
+// each refresh token spent exactly once: 100 refreshes, no second attempt,
+// no invalid_grant.
+func TestReplicasRefreshEachTokenOnce(t *testing.T) {
+	const tenantsN = 100
+	fake := fakeoauth.New(t, fakeoauth.GitHub, "gh-client", "gh-client-s3cret")
+	vaddr, _, token := gatewayVault(t)
+	g := replicaGateway(t, oauthEnv("gh", map[string]string{
+		"GH_CLIENT_ID": "gh-client", "GH_CLIENT_SECRET": "gh-client-s3cret",
+		"VAULT_ADDR": vaddr, "VAULT_TOKEN": token, "CONNECTORS_VAULT_CACHE_TTL": "0s",
+	}), oauthIntegration(t, "gh", fake))
+	for i := range tenantsN {
+		g.putExpiring(fmt.Sprintf("tenant-r%03d", i), "gh", fake)
+	}
+	s := g.startReplicas(t, 3)
+
+	deadline := time.Now().Add(60 * time.Second)
+	for fake.Refreshes() < tenantsN && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // a second refresh, if any, would come now
+	if n, a := fake.Refreshes(), fake.RefreshAttempts(); n != tenantsN || a != tenantsN {
+		t.Errorf("the provider saw %d refreshes (%d attempts) of %d tokens, want each exactly once", n, a, tenantsN)
+	}
+	by := map[string]int{}
+	for i, r := range s.replicas {
+		by[fmt.Sprint(i)] = strings.Count(r.log.String(), `"msg":"token_refreshed"`)
+		if strings.Contains(r.log.String(), "invalid_grant") {
+			t.Errorf("replica %d spent a refresh token twice", i)
+		}
+	}
+	t.Logf("refreshes by replica: %v", by)
+}
+
+// TestReplicasLinkAcrossReplicas: an account link begun by an agent on
+// one replica is confirmed in the browser on a second and completed by
+// the provider's callback on a third (the link state is sealed with the
+// key replicas share and claimed once in the store); the linked tools
+// then work on the first, and the callback replayed on it is refused.
+func TestReplicasLinkAcrossReplicas(t *testing.T) {
+	idp := testidp.Start(t)
+	const public = "http://gateway.test"
+	vaddr, _, token := gatewayVault(t)
+	g := replicaGateway(t, map[string]string{
+		"VAULT_ADDR": vaddr, "VAULT_TOKEN": token,
+		"CONNECTORS_PUBLIC_URL":          public,
+		"CONNECTORS_OAUTH_REDIRECT_URIS": appCallback,
+		"LINKED_CLIENT_ID":               "linker",
+		"LINKED_CLIENT_SECRET":           "linker-s3cret",
+		// The provider's tokens last 5 minutes: no refresh (which revokes
+		// the token it replaces) while the test checks the linked one.
+		"CONNECTORS_REFRESH_MARGIN": "30s",
+	}, linkedIntegration(t, idp, public, "cgw-linked"))
+	s := g.startReplicas(t, 3)
+	r := []*gateway{s.replicas[0].view(g), s.replicas[1].view(g), s.replicas[2].view(g)}
+	base := func(i int) string { return "http://" + r[i].addr }
+
+	link, _ := r[0].startLink(base(0), "tenant-a", "linked")
+	browser := linkBrowser()
+	authURL := r[1].confirm(base(1), browser, link)
+	cb, err := idp.SignIn(t.Context(), &http.Client{}, authURL, idp.TestUsername(), testidp.UserPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := r[2].visit(browser, http.MethodGet, base(2)+cb.Path+"?"+cb.RawQuery, "")
+	if want := appCallback + "?integration=linked&status=success"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		t.Fatalf("the callback on replica 2: %s to %q (%s), want 302 to %s", resp.Status, resp.Header.Get("Location"), body, want)
+	}
+	// The upstream on replica 0 got the provider's token, which the
+	// provider accepts.
+	req, _ := http.NewRequest(http.MethodGet, discover(t, idp.Issuer).UserinfoEndpoint, nil)
+	req.Header.Set("Authorization", "Bearer "+probe(t, r[0].client("tenant-a"), "linked_env"))
+	if uresp, err := http.DefaultClient.Do(req); err != nil || uresp.StatusCode != http.StatusOK {
+		t.Errorf("the provider's userinfo refuses the token of the linked tool on replica 0: %v %v", uresp, err)
+	} else {
+		uresp.Body.Close()
+	}
+	if resp, body := r[0].visit(browser, http.MethodGet, base(0)+cb.Path+"?"+cb.RawQuery, ""); resp.StatusCode < 400 {
+		t.Errorf("the callback replayed on replica 0: %s %s, want it refused", resp.Status, body)
 	}
 }

@@ -1,7 +1,8 @@
 // Command bare-proxy is the benchmarks' reference for the least an HTTP
 // hop can cost here: net/http/httputil's reverse proxy in front of one
 // upstream, with no authentication, no MCP and no credentials. It prints
-// {"addr": "127.0.0.1:PORT"} on stdout once listening.
+// {"addr": "127.0.0.1:PORT"} on stdout once listening. It answers GET
+// /readyz itself, as the gateway does, for a load balancer's checks.
 //
 //	bare-proxy http://127.0.0.1:PORT
 package main
@@ -34,7 +35,10 @@ func main() {
 		os.Exit(1)
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(map[string]string{"addr": ln.Addr().String()})
-	if err := http.Serve(ln, proxy); err != nil {
+	mux := http.NewServeMux()
+	mux.Handle("/", proxy)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	if err := http.Serve(ln, mux); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -370,28 +370,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
-	// With the key replicas share, any replica serves any MCP session
-	// (server's sealedsessions.go); a key of this process's own would
-	// seal them for nothing.
-	var sessionSealer server.Sealer
-	if cfg.BrowserSessionKey != nil {
-		sessionSealer = m.sealer
-	}
-	mcp := g.Handler(server.HTTPOptions{
-		Sealer:                 sessionSealer,
-		SessionEnded:           changes.peers.SessionEnded,
-		SessionIdleTTL:         cfg.SessionIdleTTL,
-		MaxSessions:            cfg.MaxSessions,
-		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
-		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,
-		MaxRequestsPerSession:  cfg.MaxRequestsPerSession,
-		Direct:                 direct(cfg, g),
-		Audit:                  m.audit,
-		Logger:                 log,
-	})
-	if replicas != nil {
-		replicas.SetEndSession(mcp.EndSession) // a DELETE on another replica ends the session here
-	}
+	mcp := m.mcpHandler(cfg, g, changes, replicas, log)
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
 		OAuth:                changes.flow,
@@ -414,6 +393,34 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Logger:               log,
 	})
 	return m.serveHTTP(ctx, cfg, ln, h, log)
+}
+
+// mcpHandler is the gateway's MCP endpoint over HTTP. With the key
+// replicas share, session IDs are sealed, so that any replica serves any
+// session (server's sealedsessions.go; a key of this process's own would
+// seal them for nothing), and a session's DELETE is told to the others
+// (replicas, nil without a cluster), whose DELETEs end it here.
+func (m *Main) mcpHandler(cfg Config, g *server.Gateway, changes *credentialChanges, replicas *replicaChanges, log *slog.Logger) *server.Handler {
+	var sessionSealer server.Sealer
+	if cfg.BrowserSessionKey != nil {
+		sessionSealer = m.sealer
+	}
+	h := g.Handler(server.HTTPOptions{
+		Sealer:                 sessionSealer,
+		SessionEnded:           changes.peers.SessionEnded,
+		SessionIdleTTL:         cfg.SessionIdleTTL,
+		MaxSessions:            cfg.MaxSessions,
+		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
+		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,
+		MaxRequestsPerSession:  cfg.MaxRequestsPerSession,
+		Direct:                 direct(cfg, g),
+		Audit:                  m.audit,
+		Logger:                 log,
+	})
+	if replicas != nil {
+		replicas.SetEndSession(h.EndSession)
+	}
+	return h
 }
 
 // listen parses serve's flags into cfg, sets up the log, the GC target,

@@ -159,6 +159,45 @@ func Open(cfg Config) (*Store, error) {
 		return nil, errors.New("vault: HashiCorp Vault needs a token (VAULT_TOKEN) or an AppRole login")
 	}
 
+	apiCfg, err := clientConfig(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := api.NewClient(apiCfg)
+	if err != nil {
+		return nil, &vault.VaultError{Err: fmt.Errorf("configuring the Vault client: %w", err)}
+	}
+	client.ClearToken() // NewClient reads VAULT_TOKEN; the config decides
+	if cfg.Token != "" {
+		client.SetToken(cfg.Token)
+	}
+
+	h := &Store{
+		client:       client,
+		kv:           kvPaths{mount: cfg.KVMount},
+		transitMount: cfg.TransitMount,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		obs:          cfg.Observer,
+		cacheTTL:     cfg.CacheTTL,
+		timeout:      cfg.Timeout,
+		keys:         make(map[string]keyMode),
+		cache:        make(map[recordRef]cachedCredential),
+		stop:         make(chan struct{}),
+	}
+	if cfg.Token == "" {
+		if err := h.startAppRole(*cfg.AppRole); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// clientConfig is the vault/api configuration of cfg: cfg.API (or a new
+// one) for cfg.Addr's nodes, with the store's timeout, no retries of
+// vault/api's own, and a transport that follows the active node
+// (failover.go).
+func clientConfig(cfg *Config) (*api.Config, error) {
 	apiCfg := cfg.API
 	if apiCfg == nil {
 		apiCfg = &api.Config{}
@@ -197,34 +236,7 @@ func Open(cfg Config) (*Store, error) {
 	if next != nil {
 		apiCfg.HttpClient.Transport = newFailoverTransport(next, addrs, cfg.Timeout, cfg.Logger)
 	}
-	client, err := api.NewClient(apiCfg)
-	if err != nil {
-		return nil, &vault.VaultError{Err: fmt.Errorf("configuring the Vault client: %w", err)}
-	}
-	client.ClearToken() // NewClient reads VAULT_TOKEN; the config decides
-	if cfg.Token != "" {
-		client.SetToken(cfg.Token)
-	}
-
-	h := &Store{
-		client:       client,
-		kv:           kvPaths{mount: cfg.KVMount},
-		transitMount: cfg.TransitMount,
-		log:          cfg.Logger,
-		now:          cfg.Now,
-		obs:          cfg.Observer,
-		cacheTTL:     cfg.CacheTTL,
-		timeout:      cfg.Timeout,
-		keys:         make(map[string]keyMode),
-		cache:        make(map[recordRef]cachedCredential),
-		stop:         make(chan struct{}),
-	}
-	if cfg.Token == "" {
-		if err := h.startAppRole(*cfg.AppRole); err != nil {
-			return nil, err
-		}
-	}
-	return h, nil
+	return apiCfg, nil
 }
 
 // Get implements [vault.Store]. A secret field written by hand in plaintext (the

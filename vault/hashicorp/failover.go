@@ -100,6 +100,23 @@ func (t *failoverTransport) sameNodes(addrs []*url.URL) bool {
 }
 
 func (t *failoverTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.route(req)
+	// vault/api follows one redirect and takes a second for an answer
+	// without a body: a read would come back as "not found". With several
+	// nodes, a redirect left is every node redirecting for as long as the
+	// request may take; with one address (a load balancer's), a redirect
+	// of the request vault/api sent to the redirect's target is a second
+	// one. Either is a Vault with no active node yet.
+	first := req.URL.Host == t.nodes[0].url.Host && req.URL.Scheme == t.nodes[0].url.Scheme
+	if err == nil && redirect(resp) && (len(t.nodes) > 1 || !first) {
+		resp.Body.Close()
+		return noActiveNode(req), nil
+	}
+	return resp, err
+}
+
+// route is RoundTrip but for the second redirect.
+func (t *failoverTransport) route(req *http.Request) (*http.Response, error) {
 	if len(t.nodes) == 1 {
 		return t.nodes[0].rt.RoundTrip(req)
 	}
@@ -212,17 +229,43 @@ func notSent(err error) bool {
 const standbyNotFound = "active cluster node not found"
 
 // notServed reports whether Vault's answer says the node did not serve the
-// request and another node may: 503, or a standby's 500 that knows of no
-// active node. The body of a 500 is read to tell, and put back.
+// request and another node may: 503, a standby's redirect to the active
+// node (it could not forward the request: the active node is changing), or
+// a standby's 500 that knows of no active node. The body of a 500 is read
+// to tell, and put back.
 func notServed(resp *http.Response) bool {
-	switch resp.StatusCode {
-	case http.StatusServiceUnavailable:
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable || redirect(resp):
 		return true
-	case http.StatusInternalServerError:
+	case resp.StatusCode == http.StatusInternalServerError:
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(b))
 		return err == nil && bytes.Contains(b, []byte(standbyNotFound))
 	}
 	return false
+}
+
+// redirect reports whether resp sends the client elsewhere, as a Vault
+// standby does to its active node.
+func redirect(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// noActiveNode is the answer to req when no node served it: a 503 with
+// Vault's error body, which vault/api reports as an error.
+func noActiveNode(req *http.Request) *http.Response {
+	body := `{"errors":["no active Vault node: a standby redirected the request to a node that redirected it again"]}`
+	return &http.Response{
+		Status: "503 Service Unavailable", StatusCode: http.StatusServiceUnavailable,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
 }

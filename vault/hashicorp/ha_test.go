@@ -7,10 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -514,4 +519,60 @@ func TestVaultAddrListLostAnswerNotResent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVaultRedirectsNeverReadAsNotFound: a standby that cannot forward
+// redirects to the active node, and during a step-down the node it names
+// may redirect again. vault/api follows one redirect and reads a second
+// as an empty answer, which a read would take for "not found" (a tool
+// call answered "not linked", a refresher forgetting the credential).
+// Given one address, a second redirect is a Vault error; given several,
+// a redirecting node is passed over like a sealed one, and the read waits
+// for a node that serves it.
+func TestVaultRedirectsNeverReadAsNotFound(t *testing.T) {
+	v := startVault(t)
+	token := v.token(t, "gateway-service")
+	real, err := url.Parse(v.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(real)
+	var serves atomic.Bool
+	var aURL string
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !serves.Load() {
+			redirectTo(w, aURL+r.URL.RequestURI())
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(b.Close)
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirectTo(w, b.URL+r.URL.RequestURI())
+	}))
+	t.Cleanup(a.Close)
+	aURL = a.URL
+	ctx := t.Context()
+	if _, err := v.open(t, token).Put(ctx, "tenant-redirect", "notion", vault.Credential{AccessToken: "ntn_redirected"}, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	one := v.open(t, token, func(c *hashicorp.Config) { c.Addr = a.URL; c.CacheTTL = -1; c.Timeout = 300 * time.Millisecond })
+	if _, _, err := one.Get(ctx, "tenant-redirect", "notion"); err == nil || vault.IsNotFound(err) {
+		t.Errorf("a read redirected twice, one address: %v, want a Vault error", err)
+	}
+
+	several := v.open(t, token, func(c *hashicorp.Config) { c.Addr = a.URL + "," + b.URL; c.CacheTTL = -1; c.Timeout = 2 * time.Second })
+	time.AfterFunc(300*time.Millisecond, func() { serves.Store(true) })
+	got, _, err := several.Get(ctx, "tenant-redirect", "notion")
+	if err != nil || got.AccessToken != "ntn_redirected" {
+		t.Errorf("a read while every node redirects, then one serves: %q, %v; want the credential", got.AccessToken, err)
+	}
+}
+
+// redirectTo answers as a Vault standby redirects: 307, a Location, no
+// body.
+func redirectTo(w http.ResponseWriter, location string) {
+	w.Header().Set("Location", location)
+	w.WriteHeader(http.StatusTemporaryRedirect)
 }

@@ -203,27 +203,42 @@ func (g *gateway) startReplicas(t *testing.T, n int) *replicaSet {
 	return s
 }
 
-// client is an initialize-era MCP client of tenant through the load
-// balancer, initialized.
-func (s *replicaSet) client(t *testing.T, tenant string) *client.Client {
+// agents are two MCP clients of tenant through the load balancer, one of
+// each era, started: a 2026-07-28 agent (stateless requests, any replica
+// each) and an initialize-era (2025-11-25) agent, whose one session's
+// requests land on every replica.
+func (s *replicaSet) agents(t *testing.T, tenant string) []*client.Client {
 	t.Helper()
-	c, err := client.NewStreamableHttpClient("http://"+s.lb+"/mcp",
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + s.g.keys[tenant]}))
+	auth := transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + s.g.keys[tenant]})
+	modern, err := client.NewStreamableHttpClient("http://"+s.lb+"/mcp", auth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Start(t.Context()); err != nil {
+	tr, err := transport.NewStreamableHTTP("http://"+s.lb+"/mcp", auth)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
-		t.Fatal(err)
+	old := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithLegacyProtocolOnly())
+	for _, c := range []*client.Client{modern, old} {
+		t.Cleanup(func() { _ = c.Close() })
+		if err := c.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return c
+	if v := modern.ProtocolVersion(); v != "2026-07-28" {
+		t.Fatalf("the 2026-07-28 agent speaks %q", v)
+	}
+	if id := old.GetSessionId(); !strings.HasPrefix(id, "cgw1.") {
+		t.Fatalf("the initialize-era agent's session %q is not sealed", id)
+	}
+	return []*client.Client{modern, old}
 }
 
-// load is an agent's calls of echo_echo on one session from several
-// workers at once, until stopped, each answer checked to be its own.
+// load is agents' calls of echo_echo from several workers each at once,
+// until stopped, each answer checked to be its own.
 type load struct {
 	calls  atomic.Int64
 	cancel context.CancelFunc
@@ -238,11 +253,12 @@ type loadFailure struct {
 	err string
 }
 
-func startLoad(t *testing.T, c *client.Client, workers int) *load {
+func startLoad(t *testing.T, agents []*client.Client, workers int) *load {
 	l := &load{}
 	ctx, cancel := context.WithCancel(t.Context())
 	l.cancel = cancel
 	for w := range workers {
+		c := agents[w%len(agents)]
 		l.wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				text := fmt.Sprintf("worker %d call %d", w, i)
@@ -277,16 +293,17 @@ func (l *load) failures() []loadFailure {
 	return slices.Clone(l.failed)
 }
 
-// TestReplicaDiesUnderLoad: an agent's session, made through HAProxy on
-// one of three gateway processes, keeps working while its calls are spread
-// over all three; when one process is killed (SIGKILL) in the middle of
-// the load, only the calls in flight on it fail, the session goes on on
-// the others with no new initialize, and every answer is its own call's.
+// TestReplicaDiesUnderLoad: agents of both eras call through HAProxy,
+// their calls spread over three gateway processes (the initialize-era
+// agent's session made on one of them); when one process is killed
+// (SIGKILL) in the middle of the load, only the calls in flight on it
+// fail, the session goes on on the others with no new initialize, and
+// every answer is its own call's.
 func TestReplicaDiesUnderLoad(t *testing.T) {
 	s := startReplicaSet(t, 3)
-	c := s.client(t, "tenant-a")
+	agents := s.agents(t, "tenant-a")
 	const workers = 8
-	l := startLoad(t, c, workers)
+	l := startLoad(t, agents, workers)
 	time.Sleep(1500 * time.Millisecond)
 	before := l.calls.Load()
 	s.replicas[0].kill()
@@ -311,8 +328,10 @@ func TestReplicaDiesUnderLoad(t *testing.T) {
 		}
 	}
 	// The same session, still: a request of it after the load succeeds.
-	if _, err := c.ListTools(t.Context(), mcp.ListToolsRequest{}); err != nil {
-		t.Errorf("the session after a replica's death: %v", err)
+	for _, c := range agents {
+		if _, err := c.ListTools(t.Context(), mcp.ListToolsRequest{}); err != nil {
+			t.Errorf("the %s agent after a replica's death: %v", c.ProtocolVersion(), err)
+		}
 	}
 }
 
@@ -410,20 +429,32 @@ func within(t *testing.T, d time.Duration, what string, ok func() bool) {
 // three-node Vault cluster (integrated Raft storage), logged in with
 // AppRole under the least-privilege policy, given every node's address and
 // no credential cache, so that every call reads Vault. Under the load of
-// an agent's calls, the active Vault node is sealed, and later the next
-// one steps down: the gateways follow the new active node with no
-// operator action, and calls fail, if at all, only for a moment after
-// each event.
+// agents of both eras, with tokens falling due for refresh all along, the
+// active Vault node is sealed, and later the next one steps down: the
+// gateways follow the new active node with no operator action, calls
+// fail, if at all, only within 2 s of each event, every due token is
+// refreshed exactly once and every credential reads back whole.
 func TestReplicasFollowVaultFailover(t *testing.T) {
 	c := testenv.NewVaultCluster(t, "-policy",
 		"gateway-service="+filepath.Join(testenv.Root(), "vault", "hashicorp", "policies", "gateway-service-policy.hcl"))
 	roleID, secretID := c.AppRole("gateway", "gateway-service")
-	s := startReplicaSetOn(t, 3, map[string]string{
+	fake := fakeoauth.New(t, fakeoauth.GitHub, "gh-client", "gh-client-s3cret")
+	g := replicaGateway(t, oauthEnv("gh", map[string]string{
+		"GH_CLIENT_ID": "gh-client", "GH_CLIENT_SECRET": "gh-client-s3cret",
 		"VAULT_ADDR": strings.Join(c.Nodes, ","), "VAULT_CACERT": c.CAFile,
 		"VAULT_ROLE_ID": roleID, "VAULT_SECRET_ID": secretID,
 		"CONNECTORS_VAULT_CACHE_TTL": "0s",
-	})
-	l := startLoad(t, s.client(t, "tenant-a"), 6)
+		// Each token refreshed at its expiry: spread over the failovers.
+		"CONNECTORS_REFRESH_MARGIN": "1ms", "CONNECTORS_REFRESH_JITTER": "1ms",
+	}), oauthIntegration(t, "gh", fake))
+	const expiring = 24
+	for i := range expiring {
+		access, refresh := fake.IssueToken()
+		g.mustRun(fmt.Sprintf(`{"accessToken": %q, "refreshToken": %q, "expiresIn": %d}`, access, refresh, 8+i/2),
+			"credential", "put", "--tenant", fmt.Sprintf("tenant-x%02d", i), "--integration", "gh")
+	}
+	s := g.startReplicas(t, 3)
+	l := startLoad(t, s.agents(t, "tenant-a"), 6)
 	time.Sleep(time.Second)
 	sealed := c.Active()
 	c.Seal(sealed)
@@ -450,6 +481,31 @@ func TestReplicasFollowVaultFailover(t *testing.T) {
 	t.Logf("%d calls, %d failed", l.calls.Load(), len(l.failures()))
 	if l.calls.Load() < 200 {
 		t.Errorf("only %d calls in 9 s", l.calls.Load())
+	}
+
+	// The tokens due during the failovers: each refreshed once, none spent
+	// twice, every credential readable afterwards.
+	deadline := time.Now().Add(30 * time.Second)
+	for fake.Refreshes() < expiring && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n, a := fake.Refreshes(), fake.RefreshAttempts(); n != expiring || a != expiring {
+		t.Errorf("the provider saw %d refreshes (%d attempts) of %d tokens, want each exactly once", n, a, expiring)
+	}
+	for i, r := range s.replicas {
+		if strings.Contains(r.log.String(), "invalid_grant") {
+			t.Errorf("replica %d spent a refresh token twice", i)
+		}
+	}
+	for i := range expiring {
+		var got struct {
+			HasRefreshToken bool      `json:"hasRefreshToken"`
+			ExpiresAt       time.Time `json:"expiresAt"`
+		}
+		out := g.mustRun("", "credential", "get", "--tenant", fmt.Sprintf("tenant-x%02d", i), "--integration", "gh")
+		if json.Unmarshal([]byte(out), &got) != nil || !got.HasRefreshToken || time.Until(got.ExpiresAt) < time.Minute {
+			t.Errorf("tenant-x%02d's credential after the failovers: %s", i, out)
+		}
 	}
 }
 

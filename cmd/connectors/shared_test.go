@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/connectors-gateway/connectors/internal/fakeoauth"
+)
+
+// sharedBound is how long a replica may take to show what another learnt:
+// the health writer's settling and one write, or a usage flush (100ms in
+// these tests) and its read.
+const sharedBound = 5 * time.Second
+
+// healthOf returns g's health of tenant's integration, from its route.
+func (g *gateway) healthOf(tenant, integration string) (status string, failures float64, lastErr, raw string) {
+	g.t.Helper()
+	code, out, raw := g.api(tenant, "GET", "/tenants/"+tenant+"/integrations/"+integration, "")
+	if code != http.StatusOK {
+		g.t.Fatalf("GET %s/%s: %d %s", tenant, integration, code, raw)
+	}
+	h, _ := out["health"].(map[string]any)
+	status, _ = out["status"].(string)
+	failures, _ = h["failures"].(float64)
+	lastErr, _ = h["lastError"].(string)
+	return status, failures, lastErr, raw
+}
+
+// eventually retries check every 50ms until it returns "" or bound
+// passes, and then fails t with what it returned last.
+func eventually(t *testing.T, bound time.Duration, check func() string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		msg := check()
+		if msg == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > bound {
+			t.Fatalf("after %v: %s", bound, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// records lists the tenant's records in Vault (as an operator would).
+func records(t *testing.T, root *api.Client, tenant string) []any {
+	t.Helper()
+	var out []any
+	for _, dir := range []string{"", "health/"} {
+		s, err := root.Logical().List("secret/metadata/_records/" + tenant + "/" + dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s != nil {
+			keys, _ := s.Data["keys"].([]any)
+			out = append(out, keys...)
+		}
+	}
+	return out
+}
+
+// TestSharedHealth: two replicas on one Vault (gateway policy). A refresh
+// failing on a shows refresh_failed, with the same failure count, on b's
+// route, and on a after a restart (a new Main, which knows nothing of it
+// but the store); after a successful refresh both show active. A health
+// record that does not parse is ignored; off-boarding deletes the records.
+func TestSharedHealth(t *testing.T) {
+	fake := fakeoauth.New(t, fakeoauth.GitHub, "gh-client", "gh-client-s3cret")
+	vaultAddr, root, token := gatewayVault(t)
+	env := oauthEnv("gh", map[string]string{
+		"GH_CLIENT_ID": "gh-client", "GH_CLIENT_SECRET": "gh-client-s3cret",
+		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token, "CONNECTORS_VAULT_CACHE_TTL": "0s",
+		// One failure, then quiet: the count is the test's to read.
+		"CONNECTORS_REFRESH_MIN_BACKOFF": "10m", "CONNECTORS_REFRESH_MAX_BACKOFF": "10m",
+		"CONNECTORS_REFRESH_MAX_FAILURES": "1000",
+	})
+	a := newGatewayWithEnv(t, env, oauthIntegration(t, "gh", fake))
+	a.withAdmin()
+	_, stopA := a.start()
+	b := a.twin()
+	b.serve()
+
+	// A working credential first (the catalogue is learnt through it).
+	access, refresh := fake.IssueToken()
+	body := fmt.Sprintf(`{"accessToken": %q, "refreshToken": %q, "expiresIn": 3600}`, access, refresh)
+	if status, _, raw := a.api("tenant-a", "POST", "/tenants/tenant-a/integrations/gh/credentials", body); status != http.StatusCreated {
+		t.Fatalf("POST credentials: %d %s", status, raw)
+	}
+	probe(t, a.client("tenant-a"), "gh_env")
+
+	// Through a, a credential that has expired, while the provider is down:
+	// a's refresher tries at once, and fails.
+	fake.SetMode(fakeoauth.Down)
+	access, refresh = fake.IssueToken()
+	body = fmt.Sprintf(`{"accessToken": %q, "refreshToken": %q, "expiresIn": 1}`, access, refresh)
+	if status, _, raw := a.api("tenant-a", "POST", "/tenants/tenant-a/integrations/gh/credentials", body); status != http.StatusCreated {
+		t.Fatalf("POST credentials: %d %s", status, raw)
+	}
+	var failures float64
+	took := eventually(t, sharedBound, func() string {
+		sa, fa, ea, rawA := a.healthOf("tenant-a", "gh")
+		sb, fb, eb, rawB := b.healthOf("tenant-a", "gh")
+		if sa != "refresh_failed" || sb != "refresh_failed" || fa < 1 || fa != fb || ea == "" || eb == "" {
+			return fmt.Sprintf("a: %s\nb: %s\nwant both refresh_failed with one failure count and a last error", rawA, rawB)
+		}
+		failures = fa
+		return ""
+	})
+	t.Logf("b showed a's refresh_failed (%v failures) %v after the failing credential was stored", failures, took.Round(time.Millisecond))
+	if _, _, lastErr, _ := b.healthOf("tenant-a", "gh"); strings.Contains(lastErr, refresh) || strings.Contains(lastErr, access) {
+		t.Fatal("a token in the shared last error")
+	}
+	// Another tenant's health is its own.
+	if status, _, _, raw := b.healthOf("tenant-b", "notion"); status == "refresh_failed" {
+		t.Errorf("tenant-b's notion on b: %s", raw)
+	}
+
+	// a restarts: the new process knows only what the store says, and
+	// tries once more at start, which counts on from there (alone, it would
+	// count 1).
+	stopA()
+	a2 := a.twin()
+	a2.serve()
+	eventually(t, sharedBound, func() string {
+		s, f, e, raw := a2.healthOf("tenant-a", "gh")
+		_, fb, _, _ := b.healthOf("tenant-a", "gh")
+		if s != "refresh_failed" || f != failures+1 || fb != f || e == "" {
+			return fmt.Sprintf("a after a restart: %s (b counts %v); want refresh_failed with %v failures on both", raw, fb, failures+1)
+		}
+		return ""
+	})
+
+	// Hostile: a health record that does not parse is ignored, and logged.
+	if _, err := root.Logical().Write("secret/data/_records/tenant-b/health/notion", map[string]any{"data": map[string]any{"record": "bm90IGpzb24="}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _, raw := b.healthOf("tenant-b", "notion"); status != "active" {
+		t.Errorf("tenant-b's notion with a garbage health record: %s, want active", raw)
+	}
+	if !strings.Contains(b.stderr.String(), `"msg":"shared_record_malformed"`) {
+		t.Error("the garbage health record was not logged")
+	}
+
+	// The provider is back: a call through a2 with the expired token
+	// refreshes it (a probe), and both replicas show active.
+	fake.SetMode(fakeoauth.OK)
+	c2 := a2.client("tenant-a")
+	eventually(t, 20*time.Second, func() string {
+		res, err := call(t.Context(), c2, "gh_env", map[string]any{"hex": true})
+		if err != nil || res.IsError {
+			return fmt.Sprintf("call through a2 once the provider is back: %v %v", res, err)
+		}
+		if tok := probe(t, c2, "gh_env"); tok == access || !fake.Valid(tok) {
+			return "the call through a2 once the provider is back ran with the old token"
+		}
+		return ""
+	})
+	eventually(t, sharedBound, func() string {
+		sa, _, _, rawA := a2.healthOf("tenant-a", "gh")
+		sb, _, _, rawB := b.healthOf("tenant-a", "gh")
+		if sa != "active" || sb != "active" {
+			return fmt.Sprintf("after the refresh:\na: %s\nb: %s\nwant both active", rawA, rawB)
+		}
+		return ""
+	})
+
+	// Off-boarding leaves no record of the tenant.
+	if len(records(t, root, "tenant-a")) == 0 {
+		t.Fatal("no record of tenant-a in Vault before off-boarding: nothing was shared")
+	}
+	admin := a.twin()
+	admin.env["VAULT_TOKEN"] = root.Token()
+	admin.mustRun("", "tenant", "offboard", "--tenant", "tenant-a")
+	if left := records(t, root, "tenant-a"); len(left) != 0 {
+		t.Errorf("tenant-a's records after off-boarding: %v", left)
+	}
+	if len(records(t, root, "tenant-b")) == 0 {
+		t.Error("off-boarding tenant-a deleted tenant-b's records")
+	}
+}

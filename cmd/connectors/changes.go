@@ -213,7 +213,7 @@ func (m *Main) credentialChanges(cfg Config, base string, reg *tools.Registry, s
 		MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
 		Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
 		RefreshTimeout: cfg.Refresh.Timeout,
-		OnRefreshed: func(tenant, integration string, _ vault.Credential) { c.health.changed(tenant, integration) },
+		OnRefreshed:    func(tenant, integration string, _ vault.Credential) { c.health.changed(tenant, integration) },
 		OnAttempt: func(tenant, integration string, d time.Duration, err error) {
 			m.refreshed(tenant, integration, d, err)
 			c.health.attempted(tenant, integration, err)

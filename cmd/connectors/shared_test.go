@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -156,8 +157,8 @@ func TestSharedHealth(t *testing.T) {
 		if err != nil || res.IsError {
 			return fmt.Sprintf("call through a2 once the provider is back: %v %v", res, err)
 		}
-		if tok := probe(t, c2, "gh_env"); tok == access || !fake.Valid(tok) {
-			return "the call through a2 once the provider is back ran with the old token"
+		if text := toolText(t, res); strings.Contains(text, "PROBE_TOKEN="+hex.EncodeToString([]byte(access))) {
+			return "the call through a2 ran with the old token (not expired yet)"
 		}
 		return ""
 	})

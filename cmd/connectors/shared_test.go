@@ -185,3 +185,127 @@ func TestSharedHealth(t *testing.T) {
 		t.Error("off-boarding tenant-a deleted tenant-b's records")
 	}
 }
+
+// usageOf returns g's usage route of tenant: status, calls, body.
+func (g *gateway) usageOf(tenant string) (int, float64, map[string]any, string) {
+	g.t.Helper()
+	code, out, raw := g.api("admin", "GET", "/admin/tenants/"+tenant+"/usage", "")
+	calls, _ := out["apiCalls"].(float64)
+	return code, calls, out, raw
+}
+
+// echo makes n calls of everything_echo as tenant through g.
+func (g *gateway) echo(t *testing.T, tenant string, n int) {
+	t.Helper()
+	c := g.client(tenant)
+	for i := range n {
+		mustCall(t, c, "everything_echo", map[string]any{"message": fmt.Sprint("call ", i)})
+	}
+}
+
+// TestSharedUsage: calls made through two replicas on one Vault (gateway
+// policy) sum in the usage route of either within the flush interval;
+// calls on a replica that flushes rarely reach the store when it stops;
+// the figures survive a restart; another tenant's are its own; a usage
+// record that does not parse is ignored, logged and replaced; off-boarding
+// deletes the tenant's record.
+func TestSharedUsage(t *testing.T) {
+	vaultAddr, root, token := gatewayVault(t)
+	a := newGatewayWithEnv(t, map[string]string{
+		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token,
+		"CONNECTORS_USAGE_FLUSH_INTERVAL": "100ms",
+	})
+	a.withAdmin()
+	_, stopA := a.start()
+	b := a.twin()
+	b.serve()
+
+	a.echo(t, "tenant-a", 3)
+	b.echo(t, "tenant-a", 2)
+	b.echo(t, "tenant-b", 1)
+	var since any
+	took := eventually(t, sharedBound, func() string {
+		codeA, ca, outA, rawA := a.usageOf("tenant-a")
+		codeB, cb, outB, rawB := b.usageOf("tenant-a")
+		if codeA != http.StatusOK || codeB != http.StatusOK || ca != 5 || cb != 5 || outA["since"] != outB["since"] {
+			return fmt.Sprintf("tenant-a's usage\na: %s\nb: %s\nwant 5 calls on both, since the same time", rawA, rawB)
+		}
+		since = outA["since"]
+		if in := fmt.Sprint(outA["activeIntegrations"]); in != "[everything]" {
+			return "active integrations: " + in
+		}
+		return ""
+	})
+	t.Logf("calls through a and b summed on both %v after the last call (flush interval 100ms)", took.Round(time.Millisecond))
+	eventually(t, sharedBound, func() string {
+		if code, calls, _, raw := a.usageOf("tenant-b"); code != http.StatusOK || calls != 1 {
+			return "tenant-b's usage on a: " + raw + ", want 1 call (b's)"
+		}
+		return ""
+	})
+
+	// A replica that flushes once an hour: its calls reach the store when
+	// it stops (after the drain).
+	c := a.twin()
+	c.env["CONNECTORS_USAGE_FLUSH_INTERVAL"] = "1h"
+	_, stopC := c.start()
+	c.echo(t, "tenant-a", 4)
+	if _, calls, _, raw := b.usageOf("tenant-a"); calls != 5 {
+		t.Fatalf("b counts c's unflushed calls: %s", raw)
+	}
+	stopC()
+	if _, calls, _, raw := b.usageOf("tenant-a"); calls != 9 {
+		t.Errorf("after c stopped, b's usage of tenant-a: %s; want 9 calls", raw)
+	}
+
+	// a restarts: the figures are the store's.
+	stopA()
+	a2 := a.twin()
+	a2.serve()
+	if code, calls, out, raw := a2.usageOf("tenant-a"); code != http.StatusOK || calls != 9 || out["since"] != since {
+		t.Errorf("tenant-a's usage after a restart: %s; want 9 calls since %v", raw, since)
+	}
+	if _, calls, _, raw := a2.usageOf("tenant-b"); calls != 1 {
+		t.Errorf("tenant-b's usage after a restart: %s; want 1 call", raw)
+	}
+	// Top-N: the tenants a replica counted for, by their shared figures.
+	a2.echo(t, "tenant-b", 1)
+	eventually(t, sharedBound, func() string {
+		_, out, raw := a2.api("admin", "GET", "/admin/usage?top=5", "")
+		list, _ := out["tenants"].([]any)
+		if len(list) != 1 || fmt.Sprint(list[0].(map[string]any)["apiCalls"]) != "2" {
+			return "top on a2: " + raw + "; want tenant-b alone (the one it counted for) with 2 calls"
+		}
+		return ""
+	})
+
+	// Hostile: a usage record that does not parse is ignored (logged), and
+	// the next flush replaces it.
+	if _, err := root.Logical().Write("secret/data/_records/tenant-b/usage", map[string]any{"data": map[string]any{"record": "eyJhcGlDYWxscyI6LTF9"}}); err != nil { // {"apiCalls":-1}
+		t.Fatal(err)
+	}
+	if code, _, _, raw := b.usageOf("tenant-b"); code >= 500 {
+		t.Errorf("usage with a malformed record: %s", raw)
+	}
+	if !strings.Contains(b.stderr.String(), `"msg":"shared_record_malformed"`) {
+		t.Error("the malformed usage record was not logged")
+	}
+	b.echo(t, "tenant-b", 1)
+	eventually(t, sharedBound, func() string {
+		if _, calls, _, raw := a2.usageOf("tenant-b"); calls != 1 {
+			return "tenant-b's usage after the malformed record: " + raw + ", want 1 call (counted since)"
+		}
+		return ""
+	})
+
+	// Off-boarding deletes the tenant's usage record, and only its own.
+	admin := a.twin()
+	admin.env["VAULT_TOKEN"] = root.Token()
+	admin.mustRun("", "tenant", "offboard", "--tenant", "tenant-a")
+	if left := records(t, root, "tenant-a"); len(left) != 0 {
+		t.Errorf("tenant-a's records after off-boarding: %v", left)
+	}
+	if len(records(t, root, "tenant-b")) == 0 {
+		t.Error("off-boarding tenant-a deleted tenant-b's usage")
+	}
+}

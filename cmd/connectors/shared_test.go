@@ -171,11 +171,43 @@ func TestSharedHealth(t *testing.T) {
 		return ""
 	})
 
-	// Off-boarding leaves no record of the tenant.
+	// Deleted through a2: b, which was not told, shows it revoked; linked
+	// again through a2, active on both.
+	if status, _, raw := a2.api("tenant-a", "DELETE", "/tenants/tenant-a/integrations/gh/credentials", ""); status != http.StatusOK {
+		t.Fatalf("DELETE through a2: %d %s", status, raw)
+	}
+	eventually(t, sharedBound, func() string {
+		if s, _, _, raw := b.healthOf("tenant-a", "gh"); s != "revoked" {
+			return "b after the delete through a2: " + raw + ", want revoked"
+		}
+		return ""
+	})
+	access, refresh = fake.IssueToken()
+	body = fmt.Sprintf(`{"accessToken": %q, "refreshToken": %q, "expiresIn": 3600}`, access, refresh)
+	if status, _, raw := a2.api("tenant-a", "POST", "/tenants/tenant-a/integrations/gh/credentials", body); status != http.StatusCreated {
+		t.Fatalf("POST credentials: %d %s", status, raw)
+	}
+	eventually(t, sharedBound, func() string {
+		sa, _, _, rawA := a2.healthOf("tenant-a", "gh")
+		sb, _, _, rawB := b.healthOf("tenant-a", "gh")
+		if sa != "active" || sb != "active" {
+			return fmt.Sprintf("linked again:\na: %s\nb: %s\nwant both active", rawA, rawB)
+		}
+		return ""
+	})
+
+	offboardRecords(t, a, root)
+}
+
+// offboardRecords off-boards tenant-a through g's CLI (with root: the
+// gateway policy may not delete a key) and checks that none of its records
+// is left in Vault, and that tenant-b's are.
+func offboardRecords(t *testing.T, g *gateway, root *api.Client) {
+	t.Helper()
 	if len(records(t, root, "tenant-a")) == 0 {
 		t.Fatal("no record of tenant-a in Vault before off-boarding: nothing was shared")
 	}
-	admin := a.twin()
+	admin := g.twin()
 	admin.env["VAULT_TOKEN"] = root.Token()
 	admin.mustRun("", "tenant", "offboard", "--tenant", "tenant-a")
 	if left := records(t, root, "tenant-a"); len(left) != 0 {
@@ -298,14 +330,5 @@ func TestSharedUsage(t *testing.T) {
 		return ""
 	})
 
-	// Off-boarding deletes the tenant's usage record, and only its own.
-	admin := a.twin()
-	admin.env["VAULT_TOKEN"] = root.Token()
-	admin.mustRun("", "tenant", "offboard", "--tenant", "tenant-a")
-	if left := records(t, root, "tenant-a"); len(left) != 0 {
-		t.Errorf("tenant-a's records after off-boarding: %v", left)
-	}
-	if len(records(t, root, "tenant-b")) == 0 {
-		t.Error("off-boarding tenant-a deleted tenant-b's usage")
-	}
+	offboardRecords(t, a, root)
 }

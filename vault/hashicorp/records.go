@@ -3,6 +3,7 @@ package hashicorp
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 
 	"github.com/connectors-gateway/connectors/vault"
@@ -20,9 +21,23 @@ func (h *Store) GetTenantRecord(ctx context.Context, tenant, name string) ([]byt
 	if err := vault.ValidateTenantRecord(tenant, name, nil); err != nil {
 		return nil, 0, err
 	}
-	s, err := h.client.Logical().ReadWithContext(ctx, h.kv.data(recordsDir, tenant+"/"+name))
+	rec, version, err := h.readBlob(ctx, "reading a tenant record", h.kv.data(recordsDir, tenant+"/"+name), "record")
+	if errors.Is(err, errMalformedBlob) {
+		return nil, 0, fmt.Errorf("vault: tenant record %s/%s: malformed record", tenant, name)
+	}
+	return rec, version, err
+}
+
+// errMalformedBlob is readBlob's field that is not base64.
+var errMalformedBlob = errors.New("malformed record")
+
+// readBlob reads the base64 field of the KV v2 record at path (a data
+// path) and the record's version: nil and 0 when there is none, nil and
+// its version when that version is deleted.
+func (h *Store) readBlob(ctx context.Context, op, path, field string) ([]byte, int64, error) {
+	s, err := h.client.Logical().ReadWithContext(ctx, path)
 	if err != nil {
-		return nil, 0, h.vaultErr(ctx, "reading a tenant record", err)
+		return nil, 0, h.vaultErr(ctx, op, err)
 	}
 	if s == nil || s.Data == nil {
 		return nil, 0, nil
@@ -33,12 +48,12 @@ func (h *Store) GetTenantRecord(ctx context.Context, tenant, name string) ([]byt
 	if data == nil { // a deleted version
 		return nil, version, nil
 	}
-	enc, _ := data["record"].(string)
-	rec, err := base64.StdEncoding.DecodeString(enc)
+	enc, _ := data[field].(string)
+	blob, err := base64.StdEncoding.DecodeString(enc)
 	if err != nil {
-		return nil, 0, fmt.Errorf("vault: tenant record %s/%s: malformed record", tenant, name)
+		return nil, 0, errMalformedBlob
 	}
-	return rec, version, nil
+	return blob, version, nil
 }
 
 // PutTenantRecord writes tenant's record name with check-and-set on

@@ -51,7 +51,7 @@ type toolsNotifier interface {
 func (c *credentialChanges) Linked(tenant, integration string, cred vault.Credential) {
 	c.trail.Record(context.Background(), audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpLink, Success: true})
 	c.refresher.Schedule(tenant, integration, cred)
-	c.health.changed(tenant, integration)
+	c.health.changed(tenant, integration, &cred)
 	c.sessions.NotifyToolsChanged(tenant)
 	c.peers.tell(cluster.Change{Kind: cluster.KindCredential, Tenant: tenant, Integration: integration})
 }
@@ -65,7 +65,7 @@ func (c *credentialChanges) Changed(tenant, integration string, cred *vault.Cred
 		} else {
 			c.refresher.MarkRevoked(tenant, integration)
 		}
-		c.health.changed(tenant, integration)
+		c.health.changed(tenant, integration, cred)
 	}
 	c.sessions.NotifyToolsChanged(tenant)
 	c.peers.tell(cluster.Change{Kind: cluster.KindCredential, Tenant: tenant, Integration: integration})
@@ -213,7 +213,7 @@ func (m *Main) credentialChanges(cfg Config, base string, reg *tools.Registry, s
 		MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
 		Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
 		RefreshTimeout: cfg.Refresh.Timeout,
-		OnRefreshed:    func(tenant, integration string, _ vault.Credential) { c.health.changed(tenant, integration) },
+		OnRefreshed:    func(tenant, integration string, cred vault.Credential) { c.health.changed(tenant, integration, &cred) },
 		OnAttempt: func(tenant, integration string, d time.Duration, err error) {
 			m.refreshed(tenant, integration, d, err)
 			c.health.attempted(tenant, integration, err)

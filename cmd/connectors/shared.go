@@ -206,8 +206,12 @@ func unhealthy(state string) bool {
 
 // healthEvent is a credential whose health record may need writing.
 type healthEvent struct {
-	failed bool      // a refresh attempt failed (at)
+	failed bool      // a refresh attempt failed (at): the credential must be read
 	at     time.Time // when the writer was told
+	cred   *vault.Credential
+	// known says cred is the credential as stored now (nil: deleted), so
+	// that the writer need not read it (a read is a credential access).
+	known bool
 }
 
 // sharedHealth writes what the refresher learns to the health records,
@@ -236,18 +240,25 @@ func newSharedHealth(st vault.Backend, log *slog.Logger) *sharedHealth {
 // which runs before the refresher records the outcome).
 func (s *sharedHealth) attempted(tenant, integration string, err error) {
 	if err != nil {
-		s.tell(tenant, integration, true)
+		s.tell(tenant, integration, healthEvent{failed: true})
 	}
 }
 
-// changed is told when a credential was refreshed, linked, stored or
-// deleted (revoked).
-func (s *sharedHealth) changed(tenant, integration string) { s.tell(tenant, integration, false) }
+// changed is told when a credential was refreshed, linked or stored
+// (cred), or deleted (nil).
+func (s *sharedHealth) changed(tenant, integration string, cred *vault.Credential) {
+	if cred != nil {
+		c := *cred
+		cred = &c
+	}
+	s.tell(tenant, integration, healthEvent{cred: cred, known: cred == nil || !cred.UpdatedAt.IsZero()})
+}
 
-func (s *sharedHealth) tell(tenant, integration string, failed bool) {
+func (s *sharedHealth) tell(tenant, integration string, ev healthEvent) {
 	if s == nil {
 		return
 	}
+	ev.at = time.Now()
 	k := [2]string{tenant, integration}
 	s.mu.Lock()
 	prev, queued := s.pending[k]
@@ -256,7 +267,10 @@ func (s *sharedHealth) tell(tenant, integration string, failed bool) {
 		s.log.Warn("shared_health_dropped", "tenantId", tenant, "integration", integration)
 		return
 	}
-	s.pending[k] = healthEvent{failed: failed || queued && prev.failed, at: time.Now()}
+	if queued && prev.failed {
+		ev.failed, ev.known = true, false
+	}
+	s.pending[k] = ev
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -293,13 +307,16 @@ func (s *sharedHealth) run(ctx context.Context) {
 // write puts the refresher's health of the credential in its record, when
 // it is news: failing, revoked, or healthy over a record that says not.
 func (s *sharedHealth) write(ctx context.Context, tenant, integration string, ev healthEvent) error {
-	var cred *vault.Credential
-	switch c, _, err := s.store.Get(ctx, tenant, integration); {
-	case vault.IsNotFound(err):
-	case err != nil:
-		return err
-	default:
-		cred = &c
+	cred := ev.cred
+	if !ev.known {
+		switch c, _, err := s.store.Get(ctx, tenant, integration); {
+		case vault.IsNotFound(err):
+			cred = nil
+		case err != nil:
+			return err
+		default:
+			cred = &c
+		}
 	}
 	local := s.settled(ctx, tenant, integration, cred, ev)
 	want := healthRecord{Health: local}

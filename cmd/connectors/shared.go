@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connectors-gateway/connectors/metrics"
@@ -93,23 +94,39 @@ func (s *sharedUsage) close(ctx context.Context) {
 	s.flush(ctx)
 }
 
+// flushWorkers bounds the tenants one flush writes at once.
+const flushWorkers = 8
+
 // flush adds every tenant's unflushed counts to its stored figures: only
-// tenants counted for since the last flush, one at a time.
+// tenants counted for since the last flush (a read and a write each, or
+// more on conflict), flushWorkers at a time.
 func (s *sharedUsage) flush(ctx context.Context) {
 	deltas := s.usage.Unflushed()
-	failed := 0
+	if len(deltas) == 0 {
+		return
+	}
+	next := make(chan metrics.TenantUsage)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range min(flushWorkers, len(deltas)) {
+		wg.Go(func() {
+			for d := range next {
+				if err := s.flushTenant(ctx, d); err != nil {
+					failed.Add(1)
+					s.log.Warn("usage_flush_failed", "tenantId", d.TenantID, "error", err)
+				}
+			}
+		})
+	}
 	for _, d := range deltas {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		if err := s.flushTenant(ctx, d); err != nil {
-			failed++
-			s.log.Warn("usage_flush_failed", "tenantId", d.TenantID, "error", err)
-		}
+		next <- d
 	}
-	if len(deltas) > 0 {
-		s.log.Debug("usage_flushed", "tenants", len(deltas), "failed", failed)
-	}
+	close(next)
+	wg.Wait()
+	s.log.Debug("usage_flushed", "tenants", len(deltas), "failed", failed.Load())
 }
 
 // flushTenant adds d to the tenant's stored figures with check-and-set,

@@ -162,14 +162,7 @@ func TestSharedHealth(t *testing.T) {
 		}
 		return ""
 	})
-	eventually(t, sharedBound, func() string {
-		sa, _, _, rawA := a2.healthOf("tenant-a", "gh")
-		sb, _, _, rawB := b.healthOf("tenant-a", "gh")
-		if sa != "active" || sb != "active" {
-			return fmt.Sprintf("after the refresh:\na: %s\nb: %s\nwant both active", rawA, rawB)
-		}
-		return ""
-	})
+	bothActive(t, "after the refresh", a2, b)
 
 	// Deleted through a2: b, which was not told, shows it revoked; linked
 	// again through a2, active on both.
@@ -187,16 +180,22 @@ func TestSharedHealth(t *testing.T) {
 	if status, _, raw := a2.api("tenant-a", "POST", "/tenants/tenant-a/integrations/gh/credentials", body); status != http.StatusCreated {
 		t.Fatalf("POST credentials: %d %s", status, raw)
 	}
+	bothActive(t, "linked again", a2, b)
+
+	offboardRecords(t, a, root)
+}
+
+// bothActive waits until tenant-a's gh is active on a and on b.
+func bothActive(t *testing.T, when string, a, b *gateway) {
+	t.Helper()
 	eventually(t, sharedBound, func() string {
-		sa, _, _, rawA := a2.healthOf("tenant-a", "gh")
+		sa, _, _, rawA := a.healthOf("tenant-a", "gh")
 		sb, _, _, rawB := b.healthOf("tenant-a", "gh")
 		if sa != "active" || sb != "active" {
-			return fmt.Sprintf("linked again:\na: %s\nb: %s\nwant both active", rawA, rawB)
+			return fmt.Sprintf("%s:\na: %s\nb: %s\nwant both active", when, rawA, rawB)
 		}
 		return ""
 	})
-
-	offboardRecords(t, a, root)
 }
 
 // offboardRecords off-boards tenant-a through g's CLI (with root: the

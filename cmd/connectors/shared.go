@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -243,6 +244,9 @@ type sharedHealth struct {
 	wake    chan struct{}
 }
 
+// maxLastError bounds the last error a health record keeps, in bytes.
+const maxLastError = 1024
+
 // maxPendingHealth bounds the credentials waiting for their health write;
 // past it, news is dropped (logged): the next attempt writes again.
 const maxPendingHealth = 100_000
@@ -337,6 +341,9 @@ func (s *sharedHealth) write(ctx context.Context, tenant, integration string, ev
 	}
 	local := s.settled(ctx, tenant, integration, cred, ev)
 	want := healthRecord{Health: local}
+	if len(want.LastError) > maxLastError {
+		want.LastError = strings.ToValidUTF8(want.LastError[:maxLastError], "") + "…"
+	}
 	if cred != nil {
 		want.UpdatedAt = cred.UpdatedAt
 	}
@@ -406,7 +413,7 @@ func (s *sharedHealth) read(ctx context.Context, tenant, integration string) (*h
 		return nil, version, err
 	}
 	var h healthRecord
-	if err := json.Unmarshal(rec, &h); err != nil || h.Failures < 0 || len(h.LastError) > 4096 {
+	if err := json.Unmarshal(rec, &h); err != nil || h.Failures < 0 || len(h.LastError) > 2*maxLastError {
 		s.log.Warn("shared_record_malformed", "tenantId", tenant, "record", "health/"+integration, "error", err)
 		return nil, version, nil
 	}

@@ -19,7 +19,11 @@ const maxTenantIntegrations = 64
 // at most a fixed number of tenants, forgetting the least recently seen (any
 // of its methods but Tenant and Top counts as seeing a tenant), so a
 // tenant's figures cover the time since it was last (re)admitted: see
-// TenantUsage.Since. Figures are per replica and lost on restart.
+// TenantUsage.Since. Figures are per replica and lost on restart, unless
+// the program keeps them in a store shared by the replicas: then it hands
+// the store what Unflushed reports and tells Flushed what the store holds
+// since, and the figures reported are the stored ones plus this replica's
+// unflushed counts.
 //
 // Its methods are safe for concurrent use. A nil *Usage records nothing
 // and reports no tenants.
@@ -38,6 +42,10 @@ type tenantUsage struct {
 	refreshes, refreshFailures int64
 	integrations               map[string]struct{}
 	since                      time.Time
+	// stored is the tenant's figures in the shared store as of the last
+	// Flushed (zero without one); the counters above are those not yet
+	// flushed.
+	stored TenantUsage
 }
 
 // TenantUsage is a snapshot of one tenant's figures.
@@ -160,10 +168,11 @@ func (u *Usage) Top(n int) []TenantUsage {
 	return out
 }
 
-// better orders tenants for Top: more calls first, then by ID.
+// better orders tenants for Top: more calls (stored and unflushed) first,
+// then by ID.
 func better(a, b *tenantUsage) bool {
-	if a.calls != b.calls {
-		return a.calls > b.calls
+	if ac, bc := a.stored.Calls+a.calls, b.stored.Calls+b.calls; ac != bc {
+		return ac > bc
 	}
 	return a.id < b.id
 }
@@ -182,11 +191,16 @@ func (h *worstFirst) Pop() any {
 	return x
 }
 
+// snapshot is t's figures: the stored ones, if any, plus the unflushed.
 func (t *tenantUsage) snapshot() TenantUsage {
-	rate := 1.0
-	if t.refreshes > 0 {
-		rate = float64(t.refreshes-t.refreshFailures) / float64(t.refreshes)
+	if t.stored.TenantID == "" {
+		return t.unflushed()
 	}
+	return Sum(t.stored, t.unflushed())
+}
+
+// unflushed is t's figures counted since the last Flushed.
+func (t *tenantUsage) unflushed() TenantUsage {
 	active := make([]string, 0, len(t.integrations))
 	for in := range t.integrations {
 		active = append(active, in)
@@ -198,8 +212,96 @@ func (t *tenantUsage) snapshot() TenantUsage {
 		CredentialAccesses: t.credAccesses,
 		Refreshes:          t.refreshes,
 		RefreshFailures:    t.refreshFailures,
-		RefreshSuccessRate: rate,
+		RefreshSuccessRate: successRate(t.refreshes, t.refreshFailures),
 		ActiveIntegrations: active,
 		Since:              t.since,
 	}
+}
+
+func successRate(refreshes, failures int64) float64 {
+	if refreshes <= 0 {
+		return 1
+	}
+	return float64(refreshes-failures) / float64(refreshes)
+}
+
+// Sum returns the figures of a and b together, as a's tenant: counts
+// added, active integrations merged (sorted, at most the per-tenant cap),
+// Since the earlier of the two that is set.
+func Sum(a, b TenantUsage) TenantUsage {
+	out := TenantUsage{
+		TenantID:           a.TenantID,
+		Calls:              a.Calls + b.Calls,
+		CredentialAccesses: a.CredentialAccesses + b.CredentialAccesses,
+		Refreshes:          a.Refreshes + b.Refreshes,
+		RefreshFailures:    a.RefreshFailures + b.RefreshFailures,
+		Since:              a.Since,
+	}
+	if out.Since.IsZero() || !b.Since.IsZero() && b.Since.Before(out.Since) {
+		out.Since = b.Since
+	}
+	out.RefreshSuccessRate = successRate(out.Refreshes, out.RefreshFailures)
+	active := slices.Concat(a.ActiveIntegrations, b.ActiveIntegrations)
+	active = slices.DeleteFunc(active, func(in string) bool { return !validIntegration(in) })
+	slices.Sort(active)
+	active = slices.Compact(active)
+	out.ActiveIntegrations = active[:min(len(active), maxTenantIntegrations)]
+	return out
+}
+
+// Unflushed returns, for each tenant with figures counted since its last
+// Flushed, those figures alone (its active integrations: all it has). The
+// work is one pass over the tenants kept.
+func (u *Usage) Unflushed() []TenantUsage {
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []TenantUsage
+	for el := u.lru.Front(); el != nil; el = el.Next() {
+		if t := el.Value.(*tenantUsage); t.calls|t.credAccesses|t.refreshes|t.refreshFailures != 0 {
+			out = append(out, t.unflushed())
+		}
+	}
+	return out
+}
+
+// Flushed records that d, as Unflushed reported it, is now counted in
+// stored, the tenant's figures in the shared store: they are taken off the
+// unflushed counts (what was counted meanwhile stays), and stored becomes
+// the base of the figures reported. A tenant forgotten meanwhile stays
+// forgotten.
+func (u *Usage) Flushed(d, stored TenantUsage) {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	el, ok := u.byID[d.TenantID]
+	if !ok {
+		return
+	}
+	t := el.Value.(*tenantUsage)
+	t.calls = max(0, t.calls-d.Calls)
+	t.credAccesses = max(0, t.credAccesses-d.CredentialAccesses)
+	t.refreshes = max(0, t.refreshes-d.Refreshes)
+	t.refreshFailures = max(0, t.refreshFailures-d.RefreshFailures)
+	stored.TenantID = t.id
+	t.stored = stored
+}
+
+// AddUnflushed returns stored, a tenant's figures read from the shared
+// store, plus what this Usage counted for it and has not flushed.
+func (u *Usage) AddUnflushed(stored TenantUsage) TenantUsage {
+	if u == nil {
+		return stored
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	el, ok := u.byID[stored.TenantID]
+	if !ok {
+		return stored
+	}
+	return Sum(stored, el.Value.(*tenantUsage).unflushed())
 }

@@ -113,6 +113,9 @@ type HTTPOptions struct {
 	// /admin/tenants/{tenantId}/usage and /admin/usage.
 	Metrics *metrics.Metrics
 	Usage   *metrics.Usage
+	// UsageTotals, if set, answers a tenant's usage route instead of
+	// Usage: the figures every replica shares (false: none).
+	UsageTotals func(ctx context.Context, tenant string) (metrics.TenantUsage, bool, error)
 
 	Logger *slog.Logger // nil: discard
 }

@@ -17,9 +17,10 @@ func (h adminRoutes) handleMetrics(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleUsage handles the "GET /admin/tenants/{tenantId}/usage" route
-// (admins only): one tenant's figures since this replica started (the
-// seed's per-tenant metrics: calls, credential accesses, refresh success
-// rate, active integrations).
+// (admins only): one tenant's figures (the seed's per-tenant metrics:
+// calls, credential accesses, refresh success rate, active integrations)
+// since this replica started, or, with UsageTotals, the figures all
+// replicas share, since they started.
 func (h adminRoutes) handleUsage(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
@@ -29,6 +30,17 @@ func (h adminRoutes) handleUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, ok := h.opts.Usage.Tenant(tenant)
+	if h.opts.UsageTotals != nil {
+		var err error
+		if u, ok, err = h.opts.UsageTotals(r.Context(), tenant); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if !ok && h.opts.UsageTotals != nil {
+		httpwire.WriteError(w, r, http.StatusNotFound, "NoUsage", "no use by this tenant recorded")
+		return
+	}
 	if !ok {
 		httpwire.WriteError(w, r, http.StatusNotFound, "NoUsage", "no use by this tenant seen by this replica")
 		return
@@ -37,7 +49,9 @@ func (h adminRoutes) handleUsage(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleUsageTop handles the "GET /admin/usage" route (admins only): the
-// busiest tenants, ?top=N (default 20, at most 1000).
+// busiest tenants, ?top=N (default 20, at most 1000), of those this
+// replica counted for (by their shared figures as of its last flush, with
+// UsageTotals, plus what it has not flushed).
 func (h adminRoutes) handleUsageTop(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return

@@ -54,6 +54,21 @@ type Settings interface {
 	PutTenantSettings(ctx context.Context, tenant string, rec []byte, version int64) (int64, error)
 }
 
+// TenantRecords keeps small opaque records per tenant by name, which every
+// replica on one store shares: what a replica learned of a credential's
+// health ("health/notion"), a tenant's usage figures ("usage"). Like
+// Settings, the format belongs to the caller, each record has a version for
+// check-and-set, and none holds a secret. Names follow [ValidateRecordName];
+// off-boarding a tenant deletes its records.
+type TenantRecords interface {
+	// GetTenantRecord returns the tenant's record name and its version; a
+	// record never written gets nil and version 0.
+	GetTenantRecord(ctx context.Context, tenant, name string) ([]byte, int64, error)
+	// PutTenantRecord stores rec if the record is at version (0: none yet)
+	// and returns the new version, or ErrRecordChanged.
+	PutTenantRecord(ctx context.Context, tenant, name string, rec []byte, version int64) (int64, error)
+}
+
 // TenantKeys manages each tenant's encryption key.
 type TenantKeys interface {
 	// RotateTenantKey gives the tenant a new key version and seals every
@@ -71,13 +86,14 @@ type TenantKeys interface {
 // Backend is everything a credential-store backend offers, the contract
 // both backends satisfy: the program that opens one holds it as a Backend
 // and hands each consumer the role it needs. Besides credentials, claims,
-// settings and tenant keys, a backend keeps API-key records by ID, as
+// settings, tenant records and tenant keys, a backend keeps API-key records by ID, as
 // package tenants needs them ([tenants.KeyStore]): opaque, holding no
 // secret, with IDs that follow [ValidAPIKeyID].
 type Backend interface {
 	Store
 	Claims
 	Settings
+	TenantRecords
 	tenants.KeyStore
 	TenantKeys
 	// Ping checks that the store answers, cheaply, for readiness probes.

@@ -37,6 +37,7 @@ type credentialChanges struct {
 	sessions  toolsNotifier
 	trail     *audit.Logger
 	peers     peers
+	health    *sharedHealth // with the refresher: its news, shared (shared.go)
 }
 
 // toolsNotifier tells a tenant's MCP sessions that their tool list
@@ -50,6 +51,7 @@ type toolsNotifier interface {
 func (c *credentialChanges) Linked(tenant, integration string, cred vault.Credential) {
 	c.trail.Record(context.Background(), audit.Record{TenantID: tenant, Integration: integration, Operation: audit.OpLink, Success: true})
 	c.refresher.Schedule(tenant, integration, cred)
+	c.health.changed(tenant, integration, &cred)
 	c.sessions.NotifyToolsChanged(tenant)
 	c.peers.tell(cluster.Change{Kind: cluster.KindCredential, Tenant: tenant, Integration: integration})
 }
@@ -63,6 +65,7 @@ func (c *credentialChanges) Changed(tenant, integration string, cred *vault.Cred
 		} else {
 			c.refresher.MarkRevoked(tenant, integration)
 		}
+		c.health.changed(tenant, integration, cred)
 	}
 	c.sessions.NotifyToolsChanged(tenant)
 	c.peers.tell(cluster.Change{Kind: cluster.KindCredential, Tenant: tenant, Integration: integration})
@@ -203,19 +206,23 @@ func (m *Main) credentialChanges(cfg Config, base string, reg *tools.Registry, s
 	for name, p := range providers {
 		refreshers[name] = p
 	}
+	c.health = newSharedHealth(st, log)
 	c.refresher = oauth.NewRefresher(oauth.RefresherOptions{
 		Store: st, Providers: refreshers, Logger: log,
 		Margin: cfg.Refresh.Margin, Jitter: cfg.Refresh.Jitter,
 		MinBackoff: cfg.Refresh.MinBackoff, MaxBackoff: cfg.Refresh.MaxBackoff,
 		Workers: cfg.Refresh.Workers, MaxFailures: cfg.Refresh.MaxFailures,
 		RefreshTimeout: cfg.Refresh.Timeout,
+		OnRefreshed:    func(tenant, integration string, cred vault.Credential) { c.health.changed(tenant, integration, &cred) },
 		OnAttempt: func(tenant, integration string, d time.Duration, err error) {
 			m.refreshed(tenant, integration, d, err)
+			c.health.attempted(tenant, integration, err)
 			if err == nil {
 				c.peers.tell(cluster.Change{Kind: cluster.KindRefreshed, Tenant: tenant, Integration: integration})
 			}
 		},
 	})
+	c.health.refresher = c.refresher
 	if c.flow, err = m.linkFlow(cfg, base, st, providers, callbacks, c.Linked, log); err != nil {
 		return nil, err
 	}
@@ -245,8 +252,8 @@ func credentialRoutes(st vault.Backend, reg *tools.Registry, g *server.Gateway, 
 		RotateKey:       changes.rotateKey(st),
 		Changed:         changes.Changed,
 	}
-	if changes.refresher != nil {
-		c.Health = changes.refresher.Health
+	if changes.health != nil {
+		c.Health = changes.health.Health
 	}
 	if changes.flow != nil {
 		c.Revoke = changes.Revoke

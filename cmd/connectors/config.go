@@ -139,6 +139,11 @@ type Config struct {
 	// may take to finish before they are answered with an error
 	// (CONNECTORS_DRAIN_TIMEOUT, a Go duration; empty: 25s; "0s": none).
 	DrainTimeout time.Duration
+	// UsageFlushInterval is how often this replica adds the usage it
+	// counted to the tenants' figures in the store, which every replica
+	// reports (CONNECTORS_USAGE_FLUSH_INTERVAL, a Go duration of 10ms or
+	// more; empty: 10s): see shared.go.
+	UsageFlushInterval time.Duration
 	// TenantConfigFile turns on the seed's tenant config file, synced into
 	// the store when serve starts (ENABLE_TENANT_CONFIG_FILE=true; empty: off).
 	TenantConfigFile bool
@@ -273,6 +278,10 @@ func readTimeouts(c *Config, getenv func(string) string) error {
 		if err := duration(getenv, name, d, 10*time.Millisecond, `a duration of 10ms or more, such as "15s"`); err != nil {
 			return err
 		}
+	}
+	c.UsageFlushInterval = defaultUsageFlush
+	if err := duration(getenv, "CONNECTORS_USAGE_FLUSH_INTERVAL", &c.UsageFlushInterval, 10*time.Millisecond, `a duration of 10ms or more, such as "10s"`); err != nil {
+		return err
 	}
 	c.DrainTimeout = 25 * time.Second
 	return duration(getenv, "CONNECTORS_DRAIN_TIMEOUT", &c.DrainTimeout, 0, `a duration such as "25s"`)

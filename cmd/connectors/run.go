@@ -97,6 +97,7 @@ type Main struct {
 	audit   *audit.Logger            // the audit trail, once opened
 	metrics *metrics.Metrics         // serve's metrics; nil for other commands
 	usage   *metrics.Usage           // serve's per-tenant figures
+	shared  *sharedUsage             // flushes usage to the store (shared.go)
 	pool    *tools.Pool              // the gateway's upstreams, once started
 	sealer  *tenants.BrowserSessions // see stateSealer
 }
@@ -379,6 +380,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Audit:                m.audit,
 		Metrics:              m.metrics,
 		Usage:                m.usage,
+		UsageTotals:          m.shared.Tenant,
 		MCP:                  mcp,
 		Auth:                 auth,
 		Resource:             cfg.Resource,
@@ -472,7 +474,10 @@ func (m *Main) background(ctx context.Context, cfg Config, g *server.Gateway, re
 		m.metrics.RefreshQueue(changes.refresher.QueueLen)
 		go func() { _ = changes.refresher.Run(ctx) }()
 		go changes.ScheduleStored(ctx, st, log)
+		go changes.health.run(ctx)
 	}
+	m.shared = startSharedUsage(m.usage, st, cfg.UsageFlushInterval, log)
+	m.onClose(func() error { m.shared.stop(); return nil })
 	return nil
 }
 
@@ -518,6 +523,7 @@ func (m *Main) shutdown(cfg Config, srv *http.Server, h *transport.HTTP, log *sl
 		_ = srv.Close()
 	}
 	m.pool.Close()
+	m.shared.close(closing) // the calls drained are counted: flush them
 	log.Info("gateway_stopped", "calls_cut", cut)
 	return nil
 }

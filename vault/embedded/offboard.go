@@ -42,7 +42,10 @@ func (e *Store) OffboardTenant(ctx context.Context, tenant string) (err error) {
 		if err := tx.Bucket(bucketSettings).Delete(name); err != nil {
 			return fmt.Errorf("deleting the settings of tenant %s: %w", tenant, err)
 		}
-		if creds.Bucket(name) != nil || keys.Bucket(name) != nil {
+		if err := deleteRecords(tx, tenant); err != nil {
+			return fmt.Errorf("deleting the records of tenant %s: %w", tenant, err)
+		}
+		if creds.Bucket(name) != nil || keys.Bucket(name) != nil || tenantRecords(tx, tenant) != nil {
 			return &vault.OffboardError{Tenant: tenant, Remaining: []string{"(embedded store bucket)"}}
 		}
 		return nil

@@ -1,9 +1,7 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -23,11 +21,7 @@ func (e *Store) GetTenantSettings(ctx context.Context, tenant string) ([]byte, i
 	var rec []byte
 	var version int64
 	err := e.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSettings).Get([]byte(tenant))
-		if len(v) >= 8 {
-			version = int64(binary.BigEndian.Uint64(v[:8]))
-			rec = bytes.Clone(v[8:])
-		}
+		rec, version = getVersioned(tx.Bucket(bucketSettings), []byte(tenant))
 		return nil
 	})
 	return rec, version, err
@@ -44,16 +38,9 @@ func (e *Store) PutTenantSettings(ctx context.Context, tenant string, rec []byte
 	}
 	var next int64
 	err := e.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSettings)
-		var current int64
-		if v := b.Get([]byte(tenant)); len(v) >= 8 {
-			current = int64(binary.BigEndian.Uint64(v[:8]))
-		}
-		if current != version {
-			return vault.ErrSettingsChanged
-		}
-		next = current + 1
-		return b.Put([]byte(tenant), append(binary.BigEndian.AppendUint64(nil, uint64(next)), rec...))
+		var err error
+		next, err = putVersioned(tx.Bucket(bucketSettings), []byte(tenant), rec, version, vault.ErrSettingsChanged)
+		return err
 	})
 	return next, err
 }

@@ -63,6 +63,11 @@ func (h *Store) OffboardTenant(ctx context.Context, tenant string) (err error) {
 	if _, err := h.client.Logical().DeleteWithContext(ctx, h.kv.metadata(settingsDir, tenant)); err != nil {
 		return h.vaultErr(ctx, "deleting the tenant's settings", err)
 	}
+	// Its records (health, usage) hold no secret, but off-boarding leaves
+	// nothing of the tenant.
+	if left, err := h.deleteRecords(ctx, tenant); err != nil || len(left) > 0 {
+		return &vault.OffboardError{Tenant: tenant, Remaining: left, Err: err}
+	}
 	key := h.transitPath("keys", tenant)
 	s, err := h.client.Logical().ReadWithContext(ctx, key)
 	if err != nil {
@@ -89,10 +94,16 @@ func (h *Store) OffboardTenant(ctx context.Context, tenant string) (err error) {
 // listTenant lists every record under the tenant's KV folder, following
 // sub-folders, as paths relative to it, sorted.
 func (h *Store) listTenant(ctx context.Context, tenant string) ([]string, error) {
+	return h.listTree(ctx, h.kv.tenantDir(tenant))
+}
+
+// listTree lists every record under the KV metadata folder dir (ending in
+// '/'), following sub-folders, as paths relative to it, sorted.
+func (h *Store) listTree(ctx context.Context, dir string) ([]string, error) {
 	var out []string
 	var walk func(prefix string, depth int) error
 	walk = func(prefix string, depth int) error {
-		keys, err := h.list(ctx, h.kv.tenantDir(tenant)+prefix)
+		keys, err := h.list(ctx, dir+prefix)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package hashicorp
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 
 	"github.com/connectors-gateway/connectors/tenants"
@@ -19,25 +20,11 @@ func (h *Store) GetTenantSettings(ctx context.Context, tenant string) ([]byte, i
 	if err := tenants.ValidateID(tenant); err != nil {
 		return nil, 0, err
 	}
-	s, err := h.client.Logical().ReadWithContext(ctx, h.kv.data(settingsDir, tenant))
-	if err != nil {
-		return nil, 0, h.vaultErr(ctx, "reading tenant settings", err)
-	}
-	if s == nil || s.Data == nil {
-		return nil, 0, nil
-	}
-	data, _ := s.Data["data"].(map[string]any)
-	meta, _ := s.Data["metadata"].(map[string]any)
-	version, _ := numberInt(meta["version"])
-	enc, _ := data["settings"].(string)
-	if data == nil { // a deleted version
-		return nil, version, nil
-	}
-	rec, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil {
+	rec, version, err := h.readBlob(ctx, "reading tenant settings", h.kv.data(settingsDir, tenant), "settings")
+	if errors.Is(err, errMalformedBlob) {
 		return nil, 0, fmt.Errorf("vault: tenant settings of %s: malformed record", tenant)
 	}
-	return rec, version, nil
+	return rec, version, err
 }
 
 // PutTenantSettings writes tenant's settings with check-and-set on

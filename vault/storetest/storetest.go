@@ -70,6 +70,7 @@ func Run(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		{"Claim", testClaim},
 		{"ConcurrentClaim", testConcurrentClaim},
 		{"TenantSettings", testTenantSettings},
+		{"TenantRecords", testTenantRecords}, {"ConcurrentTenantRecords", testConcurrentRecords},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -288,7 +288,9 @@ func TestSIGTERM(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	listening := make(chan string, 1)
 	var logs lockedBuffer
+	drained := make(chan struct{}) // stderr read to its end: Wait may be called
 	go func() {
+		defer close(drained)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			logs.Write(append(sc.Bytes(), '\n'))
@@ -322,7 +324,7 @@ func TestSIGTERM(t *testing.T) {
 	}
 	wg.Wait()
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { <-drained; exited <- cmd.Wait() }() // Wait closes the pipe: only once it was read
 	select {
 	case err := <-exited:
 		if err != nil {

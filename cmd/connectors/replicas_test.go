@@ -64,6 +64,8 @@ func startReplica(t *testing.T, g *gateway, extra map[string]string) *replica {
 	r := &replica{cmd: cmd, done: make(chan struct{}), log: logged}
 	listening, gossiping := make(chan string, 1), make(chan string, 1)
 	go func() {
+		defer close(r.done)
+		defer func() { _ = cmd.Wait() }() // once stderr is read to its end: Wait closes it
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -82,7 +84,6 @@ func startReplica(t *testing.T, g *gateway, extra map[string]string) *replica {
 			}
 		}
 	}()
-	go func() { _ = cmd.Wait(); close(r.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {

@@ -16,13 +16,15 @@ import (
 // replicaCount is the size of the load-balanced tiers of BenchmarkReplicas.
 const replicaCount = 3
 
-// BenchmarkReplicas: a deployment's shape. R: three gateway replicas on
-// one Vault, sharing the session key and gossiping, behind a real HAProxy
-// (round robin, no affinity: an initialize-era session's requests land on
-// every replica, each taking it up once); L: three bare reverse proxies
-// behind the same kind of HAProxy, the least a load-balanced tier of HTTP
-// hops costs on this machine, which R is measured against. The CPU column
-// is the tier's, its three processes summed (HAProxy's own in neither).
+// BenchmarkReplicas: a deployment's shape. R: 1, 2 and 3 gateway replicas
+// on one Vault, sharing the session key and gossiping, behind a real
+// HAProxy (round robin, no affinity: an initialize-era session's requests
+// land on every replica, each taking it up once); L: as many bare reverse
+// proxies behind the same kind of HAProxy, the least a load-balanced tier
+// of HTTP hops costs on this machine, which R is measured against. The CPU
+// column is the tier's, its processes summed (HAProxy's own in neither):
+// on 2 cores more replicas cannot add calls per second, and the figure
+// that matters is that the CPU per call does not grow with them.
 func BenchmarkReplicas(b *testing.B) {
 	bin := testenv.Build(b, "./cmd/connectors")
 	echoBin := testenv.Build(b, "./testdata/upstream-echo")
@@ -52,9 +54,6 @@ func BenchmarkReplicas(b *testing.B) {
 		waitReady(b, "http://"+addr)
 		gateways, gatewayAddrs = append(gateways, p), append(gatewayAddrs, addr)
 	}
-	lbProxies := "http://" + testenv.HAProxy(b, proxyAddrs) + "/mcp"
-	lbGateways := "http://" + testenv.HAProxy(b, gatewayAddrs) + "/mcp"
-
 	clients := func(dial func(testing.TB, string, string) caller, url, key string) func(int) []caller {
 		return func(n int) []caller {
 			cs := make([]caller, n)
@@ -64,15 +63,25 @@ func BenchmarkReplicas(b *testing.B) {
 			return cs
 		}
 	}
-	targets := []tierTarget{
-		{"L bare proxies", "echo", "", clients(dial, lbProxies, ""), proxies},
-		{"R gateways", "echo-http_echo", "L bare proxies", clients(dial, lbGateways, first.key), gateways},
-		{"L bare proxies" + session, "echo", "", clients(dialSession, lbProxies, ""), proxies},
-		{"R gateways" + session, "echo-http_echo", "L bare proxies" + session, clients(dialSession, lbGateways, first.key), gateways},
+	// A tier of k of each behind a HAProxy of its own, k = 1..replicaCount;
+	// the initialize era at the full tier only.
+	var targets []tierTarget
+	for k := 1; k <= replicaCount; k++ {
+		lbP := "http://" + testenv.HAProxy(b, proxyAddrs[:k]) + "/mcp"
+		lbG := "http://" + testenv.HAProxy(b, gatewayAddrs[:k]) + "/mcp"
+		l, g := fmt.Sprintf("L %d bare prox%s", k, plural(k, "y", "ies")), fmt.Sprintf("R %d gateway%s", k, plural(k, "", "s"))
+		targets = append(targets,
+			tierTarget{l, "echo", "", clients(dial, lbP, ""), proxies[:k]},
+			tierTarget{g, "echo-http_echo", l, clients(dial, lbG, first.key), gateways[:k]})
+		if k == replicaCount {
+			targets = append(targets,
+				tierTarget{l + session, "echo", "", clients(dialSession, lbP, ""), proxies[:k]},
+				tierTarget{g + session, "echo-http_echo", l + session, clients(dialSession, lbG, first.key), gateways[:k]})
+		}
 	}
 
 	var r report
-	r.line("## %d replicas behind HAProxy (%s measured per cell after %s warm-up, %d round(s))\n", replicaCount, *flagDuration, *flagWarmup, *flagRounds)
+	r.line("## 1 to %d replicas behind HAProxy (%s measured per cell after %s warm-up, %d round(s))\n", replicaCount, *flagDuration, *flagWarmup, *flagRounds)
 	r.line("| concurrency | tier | calls/s | p50 ms | p99 ms | tier CPU µs/call | calls/s vs L | added p50 ms | added p99 ms |")
 	r.line("|---|---|---|---|---|---|---|---|---|")
 	for _, conc := range concurrencies(b) {
@@ -130,4 +139,12 @@ func freeAddr(b testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// plural is one or many by n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

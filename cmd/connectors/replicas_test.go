@@ -339,10 +339,11 @@ func TestReplicaDiesUnderLoad(t *testing.T) {
 // TestReplicasTellEachOther: three gateway processes gossiping, with
 // credential caches of a minute. A session made on one and used on
 // another ends on every replica with its DELETE on a third; a credential
-// deleted through one is no longer served by the others, and an
-// integration turned off through one leaves the others' tools/list, and
-// an API key revoked by an operator command is refused by all, each within
-// 2 s; another tenant's use is untouched.
+// deleted through one is no longer served by the others and the tenant's
+// session held on another hears list_changed (the other tenant's does
+// not), an integration turned off through one leaves the others'
+// tools/list, and an API key revoked by an operator command is refused by
+// all, each within 2 s; another tenant's use is untouched.
 func TestReplicasTellEachOther(t *testing.T) {
 	s := startReplicaSet(t, 3)
 	r0, r1, r2 := s.replicas[0].view(s.g), s.replicas[1].view(s.g), s.replicas[2].view(s.g)
@@ -372,14 +373,21 @@ func TestReplicasTellEachOther(t *testing.T) {
 			t.Fatalf("tenant-a's call on replica %d fails before the delete", i)
 		}
 	}
-	if status, _, raw := r1.api("tenant-a", "DELETE", "/tenants/tenant-a/integrations/echo/credentials", ""); status != 200 {
-		t.Fatalf("deleting tenant-a's credential through replica 1: %d %s", status, raw)
+	// Sessions held on replica 0, listening; the change is made on 2.
+	heard := collect(r0.listening(t, "tenant-a"), mcp.MethodNotificationToolsListChanged)
+	others := collect(r0.listening(t, "tenant-b"), mcp.MethodNotificationToolsListChanged)
+	if status, _, raw := r2.api("tenant-a", "DELETE", "/tenants/tenant-a/integrations/echo/credentials", ""); status != 200 {
+		t.Fatalf("deleting tenant-a's credential through replica 2: %d %s", status, raw)
 	}
-	within(t, 2*time.Second, "the deleted credential no longer served by replicas 0 and 2", func() bool {
-		return !call(r0, "tenant-a") && !call(r2, "tenant-a")
+	within(t, 2*time.Second, "list_changed on tenant-a's session held on replica 0", func() bool { return len(heard.list()) > 0 })
+	within(t, 2*time.Second, "the deleted credential no longer served by replicas 0 and 1", func() bool {
+		return !call(r0, "tenant-a") && !call(r1, "tenant-a")
 	})
 	if !call(r0, "tenant-b") {
 		t.Error("tenant-b's call on replica 0 fails after tenant-a's credential was deleted")
+	}
+	if n := len(others.list()); n != 0 {
+		t.Errorf("tenant-b's session on replica 0 heard %d list_changed of tenant-a's change", n)
 	}
 
 	listed := func(r *gateway) bool {

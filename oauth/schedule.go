@@ -129,6 +129,17 @@ func (r *Refresher) Schedule(tenant, integration string, cred vault.Credential) 
 	r.schedule(credKey{tenant, integration}, cred, false)
 }
 
+// ScheduleFound is Schedule for a credential this replica found stored
+// rather than wrote or was given — at start, or told of a change by
+// another replica — which another replica may have just refreshed: as
+// after its own refreshes, a token that lives less than twice Margin is
+// refreshed after half its life rather than at once, so that replicas
+// finding a short-lived token another just refreshed do not each refresh
+// it again.
+func (r *Refresher) ScheduleFound(tenant, integration string, cred vault.Credential) {
+	r.schedule(credKey{tenant, integration}, cred, true)
+}
+
 // schedule is Schedule; fresh says cred was just issued by a refresh (by
 // this replica or another), and then a token that lives less than twice
 // Margin is refreshed after half its life rather than at once (see

@@ -140,7 +140,7 @@ func (c *credentialChanges) ScheduleStored(ctx context.Context, st vault.Store, 
 			if err != nil {
 				continue
 			}
-			c.refresher.Schedule(tenant, integration, cred)
+			c.refresher.ScheduleFound(tenant, integration, cred) // another replica may have just refreshed it
 			n++
 		}
 	}

@@ -182,7 +182,8 @@ func (r *replicaChanges) invalidate(tenant, integration string) {
 
 // reschedule reads the tenant's credentials of integrations (those the
 // refresher serves) again, in the background, and schedules each as it
-// now is, or forgets it when it is gone (marked revoked, as a local
+// now is (as found: maybe just refreshed by the replica that told), or
+// forgets it when it is gone (marked revoked, as a local
 // delete marks it, when revoked). A store that cannot be read leaves the
 // schedule as it was: the scheduled refresh reads the store anyway.
 func (r *replicaChanges) reschedule(tenant string, integrations []string, revoked bool) {
@@ -202,7 +203,7 @@ func (r *replicaChanges) reschedule(tenant string, integrations []string, revoke
 			cancel()
 			switch {
 			case err == nil:
-				r.refresher.Schedule(tenant, integration, cred)
+				r.refresher.ScheduleFound(tenant, integration, cred)
 			case vault.IsNotFound(err) && revoked:
 				r.refresher.MarkRevoked(tenant, integration)
 			case vault.IsNotFound(err):

@@ -285,9 +285,11 @@ func (v *view) routing(ctx context.Context, tenant, integration string, a access
 	cat, now := e.cat, time.Now()
 	relist := !e.fresh(version, now) && e.running == nil && now.Sub(e.failed) >= rediscoverAfter
 	v.cats.mu.RUnlock()
-	if relist {
+	if id, ok := tenants.FromContext(ctx); relist && ok {
+		// The caller's identity only: nothing of its request (its session,
+		// its stream, its memo) is used once it has answered.
 		go func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), relistTimeout)
+			ctx, cancel := context.WithTimeout(tenants.NewContext(context.Background(), id), relistTimeout)
 			defer cancel()
 			v.catalogueOf(ctx, tenant, integration, version, true)
 		}()

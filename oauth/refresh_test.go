@@ -1089,3 +1089,25 @@ func TestRefreshJoinsOnlyAUsefulRefresh(t *testing.T) {
 		}
 	})
 }
+
+// TestRefresherScheduleFound: a short-lived token found stored (another
+// replica may have just refreshed it) is refreshed after half its life,
+// not at once as Schedule would: two replicas finding each other's
+// refreshes do not refresh over and over.
+func TestRefresherScheduleFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, p := openStore(t), newProvider()
+		r := newRefresher(s, p, oauth.RefresherOptions{Margin: 5 * time.Minute, Jitter: -1})
+		found := link(t, s, p, "tenant-a", time.Now().Add(4*time.Minute)) // lives 4m: within Margin
+		r.ScheduleFound("tenant-a", integration, found)
+		run(t, r)
+		advance(time.Minute)
+		if n := p.callCount(); n != 0 {
+			t.Errorf("%d refreshes within a minute of finding a 4-minute token, want none before half its life", n)
+		}
+		advance(90 * time.Second)
+		if n := p.callCount(); n != 1 {
+			t.Errorf("%d refreshes after half its life, want 1", n)
+		}
+	})
+}

@@ -117,6 +117,10 @@ type Config struct {
 	// no request running (CONNECTORS_SESSION_IDLE_TTL, a Go duration;
 	// empty: 30m).
 	SessionIdleTTL time.Duration
+	// SessionMaxAge is how long a sealed MCP session (initialize era, with
+	// CONNECTORS_BROWSER_SESSION_KEY) lasts at most, whichever replica
+	// serves it (CONNECTORS_SESSION_MAX_AGE; empty: 24h).
+	SessionMaxAge time.Duration
 	// MaxSessions, MaxSessionsPerTenant and MaxSessionsPerIdentity bound
 	// the MCP sessions open at once, in all, per tenant and per identity
 	// (tenant and subject) (CONNECTORS_MAX_SESSIONS,
@@ -267,6 +271,9 @@ func readTimeouts(c *Config, getenv func(string) string) error {
 		}
 	}
 	if err := duration(getenv, "CONNECTORS_SESSION_IDLE_TTL", &c.SessionIdleTTL, time.Second, `a duration of a second or more, such as "30m"`); err != nil {
+		return err
+	}
+	if err := duration(getenv, "CONNECTORS_SESSION_MAX_AGE", &c.SessionMaxAge, time.Minute, `a duration of a minute or more, such as "24h"`); err != nil {
 		return err
 	}
 	c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout = 15*time.Second, 15*time.Second, 20*time.Second

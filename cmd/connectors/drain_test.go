@@ -341,20 +341,21 @@ func TestSIGTERM(t *testing.T) {
 // TestTimeoutsFromEnv: the HTTP timeouts and the drain time come from the
 // environment, with their defaults; a value that is not one is refused.
 func TestTimeoutsFromEnv(t *testing.T) {
-	type timeouts struct{ Read, Write, Idle, Drain time.Duration }
+	type timeouts struct{ Read, Write, Idle, Drain, SessionMaxAge time.Duration }
 	of := func(env map[string]string) (timeouts, error) {
 		c, err := configFromEnv(func(k string) string { return env[k] })
-		return timeouts{c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout, c.DrainTimeout}, err
+		return timeouts{c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout, c.DrainTimeout, c.SessionMaxAge}, err
 	}
 	for _, c := range []struct {
 		env  map[string]string
 		want timeouts
 	}{
-		{nil, timeouts{15 * time.Second, 15 * time.Second, 20 * time.Second, 25 * time.Second}},
+		{nil, timeouts{15 * time.Second, 15 * time.Second, 20 * time.Second, 25 * time.Second, 0}}, // 0: server.DefaultSessionMaxAge
 		{map[string]string{
 			"CONNECTORS_HTTP_READ_TIMEOUT": "1m", "CONNECTORS_HTTP_WRITE_TIMEOUT": "2s",
 			"CONNECTORS_HTTP_IDLE_TIMEOUT": "90s", "CONNECTORS_DRAIN_TIMEOUT": "0s",
-		}, timeouts{time.Minute, 2 * time.Second, 90 * time.Second, 0}},
+			"CONNECTORS_SESSION_MAX_AGE": "8h",
+		}, timeouts{time.Minute, 2 * time.Second, 90 * time.Second, 0, 8 * time.Hour}},
 	} {
 		got, err := of(c.env)
 		if err != nil {
@@ -370,6 +371,8 @@ func TestTimeoutsFromEnv(t *testing.T) {
 		{"CONNECTORS_HTTP_IDLE_TIMEOUT": "soon"},
 		{"CONNECTORS_DRAIN_TIMEOUT": "-1s"},
 		{"CONNECTORS_DRAIN_TIMEOUT": "later"},
+		{"CONNECTORS_SESSION_MAX_AGE": "30s"},
+		{"CONNECTORS_SESSION_MAX_AGE": "forever"},
 	} {
 		if _, err := of(env); err == nil {
 			t.Errorf("%v: accepted", env)

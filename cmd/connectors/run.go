@@ -411,6 +411,7 @@ func (m *Main) mcpHandler(cfg Config, g *server.Gateway, changes *credentialChan
 		Sealer:                 sessionSealer,
 		SessionEnded:           changes.peers.SessionEnded,
 		SessionIdleTTL:         cfg.SessionIdleTTL,
+		SessionMaxAge:          cfg.SessionMaxAge,
 		MaxSessions:            cfg.MaxSessions,
 		MaxSessionsPerTenant:   cfg.MaxSessionsPerTenant,
 		MaxSessionsPerIdentity: cfg.MaxSessionsPerIdentity,

@@ -113,6 +113,10 @@ type Metrics struct {
 	refreshQueue      *funcGauge
 	activeSessions    *funcGauge
 	upstreamProcesses *funcGauge
+	clusterMembers    *funcGauge
+	clusterReceived   *funcGauge // counters, read at scrape time
+	clusterDropped    *funcGauge
+	clusterIgnored    *funcGauge
 }
 
 // New returns Metrics on a registry of their own, with the Go runtime and
@@ -166,6 +170,14 @@ func New() *Metrics {
 			"MCP sessions open on this replica."),
 		upstreamProcesses: newFuncGauge("connectors_upstream_processes",
 			"Upstream MCP server processes (stdio) running on this replica."),
+		clusterMembers: newFuncGauge("connectors_cluster_members",
+			"Replicas in the gossip, this one included."),
+		clusterReceived: newFuncCounter("connectors_cluster_changes_received_total",
+			"Changes other replicas told this one, each counted once."),
+		clusterDropped: newFuncCounter("connectors_cluster_messages_dropped_total",
+			"Gossip messages dropped unread: malformed, of an unknown kind, or past the inbox."),
+		clusterIgnored: newFuncCounter("connectors_cluster_changes_ignored_total",
+			"Changes received that named nothing this replica serves, and were not acted on."),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -174,6 +186,7 @@ func New() *Metrics {
 		m.storeDuration, m.storeErrors, m.refreshes,
 		m.httpRequests, m.httpDuration,
 		m.refreshQueue, m.activeSessions, m.upstreamProcesses,
+		m.clusterMembers, m.clusterReceived, m.clusterDropped, m.clusterIgnored,
 	)
 	m.handler = promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		Registry:            m.reg,
@@ -266,6 +279,18 @@ func (m *Metrics) UpstreamProcesses(f func() int) {
 	}
 }
 
+// Cluster sets the functions read at every scrape for the gossip between
+// replicas: its members, and the changes received, the messages dropped
+// and the changes ignored since start; as RefreshQueue.
+func (m *Metrics) Cluster(members, received, dropped, ignored func() int) {
+	if m != nil {
+		m.clusterMembers.set(members)
+		m.clusterReceived.set(received)
+		m.clusterDropped.set(dropped)
+		m.clusterIgnored.set(ignored)
+	}
+}
+
 // HTTP records one HTTP request: route is the pattern that matched
 // (r.Pattern, "" when none did), status the response's status code (0 is
 // taken as 200, which net/http sends when a handler writes nothing).
@@ -295,11 +320,18 @@ func statusClass(code int) string {
 // absent from scrapes until the function is set.
 type funcGauge struct {
 	desc *prometheus.Desc
+	kind prometheus.ValueType
 	f    atomic.Pointer[func() int]
 }
 
 func newFuncGauge(name, help string) *funcGauge {
-	return &funcGauge{desc: prometheus.NewDesc(name, help, nil, nil)}
+	return &funcGauge{desc: prometheus.NewDesc(name, help, nil, nil), kind: prometheus.GaugeValue}
+}
+
+// newFuncCounter is a funcGauge whose function counts up from start: a
+// counter kept by another package.
+func newFuncCounter(name, help string) *funcGauge {
+	return &funcGauge{desc: prometheus.NewDesc(name, help, nil, nil), kind: prometheus.CounterValue}
 }
 
 func (g *funcGauge) set(f func() int) {
@@ -314,6 +346,6 @@ func (g *funcGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
 func (g *funcGauge) Collect(ch chan<- prometheus.Metric) {
 	if f := g.f.Load(); f != nil {
-		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64((*f)()))
+		ch <- prometheus.MustNewConstMetric(g.desc, g.kind, float64((*f)()))
 	}
 }

@@ -175,6 +175,10 @@ func TestGauges(t *testing.T) {
 		{"connectors_token_refresh_queue_length", m.RefreshQueue, m.refreshQueue},
 		{"connectors_active_sessions", m.ActiveSessions, m.activeSessions},
 		{"connectors_upstream_processes", m.UpstreamProcesses, m.upstreamProcesses},
+		{"connectors_cluster_members", func(f func() int) { m.Cluster(f, nil, nil, nil) }, m.clusterMembers},
+		{"connectors_cluster_changes_received_total", func(f func() int) { m.Cluster(nil, f, nil, nil) }, m.clusterReceived},
+		{"connectors_cluster_messages_dropped_total", func(f func() int) { m.Cluster(nil, nil, f, nil) }, m.clusterDropped},
+		{"connectors_cluster_changes_ignored_total", func(f func() int) { m.Cluster(nil, nil, nil, f) }, m.clusterIgnored},
 	}
 	for i, g := range gauges {
 		if n := testutil.CollectAndCount(g.c); n != 0 {
@@ -210,6 +214,7 @@ func TestHandler(t *testing.T) {
 	m.RefreshQueue(func() int { return 3 })
 	m.ActiveSessions(func() int { return 2 })
 	m.UpstreamProcesses(func() int { return 1 })
+	m.Cluster(func() int { return 3 }, func() int { return 12 }, func() int { return 1 }, func() int { return 0 })
 
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)
@@ -228,6 +233,11 @@ func TestHandler(t *testing.T) {
 		"connectors_token_refresh_queue_length 3",
 		"connectors_active_sessions 2",
 		"connectors_upstream_processes 1",
+		"connectors_cluster_members 3",
+		"connectors_cluster_changes_received_total 12",
+		"connectors_cluster_messages_dropped_total 1",
+		"connectors_cluster_changes_ignored_total 0",
+		"# TYPE connectors_cluster_changes_received_total counter",
 		"go_goroutines",
 		"process_start_time_seconds",
 		`promhttp_metric_handler_requests_total{code="200"} 1`,

@@ -238,6 +238,9 @@ func (m *Main) joinCluster(cfg Config, st vault.Backend, reg *tools.Registry, ke
 		return nil, err
 	}
 	m.onClose(node.Close)
+	m.metrics.Cluster(node.Members,
+		func() int { return int(node.Received()) }, func() int { return int(node.Dropped()) },
+		func() int { return int(r.ignored.Load()) })
 	changes.peers.node.Store(node)
 	return r, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -417,6 +418,13 @@ func TestReplicasTellEachOther(t *testing.T) {
 	}
 	cli.mustRun("", "apikey", "revoke", id)
 	within(t, 2*time.Second, "the revoked API key refused by replicas 0 and 2", func() bool { return !accepted(r0) && !accepted(r2) })
+
+	// The gossip in the metrics: three members, changes received.
+	status, _, scrape := r0.api("admin", "GET", "/metrics", "")
+	received := regexp.MustCompile(`(?m)^connectors_cluster_changes_received_total (\d+)$`).FindStringSubmatch(scrape)
+	if status != 200 || !strings.Contains(scrape, "\nconnectors_cluster_members 3\n") || received == nil || received[1] == "0" {
+		t.Errorf("replica 0's metrics lack the gossip's members and the changes received (%d): %v", status, received)
+	}
 }
 
 // within fails t unless ok holds within d (polled), and logs how long it

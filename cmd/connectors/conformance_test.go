@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -176,11 +177,38 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// runSuite runs one suite against url and fails t when it fails.
+// runSuite runs one suite against url and fails t when it fails. A run
+// that fails only by a known flake (knownFlake) is run once more, its
+// first failure logged; a second failure fails t.
 func runSuite(t *testing.T, url string, run suiteRun) {
+	out, failure := suiteOnce(t, url, run)
+	if failure != "" && knownFlake.MatchString(failure) {
+		t.Logf("conformance suite failed by a known flake, run again:\n%s", failure)
+		out, failure = suiteOnce(t, url, run)
+	}
+	if failure != "" {
+		t.Error(failure)
+		return
+	}
+	if run.tasks {
+		checkTasksScenarios(t, out)
+	}
+}
+
+// knownFlake is the one failure of a suite run that is run again: a
+// tools/list request whose answer the suite's HTTP client saw cut off
+// ("terminated"), about one CI run in two under the seven parallel suites
+// and -race (2026-12-02: in the pinned and in the negotiated 2026-07-28
+// runs; never in a run by itself). Not found yet; it is a warning-level
+// check (ToolsListDeterministicOrder) that the baseline would not excuse.
+var knownFlake = regexp.MustCompile(`(?m)^\s*✗ tools-list\s*$(?s:.*)repeated tools/list request failed: terminated`)
+
+// suiteOnce runs one suite against url and returns the directory of its
+// results and, when it failed, what to report.
+func suiteOnce(t *testing.T, url string, run suiteRun) (out, failure string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out := t.TempDir()
+	out = t.TempDir()
 	args := append([]string{"server", "--url", url,
 		"--expected-failures", filepath.Join(testenv.Root(), "testdata", "conformance", run.baseline),
 		"-o", out}, run.args...)
@@ -189,13 +217,10 @@ func runSuite(t *testing.T, url string, run suiteRun) {
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	output, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Errorf("conformance suite: %v\n%s\n%s", err, lastLines(string(output), 80), failedChecks(out))
-		return
+		return out, fmt.Sprintf("conformance suite: %v\n%s\n%s", err, lastLines(string(output), 80), failedChecks(out))
 	}
 	t.Logf("conformance suite:\n%s", lastLines(string(output), 60))
-	if run.tasks {
-		checkTasksScenarios(t, out)
-	}
+	return out, ""
 }
 
 // checkTasksScenarios fails t unless the run under dir ran the scenarios

@@ -1,6 +1,7 @@
 // Package audit writes the credential audit trail: one structured record for
 // every read, write, delete, refresh and rotation of a tenant's credential,
-// and for every denied cross-tenant attempt.
+// for every API key created or revoked over HTTP, and for every denied
+// cross-tenant attempt.
 //
 // # Overview
 //
@@ -50,6 +51,10 @@ const (
 	OpLink         = "link"
 	OpRevoke       = "revoke"
 	OpAccessDenied = "access_denied"
+	// An API key created or revoked through the HTTP routes (the record
+	// names it in apiKeyId; the key itself is never recorded).
+	OpAPIKeyCreate = "apikey_create"
+	OpAPIKeyRevoke = "apikey_revoke"
 )
 
 // Logger writes audit records. Its methods are safe for concurrent use. A nil

@@ -130,6 +130,16 @@ func TestRecordShape(t *testing.T) {
 			"error": "GET /tenants/{tenantId}/integrations refused: cross tenant",
 		},
 	}, {
+		name: "an API key created: its ID, never the key",
+		ctx:  audit.WithRequestID(tenants.NewContext(context.Background(), tenants.Identity{Tenant: "tenant-a", Subject: "apikey:a1"}), "req-4"),
+		rec:  audit.Record{TenantID: "tenant-a", Operation: audit.OpAPIKeyCreate, APIKeyID: "0123456789abcdef", Success: true},
+		want: map[string]any{
+			"level": "INFO", "msg": "tenant_credential_access",
+			"tenantId": "tenant-a", "integration": "", "operation": "apikey_create",
+			"duration": 0.0, "success": true, "subject": "apikey:a1", "requestId": "req-4",
+			"apiKeyId": "0123456789abcdef",
+		},
+	}, {
 		name: "tenant-wide operation",
 		ctx:  tenants.NewContext(context.Background(), tenants.Identity{Tenant: "tenant-1", Admin: true}),
 		rec:  audit.Record{TenantID: "tenant-1", Operation: audit.OpOffboard, Duration: 2 * time.Second, Success: true},

@@ -46,6 +46,9 @@ type Record struct {
 	// Reason is why an attempt was refused, a stable snake_case word
 	// (cross_tenant, admin_only, ...). Empty: not recorded.
 	Reason string
+	// APIKeyID is the ID of the API key operated on (OpAPIKeyCreate,
+	// OpAPIKeyRevoke), never the key. Empty: not recorded.
+	APIKeyID string
 }
 
 // Record writes r as one JSON line. It never fails: a write error is kept
@@ -87,6 +90,10 @@ func (l *Logger) Record(ctx context.Context, r Record) {
 	if r.Reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendString(b, r.Reason)
+	}
+	if r.APIKeyID != "" {
+		b = append(b, `,"apiKeyId":`...)
+		b = appendString(b, r.APIKeyID)
 	}
 	if id := RequestID(ctx); id != "" {
 		b = append(b, `,"requestId":`...)

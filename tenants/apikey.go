@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // API keys authenticate service accounts. A key reads
@@ -40,8 +43,42 @@ var apiKeyLen = len(apiKeyPrefix) + apiKeyIDLen + 1 + base64.RawURLEncoding.Enco
 // tell which.
 var ErrInvalidAPIKey = errors.New("invalid API key")
 
-// ErrKeyNotFound is returned by Revoke for an ID with no key.
+// ErrKeyNotFound is returned by Revoke for an ID with no key, and by
+// RevokeTenant for one that is not the tenant's.
 var ErrKeyNotFound = errors.New("API key not found")
+
+// ErrAdminKey is returned by RevokeTenant for an admin key when the caller
+// may not revoke one; the key stays.
+var ErrAdminKey = errors.New("API key is an admin key")
+
+// MaxKeyNameLen is the most characters (runes) a key's name may have.
+const MaxKeyNameLen = 64
+
+// KeyNameError is a key name ValidateKeyName refuses. Its message names
+// the field ("name") and why, never the name itself.
+type KeyNameError struct{ Reason string }
+
+func (e *KeyNameError) Error() string { return "name: " + e.Reason }
+
+// ValidateKeyName returns a *KeyNameError unless name may label a key: at
+// most MaxKeyNameLen characters of valid UTF-8, each printable (letters,
+// marks, numbers, punctuation, symbols and the ASCII space: no control or
+// format character, so no bidirectional override and no line break). The
+// empty name is valid: a key need not have one.
+func ValidateKeyName(name string) error {
+	if !utf8.ValidString(name) {
+		return &KeyNameError{Reason: "must be valid UTF-8"}
+	}
+	if utf8.RuneCountInString(name) > MaxKeyNameLen {
+		return &KeyNameError{Reason: fmt.Sprintf("must be at most %d characters", MaxKeyNameLen)}
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return &KeyNameError{Reason: "must hold printable characters only (no control or format characters)"}
+		}
+	}
+	return nil
+}
 
 // KeyStore is the storage APIKeys needs; both credential-store backends are
 // one. Records are opaque bytes holding no secret.
@@ -63,6 +100,15 @@ type APIKey struct {
 	Tenant    string    `json:"tenant"`
 	Admin     bool      `json:"admin"`
 	CreatedAt time.Time `json:"created_at"`
+	// Name is a label for people ("claude-desktop"), if the key was given
+	// one; see ValidateKeyName. Keys made before names were kept have none.
+	Name string `json:"name,omitempty"`
+}
+
+// CreateOptions are a new key's optional parts.
+type CreateOptions struct {
+	Admin bool   // the key may administer every tenant
+	Name  string // a label for people; see ValidateKeyName
 }
 
 // apiKeyRecord is an API key as stored.
@@ -88,6 +134,9 @@ type APIKeys struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedKey // by key ID; guarded by mu
+	// forgets counts Forget and ForgetTenant calls; guarded by mu. A
+	// record read before one is not remembered (see remember).
+	forgets uint64
 }
 
 // DefaultAPIKeyCacheTTL is the CacheTTL of a zero APIKeys: as long as a
@@ -107,30 +156,38 @@ func NewAPIKeys(store KeyStore) *APIKeys {
 	return &APIKeys{store: store, now: time.Now}
 }
 
-// cached returns id's record if it was read within CacheTTL.
-func (k *APIKeys) cached(id string) (apiKeyRecord, bool) {
+// cached returns id's record if it was read within CacheTTL, and the
+// forget count for remember.
+func (k *APIKeys) cached(id string) (rec apiKeyRecord, hit bool, forgets uint64) {
 	ttl := k.CacheTTL
 	if ttl == 0 {
 		ttl = DefaultAPIKeyCacheTTL
 	}
 	if ttl < 0 {
-		return apiKeyRecord{}, false
+		return apiKeyRecord{}, false, 0
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	c, ok := k.cache[id]
 	if !ok || k.now().Sub(c.fetched) >= ttl || k.now().Before(c.fetched) {
-		return apiKeyRecord{}, false
+		return apiKeyRecord{}, false, k.forgets
 	}
-	return c.rec, true
+	return c.rec, true, k.forgets
 }
 
-func (k *APIKeys) remember(id string, rec apiKeyRecord) {
+// remember caches id's record, read when the forget count was forgets
+// (cached's), unless a Forget came since: it may have been of this very
+// key, and a record read just before its revocation must not outlive it
+// here.
+func (k *APIKeys) remember(id string, rec apiKeyRecord, forgets uint64) {
 	if k.CacheTTL < 0 {
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.forgets != forgets {
+		return
+	}
 	if k.cache == nil || len(k.cache) >= maxCachedKeys {
 		k.cache = map[string]cachedKey{}
 	}
@@ -143,6 +200,7 @@ func (k *APIKeys) remember(id string, rec apiKeyRecord) {
 func (k *APIKeys) Forget(id string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.forgets++
 	delete(k.cache, id)
 }
 
@@ -151,6 +209,7 @@ func (k *APIKeys) Forget(id string) {
 func (k *APIKeys) ForgetTenant(tenant string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.forgets++
 	for id, c := range k.cache {
 		if c.rec.Tenant == tenant {
 			delete(k.cache, id)
@@ -161,8 +220,19 @@ func (k *APIKeys) ForgetTenant(tenant string) {
 // Create makes a new key for tenant, admin or not, and returns it with its
 // ID. The key is shown only now: the store keeps its hash.
 func (k *APIKeys) Create(ctx context.Context, tenant string, admin bool) (key, id string, err error) {
+	key, info, err := k.CreateWith(ctx, tenant, CreateOptions{Admin: admin})
+	return key, info.ID, err
+}
+
+// CreateWith is Create with options: it makes a new key for tenant and
+// returns it with its description. The key is shown only now: the store
+// keeps its hash. A name ValidateKeyName refuses is a *KeyNameError.
+func (k *APIKeys) CreateWith(ctx context.Context, tenant string, opts CreateOptions) (key string, info APIKey, err error) {
 	if err := ValidateID(tenant); err != nil {
-		return "", "", fmt.Errorf("creating API key for tenant %q: %w", tenant, err)
+		return "", APIKey{}, fmt.Errorf("creating API key for tenant %q: %w", tenant, err)
+	}
+	if err := ValidateKeyName(opts.Name); err != nil {
+		return "", APIKey{}, fmt.Errorf("creating API key for tenant %s: %w", tenant, err)
 	}
 	// An ID collision is a 2^-64 event; retrying once or twice covers it.
 	for range 3 {
@@ -170,35 +240,38 @@ func (k *APIKeys) Create(ctx context.Context, tenant string, admin bool) (key, i
 		var secretBytes [apiKeySecretLen]byte
 		_, _ = rand.Read(idBytes[:]) // crypto/rand.Read never fails
 		_, _ = rand.Read(secretBytes[:])
-		id = hex.EncodeToString(idBytes[:])
+		id := hex.EncodeToString(idBytes[:])
 		secret := base64.RawURLEncoding.EncodeToString(secretBytes[:])
 		hash := sha256.Sum256([]byte(secret))
 		rec := apiKeyRecord{
-			APIKey: APIKey{ID: id, Tenant: tenant, Admin: admin, CreatedAt: k.now().UTC()},
+			APIKey: APIKey{ID: id, Tenant: tenant, Admin: opts.Admin, CreatedAt: k.now().UTC(), Name: opts.Name},
 			Hash:   hash[:],
 		}
 		raw, err := json.Marshal(rec)
 		if err != nil {
-			return "", "", fmt.Errorf("encoding API key record: %w", err)
+			return "", APIKey{}, fmt.Errorf("encoding API key record: %w", err)
 		}
 		err = k.store.PutAPIKey(ctx, id, raw)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("storing API key for tenant %s: %w", tenant, err)
+			return "", APIKey{}, fmt.Errorf("storing API key for tenant %s: %w", tenant, err)
 		}
-		return apiKeyPrefix + id + "_" + secret, id, nil
+		return apiKeyPrefix + id + "_" + secret, rec.APIKey, nil
 	}
-	return "", "", fmt.Errorf("creating API key for tenant %s: no free ID after 3 tries", tenant)
+	return "", APIKey{}, fmt.Errorf("creating API key for tenant %s: no free ID after 3 tries", tenant)
 }
 
-// Revoke deletes the key with id; an unknown id is ErrKeyNotFound.
+// Revoke deletes the key with id; an unknown id is ErrKeyNotFound. This
+// APIKeys forgets the key once the store answered (whatever it answered:
+// the key may be gone), so that a Verify that read its record just before
+// does not keep it cached.
 func (k *APIKeys) Revoke(ctx context.Context, id string) error {
 	if !validAPIKeyID(id) {
 		return fmt.Errorf("revoking API key %q: %w", id, ErrKeyNotFound)
 	}
-	k.Forget(id)
+	defer k.Forget(id)
 	err := k.store.DeleteAPIKey(ctx, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("revoking API key %s: %w", id, ErrKeyNotFound)
@@ -230,6 +303,47 @@ func (k *APIKeys) List(ctx context.Context) ([]APIKey, error) {
 	return keys, nil
 }
 
+// RevokeTenant deletes tenant's key id. A key of another tenant is
+// ErrKeyNotFound, exactly as one that does not exist, and stays. Unless
+// mayRevokeAdmin, an admin key is ErrAdminKey and stays.
+func (k *APIKeys) RevokeTenant(ctx context.Context, tenant, id string, mayRevokeAdmin bool) error {
+	if !validAPIKeyID(id) {
+		return fmt.Errorf("revoking API key %q: %w", id, ErrKeyNotFound)
+	}
+	rec, err := k.load(ctx, id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), err == nil && rec.Tenant != tenant:
+		return fmt.Errorf("revoking API key %s: %w", id, ErrKeyNotFound)
+	case err != nil:
+		return fmt.Errorf("revoking API key %s: %w", id, err)
+	case rec.Admin && !mayRevokeAdmin:
+		return fmt.Errorf("revoking API key %s: %w", id, ErrAdminKey)
+	}
+	// A key's record is never rewritten (PutAPIKey only creates), so the
+	// key deleted is the one just checked.
+	return k.Revoke(ctx, id)
+}
+
+// ListTenant returns tenant's keys, newest first (by CreatedAt, then ID).
+// It reads every key's record, as List does.
+func (k *APIKeys) ListTenant(ctx context.Context, tenant string) ([]APIKey, error) {
+	if err := ValidateID(tenant); err != nil {
+		return nil, fmt.Errorf("listing API keys of tenant %q: %w", tenant, err)
+	}
+	all, err := k.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := slices.DeleteFunc(all, func(key APIKey) bool { return key.Tenant != tenant })
+	slices.SortFunc(keys, func(a, b APIKey) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return keys, nil
+}
+
 // Verify returns the identity key authenticates: its tenant, the subject
 // "apikey:<id>" and its admin flag. A key that is malformed, unknown or has
 // the wrong secret is ErrInvalidAPIKey; a store failure is another error.
@@ -238,7 +352,7 @@ func (k *APIKeys) Verify(ctx context.Context, key string) (Identity, error) {
 	if !ok {
 		return Identity{}, ErrInvalidAPIKey
 	}
-	rec, hit := k.cached(id)
+	rec, hit, forgets := k.cached(id)
 	if !hit {
 		var err error
 		rec, err = k.load(ctx, id)
@@ -254,7 +368,7 @@ func (k *APIKeys) Verify(ctx context.Context, key string) (Identity, error) {
 		return Identity{}, ErrInvalidAPIKey
 	}
 	if !hit {
-		k.remember(id, rec) // only a record that verified a key: guessed IDs fill nothing
+		k.remember(id, rec, forgets) // only a record that verified a key: guessed IDs fill nothing
 	}
 	return Identity{Tenant: rec.Tenant, Subject: "apikey:" + id, Admin: rec.Admin}, nil
 }
@@ -293,6 +407,10 @@ func parseAPIKey(key string) (id, secret string, ok bool) {
 	}
 	return id, secret, true
 }
+
+// ValidKeyID reports whether id is of the form of a key's ID (16
+// lowercase hex digits); whether a key has it is another matter.
+func ValidKeyID(id string) bool { return validAPIKeyID(id) }
 
 // validAPIKeyID reports whether id is 16 lowercase hex digits.
 func validAPIKeyID(id string) bool {

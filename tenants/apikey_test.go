@@ -25,6 +25,7 @@ type memKeyStore struct {
 	getErr  error             // returned by GetAPIKey when set
 	gets    int               // GetAPIKey calls
 	putErrs []error           // returned by successive PutAPIKey calls first
+	onGet   func()            // if set, called by GetAPIKey after reading, unlocked
 }
 
 func newMemKeyStore() *memKeyStore { return &memKeyStore{records: map[string][]byte{}} }
@@ -55,7 +56,13 @@ func (s *memKeyStore) GetAPIKey(_ context.Context, id string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("key %s: %w", id, fs.ErrNotExist)
 	}
-	return bytes.Clone(rec), nil
+	rec = bytes.Clone(rec)
+	if hook := s.onGet; hook != nil {
+		s.mu.Unlock()
+		hook()
+		s.mu.Lock()
+	}
+	return rec, nil
 }
 
 func (s *memKeyStore) DeleteAPIKey(_ context.Context, id string) error {
@@ -406,5 +413,205 @@ func TestAPIKeysForget(t *testing.T) {
 	}
 	if _, err := k.Verify(t.Context(), b); err != nil || st.gets != gets+1 {
 		t.Errorf("tenant-b's key after ForgetTenant(tenant-a): %v, %d store reads, want its record still cached", err, st.gets-gets-1)
+	}
+}
+
+// TestValidateKeyName: a key's name is at most 64 printable characters;
+// a refusal names the field and never repeats the name.
+func TestValidateKeyName(t *testing.T) {
+	for _, ok := range []string{
+		"", "claude-desktop", "CI (nightly) #3", "Zoë's laptop", "日本語のキー", "🔑 key",
+		strings.Repeat("a", MaxKeyNameLen), strings.Repeat("é", MaxKeyNameLen),
+	} {
+		if err := ValidateKeyName(ok); err != nil {
+			t.Errorf("ValidateKeyName(%q) = %v, want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{
+		strings.Repeat("a", MaxKeyNameLen+1), strings.Repeat("é", MaxKeyNameLen+1),
+		"line\nbreak", "tab\there", "nul\x00", "esc\x1b[31m", "del\x7f", "c1\u0085",
+		"bidi\u202eoverride", "zero\u200bwidth", "bom\ufeff", "nbsp\u00a0", "bad\xffutf8",
+	} {
+		err := ValidateKeyName(bad)
+		var ne *KeyNameError
+		if !errors.As(err, &ne) {
+			t.Errorf("ValidateKeyName(%q) = %v, want a *KeyNameError", bad, err)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "name: ") || strings.Contains(msg, bad) {
+			t.Errorf("ValidateKeyName(%q) = %q, want a message naming the field, not the name", bad, msg)
+		}
+	}
+}
+
+// TestAPIKeysCreateWith: a key's name and admin flag are kept, returned
+// and listed; a refused name stores nothing; a key made without a name
+// stores none (the record of a key made before names were kept).
+func TestAPIKeysCreateWith(t *testing.T) {
+	ctx := t.Context()
+	st := newMemKeyStore()
+	keys := NewAPIKeys(st)
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	keys.now = func() time.Time { return now }
+
+	key, info, err := keys.CreateWith(ctx, "tenant-a", CreateOptions{Name: "claude-desktop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := APIKey{ID: info.ID, Tenant: "tenant-a", CreatedAt: now, Name: "claude-desktop"}
+	if diff := cmp.Diff(want, info); diff != "" || !strings.HasPrefix(key, "cgw_"+info.ID+"_") {
+		t.Errorf("CreateWith = %q, %+v (-want +got):\n%s", key, info, diff)
+	}
+	if id, err := keys.Verify(ctx, key); err != nil || !cmp.Equal(id, Identity{Tenant: "tenant-a", Subject: "apikey:" + info.ID}) {
+		t.Errorf("Verify(named key) = %+v, %v", id, err)
+	}
+	_, admin, err := keys.CreateWith(ctx, "tenant-a", CreateOptions{Admin: true})
+	if err != nil || !admin.Admin || admin.Name != "" {
+		t.Errorf("CreateWith(admin) = %+v, %v", admin, err)
+	}
+	if bytes.Contains(st.records[admin.ID], []byte(`"name"`)) {
+		t.Errorf("a key without a name stores one: %s", st.records[admin.ID])
+	}
+	list, err := keys.List(ctx)
+	if err != nil || !slices.Contains(list, info) {
+		t.Errorf("List = %+v, %v; want the named key among them", list, err)
+	}
+
+	n := len(st.records)
+	_, _, err = keys.CreateWith(ctx, "tenant-a", CreateOptions{Name: "evil\nname"})
+	if ne := (*KeyNameError)(nil); !errors.As(err, &ne) {
+		t.Errorf("CreateWith(bad name) = %v, want a *KeyNameError", err)
+	}
+	if len(st.records) != n {
+		t.Error("CreateWith(bad name) stored a key")
+	}
+}
+
+// TestAPIKeysListTenant: only the tenant's keys, newest first (the same
+// instant by ID); a tenant ID outside the grammar is refused.
+func TestAPIKeysListTenant(t *testing.T) {
+	ctx := t.Context()
+	keys := NewAPIKeys(newMemKeyStore())
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	keys.now = func() time.Time { return now }
+	var want []string // tenant-a's IDs, newest first
+	for i, tenant := range []string{"tenant-a", "tenant-b", "tenant-a", "tenant-a", "tenant-b", "tenant-a"} {
+		if i != 3 { // the third and fourth tenant-a keys share an instant
+			now = now.Add(time.Minute)
+		}
+		_, info, err := keys.CreateWith(ctx, tenant, CreateOptions{Name: fmt.Sprint("key ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tenant == "tenant-a" {
+			want = append(want, info.ID)
+		}
+	}
+	slices.Reverse(want)
+	if want[1] > want[2] { // the two of one instant: by ID
+		want[1], want[2] = want[2], want[1]
+	}
+	got, err := keys.ListTenant(ctx, "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, k := range got {
+		if k.Tenant != "tenant-a" {
+			t.Errorf("ListTenant(tenant-a) lists %+v", k)
+		}
+		ids = append(ids, k.ID)
+	}
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("ListTenant(tenant-a) IDs (-want +got):\n%s", diff)
+	}
+	if got, err := keys.ListTenant(ctx, "tenant-c"); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("ListTenant(tenant-c) = %#v, %v; want an empty list", got, err)
+	}
+	if _, err := keys.ListTenant(ctx, "../tenant-a"); !errors.Is(err, ErrInvalidID) {
+		t.Errorf("ListTenant(../tenant-a) error = %v, want ErrInvalidID", err)
+	}
+}
+
+// TestAPIKeysRevokeTenant: a tenant revokes its own keys only; another
+// tenant's is ErrKeyNotFound with the very message of one that does not
+// exist, and keeps working; an admin key stays unless the caller may
+// revoke one.
+func TestAPIKeysRevokeTenant(t *testing.T) {
+	ctx := t.Context()
+	keys := NewAPIKeys(newMemKeyStore())
+	keyA, infoA, _ := keys.CreateWith(ctx, "tenant-a", CreateOptions{})
+	keyB, infoB, _ := keys.CreateWith(ctx, "tenant-b", CreateOptions{})
+	adminA, infoAdmin, _ := keys.CreateWith(ctx, "tenant-a", CreateOptions{Admin: true})
+
+	foreign := keys.RevokeTenant(ctx, "tenant-a", infoB.ID, true)
+	if !errors.Is(foreign, ErrKeyNotFound) {
+		t.Fatalf("RevokeTenant(tenant-a, tenant-b's key) = %v, want ErrKeyNotFound", foreign)
+	}
+	if _, err := keys.Verify(ctx, keyB); err != nil {
+		t.Errorf("tenant-b's key after tenant-a tried to revoke it: %v", err)
+	}
+	// A well-formed ID no key has: the same answer, word for word but the ID.
+	const unknown = "0123456789abcdef"
+	missing := keys.RevokeTenant(ctx, "tenant-a", unknown, true)
+	if !errors.Is(missing, ErrKeyNotFound) || strings.ReplaceAll(foreign.Error(), infoB.ID, unknown) != missing.Error() {
+		t.Errorf("RevokeTenant of an unknown key = %q, of another tenant's = %q: want the same", missing, foreign)
+	}
+	for _, bad := range []string{"", "../x", "0123456789ABCDEF", strings.Repeat("a", 17)} {
+		if err := keys.RevokeTenant(ctx, "tenant-a", bad, true); !errors.Is(err, ErrKeyNotFound) {
+			t.Errorf("RevokeTenant(%q) = %v, want ErrKeyNotFound", bad, err)
+		}
+	}
+
+	if err := keys.RevokeTenant(ctx, "tenant-a", infoAdmin.ID, false); !errors.Is(err, ErrAdminKey) {
+		t.Errorf("RevokeTenant(admin key, may not) = %v, want ErrAdminKey", err)
+	}
+	if _, err := keys.Verify(ctx, adminA); err != nil {
+		t.Errorf("the admin key after a refused revocation: %v", err)
+	}
+	if err := keys.RevokeTenant(ctx, "tenant-a", infoAdmin.ID, true); err != nil {
+		t.Errorf("RevokeTenant(admin key, may) = %v", err)
+	}
+	if err := keys.RevokeTenant(ctx, "tenant-a", infoA.ID, false); err != nil {
+		t.Fatalf("RevokeTenant(own key) = %v", err)
+	}
+	for _, key := range []string{keyA, adminA} {
+		if _, err := keys.Verify(ctx, key); !errors.Is(err, ErrInvalidAPIKey) {
+			t.Errorf("a revoked key verifies: %v", err)
+		}
+	}
+	if err := keys.RevokeTenant(ctx, "tenant-a", infoA.ID, false); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("RevokeTenant again = %v, want ErrKeyNotFound", err)
+	}
+}
+
+// TestAPIKeysRevokeDuringVerify: a Verify that read a key's record just
+// before the key was revoked through the same APIKeys succeeds (it read a
+// live key) but does not cache the record: the next request with the key
+// is refused, not for another CacheTTL.
+func TestAPIKeysRevokeDuringVerify(t *testing.T) {
+	st := newMemKeyStore()
+	keys := NewAPIKeys(st)
+	key, id, err := keys.Create(t.Context(), "tenant-a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, release := make(chan struct{}), make(chan struct{})
+	st.onGet = func() { close(read); <-release }
+	done := make(chan error)
+	go func() { _, err := keys.Verify(t.Context(), key); done <- err }()
+	<-read // the record is read, not yet cached
+	st.mu.Lock()
+	st.onGet = nil
+	st.mu.Unlock()
+	if err := keys.Revoke(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the Verify under way: %v", err)
+	}
+	if _, err := keys.Verify(t.Context(), key); !errors.Is(err, ErrInvalidAPIKey) {
+		t.Errorf("the revoked key's next Verify: %v, want ErrInvalidAPIKey (not cached)", err)
 	}
 }

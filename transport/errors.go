@@ -8,6 +8,7 @@ import (
 	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
+	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -47,6 +48,7 @@ func errorFor(err error) apiError {
 		nf       *vault.CredentialNotFoundError
 		conflict *vault.ConflictError
 		fe       *FieldError
+		name     *tenants.KeyNameError
 		up       *upstreamError
 	)
 	switch {
@@ -60,6 +62,14 @@ func errorFor(err error) apiError {
 		return apiError{status: http.StatusForbidden, name: "IntegrationDisabled", message: "this integration is turned off for the tenant"}
 	case errors.Is(err, server.ErrUnknownTool):
 		return apiError{status: http.StatusNotFound, name: "ToolNotFound", message: "the integration has no tool by that name"}
+	case errors.As(err, &name):
+		return apiError{status: http.StatusBadRequest, name: "ValidationError", message: name.Error()}
+	case errors.Is(err, tenants.ErrKeyNotFound):
+		// The one answer for a key that does not exist and for another
+		// tenant's: nothing tells them apart.
+		return apiError{status: http.StatusNotFound, name: "APIKeyNotFound", message: "no API key by that ID"}
+	case errors.Is(err, tenants.ErrAdminKey):
+		return apiError{status: http.StatusForbidden, name: "Forbidden", message: "admin: only an admin may create or revoke an admin key"}
 	case errors.As(err, &nf):
 		return apiError{status: http.StatusNotFound, name: "CredentialNotFoundError", message: nf.Error()}
 	case errors.As(err, &conflict):

@@ -24,6 +24,9 @@ func TestErrorFor(t *testing.T) {
 	}{
 		{&http.MaxBytesError{Limit: 1}, 413, "PayloadTooLarge", "request body too large"},
 		{&FieldError{Field: "accessToken", Msg: "is required"}, 400, "ValidationError", "accessToken: is required"},
+		{&tenants.KeyNameError{Reason: "must be at most 64 characters"}, 400, "ValidationError", "name: must be at most 64 characters"},
+		{tenants.ErrKeyNotFound, 404, "APIKeyNotFound", "no API key by that ID"},
+		{tenants.ErrAdminKey, 403, "Forbidden", "admin: only an admin may create or revoke an admin key"},
 		{server.ErrUnknownIntegration, 404, "IntegrationNotFound", "no integration by that name"},
 		{server.ErrDisabled, 403, "IntegrationDisabled", "this integration is turned off for the tenant"},
 		{server.ErrUnknownTool, 404, "ToolNotFound", "the integration has no tool by that name"},

@@ -100,6 +100,10 @@ type HTTPOptions struct {
 	Credentials *Credentials
 	// Invoke, if set, serves POST /api/v1/tools/invoke.
 	Invoke Invoker
+	// APIKeys, if set, serves a tenant's API keys at
+	// /tenants/{tenantId}/api-keys (list, create) and
+	// /tenants/{tenantId}/api-keys/{keyId} (revoke).
+	APIKeys APIKeyManager
 
 	// Ready reports whether the gateway can serve (store and registry up),
 	// for GET /readyz; nil means always ready.
@@ -124,9 +128,9 @@ type HTTPOptions struct {
 const DefaultMaxBodyBytes = 4 << 20
 
 // HTTP is the gateway's HTTP handler: one mux of the route groups (meta,
-// credentialRoutes, adminRoutes, linkRoutes, invokeRoute, the browser's
-// sign-in and the MCP endpoint), each behind the guards it needs, and
-// outside them the request ID, the metrics and the drain.
+// credentialRoutes, apiKeyRoutes, adminRoutes, linkRoutes, invokeRoute,
+// the browser's sign-in and the MCP endpoint), each behind the guards it
+// needs, and outside them the request ID, the metrics and the drain.
 type HTTP struct {
 	guards  *guards
 	mux     *http.ServeMux
@@ -169,6 +173,9 @@ func (h *HTTP) routes() {
 	linkRoutes{g}.register(h.mux)
 	if g.opts.Credentials != nil {
 		credentialRoutes{g}.register(h.mux)
+	}
+	if g.opts.APIKeys != nil {
+		apiKeyRoutes{g}.register(h.mux)
 	}
 	adminRoutes{g}.register(h.mux)
 	if g.opts.Invoke != nil {

@@ -321,6 +321,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		{name: "sign out", method: "POST", path: "/auth/logout", header: browser, status: 204},
 	})
 
+	apiKeyExchanges(t, d) // apikeys_test.go
 	d.checkCovered()
 	g.assertNoSecrets()
 

@@ -377,6 +377,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		OAuth:                changes.flow,
 		Credentials:          credentialRoutes(st, reg, g, changes),
 		Invoke:               g,
+		APIKeys:              apiKeyRoutes(keys, changes),
 		Audit:                m.audit,
 		Metrics:              m.metrics,
 		Usage:                m.usage,

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,9 +92,11 @@ func fixtureGateway(t *testing.T, upstream, protocol string) *gateway {
 
 // proxiedConformance returns the URL of g's /mcp/conformance behind a
 // loopback proxy that adds tenant-a's API key, as an agent's MCP client
-// would (the suite cannot send credentials).
+// would (the suite cannot send credentials). What the proxy saw go wrong
+// is recorded by a tap, which a failed suite run reports.
 func proxiedConformance(t *testing.T, g *gateway) string {
 	t.Helper()
+	tap := &proxyTap{next: http.DefaultTransport}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", lastLines(g.stderr.String(), 150))
@@ -101,6 +104,8 @@ func proxiedConformance(t *testing.T, g *gateway) string {
 	})
 	target, _ := url.Parse("http://" + g.addr)
 	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Transport: tap,
+		ErrorLog:  tap.logger(),
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host // the suite's Host header must reach the gateway
@@ -110,8 +115,13 @@ func proxiedConformance(t *testing.T, g *gateway) string {
 	})
 	t.Cleanup(proxy.Close)
 	// localhost: the DNS rebinding scenario wants a loopback name.
-	return strings.Replace(proxy.URL, "127.0.0.1", "localhost", 1) + "/mcp/conformance"
+	u := strings.Replace(proxy.URL, "127.0.0.1", "localhost", 1) + "/mcp/conformance"
+	taps.Store(u, tap)
+	return u
 }
+
+// taps holds each proxied URL's tap (*proxyTap).
+var taps sync.Map
 
 // A suite run: which release of the official suite, with which arguments,
 // and the baseline of the scenarios that do not pass (with reasons).
@@ -217,7 +227,11 @@ func suiteOnce(t *testing.T, url string, run suiteRun) (out, failure string) {
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	output, err := cmd.CombinedOutput()
 	if err != nil {
-		return out, fmt.Sprintf("conformance suite: %v\n%s\n%s", err, lastLines(string(output), 80), failedChecks(out))
+		seen := "(no proxy: the suite ran against the fixture itself)"
+		if tap, ok := taps.Load(url); ok {
+			seen = tap.(*proxyTap).String()
+		}
+		return out, fmt.Sprintf("conformance suite: %v\n%s\n%s\nwhat the test proxy saw:\n%s", err, lastLines(string(output), 80), failedChecks(out), seen)
 	}
 	t.Logf("conformance suite:\n%s", lastLines(string(output), 60))
 	return out, ""

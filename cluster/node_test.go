@@ -371,10 +371,15 @@ func TestSixNodesPassOn(t *testing.T) {
 				mine++
 			}
 		}
-		waitFor(t, 2*time.Second, fmt.Sprintf("node %d hears %d changes", i, 10-mine), func() bool {
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 			got, _ := h.snapshot()
-			return len(got) >= 10-mine
-		})
+			if len(got) >= 10-mine {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 2s node %d heard %d of its %d changes", i, len(got), 10-mine)
+			}
+		}
 		time.Sleep(300 * time.Millisecond)
 		if got, _ := h.snapshot(); len(got) != 10-mine {
 			t.Errorf("node %d heard %d changes, want %d", i, len(got), 10-mine)

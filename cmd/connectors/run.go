@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/console"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
@@ -378,6 +381,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Credentials:          credentialRoutes(st, reg, g, changes),
 		Invoke:               g,
 		APIKeys:              apiKeyRoutes(keys, changes),
+		Console:              m.tenantConsole(cfg, changes.flow, log),
 		Audit:                m.audit,
 		Metrics:              m.metrics,
 		Usage:                m.usage,
@@ -584,7 +588,7 @@ func (m *Main) linkFlow(cfg Config, base string, st oauth.FlowStore, providers m
 		Store:        st,
 		Sealer:       sealer,
 		Callbacks:    callbacks,
-		RedirectURIs: cfg.OAuthRedirectURIs,
+		RedirectURIs: append(slices.Clone(cfg.OAuthRedirectURIs), console.ReturnPath),
 		PublicURL:    base,
 		OnLinked:     onLinked,
 		Logger:       log,

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// adminRoutes are the admins' pages. The console checks nothing itself:
-// each page's first call is an admin route of the API, which refuses
-// anyone else (403), and the refusal is the page.
+// adminRoutes are the admins' pages. Each refuses a session that is not an
+// admin's before it calls anything (requireAdmin), and the API's admin
+// routes refuse it again.
 func (c *Console) adminRoutes() {
 	c.mux.HandleFunc("GET /console/admin", c.signedIn(c.adminTenants))
 	c.mux.HandleFunc("GET /console/admin/tenants/{tenantId}", c.signedIn(c.adminTenant))
@@ -158,6 +158,9 @@ func toolList(s string) []string {
 
 // adminRotate is POST /console/admin/tenants/{tenantId}/rotate-key.
 func (c *Console) adminRotate(w http.ResponseWriter, r *http.Request, s *session) {
+	if !c.requireAdmin(w, r, s) {
+		return
+	}
 	tenant := r.PathValue("tenantId")
 	if _, err := (call{method: http.MethodPost, path: "/admin" + tenantPath(tenant, "rotate-key"), csrf: s.CSRF}).into(r.Context(), c.handler(), r, nil); err != nil {
 		c.fail(w, r, s, err)
@@ -180,6 +183,9 @@ func (c *Console) adminOffboardPage(w http.ResponseWriter, r *http.Request, s *s
 // API's off-boarding, given the ID the admin typed as its confirmation
 // (the API refuses one that does not name the tenant).
 func (c *Console) adminOffboard(w http.ResponseWriter, r *http.Request, s *session) {
+	if !c.requireAdmin(w, r, s) {
+		return
+	}
 	tenant := r.PathValue("tenantId")
 	body := map[string]any{"confirm": r.PostFormValue("confirm")}
 	if _, err := (call{method: http.MethodPost, path: "/admin" + tenantPath(tenant, "offboard"), body: body, csrf: s.CSRF}).into(r.Context(), c.handler(), r, nil); err != nil {

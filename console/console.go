@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"crypto/subtle"
 	"embed"
 	"errors"
@@ -141,7 +140,8 @@ func (c *Console) sessionOf(r *http.Request) (*session, error) {
 	return &s, nil
 }
 
-type sessionKey struct{}
+// maxForm bounds a console form (a pasted token is at most 16 KiB).
+const maxForm = 64 << 10
 
 // signedIn runs next for a signed-in browser; any other is sent to the
 // sign-in page. A POST must carry the session's CSRF token in its form
@@ -160,7 +160,12 @@ func (c *Console) signedIn(next func(http.ResponseWriter, *http.Request, *sessio
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				c.render(w, r, http.StatusRequestEntityTooLarge, "error", page{Title: "Refused", Session: s, Error: &apiError{
+					Status: http.StatusRequestEntityTooLarge, Name: "PayloadTooLarge", Message: "The form could not be read: it is larger than 64 KiB or malformed."}})
+				return
+			}
 			token := r.PostFormValue("csrf_token")
 			if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.CSRF)) != 1 {
 				c.log.InfoContext(r.Context(), "console_csrf_refused", "tenantId", s.Tenant, "path", r.URL.Path)
@@ -171,7 +176,7 @@ func (c *Console) signedIn(next func(http.ResponseWriter, *http.Request, *sessio
 				return
 			}
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)), s)
+		next(w, r, s)
 	}
 }
 

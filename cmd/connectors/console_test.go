@@ -178,6 +178,10 @@ func TestConsole(t *testing.T) {
 		t.Errorf("the configurations after creating a key do not carry it")
 	}
 	alice.checkPage("keys")
+	// Audited as the API's own: the key's creation, by the browser's user.
+	if !auditedOnce(g, `"operation":"apikey_create"`, `"tenantId":"tenant-c"`, `"subject":"`) {
+		t.Errorf("creating a key in the console left no apikey_create record for tenant-c naming its subject")
+	}
 	g.keys["tenant-c"] = key
 	c := g.client("tenant-c")
 	if tok := probe(t, c, "notion_env"); !fake.Valid(tok) {
@@ -285,4 +289,20 @@ func consoleAdmin(t *testing.T, g *gateway, idp *testidp.IDP, browser context.Co
 		}
 	}
 	alice.checkPage("")
+}
+
+// auditedOnce reports whether exactly one line of g's log holds every one
+// of parts.
+func auditedOnce(g *gateway, parts ...string) bool {
+	n := 0
+	for line := range strings.Lines(g.stderr.String()) {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n == 1
 }

@@ -256,3 +256,16 @@ func renderLinkSignIn(w http.ResponseWriter, status int, p linkSignInPage) {
 	w.WriteHeader(status)
 	_ = linkSignInTemplate.Execute(w, p)
 }
+
+// providerSignIn reports whether b signs in through an OpenID provider
+// (a nil b does not).
+func (b *Browser) providerSignIn() bool { return b != nil && b.cfg.OAuth2 != nil }
+
+// signedIn reports whether r carries a valid session cookie of b's.
+func (b *Browser) signedIn(r *http.Request) bool {
+	if b == nil {
+		return false
+	}
+	_, err := b.session(r)
+	return err == nil
+}

@@ -265,3 +265,34 @@ func TestConsoleLinkKeyFile(t *testing.T) {
 		t.Fatal("a key file that holds no key: no error")
 	}
 }
+
+// TestConsoleLinkOnConsentPage: with sign-in links only, an agent's
+// consent page is still open to whoever holds it (there is no provider to
+// send them to sign in at), but a browser signed in by a link as another
+// tenant is refused, and one signed in as the link's tenant is told it is.
+func TestConsoleLinkOnConsentPage(t *testing.T) {
+	g, _, base := consentGateway(t, "embedded", nil)
+	consent := g.agentLink(base, "tenant-a", "gh")
+	const warning = "Only confirm if you asked for this link yourself"
+
+	resp, page := browse(t, personBrowser(), http.MethodGet, consent, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, warning) {
+		t.Fatalf("the consent page, not signed in: %s\n%s", resp.Status, page)
+	}
+	for tenant, want := range map[string]int{"tenant-a": http.StatusOK, "tenant-b": http.StatusForbidden} {
+		browser := personBrowser()
+		if resp, body := signInWith(t, browser, base, g.consoleLink(base, "--tenant", tenant)); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("signing in as %s: %s %s", tenant, resp.Status, body)
+		}
+		resp, page := browse(t, browser, http.MethodGet, consent, nil)
+		if resp.StatusCode != want || strings.Contains(page, warning) {
+			t.Errorf("tenant-a's consent page signed in as %s: %s, want %d without the warning\n%s", tenant, resp.Status, want, page)
+		}
+		if want == http.StatusForbidden && !strings.Contains(page, "StateTenantMismatch") {
+			t.Errorf("signed in as %s: %s, want StateTenantMismatch", tenant, page)
+		}
+	}
+	if g.linked("tenant-a", "gh") {
+		t.Fatal("opening consent pages linked something")
+	}
+}

@@ -247,14 +247,21 @@ It works once, and expires at {{.Expires}}.</p>
 // framed by nobody; its address (which holds the token) is never sent as
 // a Referer.
 func renderLinkSignIn(w http.ResponseWriter, status int, p linkSignInPage) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "strict-origin")
-	w.Header().Set("Cache-Control", "no-store")
+	pageHeaders(w.Header(), "default-src 'none'; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'", "strict-origin")
 	w.WriteHeader(status)
 	_ = linkSignInTemplate.Execute(w, p)
+}
+
+// pageHeaders sets the headers of the gateway's own HTML pages (sign-in,
+// consent): their Content-Security-Policy and Referrer-Policy, no framing,
+// no sniffing, no caching.
+func pageHeaders(h http.Header, csp, referrer string) {
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", referrer)
+	h.Set("Cache-Control", "no-store")
 }
 
 // providerSignIn reports whether b signs in through an OpenID provider

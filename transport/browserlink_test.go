@@ -11,7 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,24 +24,11 @@ import (
 // linkCSP is the sign-in link page's Content-Security-Policy.
 const linkCSP = "default-src 'none'; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 
-// clock is a settable clock for the sealer and the Browser.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // linkEnv is two replicas of a gateway's sessions-only browser sign-in
 // (no OpenID provider), sharing the session key and one embedded store
 // whose claims spend the links, each served on loopback.
 type linkEnv struct {
-	clock    *clock
+	skew     atomic.Int64 // nanoseconds the clock of sealer and Browsers is ahead
 	sessions *tenants.BrowserSessions
 	store    *embedded.Store
 	b        [2]*Browser
@@ -51,32 +38,37 @@ type linkEnv struct {
 
 func newLinkEnv(t *testing.T) *linkEnv {
 	t.Helper()
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "creds.db"), &embedded.Options{MasterKey: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
+	e := &linkEnv{log: &syncBuffer{}}
+	now := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	var err error
+	if e.sessions, err = tenants.NewBrowserSessions(bytes.Repeat([]byte{42}, tenants.BrowserSessionKeySize), now); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
-	c := &clock{now: time.Now()}
-	sessions, err := tenants.NewBrowserSessions(bytes.Repeat([]byte{42}, tenants.BrowserSessionKeySize), c.Now)
-	if err != nil {
+	if e.store, err = embedded.Open(filepath.Join(t.TempDir(), "claims.db"), &embedded.Options{MasterKey: bytes.Repeat([]byte{7}, 32)}); err != nil {
 		t.Fatal(err)
 	}
-	e := &linkEnv{clock: c, sessions: sessions, store: st, log: &syncBuffer{}}
+	t.Cleanup(func() { _ = e.store.Close() })
 	for i := range e.b {
-		b, err := NewBrowser(BrowserConfig{
-			Sessions: sessions, Claims: st, Now: c.Now,
+		e.b[i], err = NewBrowser(BrowserConfig{
+			Sessions: e.sessions, Claims: e.store, Now: now,
 			Logger: slog.New(slog.NewJSONHandler(e.log, nil)),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		mux := http.NewServeMux()
-		b.Register(mux)
-		srv := httptest.NewServer(mux)
-		t.Cleanup(srv.Close)
-		e.b[i], e.base[i] = b, srv.URL
+		e.base[i] = serveBrowser(t, e.b[i])
 	}
 	return e
+}
+
+// serveBrowser serves b's routes on loopback and returns their base URL.
+func serveBrowser(t *testing.T, b *Browser) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	b.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // link makes a sign-in link token on replica 0.
@@ -232,7 +224,7 @@ func TestBrowserLinkAdmin(t *testing.T) {
 func TestBrowserLinkExpired(t *testing.T) {
 	e := newLinkEnv(t)
 	token := e.link(t, tenants.Identity{Tenant: "acme", Subject: "console-link"})
-	e.clock.add(DefaultLinkTTL + time.Second)
+	e.skew.Add(int64(DefaultLinkTTL + time.Second))
 	c := newLinkBrowser()
 	refusedLink(t, send(t, c, "GET", e.base[0]+"/auth/link?token="+url.QueryEscape(token), "", map[string]string{"Accept": "text/html"}),
 		http.StatusBadRequest, "SignInLinkExpired")
@@ -351,19 +343,16 @@ func TestBrowserSessionsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	b.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	base := serveBrowser(t, b)
 	c := newLinkBrowser()
 	for _, path := range []string{"/auth/login?next=/console/", "/auth/callback?code=x&state=y"} {
-		a := send(t, c, "GET", srv.URL+path, "", nil)
+		a := send(t, c, "GET", base+path, "", nil)
 		var body struct{ Error, Message string }
 		_ = json.Unmarshal([]byte(a.body), &body)
 		if a.StatusCode != http.StatusNotFound || body.Error != "SignInNotConfigured" || !strings.Contains(body.Message, "connectors console link") {
 			t.Fatalf("GET %s: %s %s", path, a.Status, a.body)
 		}
-		page := send(t, c, "GET", srv.URL+path, "", map[string]string{"Accept": "text/html,application/xhtml+xml"})
+		page := send(t, c, "GET", base+path, "", map[string]string{"Accept": "text/html,application/xhtml+xml"})
 		if page.StatusCode != http.StatusNotFound || !strings.Contains(page.body, "SignInNotConfigured") ||
 			page.Header.Get("Content-Security-Policy") != linkCSP {
 			t.Fatalf("GET %s as a browser: %s %v %s", path, page.Status, page.Header, page.body)
@@ -374,10 +363,10 @@ func TestBrowserSessionsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := send(t, c, "POST", srv.URL+"/auth/link", url.Values{"token": {token}}.Encode(),
-		map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": srv.URL})
+	a := send(t, c, "POST", base+"/auth/link", url.Values{"token": {token}}.Encode(),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": base})
 	refusedLink(t, a, http.StatusNotFound, "SignInNotConfigured")
-	refusedLink(t, send(t, c, "GET", srv.URL+"/auth/link?token="+token, "", nil), http.StatusNotFound, "SignInNotConfigured")
+	refusedLink(t, send(t, c, "GET", base+"/auth/link?token="+token, "", nil), http.StatusNotFound, "SignInNotConfigured")
 }
 
 func TestBrowserConfigAndLinkLimits(t *testing.T) {

@@ -238,18 +238,13 @@ whoever started it gets to use the account you approve.</p>{{end}}
 `))
 
 func renderConsent(w http.ResponseWriter, status int, p consentPage) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// The form posts here, and browsers hold the redirect that follows to
 	// form-action too: the provider's origin, and nothing else.
 	action := "'none'"
 	if p.Error == "" {
 		action = "'self' " + p.formTarget
 	}
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+action+"; frame-ancestors 'none'; base-uri 'none'")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "same-origin")
-	w.Header().Set("Cache-Control", "no-store")
+	pageHeaders(w.Header(), "default-src 'none'; style-src 'unsafe-inline'; form-action "+action+"; frame-ancestors 'none'; base-uri 'none'", "same-origin")
 	w.WriteHeader(status)
 	_ = consentTemplate.Execute(w, p)
 }

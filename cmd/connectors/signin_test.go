@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -46,56 +44,40 @@ func (g *gateway) consoleLink(base string, args ...string) string {
 	return out
 }
 
-// personBrowser is a browser: a cookie jar, redirects not followed.
-func personBrowser() *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
-}
-
-// browse sends one request as browser and returns the status and body.
-func browse(t *testing.T, browser *http.Client, method, u string, form url.Values, header ...string) (*http.Response, string) {
-	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, u, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := browser.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
-}
-
-// signInWith opens link in browser and presses its button, as from the
-// gateway's own page; it returns the confirmation's answer.
-func signInWith(t *testing.T, browser *http.Client, base, link string) (*http.Response, string) {
-	t.Helper()
+// signInWith presses the link page's button in browser, as the gateway's
+// own page does (visit sends the gateway's Origin), and returns the
+// answer.
+func (g *gateway) signInWith(browser *http.Client, base, link string) (*http.Response, string) {
+	g.t.Helper()
 	u, err := url.Parse(link)
 	if err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
-	return browse(t, browser, http.MethodPost, base+"/auth/link", url.Values{"token": {u.Query().Get("token")}},
-		"Origin", base, "Sec-Fetch-Site", "same-origin")
+	return g.visit(browser, http.MethodPost, base+"/auth/link", url.Values{"token": {u.Query().Get("token")}}.Encode())
 }
 
-func sessionAt(t *testing.T, browser *http.Client, base string) (int, map[string]any) {
-	t.Helper()
-	resp, body := browse(t, browser, http.MethodGet, base+"/auth/session", nil)
+func (g *gateway) sessionAt(browser *http.Client, base string) (int, map[string]any) {
+	g.t.Helper()
+	resp, body := g.visit(browser, http.MethodGet, base+"/auth/session", "")
 	var s map[string]any
 	_ = json.Unmarshal([]byte(body), &s)
 	return resp.StatusCode, s
+}
+
+// headersAs is a browser's transport that sends what another site's page
+// would: each pair of header sets a field, or deletes it when the value
+// is empty.
+type headersAs []string
+
+func (h headersAs) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for i := 0; i+1 < len(h); i += 2 {
+		r.Header.Del(h[i])
+		if h[i+1] != "" {
+			r.Header.Set(h[i], h[i+1])
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // TestConsoleLinkSignIn: with no OpenID provider, "console link" run
@@ -112,31 +94,31 @@ func TestConsoleLinkSignIn(t *testing.T) {
 	}
 	token, _ := url.Parse(link)
 
-	browser := personBrowser()
-	resp, page := browse(t, browser, http.MethodGet, link, nil, "Accept", "text/html")
+	browser := linkBrowser()
+	resp, page := g.visit(browser, http.MethodGet, link, "")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<strong id="tenant">acme</strong>`) || len(resp.Cookies()) != 0 {
 		t.Fatalf("GET the link: %s, cookies %v\n%s", resp.Status, resp.Cookies(), page)
 	}
-	if status, _ := sessionAt(t, browser, base); status != http.StatusUnauthorized {
+	if status, _ := g.sessionAt(browser, base); status != http.StatusUnauthorized {
 		t.Fatalf("signed in by opening the link: %d", status)
 	}
-	resp, body := signInWith(t, browser, base, link)
+	resp, body := g.signInWith(browser, base, link)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" || cookieNamed(resp, "cgw_session") == "" {
 		t.Fatalf("POST /auth/link: %s to %q: %s", resp.Status, resp.Header.Get("Location"), body)
 	}
-	status, s := sessionAt(t, browser, base)
+	status, s := g.sessionAt(browser, base)
 	if status != http.StatusOK || s["tenant"] != "acme" || s["admin"] != false || s["subject"] != linkSubject {
 		t.Fatalf("GET /auth/session: %d %v", status, s)
 	}
-	if resp, body := browse(t, browser, http.MethodGet, base+"/tenants/acme/integrations", nil); resp.StatusCode != http.StatusOK {
+	if resp, body := g.visit(browser, http.MethodGet, base+"/tenants/acme/integrations", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /tenants/acme/integrations with the cookie: %s %s", resp.Status, body)
 	}
-	if resp, body := browse(t, browser, http.MethodGet, base+"/tenants/other/integrations", nil); resp.StatusCode != http.StatusForbidden {
+	if resp, body := g.visit(browser, http.MethodGet, base+"/tenants/other/integrations", ""); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("GET /tenants/other/integrations as acme: %s %s, want 403", resp.Status, body)
 	}
 	// Once only, in any browser.
-	for _, b := range []*http.Client{browser, personBrowser()} {
-		if resp, body := signInWith(t, b, base, link); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "SignInLinkUsed") || cookieNamed(resp, "cgw_session") != "" {
+	for _, b := range []*http.Client{browser, linkBrowser()} {
+		if resp, body := g.signInWith(b, base, link); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "SignInLinkUsed") || cookieNamed(resp, "cgw_session") != "" {
 			t.Fatalf("the link used again: %s %s", resp.Status, body)
 		}
 	}
@@ -156,10 +138,10 @@ func TestConsoleLinkSignIn(t *testing.T) {
 	// A restart: the same key from the file, the session still valid.
 	stop()
 	g.start()
-	if status, s := sessionAt(t, browser, base); status != http.StatusOK || s["tenant"] != "acme" {
+	if status, s := g.sessionAt(browser, base); status != http.StatusOK || s["tenant"] != "acme" {
 		t.Fatalf("GET /auth/session after a restart: %d %v", status, s)
 	}
-	if resp, body := signInWith(t, personBrowser(), base, link); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "SignInLinkUsed") {
+	if resp, body := g.signInWith(linkBrowser(), base, link); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "SignInLinkUsed") {
 		t.Fatalf("the link used after a restart: %s %s", resp.Status, body)
 	}
 }
@@ -170,17 +152,17 @@ func TestConsoleLinkAdmin(t *testing.T) {
 	g, base := linkGateway(t, nil)
 	link := g.consoleLink(base, "--admin", "--ttl", "2m") // before serve: it creates the key file
 	g.serve()
-	browser := personBrowser()
-	if resp, page := browse(t, browser, http.MethodGet, link, nil); resp.StatusCode != http.StatusOK || !strings.Contains(page, "as an administrator") {
+	browser := linkBrowser()
+	if resp, page := g.visit(browser, http.MethodGet, link, ""); resp.StatusCode != http.StatusOK || !strings.Contains(page, "as an administrator") {
 		t.Fatalf("GET the link: %s %s", resp.Status, page)
 	}
-	if resp, body := signInWith(t, browser, base, link); resp.StatusCode != http.StatusSeeOther {
+	if resp, body := g.signInWith(browser, base, link); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("POST /auth/link: %s %s", resp.Status, body)
 	}
-	if status, s := sessionAt(t, browser, base); status != http.StatusOK || s["admin"] != true {
+	if status, s := g.sessionAt(browser, base); status != http.StatusOK || s["admin"] != true {
 		t.Fatalf("GET /auth/session: %d %v", status, s)
 	}
-	if resp, body := browse(t, browser, http.MethodGet, base+"/tenants/other/integrations", nil); resp.StatusCode != http.StatusOK {
+	if resp, body := g.visit(browser, http.MethodGet, base+"/tenants/other/integrations", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /tenants/other/integrations as an admin: %s %s", resp.Status, body)
 	}
 }
@@ -208,21 +190,20 @@ func TestConsoleLinkRefused(t *testing.T) {
 	// Login CSRF: another site's page posting the attacker's link.
 	link := g.consoleLink(base, "--tenant", "attacker")
 	g.serve()
-	u, _ := url.Parse(link)
-	victim := personBrowser()
-	for _, h := range [][]string{
+	victim := linkBrowser()
+	for _, h := range []headersAs{
 		{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"},
 		{"Origin", base, "Sec-Fetch-Site", "cross-site"},
 		{"Origin", "http://localhost:6274"}, // a loopback origin the MCP endpoint allows
-		{"Referer", "https://evil.example/x"},
-		{},
+		{"Origin", "", "Referer", "https://evil.example/x"},
+		{"Origin", ""},
 	} {
-		resp, body := browse(t, victim, http.MethodPost, base+"/auth/link", url.Values{"token": {u.Query().Get("token")}}, h...)
+		resp, body := g.signInWith(&http.Client{Jar: victim.Jar, Transport: h, CheckRedirect: victim.CheckRedirect}, base, link)
 		if resp.StatusCode != http.StatusForbidden || cookieNamed(resp, "cgw_session") != "" {
 			t.Errorf("POST /auth/link with %v: %s %s, want 403 and no session", h, resp.Status, body)
 		}
 	}
-	if status, _ := sessionAt(t, victim, base); status != http.StatusUnauthorized {
+	if status, _ := g.sessionAt(victim, base); status != http.StatusUnauthorized {
 		t.Fatalf("the victim is signed in: %d", status)
 	}
 
@@ -275,16 +256,16 @@ func TestConsoleLinkOnConsentPage(t *testing.T) {
 	consent := g.agentLink(base, "tenant-a", "gh")
 	const warning = "Only confirm if you asked for this link yourself"
 
-	resp, page := browse(t, personBrowser(), http.MethodGet, consent, nil)
+	resp, page := g.visit(linkBrowser(), http.MethodGet, consent, "")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, warning) {
 		t.Fatalf("the consent page, not signed in: %s\n%s", resp.Status, page)
 	}
 	for tenant, want := range map[string]int{"tenant-a": http.StatusOK, "tenant-b": http.StatusForbidden} {
-		browser := personBrowser()
-		if resp, body := signInWith(t, browser, base, g.consoleLink(base, "--tenant", tenant)); resp.StatusCode != http.StatusSeeOther {
+		browser := linkBrowser()
+		if resp, body := g.signInWith(browser, base, g.consoleLink(base, "--tenant", tenant)); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("signing in as %s: %s %s", tenant, resp.Status, body)
 		}
-		resp, page := browse(t, browser, http.MethodGet, consent, nil)
+		resp, page := g.visit(browser, http.MethodGet, consent, "")
 		if resp.StatusCode != want || strings.Contains(page, warning) {
 			t.Errorf("tenant-a's consent page signed in as %s: %s, want %d without the warning\n%s", tenant, resp.Status, want, page)
 		}

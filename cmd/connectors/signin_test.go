@@ -3,12 +3,18 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // linkGateway is a gateway on the embedded store with presets only and
@@ -214,15 +220,35 @@ func TestConsoleLinkRefused(t *testing.T) {
 	if err == nil || out != "" || !strings.Contains(err.Error(), "CONNECTORS_BROWSER_SESSION_KEY") {
 		t.Fatalf("console link on Vault without a key: %q, %v", out, err)
 	}
+	// With the key, the link is made from it alone (no Vault answers here).
+	v.env["CONNECTORS_BROWSER_SESSION_KEY"] = strings.Repeat("ab", 32)
+	v.consoleLink(v.env["CONNECTORS_PUBLIC_URL"], "--tenant", "acme")
+	if _, err := os.Stat(filepath.Join(v.env["CONNECTORS_DATA_DIR"], sessionKeyFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a key file was made beside Vault: %v", err)
+	}
 }
 
 // TestConsoleLinkKeyFile: the key file is made once, atomically and
 // privately, and one that others can read is refused.
 func TestConsoleLinkKeyFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data", sessionKeyFile)
-	key, err := loadOrCreateSessionKey(path)
-	if err != nil {
-		t.Fatal(err)
+	// Made by several at once (a gateway starting, a command): one key.
+	keys := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			var err error
+			if keys[i], err = loadOrCreateSessionKey(path); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	key := keys[0]
+	for _, k := range keys {
+		if string(k) != string(key) || len(k) != 32 {
+			t.Fatal("processes making the key file at once got different keys")
+		}
 	}
 	again, err := loadOrCreateSessionKey(path)
 	if err != nil || string(again) != string(key) {
@@ -275,5 +301,51 @@ func TestConsoleLinkOnConsentPage(t *testing.T) {
 	}
 	if g.linked("tenant-a", "gh") {
 		t.Fatal("opening consent pages linked something")
+	}
+}
+
+// TestConsoleLinkInChromium: in a real browser, the link's page and its
+// button sign in (the browser's own Origin and Sec-Fetch-Site pass), a
+// second use is refused, and another site's page posting an attacker's
+// link signs nobody in.
+func TestConsoleLinkInChromium(t *testing.T) {
+	browser := chromium(t)
+	g, base := linkGateway(t, nil)
+	g.serve()
+	link := g.consoleLink(base, "--tenant", "acme")
+
+	alice := newPerson(t, browser)
+	if _, text := alice.open(link); !strings.Contains(text, "signs you in to the tenant acme") {
+		t.Fatalf("the link's page: %s", text)
+	}
+	alice.do(chromedp.Click(chromedp.ID("signin")))
+	alice.waitFor(base + "/console/")
+	if _, text := alice.open(base + "/auth/session"); !strings.Contains(text, `"tenant":"acme"`) {
+		t.Fatalf("GET /auth/session after signing in: %s", text)
+	}
+	bob := newPerson(t, browser)
+	bob.open(link)
+	bob.do(chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("error")))
+	if _, text := bob.page(); !strings.Contains(text, "SignInLinkUsed") {
+		t.Fatalf("the link used again: %s", text)
+	}
+
+	// Another site (another loopback port: same site, another origin)
+	// whose button posts the attacker's link.
+	u, _ := url.Parse(g.consoleLink(base, "--tenant", "attacker"))
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Win a prize</title><form method="post" action="%s/auth/link">`+
+			`<input type="hidden" name="token" value="%s"><button id="go">Claim</button></form>`, base, html.EscapeString(u.Query().Get("token")))
+	}))
+	t.Cleanup(evil.Close)
+	victim := newPerson(t, browser)
+	victim.open(evil.URL)
+	victim.do(chromedp.Click(chromedp.ID("go")), chromedp.WaitVisible(chromedp.ID("error")))
+	if loc, text := victim.page(); !strings.HasPrefix(loc, base+"/auth/link") || !strings.Contains(text, "CSRFCheckFailed") {
+		t.Fatalf("another site's form: %s", text)
+	}
+	if _, text := victim.open(base + "/auth/session"); !strings.Contains(text, "Unauthorized") {
+		t.Fatalf("the victim is signed in: %s", text)
 	}
 }

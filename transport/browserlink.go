@@ -159,8 +159,9 @@ func (b *Browser) handleLinkSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		b.log.WarnContext(r.Context(), "browser_link_refused", "reason", linkStore.reason, "tenantId", lt.Tenant, "error", err)
-		b.refuseLink(w, r, linkStore)
+		b.log.WarnContext(r.Context(), "browser_link_refused", "reason", linkStore.reason, "tenantId", lt.Tenant, "error", err,
+			"request_id", RequestID(r.Context()))
+		b.errorPage(w, r, linkStore.status, linkStore.name, linkStore.message)
 		return
 	}
 	id := tenants.Identity{Tenant: lt.Tenant, Subject: lt.Subject, Admin: lt.Admin}

@@ -99,6 +99,7 @@ type BrowserConfig struct {
 //
 // Without OAuth2 and Verifier, /auth/login and /auth/callback answer 404
 // SignInNotConfigured and only sign-in links sign in.
+//
 // BrowserAuth authenticates the requests of a signed-in browser.
 type Browser struct {
 	cfg BrowserConfig

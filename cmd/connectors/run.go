@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -52,6 +53,7 @@ Usage:
   connectors key rotate --tenant T [--retire-old]
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
+  connectors console link --tenant T | --admin [--ttl 10m]   (a one-time sign-in link)
 
 Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote tenants [--json]
@@ -156,6 +158,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.tenant(operator, cfg, rest)
 	case "integrations":
 		return m.integrations(cfg, rest)
+	case "console":
+		return m.console(cfg, rest) // signin.go
 	case "remote":
 		return m.remote(ctx, rest)
 	case "help", "-h", "--help":
@@ -337,6 +341,9 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	defer ln.Close()
+	if err := sessionKey(&cfg); err != nil { // signin.go
+		return err
+	}
 	base := cfg.PublicURL
 	if base == "" {
 		base = "http://" + ln.Addr().String()
@@ -370,7 +377,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if cfg.OIDCIssuer != "" {
 		issuers = []string{cfg.OIDCIssuer}
 	}
-	browser, err := m.browser(ctx, cfg, log)
+	browser, err := m.browser(ctx, cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -595,11 +602,25 @@ func (m *Main) linkFlow(cfg Config, base string, st oauth.FlowStore, providers m
 	})
 }
 
-// browser sets up browser sign-in against the OpenID provider, or returns
-// nil when no browser client is configured.
-func (m *Main) browser(ctx context.Context, cfg Config, log *slog.Logger) (*transport.Browser, error) {
+// browser sets up browser sign-in on the process's one sealer: sign-in
+// links (signin.go), spent once through claims, and sign-in at the
+// OpenID provider when a browser client is configured.
+func (m *Main) browser(ctx context.Context, cfg Config, claims vault.Claims, log *slog.Logger) (*transport.Browser, error) {
+	sessions, err := m.stateSealer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	bc := transport.BrowserConfig{
+		Sessions: sessions,
+		Claims:   claims,
+		Secure:   strings.HasPrefix(cfg.PublicURL, "https://"),
+		Logger:   log,
+	}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		bc.Origins = []string{u.Scheme + "://" + u.Host}
+	}
 	if cfg.BrowserClientID == "" {
-		return nil, nil
+		return transport.NewBrowser(bc)
 	}
 	provider, err := oidc.NewProvider(ctx, cfg.OIDCIssuer)
 	if err != nil {
@@ -616,23 +637,15 @@ func (m *Main) browser(ctx context.Context, cfg Config, log *slog.Logger) (*tran
 	if err != nil {
 		return nil, fmt.Errorf("OpenID provider %s: %w", cfg.OIDCIssuer, err)
 	}
-	sessions, err := tenants.NewBrowserSessions(cfg.BrowserSessionKey, nil)
-	if err != nil {
-		return nil, err
+	bc.OAuth2 = &oauth2.Config{
+		ClientID:     cfg.BrowserClientID,
+		ClientSecret: cfg.BrowserClientSecret,
+		Endpoint:     provider.Endpoint(),
+		RedirectURL:  cfg.PublicURL + "/auth/callback",
+		Scopes:       []string{oidc.ScopeOpenID, "profile"},
 	}
-	return transport.NewBrowser(transport.BrowserConfig{
-		OAuth2: &oauth2.Config{
-			ClientID:     cfg.BrowserClientID,
-			ClientSecret: cfg.BrowserClientSecret,
-			Endpoint:     provider.Endpoint(),
-			RedirectURL:  cfg.PublicURL + "/auth/callback",
-			Scopes:       []string{oidc.ScopeOpenID, "profile"},
-		},
-		Verifier: verifier,
-		Sessions: sessions,
-		Secure:   strings.HasPrefix(cfg.PublicURL, "https://"),
-		Logger:   log,
-	})
+	bc.Verifier = verifier
+	return transport.NewBrowser(bc)
 }
 
 func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -92,13 +93,8 @@ func (h apiKeyRoutes) handleCreate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, badBody(err, "could not read the body"))
 		return
 	}
-	// A JSON body only: a form or text/plain body is what a page on
-	// another site can send without a preflight.
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
-			httpwire.WriteError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
-			return
-		}
+	if !jsonOnly(w, r, raw) {
+		return
 	}
 	opts, err := decodeAPIKeyBody(raw)
 	if err != nil {
@@ -197,22 +193,9 @@ func decodeAPIKeyBody(raw []byte) (tenants.CreateOptions, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return opts, nil
 	}
-	var body map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&body); err != nil || body == nil {
-		return opts, &FieldError{Msg: "the body must be a JSON object"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return opts, &FieldError{Msg: "the body must hold one JSON object"}
-	}
-	for _, name := range slices.Sorted(maps.Keys(body)) { // the same error for the same body
-		if slices.Contains(apiKeyFields, name) {
-			continue
-		}
-		if !fieldName.MatchString(name) {
-			return opts, &FieldError{Msg: "the body has a field that is not part of the request"}
-		}
-		return opts, &FieldError{Field: name, Msg: "is not part of the request (fields: name, admin)"}
+	body, err := decodeObject(raw, apiKeyFields)
+	if err != nil {
+		return opts, err
 	}
 	if v, ok := body["name"]; ok && string(v) != "null" {
 		if json.Unmarshal(v, &opts.Name) != nil {
@@ -235,4 +218,43 @@ func decodeAPIKeyBody(raw []byte) (tenants.CreateOptions, error) {
 		}
 	}
 	return opts, nil
+}
+
+// jsonOnly answers 415 unless raw, a request's body, is empty or sent as
+// JSON: a form or text/plain body is what a page on another site can send
+// without a preflight. On refusal it has answered.
+func jsonOnly(w http.ResponseWriter, r *http.Request, raw []byte) bool {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return true
+	}
+	if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
+		httpwire.WriteError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
+		return false
+	}
+	return true
+}
+
+// decodeObject reads raw as one JSON object whose fields are all among
+// fields, names exact (any other, one differing in case included, is
+// refused), and returns its members as written. Errors are *FieldError;
+// none repeats a value, and none a field name that is not a plain name.
+func decodeObject(raw []byte, fields []string) (map[string]json.RawMessage, error) {
+	var body map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&body); err != nil || body == nil {
+		return nil, &FieldError{Msg: "the body must be a JSON object"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &FieldError{Msg: "the body must hold one JSON object"}
+	}
+	for _, name := range slices.Sorted(maps.Keys(body)) { // the same error for the same body
+		if slices.Contains(fields, name) {
+			continue
+		}
+		if !fieldName.MatchString(name) {
+			return nil, &FieldError{Msg: "the body has a field that is not part of the request"}
+		}
+		return nil, &FieldError{Field: name, Msg: "is not part of the request (fields: " + strings.Join(fields, ", ") + ")"}
+	}
+	return body, nil
 }

@@ -55,7 +55,8 @@ func (o oidcStandIn) Verify(_ context.Context, token string) (tenants.Identity, 
 // apiKeyGateway is NewHTTP with the API-key routes over the real
 // tenants.APIKeys on an embedded store, the real APIKeyAuth (and an OIDC
 // stand-in), an audit trail and a log to read: the keys of tenant-a,
-// tenant-b and of an admin (tenant ops) are made beforehand.
+// tenant-b and of an admin (tenant ops) are made beforehand. Each of more
+// may add to the options, given the store.
 type apiKeyGateway struct {
 	url        string
 	keys       *tenants.APIKeys
@@ -63,7 +64,7 @@ type apiKeyGateway struct {
 	key        map[string]string // "tenant-a", "tenant-b", "admin" → key; "admin-noscope" → an OIDC token
 }
 
-func newAPIKeyGateway(t *testing.T) *apiKeyGateway {
+func newAPIKeyGateway(t *testing.T, more ...func(*HTTPOptions, *embedded.Store)) *apiKeyGateway {
 	t.Helper()
 	st, err := embedded.Open(filepath.Join(t.TempDir(), "creds.db"), &embedded.Options{MasterKey: bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
@@ -82,7 +83,7 @@ func newAPIKeyGateway(t *testing.T) *apiKeyGateway {
 		g.key[name] = key
 	}
 	g.key["admin-noscope"] = "oidc-admin-noscope"
-	h := NewHTTP(HTTPOptions{
+	opts := HTTPOptions{
 		MCP: server.NewHandler(mcptest.NewWhoami(), nil, server.HTTPOptions{}),
 		Auth: Chain{APIKeyAuth{Keys: g.keys}, OIDCAuth{Verifier: oidcStandIn{
 			"oidc-admin-noscope": {Tenant: "ops", Subject: "oidc:ops-admin", Admin: true, Scopes: []string{"mcp"}},
@@ -91,7 +92,11 @@ func newAPIKeyGateway(t *testing.T) *apiKeyGateway {
 		APIKeys:     g.keys,
 		Audit:       audit.New(g.trail),
 		Logger:      slog.New(slog.NewJSONHandler(g.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, f := range more {
+		f(&opts, st)
+	}
+	h := NewHTTP(opts)
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); _ = h.Close(context.Background()) })
 	g.url = ts.URL

@@ -241,31 +241,18 @@ func (m *Main) tenantVerb(cfg Config, command, verb string, args []string) (stri
 
 // tenant runs "tenant offboard": every credential of the tenant deleted,
 // its encryption key destroyed (crypto-shredding: a copy of its ciphertext
-// made before can no longer be read), and its API keys revoked.
+// made before can no longer be read), and its API keys revoked
+// (offboardTenant, which POST /admin/tenants/{tenantId}/offboard runs too).
 func (m *Main) tenant(ctx context.Context, cfg Config, args []string) error {
 	tenant, st, err := m.tenantVerb(cfg, "tenant", "offboard", args)
 	if err != nil {
 		return err
 	}
-	keys := tenants.NewAPIKeys(st)
-	list, err := keys.List(ctx)
+	res, _, err := offboardTenant(ctx, st, tenants.NewAPIKeys(st), m.audit, tenant)
+	m.announce(cfg, cluster.Change{Kind: cluster.KindOffboarded, Tenant: tenant}) // some keys or records may be gone
 	if err != nil {
 		return err
 	}
-	revoked := 0
-	for _, k := range list {
-		if k.Tenant == tenant {
-			if err := keys.Revoke(ctx, k.ID); err != nil {
-				return err
-			}
-			revoked++
-		}
-	}
-	err = st.OffboardTenant(ctx, tenant)
-	m.announce(cfg, cluster.Change{Kind: cluster.KindOffboarded, Tenant: tenant}) // some records may be gone
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", tenant, revoked)
+	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", tenant, res.APIKeysRevoked)
 	return nil
 }

@@ -57,6 +57,7 @@ Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote put    --tenant T --integration I [--json] < credential.json
   connectors remote delete --tenant T --integration I [--json]
   connectors remote rotate --tenant T [--json]
+  connectors remote offboard --tenant T [--json]
 
 credential.json has the shape of the HTTP API's body:
   {"accessToken": "...", "refreshToken": "...", "tokenType": "bearer",
@@ -375,7 +376,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
 		OAuth:                changes.flow,
-		Credentials:          credentialRoutes(st, reg, g, changes),
+		Credentials:          credentialRoutes(st, reg, g, changes, keys),
 		Invoke:               g,
 		APIKeys:              apiKeyRoutes(keys, changes),
 		Audit:                m.audit,

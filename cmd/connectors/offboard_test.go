@@ -175,3 +175,28 @@ func checkVaultHoldsNothingOf(t *testing.T, root *api.Client, tenant string) {
 		t.Errorf("Vault's Transit key of %s after off-boarding: %v, %v", tenant, s, err)
 	}
 }
+
+// offboardExchanges exercises the off-boarding route for
+// TestOpenAPIDocument, last (it off-boards tenant-c): each answer checked
+// against the document.
+func offboardExchanges(t *testing.T, d *apiDoc) {
+	t.Helper()
+	const path = "/admin/tenants/tenant-c/offboard"
+	confirmed := `{"confirm": "tenant-c"}`
+	d.run([]exchange{
+		{name: "a confirmation naming another tenant", method: "POST", path: path, as: "admin", body: `{"confirm": "tenant-b"}`, status: 400, errName: "ValidationError"},
+		{name: "no body", method: "POST", path: path, as: "admin", status: 400, errName: "ValidationError", refused: true},
+		{name: "confirm not a tenant ID", method: "POST", path: path, as: "admin", body: `{"confirm": "TENANT-C"}`, status: 400, errName: "ValidationError", refused: true},
+		{name: "a number for confirm", method: "POST", path: path, as: "admin", body: `{"confirm": 1}`, status: 400, errName: "ValidationError", refused: true},
+		{name: "an unknown field", method: "POST", path: path, as: "admin", body: `{"confirm": "tenant-c", "force": true}`, status: 400, errName: "ValidationError", refused: true},
+		{name: "malformed JSON", method: "POST", path: path, as: "admin", body: `{"confirm": `, status: 400, errName: "ValidationError", refused: true},
+		{name: "not sent as JSON", method: "POST", path: path, as: "admin", header: []string{"Content-Type", "text/plain"}, body: confirmed, status: 415, errName: "UnsupportedMediaType", refused: true},
+		{name: "an oversized body", method: "POST", path: path, as: "admin", body: `{"confirm": "tenant-c", "x": "` + strings.Repeat("n", 5<<20) + `"}`, status: 413, errName: "PayloadTooLarge", refused: true},
+		{name: "not an admin", method: "POST", path: path, as: "tenant-c", body: confirmed, status: 403, errName: "Forbidden"},
+		{name: "a hostile tenant ID", method: "POST", path: "/admin/tenants/TENANT-C/offboard", as: "admin", body: `{"confirm": "TENANT-C"}`, status: 400, errName: "InvalidTenantId", refused: true},
+		{name: "no credentials", method: "POST", path: path, body: confirmed, status: 401, errName: "Unauthorized", refused: true},
+		{name: "off-board", method: "POST", path: path, as: "admin", body: confirmed, status: 200},
+		{name: "again: nothing left", method: "POST", path: path, as: "admin", body: confirmed, status: 200},
+		{name: "by the off-boarded tenant's key", method: "GET", path: "/tenants/tenant-c/integrations", as: "tenant-c", status: 401, errName: "Unauthorized"},
+	})
+}

@@ -322,6 +322,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	})
 
 	apiKeyExchanges(t, d) // apikeys_test.go
+	offboardExchanges(t, d) // offboard_test.go; last: it off-boards tenant-c
 	d.checkCovered()
 	g.assertNoSecrets()
 

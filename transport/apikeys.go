@@ -72,11 +72,18 @@ func (h apiKeyRoutes) handleList(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	httpwire.WriteJSON(w, http.StatusOK, APIKeyListing(tenant, keys))
+}
+
+// APIKeyListing is the body of GET /tenants/{tenantId}/api-keys for
+// tenant's keys, in their order: what "connectors apikey list --json"
+// prints too. It holds no secret and no hash.
+func APIKeyListing(tenant string, keys []tenants.APIKey) any {
 	list := make([]apiKeyView, 0, len(keys))
 	for _, k := range keys {
 		list = append(list, viewOf(k))
 	}
-	httpwire.WriteJSON(w, http.StatusOK, map[string]any{"tenantId": tenant, "keys": list})
+	return map[string]any{"tenantId": tenant, "keys": list}
 }
 
 // handleCreate handles the "POST /tenants/{tenantId}/api-keys" route: a
@@ -144,7 +151,11 @@ func (h apiKeyRoutes) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := audit.Record{TenantID: tenant, Operation: audit.OpAPIKeyRevoke, Duration: time.Since(start), Success: err == nil, Err: err}
 	if tenants.ValidKeyID(id) {
-		rec.APIKeyID = id // else it names no key; the error says what was asked
+		rec.APIKeyID = id
+	} else {
+		// It names no key, and its error would repeat it: it may be a
+		// key itself, pasted where its ID belongs.
+		rec.Err = errMalformedKeyID
 	}
 	h.opts.Audit.Record(r.Context(), rec)
 	if err != nil {
@@ -159,6 +170,10 @@ func (h apiKeyRoutes) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		"revokedAt": time.Now().UTC().Truncate(time.Second),
 	})
 }
+
+// errMalformedKeyID is the error an audit record gives for a revocation
+// of something that is not a key ID: what was asked is not recorded.
+var errMalformedKeyID = errors.New("revoking API key: not a key ID: " + tenants.ErrKeyNotFound.Error())
 
 // adminKeyAllowed answers 403 (recorded as a refused attempt on tenant)
 // unless the caller may create or revoke an admin key: an admin, whose

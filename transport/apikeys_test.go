@@ -513,3 +513,27 @@ func TestAPIKeyRoutesNotConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIKeyRevokePastedKey: a key pasted where its ID belongs is not
+// revoked (404, as any unknown ID), and neither its answer, the audit
+// trail nor the log repeats it; the key keeps working.
+func TestAPIKeyRevokePastedKey(t *testing.T) {
+	g := newAPIKeyGateway(t)
+	key := g.key["tenant-a"]
+	if a := g.call(t, "tenant-a", "DELETE", "/tenants/tenant-a/api-keys/"+key, ""); a.status != 404 || a.errName() != "APIKeyNotFound" {
+		t.Errorf("revoking by the key itself: %d %s, want 404 APIKeyNotFound", a.status, a.raw)
+	} else if strings.Contains(a.raw, key) {
+		t.Errorf("the answer repeats the key: %s", a.raw)
+	}
+	revokes := g.auditRecords(t, audit.OpAPIKeyRevoke)
+	if len(revokes) != 1 || revokes[0]["success"] != false || revokes[0]["apiKeyId"] != nil {
+		t.Errorf("apikey_revoke records %v, want one failure naming no key", revokes)
+	}
+	secret := key[len("cgw_0123456789abcdef_"):]
+	for _, text := range []string{g.trail.String(), g.log.String()} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the pasted key is audited or logged:\n%s", text)
+		}
+	}
+	g.mustCall(t, 200, "tenant-a", "GET", "/tenants/tenant-a/api-keys", "")
+}

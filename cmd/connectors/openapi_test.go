@@ -322,7 +322,8 @@ func TestOpenAPIDocument(t *testing.T) {
 	})
 
 	apiKeyExchanges(t, d) // apikeys_test.go
-	offboardExchanges(t, d) // offboard_test.go; last: it off-boards tenant-c
+	// Last: it off-boards tenant-c (offboard_test.go).
+	offboardExchanges(t, d)
 	d.checkCovered()
 	g.assertNoSecrets()
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,9 +44,9 @@ Usage:
   connectors credential get    --tenant T --integration I
   connectors credential delete --tenant T --integration I
   connectors credential list   --tenant T
-  connectors apikey create --tenant T [--admin]
+  connectors apikey create --tenant T [--admin] [--name NAME]
   connectors apikey revoke ID
-  connectors apikey list
+  connectors apikey list [--tenant T] [--json]
   connectors key rotate --tenant T [--retire-old]
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
@@ -101,6 +102,10 @@ type Main struct {
 	shared  *sharedUsage             // flushes usage to the store (shared.go)
 	pool    *tools.Pool              // the gateway's upstreams, once started
 	sealer  *tenants.BrowserSessions // see stateSealer
+
+	// operator marks an operator command (credential, apikey, key,
+	// tenant), whose audit trail goes only where it is configured (openAudit).
+	operator bool
 }
 
 // NewMain returns a Main on the process's own streams and environment.
@@ -139,6 +144,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		user = "unknown"
 	}
 	operator := tenants.NewContext(ctx, tenants.Identity{Subject: "cli:" + user})
+	m.operator = slices.Contains([]string{"credential", "apikey", "key", "tenant"}, args[0])
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return m.serve(ctx, cfg, rest)

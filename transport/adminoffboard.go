@@ -31,10 +31,7 @@ var offboardFields = []string{"confirm"}
 // record (offboard) names the admin; each key revoked is recorded too
 // (apikey_revoke).
 func (h adminRoutes) handleOffboard(w http.ResponseWriter, r *http.Request) {
-	if !h.requireAdmin(w, r) {
-		return
-	}
-	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
+	tenant, ok := h.adminTenant(w, r)
 	if !ok {
 		return
 	}
@@ -43,12 +40,8 @@ func (h adminRoutes) handleOffboard(w http.ResponseWriter, r *http.Request) {
 		httpwire.WriteError(w, r, http.StatusNotFound, "NotConfigured", "this gateway cannot off-board tenants")
 		return
 	}
-	raw, err := httpwire.ReadAll(r.Body)
-	if err != nil {
-		h.fail(w, r, badBody(err, "could not read the body"))
-		return
-	}
-	if !jsonOnly(w, r, raw) {
+	raw, ok := h.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	if err := checkOffboardBody(raw, tenant); err != nil {

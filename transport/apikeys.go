@@ -95,12 +95,8 @@ func (h apiKeyRoutes) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := httpwire.ReadAll(r.Body)
-	if err != nil {
-		h.fail(w, r, badBody(err, "could not read the body"))
-		return
-	}
-	if !jsonOnly(w, r, raw) {
+	raw, ok := h.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	opts, err := decodeAPIKeyBody(raw)
@@ -235,18 +231,23 @@ func decodeAPIKeyBody(raw []byte) (tenants.CreateOptions, error) {
 	return opts, nil
 }
 
-// jsonOnly answers 415 unless raw, a request's body, is empty or sent as
-// JSON: a form or text/plain body is what a page on another site can send
-// without a preflight. On refusal it has answered.
-func jsonOnly(w http.ResponseWriter, r *http.Request, raw []byte) bool {
+// jsonBody reads r's body, which may be empty: 415 unless a body is sent
+// as JSON (a form or text/plain body is what a page on another site can
+// send without a preflight). On refusal it has answered.
+func (h *guards) jsonBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	raw, err := httpwire.ReadAll(r.Body)
+	if err != nil {
+		h.fail(w, r, badBody(err, "could not read the body"))
+		return nil, false
+	}
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return true
+		return raw, true
 	}
 	if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
 		httpwire.WriteError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
-		return false
+		return nil, false
 	}
-	return true
+	return raw, true
 }
 
 // decodeObject reads raw as one JSON object whose fields are all among

@@ -29,15 +29,23 @@ func auditFile(t *testing.T, path, op string) []map[string]any {
 	return out
 }
 
+// auditedGateway is newGateway whose commands from now on record in the
+// audit trail file it returns.
+func auditedGateway(t *testing.T) (*gateway, string) {
+	t.Helper()
+	g := newGateway(t)
+	trail := filepath.Join(t.TempDir(), "audit.log")
+	g.env["CONNECTORS_AUDIT_LOG"] = trail
+	return g, trail
+}
+
 // TestAPIKeyCommands: "apikey create --name" makes a named key, "apikey
 // list" shows it in a table and, with --json, exactly as the HTTP route
 // lists it, "apikey revoke" revokes it; creation and revocation are in
 // the configured audit trail as the routes record them (the key's ID,
 // never the key), and nothing of it on the terminal.
 func TestAPIKeyCommands(t *testing.T) {
-	g := newGateway(t)
-	trail := filepath.Join(t.TempDir(), "audit.log")
-	g.env["CONNECTORS_AUDIT_LOG"] = trail
+	g, trail := auditedGateway(t)
 	g.env["USER"] = "ops-alice"
 
 	key := strings.TrimSpace(g.mustRun("", "apikey", "create", "--tenant", "tenant-a", "--name", "claude-desktop"))
@@ -133,9 +141,7 @@ func slicesDeleteKey(keys []any, id string) []any {
 // stays; a record in the store whose name no gateway would have written
 // is listed without it (no escape sequence reaches the terminal).
 func TestAPIKeyCommandsHostile(t *testing.T) {
-	g := newGateway(t)
-	trail := filepath.Join(t.TempDir(), "audit.log")
-	g.env["CONNECTORS_AUDIT_LOG"] = trail
+	g, trail := auditedGateway(t)
 	before := g.mustRun("", "apikey", "list")
 	for _, name := range []string{"a\nb", "\x1b[31mred", "abc\u202egnp.exe", strings.Repeat("n", 65), "bad\xff"} {
 		_, err := g.run("", "apikey", "create", "--tenant", "tenant-a", "--name", name)

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -144,7 +143,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		user = "unknown"
 	}
 	operator := tenants.NewContext(ctx, tenants.Identity{Subject: "cli:" + user})
-	m.operator = slices.Contains([]string{"credential", "apikey", "key", "tenant"}, args[0])
+	switch args[0] {
+	case "credential", "apikey", "key", "tenant":
+		m.operator = true
+	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return m.serve(ctx, cfg, rest)

@@ -20,13 +20,15 @@ const (
 )
 
 // adminRoutes serve the admins' routes: the tenants' health, key
-// rotation (adminkey.go), the metrics and the usage figures (metrics.go).
+// rotation (adminkey.go), off-boarding (adminoffboard.go), the metrics
+// and the usage figures (metrics.go).
 type adminRoutes struct{ *guards }
 
 func (h adminRoutes) register(mux *http.ServeMux) {
 	if h.opts.Credentials != nil {
 		mux.Handle("GET /admin/tenants/health", h.api(h.handleTenantsHealth))
 		mux.Handle("POST /admin/tenants/{tenantId}/rotate-key", h.api(h.handleRotateKey))
+		mux.Handle("POST /admin/tenants/{tenantId}/offboard", h.api(h.handleOffboard))
 	}
 	if h.opts.Metrics != nil {
 		mux.Handle("GET /metrics", h.api(h.handleMetrics))

@@ -322,6 +322,8 @@ func TestOpenAPIDocument(t *testing.T) {
 	})
 
 	apiKeyExchanges(t, d) // apikeys_test.go
+	// Last: it off-boards tenant-c (offboard_test.go).
+	offboardExchanges(t, d)
 	d.checkCovered()
 	g.assertNoSecrets()
 

@@ -47,9 +47,9 @@ Usage:
   connectors credential get    --tenant T --integration I
   connectors credential delete --tenant T --integration I
   connectors credential list   --tenant T
-  connectors apikey create --tenant T [--admin]
+  connectors apikey create --tenant T [--admin] [--name NAME]
   connectors apikey revoke ID
-  connectors apikey list
+  connectors apikey list [--tenant T] [--json]
   connectors key rotate --tenant T [--retire-old]
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
@@ -62,6 +62,7 @@ Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote put    --tenant T --integration I [--json] < credential.json
   connectors remote delete --tenant T --integration I [--json]
   connectors remote rotate --tenant T [--json]
+  connectors remote offboard --tenant T [--json]
 
 credential.json has the shape of the HTTP API's body:
   {"accessToken": "...", "refreshToken": "...", "tokenType": "bearer",
@@ -105,6 +106,10 @@ type Main struct {
 	shared  *sharedUsage             // flushes usage to the store (shared.go)
 	pool    *tools.Pool              // the gateway's upstreams, once started
 	sealer  *tenants.BrowserSessions // see stateSealer
+
+	// operator marks an operator command (credential, apikey, key,
+	// tenant), whose audit trail goes only where it is configured (openAudit).
+	operator bool
 }
 
 // NewMain returns a Main on the process's own streams and environment.
@@ -143,6 +148,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		user = "unknown"
 	}
 	operator := tenants.NewContext(ctx, tenants.Identity{Subject: "cli:" + user})
+	switch args[0] {
+	case "credential", "apikey", "key", "tenant":
+		m.operator = true
+	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return m.serve(ctx, cfg, rest)
@@ -385,7 +394,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
 		OAuth:                changes.flow,
-		Credentials:          credentialRoutes(st, reg, g, changes),
+		Credentials:          credentialRoutes(st, reg, g, changes, keys),
 		Invoke:               g,
 		APIKeys:              apiKeyRoutes(keys, changes),
 		Console:              m.tenantConsole(cfg, changes.flow, log),

@@ -369,8 +369,9 @@ func (v *view) catalogueOf(ctx context.Context, tenant, integration string, vers
 			v.cats.byTenant[key] = e
 		}
 		if e.fresh(version, time.Now()) {
+			cat := e.cat // read before unlocking: a listing may replace it
 			v.cats.mu.Unlock()
-			return e.cat
+			return cat
 		}
 		if !list || time.Since(e.failed) < rediscoverAfter {
 			cat := e.cat

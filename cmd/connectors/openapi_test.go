@@ -321,7 +321,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		{name: "sign out", method: "POST", path: "/auth/logout", header: browser, status: 204},
 	})
 
-	apiKeyExchanges(t, d) // apikeys_test.go
+	apiKeyExchanges(t, d)     // apikeys_test.go
+	usageDailyExchanges(t, d) // usagedaily_test.go
 	d.checkCovered()
 	g.assertNoSecrets()
 

@@ -32,8 +32,9 @@ import (
 //
 // Usage: each replica counts in memory (metrics.Usage) and every
 // UsageFlushInterval adds what it counted to the record "usage" of each
-// tenant it counted for (check-and-set, retried on conflict), and once
-// more at shutdown. A tenant's usage route answers the stored figures plus
+// tenant it counted for (check-and-set, retried on conflict), and its
+// daily figures to the records "usage-daily/day-NN" (shareddaily.go), and
+// once more at shutdown. A tenant's usage route answers the stored figures plus
 // this replica's unflushed counts, so a call on another replica shows
 // within one flush interval. Top-N ranks the tenants this replica knows
 // (those it counted for), by their stored figures as of its last flush
@@ -98,23 +99,32 @@ func (s *sharedUsage) close(ctx context.Context) {
 // flushWorkers bounds the tenants one flush writes at once.
 const flushWorkers = 8
 
-// flush adds every tenant's unflushed counts to its stored figures: only
-// tenants counted for since the last flush (a read and a write each, or
-// more on conflict), flushWorkers at a time.
+// flush adds every tenant's unflushed counts to its stored figures, and
+// its unflushed daily figures to its daily records (shareddaily.go): only
+// tenants counted for since the last flush (a read and a write each, and
+// one of each per day counted, or more on conflict), flushWorkers at a
+// time.
 func (s *sharedUsage) flush(ctx context.Context) {
-	deltas := s.usage.Unflushed()
+	deltas := usageDeltas(s.usage.Unflushed(), s.usage.UnflushedDaily())
 	if len(deltas) == 0 {
 		return
 	}
-	next := make(chan metrics.TenantUsage)
+	next := make(chan usageDelta)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	for range min(flushWorkers, len(deltas)) {
 		wg.Go(func() {
 			for d := range next {
-				if err := s.flushTenant(ctx, d); err != nil {
+				var err error
+				if d.total != nil {
+					err = s.flushTenant(ctx, *d.total)
+				}
+				if len(d.days) > 0 {
+					err = errors.Join(err, s.flushDays(ctx, d.tenant, d.days))
+				}
+				if err != nil {
 					failed.Add(1)
-					s.log.Warn("usage_flush_failed", "tenantId", d.TenantID, "error", err)
+					s.log.Warn("usage_flush_failed", "tenantId", d.tenant, "error", err)
 				}
 			}
 		})

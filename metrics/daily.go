@@ -335,6 +335,28 @@ func (t *tenantUsage) integrationLocked(integration string) *integrationUsage {
 // of the Outcome constants: any but OutcomeOK counts as an error of the
 // day) and how long it took (negative: unknown, not in the latency).
 func (u *Usage) CallResult(tenant, integration, outcome string, took time.Duration) {
+	u.record(tenant, integration, func(t *tenantUsage, iu *integrationUsage, c *dayCounts) {
+		t.calls++
+		if iu != nil {
+			iu.called = true
+		}
+		if c == nil {
+			return
+		}
+		c.calls++
+		if outcome != OutcomeOK {
+			c.errors++
+		}
+		if took >= 0 {
+			c.latency.add(took)
+		}
+	})
+}
+
+// record admits tenant (seeLocked) and hands add, under u.mu, its figures,
+// those of integration and integration's counts of today (nil: past the
+// caps, or a day before those kept).
+func (u *Usage) record(tenant, integration string, add func(*tenantUsage, *integrationUsage, *dayCounts)) {
 	if u == nil || tenant == "" {
 		return
 	}
@@ -342,38 +364,31 @@ func (u *Usage) CallResult(tenant, integration, outcome string, took time.Durati
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	t := u.seeLocked(tenant)
-	t.calls++
 	iu := t.integrationLocked(integration)
-	if iu == nil {
-		return
+	var c *dayCounts
+	if iu != nil {
+		c = iu.at(day)
 	}
-	iu.called = true
-	c := iu.at(day)
-	if c == nil {
-		return
-	}
-	c.calls++
-	if outcome != OutcomeOK {
-		c.errors++
-	}
-	if took >= 0 {
-		c.latency.add(took)
-	}
+	add(t, iu, c)
 }
 
 // Days returns the daily figures this Usage holds for tenant (counted
 // since its last FlushedDaily), by date, then integration.
-func (u *Usage) Days(tenant string) []DayFigures {
+func (u *Usage) Days(tenant string) (out []DayFigures) {
+	u.kept(tenant, func(t *tenantUsage) { out = t.daysLocked() })
+	return out
+}
+
+// kept hands f, under u.mu, tenant's figures, if u keeps any.
+func (u *Usage) kept(tenant string, f func(*tenantUsage)) {
 	if u == nil {
-		return nil
+		return
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	el, ok := u.byID[tenant]
-	if !ok {
-		return nil
+	if el, ok := u.byID[tenant]; ok {
+		f(el.Value.(*tenantUsage))
 	}
-	return el.Value.(*tenantUsage).daysLocked()
 }
 
 func (t *tenantUsage) daysLocked() []DayFigures {
@@ -415,16 +430,10 @@ func (u *Usage) UnflushedDaily() []TenantDays {
 // taken off (what was counted meanwhile stays), and days left with nothing
 // are forgotten. A tenant forgotten meanwhile stays forgotten.
 func (u *Usage) FlushedDaily(tenant string, flushed []DayFigures) {
-	if u == nil {
-		return
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	el, ok := u.byID[tenant]
-	if !ok {
-		return
-	}
-	t := el.Value.(*tenantUsage)
+	u.kept(tenant, func(t *tenantUsage) { t.flushedLocked(flushed) })
+}
+
+func (t *tenantUsage) flushedLocked(flushed []DayFigures) {
 	for _, f := range flushed {
 		iu, ok := t.integrations[f.Integration]
 		d, err := time.Parse(time.DateOnly, f.Date)

@@ -83,25 +83,18 @@ func (u *Usage) Call(tenant, integration string) {
 // Refresh counts one token refresh attempt for tenant's integration, in
 // the totals and the day's figures.
 func (u *Usage) Refresh(tenant, integration string, ok bool) {
-	if u == nil || tenant == "" {
-		return
-	}
-	day := dayOf(time.Now())
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	t := u.seeLocked(tenant)
-	t.refreshes++
-	if !ok {
-		t.refreshFailures++
-	}
-	if iu := t.integrationLocked(integration); iu != nil {
-		if c := iu.at(day); c != nil {
+	u.record(tenant, integration, func(t *tenantUsage, _ *integrationUsage, c *dayCounts) {
+		t.refreshes++
+		if !ok {
+			t.refreshFailures++
+		}
+		if c != nil {
 			c.refreshes++
 			if !ok {
 				c.refreshFailures++
 			}
 		}
-	}
+	})
 }
 
 // CredentialAccess counts one read of tenant's credential for integration.

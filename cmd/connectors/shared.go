@@ -146,28 +146,41 @@ func (s *sharedUsage) flush(ctx context.Context) {
 func (s *sharedUsage) flushTenant(parent context.Context, d metrics.TenantUsage) error {
 	ctx, cancel := context.WithTimeout(parent, sharedTimeout)
 	defer cancel()
-	for range flushAttempts {
+	var total metrics.TenantUsage
+	err := s.checkAndSet(ctx, d.TenantID, usageRecordName, func() ([]byte, int64, error) {
 		stored, version, err := s.read(ctx, d.TenantID)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		total := metrics.Sum(stored, d)
+		total = metrics.Sum(stored, d)
 		total.TenantID = d.TenantID
 		rec, err := json.Marshal(total)
-		if err != nil {
-			return err
-		}
-		_, err = s.store.PutTenantRecord(ctx, d.TenantID, usageRecordName, rec, version)
-		if errors.Is(err, vault.ErrRecordChanged) {
-			continue // another replica flushed meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		s.usage.Flushed(d, total)
-		return nil
+		return rec, version, err
+	})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("usage record of %s: %w (%d attempts)", d.TenantID, vault.ErrRecordChanged, flushAttempts)
+	s.usage.Flushed(d, total)
+	return nil
+}
+
+// checkAndSet writes the tenant's record name with check-and-set: next
+// reads the record and returns what to write over the version it read
+// (nil: nothing), and is called again when another replica wrote
+// meanwhile, flushAttempts times at most.
+func (s *sharedUsage) checkAndSet(ctx context.Context, tenant, name string, next func() ([]byte, int64, error)) error {
+	for range flushAttempts {
+		rec, version, err := next()
+		if err != nil || rec == nil {
+			return err
+		}
+		_, err = s.store.PutTenantRecord(ctx, tenant, name, rec, version)
+		if !errors.Is(err, vault.ErrRecordChanged) {
+			return err
+		}
+		// another replica flushed meanwhile
+	}
+	return fmt.Errorf("record %s of %s: %w (%d attempts)", name, tenant, vault.ErrRecordChanged, flushAttempts)
 }
 
 // read returns the tenant's stored figures and the record's version; a

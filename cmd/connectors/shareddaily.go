@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/connectors-gateway/connectors/metrics"
-	"github.com/connectors-gateway/connectors/vault"
 )
 
 // Daily usage, shared: the flush that adds a tenant's totals to its record
@@ -93,35 +92,24 @@ func (s *sharedUsage) flushDay(parent context.Context, tenant, date string, figs
 	}
 	ctx, cancel := context.WithTimeout(parent, sharedTimeout)
 	defer cancel()
-	for range flushAttempts {
+	err = s.checkAndSet(ctx, tenant, name, func() ([]byte, int64, error) {
 		stored, held, version, err := s.readDay(ctx, tenant, name)
-		if err != nil {
-			return err
-		}
-		if held > date {
-			// The record has moved on to a later day: figs are older
-			// than the days kept.
-			s.usage.FlushedDaily(tenant, figs)
-			return nil
+		if err != nil || held > date {
+			// Past a failure, or the record has moved on to a later day:
+			// then figs are older than the days kept, and dropped.
+			return nil, 0, err
 		}
 		if held != date {
 			stored = nil
 		}
 		rec, err := json.Marshal(dailyRecord{Date: date, Figures: metrics.SumDays(stored, figs)})
-		if err != nil {
-			return err
-		}
-		_, err = s.store.PutTenantRecord(ctx, tenant, name, rec, version)
-		if errors.Is(err, vault.ErrRecordChanged) {
-			continue // another replica flushed meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		s.usage.FlushedDaily(tenant, figs)
-		return nil
+		return rec, version, err
+	})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("usage record %s of %s: %w (%d attempts)", name, tenant, vault.ErrRecordChanged, flushAttempts)
+	s.usage.FlushedDaily(tenant, figs)
+	return nil
 }
 
 // readDay returns the record name's figures, the date they are of and the

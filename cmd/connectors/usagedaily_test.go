@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/vault/embedded"
 )
@@ -41,41 +43,54 @@ func (g *gateway) dailyOf(tenant, query string) (int, metrics.DailyUsage, string
 	return code, d, raw
 }
 
-// TestSharedUsageDaily: calls through two replicas on one Vault (gateway
-// policy) sum, per day and integration, in the daily route of either
-// within the flush interval, and survive a restart; a tenant sees only its
-// own; a daily record that does not parse is ignored and logged.
-func TestSharedUsageDaily(t *testing.T) {
+// usageReplicas starts two replicas, a (with an admin key) and b, on one
+// Vault (gateway policy) that flush usage every 100ms; stopA stops a.
+func usageReplicas(t *testing.T) (a, b *gateway, root *api.Client, stopA func()) {
+	t.Helper()
 	vaultAddr, root, token := gatewayVault(t)
-	a := newGatewayWithEnv(t, map[string]string{
+	a = newGatewayWithEnv(t, map[string]string{
 		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token,
 		"CONNECTORS_USAGE_FLUSH_INTERVAL": "100ms",
 	})
 	a.withAdmin()
-	_, stopA := a.start()
-	b := a.twin()
+	_, stopA = a.start()
+	b = a.twin()
 	b.serve()
+	return a, b, root, stopA
+}
 
-	a.echo(t, "tenant-a", 3)
+// TestSharedUsageDaily: calls through two replicas on one Vault (gateway
+// policy) sum, per day and integration, in the daily route of either
+// within the flush interval, and survive a restart; a call the upstream
+// refuses counts as an error; a daily record that does not parse is
+// ignored and logged.
+func TestSharedUsageDaily(t *testing.T) {
+	a, b, root, stopA := usageReplicas(t)
+	a.echo(t, "tenant-a", 2)
+	// A call the upstream refuses (a number for the message) counts as an
+	// error of the day.
+	if res, err := call(t.Context(), a.client("tenant-a"), "everything_echo", map[string]any{"message": 5}); err == nil && !res.IsError {
+		t.Fatalf("a call with a number for the message succeeded: %+v", res)
+	}
 	b.echo(t, "tenant-a", 2)
 	b.echo(t, "tenant-b", 1)
 	today := time.Now().UTC().Format(time.DateOnly)
-	check := func(g *gateway, tenant string, calls int64) string {
+	check := func(g *gateway, tenant string, calls, errs int64) string {
 		code, d, raw := g.dailyOf(tenant, "?days=1")
 		if code != http.StatusOK || len(d.Days) != 1 || d.Days[0].Date != today || d.Days[0].Integration != "everything" ||
-			d.Days[0].Calls != calls || d.Days[0].Errors != 0 || d.Days[0].LatencyMs.Mean <= 0 || d.Days[0].LatencyMs.P95 <= 0 {
-			return fmt.Sprintf("%s's daily usage: %s; want %d calls of everything today, with latency", tenant, raw, calls)
+			d.Days[0].Calls != calls || d.Days[0].Errors != errs || d.Days[0].LatencyMs.Mean <= 0 || d.Days[0].LatencyMs.P95 <= 0 {
+			return fmt.Sprintf("%s's daily usage: %s; want %d calls of everything today, %d errors, with latency", tenant, raw, calls, errs)
 		}
 		return ""
 	}
 	took := eventually(t, sharedBound, func() string {
-		if msg := check(a, "tenant-a", 5); msg != "" {
+		if msg := check(a, "tenant-a", 5, 1); msg != "" {
 			return "a: " + msg
 		}
-		return check(b, "tenant-a", 5)
+		return check(b, "tenant-a", 5, 1)
 	})
 	t.Logf("daily figures of a and b summed on both %v after the last call", took.Round(time.Millisecond))
-	eventually(t, sharedBound, func() string { return check(a, "tenant-b", 1) })
+	eventually(t, sharedBound, func() string { return check(a, "tenant-b", 1, 0) })
 
 	// Hostile: a daily record that does not parse is read as none, logged.
 	name, _ := dailyRecordName(today)
@@ -92,7 +107,7 @@ func TestSharedUsageDaily(t *testing.T) {
 	stopA()
 	a2 := a.twin()
 	a2.serve()
-	if msg := check(a2, "tenant-a", 5); msg != "" {
+	if msg := check(a2, "tenant-a", 5, 1); msg != "" {
 		t.Error("after a restart: " + msg)
 	}
 }

@@ -91,6 +91,11 @@ func TestSharedUsageDaily(t *testing.T) {
 	})
 	t.Logf("daily figures of a and b summed on both %v after the last call", took.Round(time.Millisecond))
 	eventually(t, sharedBound, func() string { return check(a, "tenant-b", 1, 0) })
+	start := time.Now()
+	if code, d, raw := b.dailyOf("tenant-a", ""); code != http.StatusOK || len(d.Days) != 1 || d.Days[0].Calls != 5 {
+		t.Errorf("tenant-a's 30 days: %s", raw)
+	}
+	t.Logf("the route read 30 days' records in %v", time.Since(start).Round(time.Millisecond))
 
 	// Hostile: a daily record that does not parse is read as none, logged.
 	name, _ := dailyRecordName(today)

@@ -6,7 +6,7 @@ NPM_DIR := testdata/npm
 BIN     := bin/connectors
 ADDR    ?= 127.0.0.1:3000
 
-.PHONY: all build run test test-deps vet bench clean
+.PHONY: all build run test test-deps vet bench screenshots clean
 
 all: build
 
@@ -100,6 +100,11 @@ BENCH_FLAGS ?=
 bench: test-deps
 	$(GO) test ./bench -run '^$$' -bench . -benchtime 1x -timeout 60m \
 		-args -bench.out=$(CURDIR)/BENCHMARKS.md -bench.command="make bench $(BENCH_FLAGS)" $(BENCH_FLAGS)
+
+# The console's screenshots in docs/screenshots (shown in the README), made
+# by the console's browser tests; make test writes them to a temp dir.
+screenshots: test-deps
+	CONNECTORS_SCREENSHOTS=docs/screenshots $(GO) test -count=1 -run '^TestConsole' ./cmd/connectors
 
 clean:
 	rm -rf bin $(NPM_DIR)/node_modules

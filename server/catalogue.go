@@ -85,6 +85,9 @@ type catalogue struct {
 type catalogueTool struct {
 	upstream string // the upstream's own name
 	direct   bool   // may take the direct path
+	// params is the tool as listed when some of its arguments travel in
+	// Mcp-Param headers too (x-mcp-header), nil otherwise.
+	params *mcp.Tool
 }
 
 type catalogueKey struct{ tenant, integration string }
@@ -500,7 +503,11 @@ func (v *view) list(ctx context.Context, integration string) (*catalogue, error)
 			if _, connect := v.g.isConnectTool(t.Name); connect && v.only == "" {
 				continue // the aggregate's own tool of that name
 			}
-			cat.byName[t.Name] = catalogueTool{upstream: name, direct: takesDirect(t)}
+			ct := catalogueTool{upstream: name, direct: takesDirect(t)}
+			if len(mcp.ExtractParamHeaderBindings(&t)) > 0 {
+				ct.params = &t
+			}
+			cat.byName[t.Name] = ct
 			cat.tools = append(cat.tools, t)
 		}
 		slices.SortFunc(cat.tools, func(a, b mcp.Tool) int { return cmp.Compare(a.Name, b.Name) })

@@ -59,6 +59,13 @@ type HTTPOptions struct {
 	// requests. Gateway.Handler sets the gateway when nil.
 	Tasks Tasker
 
+	// ParamTools, if set, names the tools whose arguments also travel in
+	// Mcp-Param headers (SEP-2243), which a 2026-07-28 tools/call must
+	// then carry as its body has them (checkMessage); mcp-go cannot check
+	// them, knowing only the routes of the tenants' tools.
+	// Gateway.Handler sets the gateway when nil.
+	ParamTools ParamTools
+
 	// Audit, if set, records a refused attempt on another identity's
 	// session.
 	Audit  *audit.Logger
@@ -111,6 +118,9 @@ func (g *Gateway) Handler(opts HTTPOptions) *Handler {
 	}
 	if opts.Tasks == nil {
 		opts.Tasks = g
+	}
+	if opts.ParamTools == nil {
+		opts.ParamTools = g
 	}
 	return NewHandler(g.aggregate.mcp, single, opts)
 }

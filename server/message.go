@@ -68,6 +68,10 @@ func (h *Handler) checkMessage(next http.Handler) http.Handler {
 			}
 			defer release()
 			r = r.WithContext(withReservation(r.Context(), res))
+		case mcp.MethodToolsCall:
+			if h.refuseParamHeaders(w, r, m) {
+				return
+			}
 		case mcp.MethodSubscriptionsListen:
 			_, release, err := h.sessions.reserve(ownerOf(r))
 			if err != nil {

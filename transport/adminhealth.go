@@ -2,8 +2,10 @@ package transport
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/oauth"
@@ -18,14 +20,16 @@ const (
 )
 
 // adminRoutes serve the admins' routes: the tenants' health, key
-// rotation (adminkey.go), the metrics and the usage figures (metrics.go),
-// and beside them a tenant's own daily usage (usagedaily.go).
+// rotation (adminkey.go), off-boarding (adminoffboard.go), the metrics
+// and the usage figures (metrics.go), and beside them a tenant's own daily
+// usage (usagedaily.go).
 type adminRoutes struct{ *guards }
 
 func (h adminRoutes) register(mux *http.ServeMux) {
 	if h.opts.Credentials != nil {
 		mux.Handle("GET /admin/tenants/health", h.api(h.handleTenantsHealth))
 		mux.Handle("POST /admin/tenants/{tenantId}/rotate-key", h.api(h.handleRotateKey))
+		mux.Handle("POST /admin/tenants/{tenantId}/offboard", h.api(h.handleOffboard))
 	}
 	if h.opts.Metrics != nil {
 		mux.Handle("GET /metrics", h.api(h.handleMetrics))
@@ -39,6 +43,28 @@ func (h adminRoutes) register(mux *http.ServeMux) {
 	}
 }
 
+// healthPage reads the admin health route's ?limit, ?after and ?q; msg
+// says what is wrong with them, if anything.
+func healthPage(q url.Values) (limit int, after, search, msg string) {
+	limit = DefaultHealthPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxHealthPage {
+			return 0, "", "", "limit: must be a whole number from 1 to 1000"
+		}
+		limit = n
+	}
+	after = q.Get("after")
+	if after != "" && tenants.ValidateID(after) != nil {
+		return 0, "", "", "after: not a tenant ID"
+	}
+	search = q.Get("q")
+	if len(search) > 64 || strings.ContainsFunc(search, func(c rune) bool { return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') }) {
+		return 0, "", "", "q: must be a part of a tenant ID (a-z, 0-9, '-' and '_', at most 64)"
+	}
+	return limit, after, search, ""
+}
+
 // tenantHealth is one tenant in the admin health route.
 type tenantHealth struct {
 	TenantID     string            `json:"tenantId"`
@@ -48,25 +74,16 @@ type tenantHealth struct {
 // handleTenantsHealth handles the "GET /admin/tenants/health" route (admins
 // only): every tenant's integrations, "healthy" or the state that is not.
 // It pages through tenants in ID order: ?limit=N (default 100, at most
-// 1000) and ?after=TENANT (the previous page's nextAfter). totalTenants
-// counts every tenant; the other figures count the page's.
+// 1000) and ?after=TENANT (the previous page's nextAfter); ?q=PART keeps
+// the tenants whose ID contains PART. totalTenants counts every tenant
+// (that matches); the other figures count the page's.
 func (h adminRoutes) handleTenantsHealth(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
-	q := r.URL.Query()
-	limit := DefaultHealthPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxHealthPage {
-			httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", "limit: must be a whole number from 1 to 1000")
-			return
-		}
-		limit = n
-	}
-	after := q.Get("after")
-	if after != "" && tenants.ValidateID(after) != nil {
-		httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", "after: not a tenant ID")
+	limit, after, search, msg := healthPage(r.URL.Query())
+	if msg != "" {
+		httpwire.WriteError(w, r, http.StatusBadRequest, "ValidationError", msg)
 		return
 	}
 	c := h.opts.Credentials
@@ -74,6 +91,9 @@ func (h adminRoutes) handleTenantsHealth(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	if search != "" {
+		all = slices.DeleteFunc(slices.Clone(all), func(t string) bool { return !strings.Contains(t, search) })
 	}
 	start, _ := slices.BinarySearch(all, after)
 	if after != "" && start < len(all) && all[start] == after {

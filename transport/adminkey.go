@@ -12,10 +12,7 @@ import (
 // the new version; existing records are re-encrypted on their next write
 // (or by the store's rewrap, where it has one).
 func (h adminRoutes) handleRotateKey(w http.ResponseWriter, r *http.Request) {
-	if !h.requireAdmin(w, r) {
-		return
-	}
-	tenant, ok := h.tenantFor(w, r, r.PathValue("tenantId"))
+	tenant, ok := h.adminTenant(w, r)
 	if !ok {
 		return
 	}
@@ -34,4 +31,15 @@ func (h adminRoutes) handleRotateKey(w http.ResponseWriter, r *http.Request) {
 		"tenantId":  tenant,
 		"rotatedAt": c.now().UTC().Truncate(time.Second),
 	})
+}
+
+// adminTenant is the tenant an admin's route under
+// /admin/tenants/{tenantId}/ acts on: 403 (recorded) unless the caller is
+// an admin, 400 for a path that names no tenant ID. On refusal it has
+// answered.
+func (h adminRoutes) adminTenant(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !h.requireAdmin(w, r) {
+		return "", false
+	}
+	return h.tenantFor(w, r, r.PathValue("tenantId"))
 }

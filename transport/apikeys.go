@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -71,11 +72,18 @@ func (h apiKeyRoutes) handleList(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	httpwire.WriteJSON(w, http.StatusOK, APIKeyListing(tenant, keys))
+}
+
+// APIKeyListing is the body of GET /tenants/{tenantId}/api-keys for
+// tenant's keys, in their order: what "connectors apikey list --json"
+// prints too. It holds no secret and no hash.
+func APIKeyListing(tenant string, keys []tenants.APIKey) any {
 	list := make([]apiKeyView, 0, len(keys))
 	for _, k := range keys {
 		list = append(list, viewOf(k))
 	}
-	httpwire.WriteJSON(w, http.StatusOK, map[string]any{"tenantId": tenant, "keys": list})
+	return map[string]any{"tenantId": tenant, "keys": list}
 }
 
 // handleCreate handles the "POST /tenants/{tenantId}/api-keys" route: a
@@ -87,18 +95,9 @@ func (h apiKeyRoutes) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := httpwire.ReadAll(r.Body)
-	if err != nil {
-		h.fail(w, r, badBody(err, "could not read the body"))
+	raw, ok := h.jsonBody(w, r)
+	if !ok {
 		return
-	}
-	// A JSON body only: a form or text/plain body is what a page on
-	// another site can send without a preflight.
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
-			httpwire.WriteError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
-			return
-		}
 	}
 	opts, err := decodeAPIKeyBody(raw)
 	if err != nil {
@@ -148,7 +147,11 @@ func (h apiKeyRoutes) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := audit.Record{TenantID: tenant, Operation: audit.OpAPIKeyRevoke, Duration: time.Since(start), Success: err == nil, Err: err}
 	if tenants.ValidKeyID(id) {
-		rec.APIKeyID = id // else it names no key; the error says what was asked
+		rec.APIKeyID = id
+	} else {
+		// It names no key, and its error would repeat it: it may be a
+		// key itself, pasted where its ID belongs.
+		rec.Err = errMalformedKeyID
 	}
 	h.opts.Audit.Record(r.Context(), rec)
 	if err != nil {
@@ -163,6 +166,10 @@ func (h apiKeyRoutes) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		"revokedAt": time.Now().UTC().Truncate(time.Second),
 	})
 }
+
+// errMalformedKeyID is the error an audit record gives for a revocation
+// of something that is not a key ID: what was asked is not recorded.
+var errMalformedKeyID = errors.New("revoking API key: not a key ID: " + tenants.ErrKeyNotFound.Error())
 
 // adminKeyAllowed answers 403 (recorded as a refused attempt on tenant)
 // unless the caller may create or revoke an admin key: an admin, whose
@@ -197,22 +204,9 @@ func decodeAPIKeyBody(raw []byte) (tenants.CreateOptions, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return opts, nil
 	}
-	var body map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&body); err != nil || body == nil {
-		return opts, &FieldError{Msg: "the body must be a JSON object"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return opts, &FieldError{Msg: "the body must hold one JSON object"}
-	}
-	for _, name := range slices.Sorted(maps.Keys(body)) { // the same error for the same body
-		if slices.Contains(apiKeyFields, name) {
-			continue
-		}
-		if !fieldName.MatchString(name) {
-			return opts, &FieldError{Msg: "the body has a field that is not part of the request"}
-		}
-		return opts, &FieldError{Field: name, Msg: "is not part of the request (fields: name, admin)"}
+	body, err := decodeObject(raw, apiKeyFields)
+	if err != nil {
+		return opts, err
 	}
 	if v, ok := body["name"]; ok && string(v) != "null" {
 		if json.Unmarshal(v, &opts.Name) != nil {
@@ -235,4 +229,48 @@ func decodeAPIKeyBody(raw []byte) (tenants.CreateOptions, error) {
 		}
 	}
 	return opts, nil
+}
+
+// jsonBody reads r's body, which may be empty: 415 unless a body is sent
+// as JSON (a form or text/plain body is what a page on another site can
+// send without a preflight). On refusal it has answered.
+func (h *guards) jsonBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	raw, err := httpwire.ReadAll(r.Body)
+	if err != nil {
+		h.fail(w, r, badBody(err, "could not read the body"))
+		return nil, false
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return raw, true
+	}
+	if media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || media != "application/json" {
+		httpwire.WriteError(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be JSON, sent with Content-Type: application/json")
+		return nil, false
+	}
+	return raw, true
+}
+
+// decodeObject reads raw as one JSON object whose fields are all among
+// fields, names exact (any other, one differing in case included, is
+// refused), and returns its members as written. Errors are *FieldError;
+// none repeats a value, and none a field name that is not a plain name.
+func decodeObject(raw []byte, fields []string) (map[string]json.RawMessage, error) {
+	var body map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&body); err != nil || body == nil {
+		return nil, &FieldError{Msg: "the body must be a JSON object"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &FieldError{Msg: "the body must hold one JSON object"}
+	}
+	for _, name := range slices.Sorted(maps.Keys(body)) { // the same error for the same body
+		if slices.Contains(fields, name) {
+			continue
+		}
+		if !fieldName.MatchString(name) {
+			return nil, &FieldError{Msg: "the body has a field that is not part of the request"}
+		}
+		return nil, &FieldError{Field: name, Msg: "is not part of the request (fields: " + strings.Join(fields, ", ") + ")"}
+	}
+	return body, nil
 }

@@ -55,7 +55,8 @@ func (o oidcStandIn) Verify(_ context.Context, token string) (tenants.Identity, 
 // apiKeyGateway is NewHTTP with the API-key routes over the real
 // tenants.APIKeys on an embedded store, the real APIKeyAuth (and an OIDC
 // stand-in), an audit trail and a log to read: the keys of tenant-a,
-// tenant-b and of an admin (tenant ops) are made beforehand.
+// tenant-b and of an admin (tenant ops) are made beforehand. Each of more
+// may add to the options, given the store.
 type apiKeyGateway struct {
 	url        string
 	keys       *tenants.APIKeys
@@ -63,7 +64,7 @@ type apiKeyGateway struct {
 	key        map[string]string // "tenant-a", "tenant-b", "admin" → key; "admin-noscope" → an OIDC token
 }
 
-func newAPIKeyGateway(t *testing.T) *apiKeyGateway {
+func newAPIKeyGateway(t *testing.T, more ...func(*HTTPOptions, *embedded.Store)) *apiKeyGateway {
 	t.Helper()
 	st, err := embedded.Open(filepath.Join(t.TempDir(), "creds.db"), &embedded.Options{MasterKey: bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
@@ -82,7 +83,7 @@ func newAPIKeyGateway(t *testing.T) *apiKeyGateway {
 		g.key[name] = key
 	}
 	g.key["admin-noscope"] = "oidc-admin-noscope"
-	h := NewHTTP(HTTPOptions{
+	opts := HTTPOptions{
 		MCP: server.NewHandler(mcptest.NewWhoami(), nil, server.HTTPOptions{}),
 		Auth: Chain{APIKeyAuth{Keys: g.keys}, OIDCAuth{Verifier: oidcStandIn{
 			"oidc-admin-noscope": {Tenant: "ops", Subject: "oidc:ops-admin", Admin: true, Scopes: []string{"mcp"}},
@@ -91,7 +92,11 @@ func newAPIKeyGateway(t *testing.T) *apiKeyGateway {
 		APIKeys:     g.keys,
 		Audit:       audit.New(g.trail),
 		Logger:      slog.New(slog.NewJSONHandler(g.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, f := range more {
+		f(&opts, st)
+	}
+	h := NewHTTP(opts)
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); _ = h.Close(context.Background()) })
 	g.url = ts.URL
@@ -347,6 +352,43 @@ func TestAPIKeyRoutesTenantIsolation(t *testing.T) {
 	}
 }
 
+// bodyCase is a request body and the refusal it must get.
+type bodyCase struct {
+	name, body  string
+	contentType string // "": application/json; "-": none
+	status      int
+	errName     string
+	message     string // the answer's message begins so
+}
+
+// checkBodies POSTs each case's body to path as key, and checks that it
+// is refused as the case says, with a message that holds none of values.
+func (g *apiKeyGateway) checkBodies(t *testing.T, key, path string, values []string, cases []bodyCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ct []string
+			switch c.contentType {
+			case "":
+			case "-":
+				ct = []string{""}
+			default:
+				ct = []string{c.contentType}
+			}
+			a := g.call(t, key, "POST", path, c.body, ct...)
+			msg, _ := a.json["message"].(string)
+			if a.status != c.status || a.errName() != c.errName || !strings.HasPrefix(msg, c.message) {
+				t.Errorf("%d %.300s, want %d %s %q", a.status, a.raw, c.status, c.errName, c.message)
+			}
+			for _, value := range values {
+				if strings.Contains(msg, value) {
+					t.Errorf("the message repeats a value (%q): %s", value, msg)
+				}
+			}
+		})
+	}
+}
+
 // TestAPIKeyRoutesHostileBodies: every body that is not one JSON object
 // of the request's shape is refused, naming the field where there is one
 // and never repeating a value; a tenant asking for an admin key is
@@ -362,13 +404,7 @@ func TestAPIKeyRoutesHostileBodies(t *testing.T) {
 		return len(keys)
 	}
 	before := count()
-	for _, c := range []struct {
-		name, body  string
-		contentType string
-		status      int
-		errName     string
-		message     string // the answer's message begins so
-	}{
+	g.checkBodies(t, "tenant-a", keysA, []string{"nnnnnnnn", "admin=true", "gnp.exe", "script", "red", "cgw_0000"}, []bodyCase{
 		{"a number for name", `{"name": 5}`, "", 400, "ValidationError", "name: must be a string"},
 		{"an array for name", `{"name": ["x"]}`, "", 400, "ValidationError", "name: must be a string"},
 		{"an object for name", `{"name": {"first": "x"}}`, "", 400, "ValidationError", "name: must be a string"},
@@ -396,28 +432,7 @@ func TestAPIKeyRoutesHostileBodies(t *testing.T) {
 		{"no content type", `{"name": "x"}`, "-", 415, "UnsupportedMediaType", "the body must be JSON"},
 		{"beyond the body limit", `{"name": "` + strings.Repeat("n", DefaultMaxBodyBytes) + `"}`, "", 413, "PayloadTooLarge", "request body too large"},
 		{"an admin key, asked by a tenant", `{"name": "root", "admin": true}`, "", 403, "Forbidden", "admin: only an admin may create or revoke an admin key"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			var ct []string
-			switch c.contentType {
-			case "":
-			case "-":
-				ct = []string{""}
-			default:
-				ct = []string{c.contentType}
-			}
-			a := g.call(t, "tenant-a", "POST", keysA, c.body, ct...)
-			msg, _ := a.json["message"].(string)
-			if a.status != c.status || a.errName() != c.errName || !strings.HasPrefix(msg, c.message) {
-				t.Errorf("%d %.300s, want %d %s %q", a.status, a.raw, c.status, c.errName, c.message)
-			}
-			for _, value := range []string{"nnnnnnnn", "admin=true", "gnp.exe", "script", "red", "cgw_0000"} {
-				if strings.Contains(msg, value) {
-					t.Errorf("the message repeats a value (%q): %s", value, msg)
-				}
-			}
-		})
-	}
+	})
 	if n := count(); n != before {
 		t.Errorf("%d keys made by refused bodies", n-before)
 	}
@@ -507,4 +522,28 @@ func TestAPIKeyRoutesNotConfigured(t *testing.T) {
 			t.Errorf("%s without APIKeys: %d, want 404", method, resp.StatusCode)
 		}
 	}
+}
+
+// TestAPIKeyRevokePastedKey: a key pasted where its ID belongs is not
+// revoked (404, as any unknown ID), and neither its answer, the audit
+// trail nor the log repeats it; the key keeps working.
+func TestAPIKeyRevokePastedKey(t *testing.T) {
+	g := newAPIKeyGateway(t)
+	key := g.key["tenant-a"]
+	if a := g.call(t, "tenant-a", "DELETE", "/tenants/tenant-a/api-keys/"+key, ""); a.status != 404 || a.errName() != "APIKeyNotFound" {
+		t.Errorf("revoking by the key itself: %d %s, want 404 APIKeyNotFound", a.status, a.raw)
+	} else if strings.Contains(a.raw, key) {
+		t.Errorf("the answer repeats the key: %s", a.raw)
+	}
+	revokes := g.auditRecords(t, audit.OpAPIKeyRevoke)
+	if len(revokes) != 1 || revokes[0]["success"] != false || revokes[0]["apiKeyId"] != nil {
+		t.Errorf("apikey_revoke records %v, want one failure naming no key", revokes)
+	}
+	secret := key[len("cgw_0123456789abcdef_"):]
+	for _, text := range []string{g.trail.String(), g.log.String()} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the pasted key is audited or logged:\n%s", text)
+		}
+	}
+	g.mustCall(t, 200, "tenant-a", "GET", "/tenants/tenant-a/api-keys", "")
 }

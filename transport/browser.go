@@ -46,8 +46,9 @@ const (
 // purposeLogin binds the sign-in state cookie's seal.
 const purposeLogin = "cgw-browser-login/v1"
 
-// BrowserConfig configures Browser. OAuth2, Verifier and Sessions are
-// required.
+// BrowserConfig configures Browser. Sessions is required; OAuth2 and
+// Verifier come together (sign-in through the OpenID provider) or not at
+// all (sign-in links only, browserlink.go).
 type BrowserConfig struct {
 	// OAuth2 is the gateway's client at the OpenID provider: client ID and
 	// secret, the provider's endpoints, the redirect URI (the gateway's
@@ -61,6 +62,9 @@ type BrowserConfig struct {
 	UseAccessToken bool
 	// Sessions seals the session and sign-in state cookies.
 	Sessions *tenants.BrowserSessions
+	// Claims, if set, spends each sign-in link once on every replica of
+	// one store (vault.Claims); without it sign-in links are refused.
+	Claims Claimer
 	// CookieName names the session cookie; empty means
 	// DefaultSessionCookie. The sign-in state cookie is CookieName+"_login".
 	CookieName string
@@ -90,6 +94,11 @@ type BrowserConfig struct {
 //	GET  /auth/callback          the provider's redirect back
 //	POST /auth/logout            CSRF-checked; clears the session
 //	GET  /auth/session           the session's identity and CSRF token (JSON)
+//	GET  /auth/link?token=…      a sign-in link's confirmation page (browserlink.go)
+//	POST /auth/link              the confirmation: spends the link, signs in
+//
+// Without OAuth2 and Verifier, /auth/login and /auth/callback answer 404
+// SignInNotConfigured and only sign-in links sign in.
 //
 // BrowserAuth authenticates the requests of a signed-in browser.
 type Browser struct {
@@ -102,17 +111,22 @@ type Browser struct {
 
 // NewBrowser returns browser sign-in.
 func NewBrowser(cfg BrowserConfig) (*Browser, error) {
-	if cfg.OAuth2 == nil || cfg.Verifier == nil || cfg.Sessions == nil {
-		return nil, errors.New("browser sign-in: OAuth2, Verifier and Sessions are required")
+	if cfg.Sessions == nil {
+		return nil, errors.New("browser sign-in: Sessions is required")
 	}
-	if cfg.OAuth2.RedirectURL == "" {
-		return nil, errors.New("browser sign-in: the OAuth2 redirect URL is required")
+	if (cfg.OAuth2 == nil) != (cfg.Verifier == nil) {
+		return nil, errors.New("browser sign-in: OAuth2 and Verifier go together")
 	}
-	o := *cfg.OAuth2
-	if !containsString(o.Scopes, "openid") {
-		o.Scopes = append([]string{"openid"}, o.Scopes...)
+	if cfg.OAuth2 != nil {
+		if cfg.OAuth2.RedirectURL == "" {
+			return nil, errors.New("browser sign-in: the OAuth2 redirect URL is required")
+		}
+		o := *cfg.OAuth2
+		if !containsString(o.Scopes, "openid") {
+			o.Scopes = append([]string{"openid"}, o.Scopes...)
+		}
+		cfg.OAuth2 = &o
 	}
-	cfg.OAuth2 = &o
 	if cfg.CookieName == "" {
 		cfg.CookieName = DefaultSessionCookie
 	}
@@ -141,6 +155,8 @@ func (b *Browser) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /auth/callback", b.handleCallback)
 	mux.HandleFunc("POST /auth/logout", b.handleLogout)
 	mux.HandleFunc("GET /auth/session", b.handleSession)
+	mux.HandleFunc("GET /auth/link", b.handleLinkPage)
+	mux.HandleFunc("POST /auth/link", b.handleLinkSignIn)
 }
 
 // Auth returns the Authenticator of signed-in browsers.
@@ -158,6 +174,10 @@ type loginState struct {
 
 // handleLogin handles "GET /auth/login?next=/path".
 func (b *Browser) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if b.cfg.OAuth2 == nil {
+		b.signInNotConfigured(w, r)
+		return
+	}
 	next := r.URL.Query().Get("next")
 	if next == "" {
 		next = "/"
@@ -186,6 +206,10 @@ func (b *Browser) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 // handleCallback handles "GET /auth/callback": the provider's redirect.
 func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
+	if b.cfg.OAuth2 == nil {
+		b.signInNotConfigured(w, r)
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	// The state cookie is for one sign-in only, whatever its outcome.
 	http.SetCookie(w, b.cookie(r, b.loginCookie(), "", -1))

@@ -60,7 +60,7 @@ func (h linkRoutes) handleConsent(w http.ResponseWriter, r *http.Request) {
 		Expires:     link.Expires.UTC().Format(time.RFC1123),
 		Action:      oauth.LinkPath + link.ID,
 		CSRF:        consentCSRF(binding, link.ID),
-		SignedIn:    h.opts.Browser != nil,
+		SignedIn:    h.opts.Browser.signedIn(r),
 		formTarget:  h.providerOrigin(link.Integration),
 	})
 }
@@ -97,7 +97,8 @@ func (h linkRoutes) handleConfirm(w http.ResponseWriter, r *http.Request) {
 // consentLink opens the route's link and, with browser sign-in configured,
 // checks that the person is signed in as a user of its tenant: not signed
 // in, they are sent to sign in and come back; signed in as another tenant,
-// refused (and recorded).
+// refused (and recorded). With sign-in links only (no provider), one not
+// signed in goes on as without browser sign-in.
 func (h linkRoutes) consentLink(w http.ResponseWriter, r *http.Request) (oauth.Link, bool) {
 	link, err := h.opts.OAuth.Link(r.PathValue("id"))
 	if err != nil {
@@ -112,6 +113,11 @@ func (h linkRoutes) consentLink(w http.ResponseWriter, r *http.Request) (oauth.L
 		return link, true
 	}
 	s, err := h.opts.Browser.session(r)
+	if err != nil && !h.opts.Browser.providerSignIn() {
+		// Nowhere to send them to sign in (sign-in links only): the
+		// link is its holder's, as without browser sign-in.
+		return link, true
+	}
 	if err != nil {
 		if r.Method != http.MethodGet {
 			h.consentError(w, r, http.StatusUnauthorized, "Unauthorized", "sign in first, then open the link again")
@@ -232,18 +238,13 @@ whoever started it gets to use the account you approve.</p>{{end}}
 `))
 
 func renderConsent(w http.ResponseWriter, status int, p consentPage) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// The form posts here, and browsers hold the redirect that follows to
 	// form-action too: the provider's origin, and nothing else.
 	action := "'none'"
 	if p.Error == "" {
 		action = "'self' " + p.formTarget
 	}
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+action+"; frame-ancestors 'none'; base-uri 'none'")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "same-origin")
-	w.Header().Set("Cache-Control", "no-store")
+	pageHeaders(w.Header(), "default-src 'none'; style-src 'unsafe-inline'; form-action "+action+"; frame-ancestors 'none'; base-uri 'none'", "same-origin")
 	w.WriteHeader(status)
 	_ = consentTemplate.Execute(w, p)
 }

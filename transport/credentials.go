@@ -56,7 +56,13 @@ type Credentials struct {
 	// RotateKey, if set, rotates a tenant's encryption key (POST
 	// /admin/tenants/{tenantId}/rotate-key).
 	RotateKey func(ctx context.Context, tenant string) error
-	Now       func() time.Time // nil: time.Now
+	// Offboard, if set, off-boards a tenant (POST
+	// /admin/tenants/{tenantId}/offboard, adminoffboard.go): its API keys
+	// revoked, every credential and record deleted, its key destroyed,
+	// the other replicas told. A tenant with nothing stored is off-boarded
+	// already: zeros, not an error.
+	Offboard func(ctx context.Context, tenant string) (OffboardResult, error)
+	Now      func() time.Time // nil: time.Now
 }
 
 func (c *Credentials) now() time.Time {

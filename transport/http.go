@@ -105,6 +105,11 @@ type HTTPOptions struct {
 	// /tenants/{tenantId}/api-keys/{keyId} (revoke).
 	APIKeys APIKeyManager
 
+	// Console, if set, is served at /console/ (behind the Host and Origin
+	// checks) and bound to the gateway's own API, which it calls in
+	// process for every page and action.
+	Console Console
+
 	// Ready reports whether the gateway can serve (store and registry up),
 	// for GET /readyz; nil means always ready.
 	Ready func(context.Context) error
@@ -126,6 +131,13 @@ type HTTPOptions struct {
 	UsageDaily func(ctx context.Context, tenant string, days int) (metrics.DailyUsage, error)
 
 	Logger *slog.Logger // nil: discard
+}
+
+// Console is the tenant console (package console): a handler of
+// /console/ that makes its requests of the API it is bound to.
+type Console interface {
+	http.Handler
+	Bind(api http.Handler)
 }
 
 // DefaultMaxBodyBytes is the default of HTTPOptions.MaxBodyBytes.
@@ -162,7 +174,13 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 	}
 	h := &HTTP{guards: g, mux: http.NewServeMux()}
 	h.routes()
-	h.handler = h.bounded(h.withRequestID(h.mux))
+	api := h.withRequestID(h.mux)
+	h.handler = h.bounded(api)
+	if opts.Console != nil {
+		// Its calls are part of the exchange that made them (bounded
+		// and drained with it); each has a request ID of its own.
+		opts.Console.Bind(api)
+	}
 	return h
 }
 
@@ -175,6 +193,9 @@ func (h *HTTP) routes() {
 		h.mux.Handle("/auth/", g.checkHost(g.checkOrigin(auth)))
 	}
 	linkRoutes{g}.register(h.mux)
+	if c := g.opts.Console; c != nil {
+		h.mux.Handle("/console/", g.checkHost(g.checkOrigin(c)))
+	}
 	if g.opts.Credentials != nil {
 		credentialRoutes{g}.register(h.mux)
 	}

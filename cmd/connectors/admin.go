@@ -136,67 +136,6 @@ func mask(s string) string {
 	return s[:4] + "…" + strings.Repeat("*", 4)
 }
 
-// apikey runs the "apikey" operator commands.
-func (m *Main) apikey(ctx context.Context, cfg Config, args []string) error {
-	if len(args) == 0 {
-		return usageError{"apikey: want create, revoke or list"}
-	}
-	verb, args := args[0], args[1:]
-	switch verb {
-	case "create":
-		fs := m.flags("apikey create")
-		tenant := fs.String("tenant", "", "tenant ID the key acts for (required)")
-		admin := fs.Bool("admin", false, "the key may administer every tenant")
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		if err := tenants.ValidateID(*tenant); err != nil {
-			return usageError{fmt.Sprintf("--tenant: %v", err)}
-		}
-		st, err := m.openStore(cfg, m.quietLogger())
-		if err != nil {
-			return err
-		}
-		key, id, err := tenants.NewAPIKeys(st).Create(ctx, *tenant, *admin)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(m.Stderr, "API key %s created for tenant %s; it is shown once:\n", id, *tenant)
-		fmt.Fprintln(m.Stdout, key)
-	case "revoke":
-		if len(args) != 1 {
-			return usageError{"apikey revoke: want the key ID"}
-		}
-		st, err := m.openStore(cfg, m.quietLogger())
-		if err != nil {
-			return err
-		}
-		if err := tenants.NewAPIKeys(st).Revoke(ctx, args[0]); err != nil {
-			return err
-		}
-		m.announce(cfg, cluster.Change{Kind: cluster.KindAPIKeyRevoked, Key: args[0]})
-		fmt.Fprintf(m.Stdout, "revoked %s\n", args[0])
-	case "list":
-		if err := parse(m.flags("apikey list"), args); err != nil {
-			return err
-		}
-		st, err := m.openStore(cfg, m.quietLogger())
-		if err != nil {
-			return err
-		}
-		keys, err := tenants.NewAPIKeys(st).List(ctx)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			fmt.Fprintf(m.Stdout, "%v\n", k)
-		}
-	default:
-		return usageError{fmt.Sprintf("apikey: unknown verb %q", verb)}
-	}
-	return nil
-}
-
 // key runs "key rotate": a new key version for a tenant, with every
 // credential of the tenant re-sealed under it; with --retire-old, older
 // versions then stop decrypting (Vault's min_decryption_version).
@@ -241,31 +180,18 @@ func (m *Main) tenantVerb(cfg Config, command, verb string, args []string) (stri
 
 // tenant runs "tenant offboard": every credential of the tenant deleted,
 // its encryption key destroyed (crypto-shredding: a copy of its ciphertext
-// made before can no longer be read), and its API keys revoked.
+// made before can no longer be read), and its API keys revoked
+// (offboardTenant, which POST /admin/tenants/{tenantId}/offboard runs too).
 func (m *Main) tenant(ctx context.Context, cfg Config, args []string) error {
 	tenant, st, err := m.tenantVerb(cfg, "tenant", "offboard", args)
 	if err != nil {
 		return err
 	}
-	keys := tenants.NewAPIKeys(st)
-	list, err := keys.List(ctx)
+	res, _, err := offboardTenant(ctx, st, tenants.NewAPIKeys(st), m.audit, tenant)
+	m.announce(cfg, cluster.Change{Kind: cluster.KindOffboarded, Tenant: tenant}) // some keys or records may be gone
 	if err != nil {
 		return err
 	}
-	revoked := 0
-	for _, k := range list {
-		if k.Tenant == tenant {
-			if err := keys.Revoke(ctx, k.ID); err != nil {
-				return err
-			}
-			revoked++
-		}
-	}
-	err = st.OffboardTenant(ctx, tenant)
-	m.announce(cfg, cluster.Change{Kind: cluster.KindOffboarded, Tenant: tenant}) // some records may be gone
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", tenant, revoked)
+	fmt.Fprintf(m.Stdout, "offboarded %s: credentials deleted, key destroyed, %d API keys revoked\n", tenant, res.APIKeysRevoked)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/connectors-gateway/connectors/cluster"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
+	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/transport"
 	"github.com/connectors-gateway/connectors/vault"
@@ -241,15 +242,17 @@ func (m *Main) refreshed(tenant, integration string, d time.Duration, err error)
 }
 
 // credentialRoutes wires the credential routes to the store, the
-// gateway's settings cache and the credential changes (refresh schedule
-// and health, sessions, revocation at the provider).
-func credentialRoutes(st vault.Backend, reg *tools.Registry, g *server.Gateway, changes *credentialChanges) *transport.Credentials {
+// gateway's settings cache, the credential changes (refresh schedule
+// and health, sessions, revocation at the provider) and, for
+// off-boarding, the API keys this replica verifies.
+func credentialRoutes(st vault.Backend, reg *tools.Registry, g *server.Gateway, changes *credentialChanges, keys *tenants.APIKeys) *transport.Credentials {
 	c := &transport.Credentials{
 		Store:           st,
 		Registry:        routeRegistry{reg},
 		Settings:        st,
 		SettingsChanged: changes.settingsChanged(g),
 		RotateKey:       changes.rotateKey(st),
+		Offboard:        changes.offboard(st, keys, g),
 		Changed:         changes.Changed,
 	}
 	if changes.health != nil {

@@ -82,6 +82,13 @@ func (g *gateway) clusterAddr(t *testing.T) string {
 func clusteredPair(t *testing.T, env map[string]string, extra ...map[string]any) (a, b *gateway, root *api.Client) {
 	t.Helper()
 	vaultAddr, root, token := gatewayVault(t)
+	a, b = clusteredPairOn(t, vaultAddr, token, env, extra...)
+	return a, b, root
+}
+
+// clusteredPairOn is clusteredPair on the Vault at vaultAddr, with token.
+func clusteredPairOn(t *testing.T, vaultAddr, token string, env map[string]string, extra ...map[string]any) (a, b *gateway) {
+	t.Helper()
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	all := map[string]string{
 		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token, "CONNECTORS_VAULT_CACHE_TTL": "60s",
@@ -102,7 +109,7 @@ func clusteredPair(t *testing.T, env map[string]string, extra ...map[string]any)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return a, b, root
+	return a, b
 }
 
 // TestClusterPropagatesChanges: two replicas on one Vault. A credential
@@ -217,18 +224,7 @@ func testClusterOperator(t *testing.T, a, b *gateway, root *api.Client, heard *n
 	t.Logf("\"credential put\" beside a: b's session heard list_changed %v after the command started", time.Since(start).Round(time.Millisecond))
 
 	// Off-boarding destroys the tenant's key: it needs the admin policy.
-	rules, err := os.ReadFile(filepath.Join(testenv.Root(), "vault", "hashicorp", "policies", "gateway-admin-policy.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().PutPolicy("gateway-admin", string(rules)); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"gateway-service", "gateway-admin"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops := cli.replica(map[string]string{"VAULT_TOKEN": tok.Auth.ClientToken})
+	ops := cli.replica(map[string]string{"VAULT_TOKEN": adminVaultToken(t, root)})
 	const notion = "/tenants/tenant-a/integrations/notion"
 	if _, out, raw := b.api("admin", "GET", notion, ""); out["hasCredentials"] != true { // b caches it
 		t.Fatalf("b before the off-boarding: %s", raw)
@@ -390,4 +386,23 @@ func TestClusterConfig(t *testing.T) {
 			t.Errorf("on: peers %q", cfg.Cluster.Peers)
 		}
 	}
+}
+
+// adminVaultToken writes the shipped gateway-admin policy to the Vault of
+// root and returns a token holding it and the gateway-service policy, as
+// off-boarding needs (it destroys the tenant's key).
+func adminVaultToken(t *testing.T, root *api.Client) string {
+	t.Helper()
+	rules, err := os.ReadFile(filepath.Join(testenv.Root(), "vault", "hashicorp", "policies", "gateway-admin-policy.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("gateway-admin", string(rules)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"gateway-service", "gateway-admin"}, NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Auth.ClientToken
 }

@@ -298,3 +298,25 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestConformanceParamHeaders runs the suite's custom-header scenario by
+// itself through the gateway: a 2026-07-28 tools/call whose Mcp-Param
+// headers disagree with its arguments (missing, another value, Base64
+// that does not decode) is refused with 400 and -32020, the tool's
+// annotations being the tenant's catalogue's. In the whole suite the
+// scenario passed when an earlier one had left the check to the
+// fixture's own, and failed (200) when it ran first on a cold catalogue.
+func TestConformanceParamHeaders(t *testing.T) {
+	u := proxiedConformance(t, fixtureGateway(t, startConformanceFixture(t), ""))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	argv := testenv.NodeScript(t, testenv.ConformanceAlpha, "server", "--url", u,
+		"--scenario", "http-custom-header-server-validation", "--spec-version", "2026-07-28", "-o", t.TempDir())
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	m := regexp.MustCompile(`Passed: (\d+)/(\d+), 0 failed, 0 warnings`).FindSubmatch(out)
+	if err != nil || m == nil || string(m[1]) != string(m[2]) {
+		t.Fatalf("the custom-header scenario through the gateway: %v\n%s", err, lastLines(string(out), 60))
+	}
+}

@@ -348,6 +348,15 @@ func testCredentialRoutes(t *testing.T, g *gateway) {
 	if d := out["details"].([]any); status != http.StatusOK || len(d) != 1 || d[0].(map[string]any)["tenantId"] != "tenant-b" || out["nextAfter"] != "tenant-b" {
 		t.Errorf("admin health page 2: %v", out)
 	}
+	status, out, raw = g.api("admin", "GET", "/admin/tenants/health?q=nt-b", "")
+	if d, _ := out["details"].([]any); status != http.StatusOK || len(d) != 1 || d[0].(map[string]any)["tenantId"] != "tenant-b" || out["totalTenants"] != float64(1) {
+		t.Errorf("admin health searched for nt-b: %d %s", status, raw)
+	}
+	for _, q := range []string{"A", "x%20y", "%3Cscript%3E", strings.Repeat("a", 65), "..%2F"} {
+		if status, out, raw := g.api("admin", "GET", "/admin/tenants/health?q="+q, ""); status != http.StatusBadRequest || out["error"] != "ValidationError" || !strings.Contains(raw, "q:") {
+			t.Errorf("admin health ?q=%s: %d %s, want 400 ValidationError naming q", q, status, raw)
+		}
+	}
 	g.assertNoSecretsIn(raw)
 	for _, secret := range []string{"secret_abc123_planted_9f8e7d", "xoxb-planted-1", "xoxe-planted-2", "ghp_planted_admin_put"} {
 		if strings.Contains(g.stderr.String(), secret) {

@@ -99,6 +99,7 @@ func testRefusedAttemptsAudited(t *testing.T, env map[string]string) {
 		{"POST", "/api/v1/tools/invoke", `{"toolId": "notion.API-get-self", "tenantId": "tenant-b"}`, nil, 403, "tenant-b", "cross_tenant"},
 		{"GET", "/oauth/authorize/linked?tenant_id=tenant-b", "", nil, 403, "tenant-b", "cross_tenant"},
 		{"POST", "/admin/tenants/tenant-b/rotate-key", "", nil, 403, "tenant-b", "admin_only"},
+		{"POST", "/admin/tenants/tenant-b/offboard", `{"confirm": "tenant-b"}`, nil, 403, "tenant-b", "admin_only"},
 		{"GET", "/admin/tenants/tenant-b/usage", "", nil, 403, "tenant-b", "admin_only"},
 		{"GET", "/tenants/tenant-b/usage/daily?days=7", "", nil, 403, "tenant-b", "cross_tenant"},
 		{"GET", "/admin/tenants/health", "", nil, 403, "tenant-a", "admin_only"},

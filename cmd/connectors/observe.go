@@ -17,13 +17,21 @@ import (
 
 // openAudit opens the audit trail: CONNECTORS_AUDIT_LOG "" or "stderr"
 // (beside the log), "stdout", or a file (append-only, fsync'd per record).
+// An operator command (m.operator) whose trail is not configured records
+// nothing: its output is for the person at the terminal, and a trail on
+// the terminal is no trail; it records where CONNECTORS_AUDIT_LOG says,
+// "stderr" and "stdout" included.
 func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	if m.audit != nil {
 		return m.audit, nil
 	}
 	var trail *audit.Logger
 	switch cfg.AuditLog {
-	case "", "stderr":
+	case "":
+		if !m.operator {
+			trail = audit.New(m.Stderr)
+		}
+	case "stderr":
 		trail = audit.New(m.Stderr)
 	case "stdout":
 		trail = audit.New(m.Stdout)

@@ -187,7 +187,7 @@ func TestPprof(t *testing.T) {
 // TestOperatorSubject: an operator command is recorded as cli:$USER, and
 // as cli:unknown where the environment names no user.
 func TestOperatorSubject(t *testing.T) {
-	g := newGateway(t) // its commands run without USER
+	g := newGatewayWithEnv(t, map[string]string{"CONNECTORS_AUDIT_LOG": "stderr"}) // its commands run without USER
 	if !strings.Contains(g.stderr.String(), `"operation":"put","duration":`) || !strings.Contains(g.stderr.String(), `"subject":"cli:unknown"`) {
 		t.Errorf("audit records of operator commands without USER:\n%.2000s", g.stderr)
 	}

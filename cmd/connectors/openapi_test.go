@@ -323,6 +323,8 @@ func TestOpenAPIDocument(t *testing.T) {
 
 	apiKeyExchanges(t, d)     // apikeys_test.go
 	usageDailyExchanges(t, d) // usagedaily_test.go
+	// Last: it off-boards tenant-c (offboard_test.go).
+	offboardExchanges(t, d)
 	d.checkCovered()
 	g.assertNoSecrets()
 
@@ -335,7 +337,8 @@ func TestOpenAPIDocument(t *testing.T) {
 			{name: "no resource URI", method: "GET", path: "/.well-known/oauth-protected-resource", status: 404},
 			{name: "no OAuth", method: "GET", path: "/oauth/authorize/github", as: "tenant-a", status: 404, errName: "OAuthNotConfigured"},
 			{name: "no OAuth", method: "GET", path: "/oauth/callback/github?code=x&state=y", status: 404, errName: "OAuthNotConfigured"},
-			{name: "no browser sign-in", method: "GET", path: "/auth/session", header: []string{"Cookie", "cgw_session=x"}, status: 404},
+			// Sign-in links only (no provider): a cookie not valid is no session.
+			{name: "no browser sign-in", method: "GET", path: "/auth/session", header: []string{"Cookie", "cgw_session=x"}, status: 401, errName: "Unauthorized"},
 		})
 	})
 }

@@ -23,14 +23,14 @@ import (
 // work beside a serving gateway whatever its store.
 func (m *Main) remote(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageError{"remote: want tenants, integrations, put, delete, rotate or health"}
+		return usageError{"remote: want tenants, integrations, put, delete, rotate, offboard or health"}
 	}
 	verb, args := args[0], args[1:]
 	fs := m.flags("remote " + verb)
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of a table")
 	var tenant, integration *string
 	switch verb {
-	case "integrations", "put", "delete", "rotate":
+	case "integrations", "put", "delete", "rotate", "offboard":
 		tenant = fs.String("tenant", "", "tenant ID (required)")
 	}
 	switch verb {
@@ -81,9 +81,24 @@ func (m *Main) remote(ctx context.Context, args []string) error {
 			return m.printJSON(raw, err)
 		}
 		fmt.Fprintf(m.Stdout, "rotated the encryption key of %s\n", *tenant)
+	case "offboard":
+		return m.remoteOffboard(ctx, c, *tenant, *asJSON)
 	default:
 		return usageError{fmt.Sprintf("remote: unknown verb %q", verb)}
 	}
+	return nil
+}
+
+// remoteOffboard off-boards tenant through the gateway (POST
+// /admin/tenants/{tenantId}/offboard, the body naming the tenant again).
+func (m *Main) remoteOffboard(ctx context.Context, c *apiClient, tenant string, asJSON bool) error {
+	body, _ := json.Marshal(map[string]string{"confirm": tenant})
+	var out struct{ CredentialsDeleted, APIKeysRevoked int }
+	raw, err := c.do(ctx, http.MethodPost, "/admin/tenants/"+tenant+"/offboard", body, &out)
+	if err != nil || asJSON {
+		return m.printJSON(raw, err)
+	}
+	fmt.Fprintf(m.Stdout, "offboarded %s: %d credentials deleted, key destroyed, %d API keys revoked\n", tenant, out.CredentialsDeleted, out.APIKeysRevoked)
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/console"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
@@ -43,12 +47,13 @@ Usage:
   connectors credential get    --tenant T --integration I
   connectors credential delete --tenant T --integration I
   connectors credential list   --tenant T
-  connectors apikey create --tenant T [--admin]
+  connectors apikey create --tenant T [--admin] [--name NAME]
   connectors apikey revoke ID
-  connectors apikey list
+  connectors apikey list [--tenant T] [--json]
   connectors key rotate --tenant T [--retire-old]
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
+  connectors console link --tenant T | --admin [--ttl 10m]   (a one-time sign-in link)
 
 Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote tenants [--json]
@@ -57,6 +62,7 @@ Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote put    --tenant T --integration I [--json] < credential.json
   connectors remote delete --tenant T --integration I [--json]
   connectors remote rotate --tenant T [--json]
+  connectors remote offboard --tenant T [--json]
 
 credential.json has the shape of the HTTP API's body:
   {"accessToken": "...", "refreshToken": "...", "tokenType": "bearer",
@@ -100,6 +106,10 @@ type Main struct {
 	shared  *sharedUsage             // flushes usage to the store (shared.go)
 	pool    *tools.Pool              // the gateway's upstreams, once started
 	sealer  *tenants.BrowserSessions // see stateSealer
+
+	// operator marks an operator command (credential, apikey, key,
+	// tenant), whose audit trail goes only where it is configured (openAudit).
+	operator bool
 }
 
 // NewMain returns a Main on the process's own streams and environment.
@@ -138,6 +148,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		user = "unknown"
 	}
 	operator := tenants.NewContext(ctx, tenants.Identity{Subject: "cli:" + user})
+	switch args[0] {
+	case "credential", "apikey", "key", "tenant":
+		m.operator = true
+	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return m.serve(ctx, cfg, rest)
@@ -153,6 +167,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.tenant(operator, cfg, rest)
 	case "integrations":
 		return m.integrations(cfg, rest)
+	case "console":
+		return m.console(cfg, rest) // signin.go
 	case "remote":
 		return m.remote(ctx, rest)
 	case "help", "-h", "--help":
@@ -334,6 +350,9 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		return err
 	}
 	defer ln.Close()
+	if err := sessionKey(&cfg); err != nil { // signin.go
+		return err
+	}
 	base := cfg.PublicURL
 	if base == "" {
 		base = "http://" + ln.Addr().String()
@@ -367,7 +386,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if cfg.OIDCIssuer != "" {
 		issuers = []string{cfg.OIDCIssuer}
 	}
-	browser, err := m.browser(ctx, cfg, log)
+	browser, err := m.browser(ctx, cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -375,9 +394,10 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
 		OAuth:                changes.flow,
-		Credentials:          credentialRoutes(st, reg, g, changes),
+		Credentials:          credentialRoutes(st, reg, g, changes, keys),
 		Invoke:               g,
 		APIKeys:              apiKeyRoutes(keys, changes),
+		Console:              m.tenantConsole(cfg, changes.flow, log),
 		Audit:                m.audit,
 		Metrics:              m.metrics,
 		Usage:                m.usage,
@@ -585,18 +605,32 @@ func (m *Main) linkFlow(cfg Config, base string, st oauth.FlowStore, providers m
 		Store:        st,
 		Sealer:       sealer,
 		Callbacks:    callbacks,
-		RedirectURIs: cfg.OAuthRedirectURIs,
+		RedirectURIs: append(slices.Clone(cfg.OAuthRedirectURIs), console.ReturnPath),
 		PublicURL:    base,
 		OnLinked:     onLinked,
 		Logger:       log,
 	})
 }
 
-// browser sets up browser sign-in against the OpenID provider, or returns
-// nil when no browser client is configured.
-func (m *Main) browser(ctx context.Context, cfg Config, log *slog.Logger) (*transport.Browser, error) {
+// browser sets up browser sign-in on the process's one sealer: sign-in
+// links (signin.go), spent once through claims, and sign-in at the
+// OpenID provider when a browser client is configured.
+func (m *Main) browser(ctx context.Context, cfg Config, claims vault.Claims, log *slog.Logger) (*transport.Browser, error) {
+	sessions, err := m.stateSealer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	bc := transport.BrowserConfig{
+		Sessions: sessions,
+		Claims:   claims,
+		Secure:   strings.HasPrefix(cfg.PublicURL, "https://"),
+		Logger:   log,
+	}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		bc.Origins = []string{u.Scheme + "://" + u.Host}
+	}
 	if cfg.BrowserClientID == "" {
-		return nil, nil
+		return transport.NewBrowser(bc)
 	}
 	provider, err := oidc.NewProvider(ctx, cfg.OIDCIssuer)
 	if err != nil {
@@ -613,23 +647,15 @@ func (m *Main) browser(ctx context.Context, cfg Config, log *slog.Logger) (*tran
 	if err != nil {
 		return nil, fmt.Errorf("OpenID provider %s: %w", cfg.OIDCIssuer, err)
 	}
-	sessions, err := tenants.NewBrowserSessions(cfg.BrowserSessionKey, nil)
-	if err != nil {
-		return nil, err
+	bc.OAuth2 = &oauth2.Config{
+		ClientID:     cfg.BrowserClientID,
+		ClientSecret: cfg.BrowserClientSecret,
+		Endpoint:     provider.Endpoint(),
+		RedirectURL:  cfg.PublicURL + "/auth/callback",
+		Scopes:       []string{oidc.ScopeOpenID, "profile"},
 	}
-	return transport.NewBrowser(transport.BrowserConfig{
-		OAuth2: &oauth2.Config{
-			ClientID:     cfg.BrowserClientID,
-			ClientSecret: cfg.BrowserClientSecret,
-			Endpoint:     provider.Endpoint(),
-			RedirectURL:  cfg.PublicURL + "/auth/callback",
-			Scopes:       []string{oidc.ScopeOpenID, "profile"},
-		},
-		Verifier: verifier,
-		Sessions: sessions,
-		Secure:   strings.HasPrefix(cfg.PublicURL, "https://"),
-		Logger:   log,
-	})
+	bc.Verifier = verifier
+	return transport.NewBrowser(bc)
 }
 
 func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {

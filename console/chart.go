@@ -124,6 +124,9 @@ func render(c Chart, lines bool) template.HTML {
 		return execute(v)
 	}
 	step, top := niceScale(top)
+	if step < 1 && whole(values) {
+		step, top = 1, math.Ceil(top) // counts: no tick between two whole numbers
+	}
 	for i := 0.0; i*step <= top+step/2; i++ {
 		t := i * step
 		y := plotTop + plotHeight - t/top*plotHeight
@@ -206,6 +209,18 @@ func hasData(values [][]float64, lines bool) bool {
 		}
 	}
 	return false
+}
+
+// whole reports whether every value is a whole number.
+func whole(values [][]float64) bool {
+	for _, row := range values {
+		for _, x := range row {
+			if !math.IsNaN(x) && x != math.Trunc(x) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // niceScale returns the step between ticks, 1, 2 or 5 times a power of

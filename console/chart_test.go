@@ -345,6 +345,24 @@ func tickValue(t *testing.T, s string) float64 {
 	return x * mult
 }
 
+// TestChartWholeTicks: counts below 5 tick at whole numbers, fractions
+// at fractions.
+func TestChartWholeTicks(t *testing.T) {
+	for _, c := range []struct {
+		values []float64
+		want   []string
+	}{
+		{[]float64{1, 0}, []string{"0", "1"}},
+		{[]float64{3, 2}, []string{"0", "1", "2", "3"}},
+		{[]float64{0.5, 1}, []string{"0", "0.2", "0.4", "0.6", "0.8", "1"}},
+	} {
+		root := parse(t, BarChart(Chart{Title: "Errors", Labels: dates(2), Series: []Series{{Name: "notion", Values: c.values}}}))
+		if got := texts(root.all("text", "tick")); !slices.Equal(got, c.want) {
+			t.Errorf("ticks of %v: %v, want %v", c.values, got, c.want)
+		}
+	}
+}
+
 func TestNiceScale(t *testing.T) {
 	for _, c := range []struct{ top, step, axis float64 }{
 		{0, 0.2, 1}, {1, 0.2, 1}, {7, 2, 8}, {12, 5, 15}, {99, 20, 100}, {100, 20, 100}, {1234, 500, 1500}, {3.7e12, 1e12, 4e12},

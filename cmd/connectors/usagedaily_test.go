@@ -21,8 +21,13 @@ import (
 func usageDailyExchanges(t *testing.T, d *apiDoc) {
 	t.Helper()
 	const dailyA = "/tenants/tenant-a/usage/daily"
+	// tenant-a called tools above: its days are checked against DayUsage.
+	_, body := d.do(exchange{name: "tenant-a's days", method: "GET", path: dailyA, as: "tenant-a", status: 200})
+	var got metrics.DailyUsage
+	if err := json.Unmarshal(body, &got); err != nil || len(got.Days) == 0 {
+		t.Errorf("tenant-a's days after its calls: %s", body)
+	}
 	d.run([]exchange{
-		{name: "tenant-a's days", method: "GET", path: dailyA, as: "tenant-a", status: 200},
 		{name: "the last week", method: "GET", path: dailyA + "?days=7", as: "tenant-a", status: 200},
 		{name: "by an admin", method: "GET", path: "/tenants/tenant-c/usage/daily?days=30", as: "admin", status: 200},
 		{name: "no days", method: "GET", path: dailyA + "?days=0", as: "tenant-a", status: 400, errName: "ValidationError", refused: true},

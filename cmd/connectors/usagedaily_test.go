@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,9 +124,10 @@ func TestSharedUsageDaily(t *testing.T) {
 }
 
 // TestSharedDailyFlush: the flush of daily figures on a real store, with
-// the replicas' check-and-set: two replicas' figures of one day sum, a
-// slot holding a later day is not overwritten by figures past the days
-// kept, and a failed daily write stays unflushed for the next flush.
+// the replicas' check-and-set: two replicas' figures of one day, flushed
+// at once, sum; a slot holding a later day is not overwritten by figures
+// past the days kept; a failed daily write stays unflushed for the next
+// flush.
 func TestSharedDailyFlush(t *testing.T) {
 	st, err := embedded.Open(filepath.Join(t.TempDir(), "creds.db"), nil)
 	if err != nil {
@@ -141,8 +143,12 @@ func TestSharedDailyFlush(t *testing.T) {
 		u.Refresh("acme", "github", i == 0)
 		replicas[i] = &sharedUsage{usage: u, store: st, log: log, every: time.Hour}
 	}
+	var wg sync.WaitGroup
 	for _, r := range replicas {
-		r.flush(t.Context())
+		wg.Go(func() { r.flush(t.Context()) }) // at once: check-and-set conflicts retried
+	}
+	wg.Wait()
+	for _, r := range replicas {
 		if left := r.usage.UnflushedDaily(); len(left) != 0 {
 			t.Errorf("unflushed after the flush: %+v", left)
 		}

@@ -215,6 +215,16 @@ func TestOperatorCommandsPrintNoAudit(t *testing.T) {
 	if strings.Contains(g.stderr.String(), "tenant_credential_access") {
 		t.Errorf("operator commands printed audit records on stderr:\n%s", g.stderr)
 	}
+	// They are recorded all the same, in the data dir.
+	trail, err := os.ReadFile(filepath.Join(g.env["CONNECTORS_DATA_DIR"], OperatorAuditFile))
+	for _, op := range []string{`"operation":"put"`, `"operation":"get"`, `"operation":"apikey_create"`, `"operation":"offboard"`} {
+		if err != nil || !strings.Contains(string(trail), op) {
+			t.Errorf("the operator trail has no %s record (%v)", op, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(g.env["CONNECTORS_DATA_DIR"], OperatorAuditFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the operator trail's mode: %v %v", fi, err)
+	}
 	for _, dest := range []string{"stderr", "stdout"} {
 		g.env["CONNECTORS_AUDIT_LOG"] = dest
 		out := g.mustRun("", "credential", "get", "--tenant", "tenant-a", "--integration", "notion")

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/connectors-gateway/connectors/audit"
@@ -15,12 +17,16 @@ import (
 	"github.com/connectors-gateway/connectors/vault"
 )
 
+// OperatorAuditFile is where, in the data dir, operator commands record
+// their audit trail when CONNECTORS_AUDIT_LOG is not set.
+const OperatorAuditFile = "operator-audit.log"
+
 // openAudit opens the audit trail: CONNECTORS_AUDIT_LOG "" or "stderr"
 // (beside the log), "stdout", or a file (append-only, fsync'd per record).
 // An operator command (m.operator) whose trail is not configured records
-// nothing: its output is for the person at the terminal, and a trail on
-// the terminal is no trail; it records where CONNECTORS_AUDIT_LOG says,
-// "stderr" and "stdout" included.
+// to OperatorAuditFile in the data dir, not on the terminal: its output is
+// for the person at it, and a trail on the terminal is no trail. It
+// records where CONNECTORS_AUDIT_LOG says, "stderr" and "stdout" included.
 func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	if m.audit != nil {
 		return m.audit, nil
@@ -30,6 +36,14 @@ func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	case "":
 		if !m.operator {
 			trail = audit.New(m.Stderr)
+			break
+		}
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("the operator audit trail: %w", err)
+		}
+		var err error
+		if trail, err = audit.Open(filepath.Join(cfg.DataDir, OperatorAuditFile)); err != nil {
+			return nil, err
 		}
 	case "stderr":
 		trail = audit.New(m.Stderr)

@@ -53,6 +53,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		{name: "no sign-in in progress", method: "GET", path: "/auth/callback?code=x&state=y", status: 400, errName: "BadRequest"},
 		{name: "from another origin", method: "GET", path: "/auth/login", header: evilOrigin, status: 403, errName: "ForbiddenOrigin"},
 		{name: "not signed in", method: "GET", path: "/auth/session", status: 401, errName: "Unauthorized", refused: true},
+		{name: "a sign-in link without its token", method: "GET", path: "/auth/link", status: 400, errName: "BadRequest", refused: true},
+		{name: "a sign-in link altered", method: "GET", path: "/auth/link?token=not-a-sealed-token", status: 400, errName: "SignInLinkInvalid"},
+		{name: "a sign-in link posted from another site", method: "POST", path: "/auth/link", header: evilOrigin, status: 403, errName: "ForbiddenOrigin", refused: true},
 	})
 	resp, _ := d.do(exchange{name: "sign in", method: "GET", path: "/auth/login?next=/", status: 302})
 	loginCookie := cookieNamed(resp, "cgw_session_login")

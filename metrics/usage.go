@@ -15,7 +15,8 @@ const DefaultMaxTenants = 10_000
 const maxTenantIntegrations = 64
 
 // Usage keeps per-tenant usage figures in memory, for the admin API: calls,
-// credential accesses, token refreshes and the integrations in use. It holds
+// credential accesses, token refreshes and the integrations in use, and the
+// daily figures of each integration (daily.go). It holds
 // at most a fixed number of tenants, forgetting the least recently seen (any
 // of its methods but Tenant and Top counts as seeing a tenant), so a
 // tenant's figures cover the time since it was last (re)admitted: see
@@ -40,8 +41,11 @@ type tenantUsage struct {
 	id                         string
 	calls, credAccesses        int64
 	refreshes, refreshFailures int64
-	integrations               map[string]struct{}
-	since                      time.Time
+	// integrations holds the integrations seen in calls (called) and the
+	// daily figures of those seen in calls or refreshes, at most
+	// maxTenantIntegrations.
+	integrations map[string]*integrationUsage
+	since        time.Time
 	// stored is the tenant's figures in the shared store as of the last
 	// Flushed (zero without one); the counters above are those not yet
 	// flushed.
@@ -70,32 +74,27 @@ func NewUsage(maxTenants int) *Usage {
 }
 
 // Call counts one API (tool) call by tenant to integration, which becomes
-// one of the tenant's active integrations.
+// one of the tenant's active integrations: a call that succeeded, of
+// unknown latency (CallResult tells both).
 func (u *Usage) Call(tenant, integration string) {
-	if u == nil || tenant == "" {
-		return
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	t := u.seeLocked(tenant)
-	t.calls++
-	if _, ok := t.integrations[integration]; !ok && validIntegration(integration) && len(t.integrations) < maxTenantIntegrations {
-		t.integrations[integration] = struct{}{}
-	}
+	u.CallResult(tenant, integration, OutcomeOK, -1)
 }
 
-// Refresh counts one token refresh attempt for tenant's integration.
+// Refresh counts one token refresh attempt for tenant's integration, in
+// the totals and the day's figures.
 func (u *Usage) Refresh(tenant, integration string, ok bool) {
-	if u == nil || tenant == "" {
-		return
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	t := u.seeLocked(tenant)
-	t.refreshes++
-	if !ok {
-		t.refreshFailures++
-	}
+	u.record(tenant, integration, func(t *tenantUsage, _ *integrationUsage, c *dayCounts) {
+		t.refreshes++
+		if !ok {
+			t.refreshFailures++
+		}
+		if c != nil {
+			c.refreshes++
+			if !ok {
+				c.refreshFailures++
+			}
+		}
+	})
 }
 
 // CredentialAccess counts one read of tenant's credential for integration.
@@ -121,7 +120,7 @@ func (u *Usage) seeLocked(tenant string) *tenantUsage {
 		u.lru.Remove(oldest)
 		delete(u.byID, oldest.Value.(*tenantUsage).id)
 	}
-	t := &tenantUsage{id: tenant, integrations: make(map[string]struct{}), since: time.Now().UTC()}
+	t := &tenantUsage{id: tenant, integrations: make(map[string]*integrationUsage), since: time.Now().UTC()}
 	u.byID[tenant] = u.lru.PushFront(t)
 	return t
 }
@@ -202,8 +201,10 @@ func (t *tenantUsage) snapshot() TenantUsage {
 // unflushed is t's figures counted since the last Flushed.
 func (t *tenantUsage) unflushed() TenantUsage {
 	active := make([]string, 0, len(t.integrations))
-	for in := range t.integrations {
-		active = append(active, in)
+	for in, iu := range t.integrations {
+		if iu.called {
+			active = append(active, in)
+		}
 	}
 	slices.Sort(active)
 	return TenantUsage{

@@ -385,11 +385,13 @@ func (g *Gateway) callUpstream(ctx context.Context, p *plan, conn *tools.Conn, r
 }
 
 // count is the accounting of one call, on every lane: by integration and
-// outcome in the metrics, by tenant in the usage figures.
+// outcome in the metrics, by tenant in the usage figures (with the outcome
+// and latency in the day's).
 func (g *Gateway) count(ctx context.Context, integration, outcome string, start time.Time) {
-	g.metrics.ToolCall(integration, outcome, time.Since(start))
+	took := time.Since(start)
+	g.metrics.ToolCall(integration, outcome, took)
 	if id, ok := tenants.FromContext(ctx); ok {
-		g.usage.Call(id.Tenant, integration)
+		g.usage.CallResult(id.Tenant, integration, outcome, took)
 	}
 }
 

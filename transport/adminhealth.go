@@ -21,7 +21,8 @@ const (
 
 // adminRoutes serve the admins' routes: the tenants' health, key
 // rotation (adminkey.go), off-boarding (adminoffboard.go), the metrics
-// and the usage figures (metrics.go).
+// and the usage figures (metrics.go), and beside them a tenant's own daily
+// usage (usagedaily.go).
 type adminRoutes struct{ *guards }
 
 func (h adminRoutes) register(mux *http.ServeMux) {
@@ -36,6 +37,9 @@ func (h adminRoutes) register(mux *http.ServeMux) {
 	if h.opts.Usage != nil {
 		mux.Handle("GET /admin/usage", h.api(h.handleUsageTop))
 		mux.Handle("GET /admin/tenants/{tenantId}/usage", h.api(h.handleUsage))
+	}
+	if h.opts.Usage != nil || h.opts.UsageDaily != nil {
+		mux.Handle("GET /tenants/{tenantId}/usage/daily", h.api(h.handleUsageDaily))
 	}
 }
 

@@ -125,6 +125,10 @@ type HTTPOptions struct {
 	// UsageTotals, if set, answers a tenant's usage route instead of
 	// Usage: the figures every replica shares (false: none).
 	UsageTotals func(ctx context.Context, tenant string) (metrics.TenantUsage, bool, error)
+	// UsageDaily, if set, answers GET /tenants/{tenantId}/usage/daily
+	// instead of Usage: the daily figures every replica shares, of the
+	// last days days.
+	UsageDaily func(ctx context.Context, tenant string, days int) (metrics.DailyUsage, error)
 
 	Logger *slog.Logger // nil: discard
 }

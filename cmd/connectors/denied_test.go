@@ -101,6 +101,7 @@ func testRefusedAttemptsAudited(t *testing.T, env map[string]string) {
 		{"POST", "/admin/tenants/tenant-b/rotate-key", "", nil, 403, "tenant-b", "admin_only"},
 		{"POST", "/admin/tenants/tenant-b/offboard", `{"confirm": "tenant-b"}`, nil, 403, "tenant-b", "admin_only"},
 		{"GET", "/admin/tenants/tenant-b/usage", "", nil, 403, "tenant-b", "admin_only"},
+		{"GET", "/tenants/tenant-b/usage/daily?days=7", "", nil, 403, "tenant-b", "cross_tenant"},
 		{"GET", "/admin/tenants/health", "", nil, 403, "tenant-a", "admin_only"},
 		{"GET", "/admin/usage", "", nil, 403, "tenant-a", "admin_only"},
 		{"GET", "/metrics", "", nil, 403, "tenant-a", "admin_only"},

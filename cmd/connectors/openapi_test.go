@@ -324,7 +324,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		{name: "sign out", method: "POST", path: "/auth/logout", header: browser, status: 204},
 	})
 
-	apiKeyExchanges(t, d) // apikeys_test.go
+	apiKeyExchanges(t, d)     // apikeys_test.go
+	usageDailyExchanges(t, d) // usagedaily_test.go
 	// Last: it off-boards tenant-c (offboard_test.go).
 	offboardExchanges(t, d)
 	d.checkCovered()

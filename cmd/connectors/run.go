@@ -402,6 +402,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Metrics:              m.metrics,
 		Usage:                m.usage,
 		UsageTotals:          m.shared.Tenant,
+		UsageDaily:           m.shared.Daily,
 		MCP:                  mcp,
 		Auth:                 auth,
 		Resource:             cfg.Resource,

@@ -32,8 +32,9 @@ import (
 //
 // Usage: each replica counts in memory (metrics.Usage) and every
 // UsageFlushInterval adds what it counted to the record "usage" of each
-// tenant it counted for (check-and-set, retried on conflict), and once
-// more at shutdown. A tenant's usage route answers the stored figures plus
+// tenant it counted for (check-and-set, retried on conflict), and its
+// daily figures to the records "usage-daily/day-NN" (shareddaily.go), and
+// once more at shutdown. A tenant's usage route answers the stored figures plus
 // this replica's unflushed counts, so a call on another replica shows
 // within one flush interval. Top-N ranks the tenants this replica knows
 // (those it counted for), by their stored figures as of its last flush
@@ -98,23 +99,32 @@ func (s *sharedUsage) close(ctx context.Context) {
 // flushWorkers bounds the tenants one flush writes at once.
 const flushWorkers = 8
 
-// flush adds every tenant's unflushed counts to its stored figures: only
-// tenants counted for since the last flush (a read and a write each, or
-// more on conflict), flushWorkers at a time.
+// flush adds every tenant's unflushed counts to its stored figures, and
+// its unflushed daily figures to its daily records (shareddaily.go): only
+// tenants counted for since the last flush (a read and a write each, and
+// one of each per day counted, or more on conflict), flushWorkers at a
+// time.
 func (s *sharedUsage) flush(ctx context.Context) {
-	deltas := s.usage.Unflushed()
+	deltas := usageDeltas(s.usage.Unflushed(), s.usage.UnflushedDaily())
 	if len(deltas) == 0 {
 		return
 	}
-	next := make(chan metrics.TenantUsage)
+	next := make(chan usageDelta)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	for range min(flushWorkers, len(deltas)) {
 		wg.Go(func() {
 			for d := range next {
-				if err := s.flushTenant(ctx, d); err != nil {
+				var err error
+				if d.total != nil {
+					err = s.flushTenant(ctx, *d.total)
+				}
+				if len(d.days) > 0 {
+					err = errors.Join(err, s.flushDays(ctx, d.tenant, d.days))
+				}
+				if err != nil {
 					failed.Add(1)
-					s.log.Warn("usage_flush_failed", "tenantId", d.TenantID, "error", err)
+					s.log.Warn("usage_flush_failed", "tenantId", d.tenant, "error", err)
 				}
 			}
 		})
@@ -136,28 +146,41 @@ func (s *sharedUsage) flush(ctx context.Context) {
 func (s *sharedUsage) flushTenant(parent context.Context, d metrics.TenantUsage) error {
 	ctx, cancel := context.WithTimeout(parent, sharedTimeout)
 	defer cancel()
-	for range flushAttempts {
+	var total metrics.TenantUsage
+	err := s.checkAndSet(ctx, d.TenantID, usageRecordName, func() ([]byte, int64, error) {
 		stored, version, err := s.read(ctx, d.TenantID)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		total := metrics.Sum(stored, d)
+		total = metrics.Sum(stored, d)
 		total.TenantID = d.TenantID
 		rec, err := json.Marshal(total)
-		if err != nil {
-			return err
-		}
-		_, err = s.store.PutTenantRecord(ctx, d.TenantID, usageRecordName, rec, version)
-		if errors.Is(err, vault.ErrRecordChanged) {
-			continue // another replica flushed meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		s.usage.Flushed(d, total)
-		return nil
+		return rec, version, err
+	})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("usage record of %s: %w (%d attempts)", d.TenantID, vault.ErrRecordChanged, flushAttempts)
+	s.usage.Flushed(d, total)
+	return nil
+}
+
+// checkAndSet writes the tenant's record name with check-and-set: next
+// reads the record and returns what to write over the version it read
+// (nil: nothing), and is called again when another replica wrote
+// meanwhile, flushAttempts times at most.
+func (s *sharedUsage) checkAndSet(ctx context.Context, tenant, name string, next func() ([]byte, int64, error)) error {
+	for range flushAttempts {
+		rec, version, err := next()
+		if err != nil || rec == nil {
+			return err
+		}
+		_, err = s.store.PutTenantRecord(ctx, tenant, name, rec, version)
+		if !errors.Is(err, vault.ErrRecordChanged) {
+			return err
+		}
+		// another replica flushed meanwhile
+	}
+	return fmt.Errorf("record %s of %s: %w (%d attempts)", name, tenant, vault.ErrRecordChanged, flushAttempts)
 }
 
 // read returns the tenant's stored figures and the record's version; a

@@ -241,15 +241,7 @@ func (g *gateway) echo(t *testing.T, tenant string, n int) {
 // record that does not parse is ignored, logged and replaced; off-boarding
 // deletes the tenant's record.
 func TestSharedUsage(t *testing.T) {
-	vaultAddr, root, token := gatewayVault(t)
-	a := newGatewayWithEnv(t, map[string]string{
-		"VAULT_ADDR": vaultAddr, "VAULT_TOKEN": token,
-		"CONNECTORS_USAGE_FLUSH_INTERVAL": "100ms",
-	})
-	a.withAdmin()
-	_, stopA := a.start()
-	b := a.twin()
-	b.serve()
+	a, b, root, stopA := usageReplicas(t) // usagedaily_test.go
 
 	a.echo(t, "tenant-a", 3)
 	b.echo(t, "tenant-a", 2)

@@ -37,9 +37,11 @@ type Options struct {
 	// none does.
 	Linkable func(integration string) bool
 	// Binary is the command agents run for the stdio configuration; empty
-	// means "connectors".
-	Binary string
-	Logger *slog.Logger // nil: discard
+	// means "connectors". StdioEnv is its environment there (where the
+	// store is; never a secret).
+	Binary   string
+	StdioEnv map[string]string
+	Logger   *slog.Logger // nil: discard
 }
 
 // Console is the tenant console: an http.Handler for Prefix, bound to the

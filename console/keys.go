@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -81,6 +82,11 @@ func (c *Console) snippets(r *http.Request, tenant, key string) []snippet {
 	mcpURL := c.publicURL(r) + "/mcp"
 	headers := map[string]string{"Authorization": "Bearer " + key}
 	stdio := map[string]any{"command": c.opts.Binary, "args": []string{"stdio", "--tenant", tenant}}
+	if len(c.opts.StdioEnv) > 0 {
+		stdio["env"] = c.opts.StdioEnv
+	}
+	vsStdio := maps.Clone(stdio)
+	vsStdio["type"] = "stdio"
 	return []snippet{
 		{"Claude Code", "HTTP", "a terminal",
 			"claude mcp add --transport http connectors " + mcpURL + ` --header "Authorization: Bearer ` + key + `"`},
@@ -93,7 +99,7 @@ func (c *Console) snippets(r *http.Request, tenant, key string) []snippet {
 		{"VS Code", "HTTP", ".vscode/mcp.json",
 			jsonText(map[string]any{"servers": map[string]any{"connectors": map[string]any{"type": "http", "url": mcpURL, "headers": headers}}})},
 		{"VS Code", "stdio", ".vscode/mcp.json",
-			jsonText(map[string]any{"servers": map[string]any{"connectors": map[string]any{"type": "stdio", "command": c.opts.Binary, "args": []string{"stdio", "--tenant", tenant}}}})},
+			jsonText(map[string]any{"servers": map[string]any{"connectors": vsStdio}})},
 	}
 }
 

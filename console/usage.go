@@ -2,6 +2,7 @@ package console
 
 import (
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -81,10 +82,15 @@ func usageCharts(u dailyUsage, days int) (calls, errs, latency, refresh template
 		}
 	}
 	slices.Sort(names)
-	series := func(v func(usageDay) float64) []Series {
+	// A day without a figure is 0 calls or errors, but no latency at all
+	// (the line breaks there).
+	series := func(v func(usageDay) float64, none float64) []Series {
 		out := make([]Series, len(names))
 		for i, n := range names {
 			out[i] = Series{Name: n, Values: make([]float64, len(dates))}
+			for j := range out[i].Values {
+				out[i].Values[j] = none
+			}
 		}
 		for _, d := range u.Days {
 			if at, ok := index[d.Date]; ok {
@@ -105,12 +111,17 @@ func usageCharts(u dailyUsage, days int) (calls, errs, latency, refresh template
 		if tried[i] > 0 {
 			rate.Values[i] = 100 * rate.Values[i] / tried[i]
 		} else {
-			rate.Values[i] = 100
+			rate.Values[i] = math.NaN() // no refresh that day
 		}
 	}
-	calls = BarChart(Chart{Title: "Calls per day", Labels: dates, Series: series(func(d usageDay) float64 { return float64(d.Calls) }), Unit: "calls"})
-	errs = BarChart(Chart{Title: "Errors per day", Labels: dates, Series: series(func(d usageDay) float64 { return float64(d.Errors) }), Unit: "errors"})
-	latency = LineChart(Chart{Title: "Mean latency", Labels: dates, Series: series(func(d usageDay) float64 { return d.LatencyMs.Mean }), Unit: "ms"})
+	calls = BarChart(Chart{Title: "Calls per day", Labels: dates, Series: series(func(d usageDay) float64 { return float64(d.Calls) }, 0), Unit: "calls"})
+	errs = BarChart(Chart{Title: "Errors per day", Labels: dates, Series: series(func(d usageDay) float64 { return float64(d.Errors) }, 0), Unit: "errors"})
+	latency = LineChart(Chart{Title: "Mean latency", Labels: dates, Series: series(func(d usageDay) float64 {
+		if d.Calls == 0 {
+			return math.NaN()
+		}
+		return d.LatencyMs.Mean
+	}, math.NaN()), Unit: "ms"})
 	refresh = LineChart(Chart{Title: "Refresh success rate", Labels: dates, Series: []Series{rate}, Unit: "%"})
 	return calls, errs, latency, refresh
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/connectors-gateway/connectors/console"
 	"github.com/connectors-gateway/connectors/oauth"
@@ -18,6 +19,14 @@ func (m *Main) tenantConsole(cfg Config, flow *oauth.Flow, log *slog.Logger) *co
 	if err != nil {
 		binary = "connectors"
 	}
+	// Where the stdio process finds the store: the data dir, or Vault's
+	// address (its token is the operator's to add).
+	env := map[string]string{}
+	if cfg.VaultAddr != "" {
+		env["VAULT_ADDR"] = cfg.VaultAddr
+	} else if dir, err := filepath.Abs(cfg.DataDir); err == nil {
+		env["CONNECTORS_DATA_DIR"] = dir
+	}
 	return console.New(console.Options{
 		PublicURL: cfg.PublicURL,
 		OIDC:      cfg.BrowserClientID != "",
@@ -28,7 +37,8 @@ func (m *Main) tenantConsole(cfg Config, flow *oauth.Flow, log *slog.Logger) *co
 			_, ok := flow.Provider(integration)
 			return ok
 		},
-		Binary: binary,
-		Logger: log,
+		Binary:   binary,
+		StdioEnv: env,
+		Logger:   log,
 	})
 }

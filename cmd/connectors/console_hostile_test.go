@@ -42,27 +42,28 @@ func sessionOf(t *testing.T, p *person, base string) browserSession {
 // empty), and returns the status, where it redirects and the body.
 func (s browserSession) post(t *testing.T, base, path, origin string, form url.Values) (int, string, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Cookie", s.cookie)
 	if origin == "" {
 		origin = base
 	}
-	req.Header.Set("Origin", origin)
-	resp, err := noRedirects.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Location"), string(raw)
+	return s.send(t, http.MethodPost, base+path, strings.NewReader(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded", "Origin", origin)
 }
 
 // get fetches a console page as s.
 func (s browserSession) get(t *testing.T, base, path string) (int, string, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+	return s.send(t, http.MethodGet, base+path, nil)
+}
+
+// send makes one request with s's cookie and the headers given (name,
+// value pairs), without following a redirect.
+func (s browserSession) send(t *testing.T, method, u string, body io.Reader, header ...string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, body)
 	req.Header.Set("Cookie", s.cookie)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := noRedirects.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,7 @@ func consoleUser(t *testing.T, browser context.Context, idp *testidp.IDP, base s
 	if loc, text := p.open(base + "/console/"); !strings.HasSuffix(loc, "/console/signin") || !strings.Contains(text, "Sign in") {
 		t.Fatalf("the console without a session: %s\n%s\nwant its sign-in page", loc, text)
 	}
+	p.checkPage("")
 	p.click(`a.button[href^="/auth/login"]`)
 	p.signIn(idp.TestUsername(), testidp.UserPassword)
 	if loc, text := p.waitFor("/console/"); !strings.Contains(text, "Tenant "+claims["tenant_id"].(string)) {
@@ -276,8 +277,26 @@ func consoleAdmin(t *testing.T, g *gateway, idp *testidp.IDP, browser context.Co
 	if out["enabled"] != false {
 		t.Errorf("notion for tenant-c after Turn off: %s", raw)
 	}
+	// Off-boarding: the confirmation names the tenant and wants its ID.
 	ops.open(base + "/console/admin/tenants/tenant-c/offboard")
 	ops.checkPage("")
+	ops.fill("#confirm", "tenant-a")
+	ops.click(`form[action="/console/admin/tenants/tenant-c/offboard"] button`)
+	if _, text := ops.page(); !strings.Contains(text, "confirm") || !adminSees(g, "tenant-c", "notion") {
+		t.Fatalf("off-boarding tenant-c confirmed with another tenant's ID: %s", text)
+	}
+	ops.open(base + "/console/admin/tenants/tenant-c/offboard")
+	ops.fill("#confirm", "tenant-c")
+	ops.click(`form[action="/console/admin/tenants/tenant-c/offboard"] button`)
+	if _, text := ops.page(); !strings.Contains(text, "off-boarded") {
+		t.Fatalf("after off-boarding tenant-c: %s", text)
+	}
+	if adminSees(g, "tenant-c", "notion") || !adminSees(g, "tenant-a", "notion") {
+		t.Error("off-boarding tenant-c did not delete its credential, or deleted another tenant's")
+	}
+	if !auditedOnce(g, `"operation":"offboard"`, `"tenantId":"tenant-c"`, `"subject":"`) {
+		t.Error("the console's off-boarding left no offboard record naming the admin")
+	}
 
 	// The tenant's person: no admin pages, by link or by URL.
 	if _, text := alice.page(); strings.Contains(text, "Admin") {
@@ -305,4 +324,15 @@ func auditedOnce(g *gateway, parts ...string) bool {
 		}
 	}
 	return n == 1
+}
+
+// adminSees reports whether an admin sees tenant's credential of
+// integration.
+func adminSees(g *gateway, tenant, integration string) bool {
+	g.t.Helper()
+	code, out, raw := g.api("admin", "GET", "/tenants/"+tenant+"/integrations/"+integration, "")
+	if code != http.StatusOK {
+		g.t.Fatalf("GET /tenants/%s/integrations/%s as admin: %d %s", tenant, integration, code, raw)
+	}
+	return out["hasCredentials"] == true
 }

@@ -318,8 +318,10 @@ func TestConsoleLinkInChromium(t *testing.T) {
 	if _, text := alice.open(link); !strings.Contains(text, "signs you in to the tenant acme") {
 		t.Fatalf("the link's page: %s", text)
 	}
+	alice.checkPage("")
 	alice.do(chromedp.Click(chromedp.ID("signin")))
 	alice.waitFor(base + "/console/")
+	alice.checkPage("")
 	if _, text := alice.open(base + "/auth/session"); !strings.Contains(text, `"tenant":"acme"`) {
 		t.Fatalf("GET /auth/session after signing in: %s", text)
 	}
@@ -329,6 +331,12 @@ func TestConsoleLinkInChromium(t *testing.T) {
 	if _, text := bob.page(); !strings.Contains(text, "SignInLinkUsed") {
 		t.Fatalf("the link used again: %s", text)
 	}
+	bob.checkPage("")
+	// Without a session the console's sign-in page says how to get a link.
+	if loc, text := bob.open(base + "/console/keys"); !strings.HasSuffix(loc, "/console/signin") || !strings.Contains(text, "connectors console link --tenant") {
+		t.Fatalf("the console without a session, without an OpenID provider: %s\n%s", loc, text)
+	}
+	bob.checkPage("")
 
 	// Another site (another loopback port: same site, another origin)
 	// whose button posts the attacker's link.

@@ -63,6 +63,9 @@ type Config struct {
 	// it: a random key per process, so link flows must start and end on
 	// one replica).
 	BrowserSessionKey []byte
+	// SessionKeyFromFile: BrowserSessionKey is the embedded store's key
+	// file's (signin.go), not one replicas share.
+	SessionKeyFromFile bool
 	// PublicURL is the gateway's external base URL, e.g.
 	// https://gateway.example.com; the sign-in callback is
 	// {PublicURL}/auth/callback (CONNECTORS_PUBLIC_URL).

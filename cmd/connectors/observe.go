@@ -23,10 +23,11 @@ const OperatorAuditFile = "operator-audit.log"
 
 // openAudit opens the audit trail: CONNECTORS_AUDIT_LOG "" or "stderr"
 // (beside the log), "stdout", or a file (append-only, fsync'd per record).
-// An operator command (m.operator) whose trail is not configured records
-// to OperatorAuditFile in the data dir, not on the terminal: its output is
-// for the person at it, and a trail on the terminal is no trail. It
-// records where CONNECTORS_AUDIT_LOG says, "stderr" and "stdout" included.
+// An operator command (m.operator) on the embedded store whose trail is
+// not configured records to OperatorAuditFile in the data dir, not on the
+// terminal: its output is for the person at it, and a trail on the
+// terminal is no trail (with Vault: stderr). It records where
+// CONNECTORS_AUDIT_LOG says, "stderr" and "stdout" included.
 func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	if m.audit != nil {
 		return m.audit, nil
@@ -34,7 +35,9 @@ func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	var trail *audit.Logger
 	switch cfg.AuditLog {
 	case "":
-		if !m.operator {
+		if !m.operator || cfg.VaultAddr != "" {
+			// With Vault there is no data dir of the gateway's to keep
+			// the operator's trail in: stderr, as serve's.
 			trail = audit.New(m.Stderr)
 			break
 		}

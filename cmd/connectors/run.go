@@ -426,7 +426,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 // (replicas, nil without a cluster), whose DELETEs end it here.
 func (m *Main) mcpHandler(cfg Config, g *server.Gateway, changes *credentialChanges, replicas *replicaChanges, log *slog.Logger) *server.Handler {
 	var sessionSealer server.Sealer
-	if cfg.BrowserSessionKey != nil {
+	if cfg.BrowserSessionKey != nil && !cfg.SessionKeyFromFile {
 		sessionSealer = m.sealer
 	}
 	h := g.Handler(server.HTTPOptions{

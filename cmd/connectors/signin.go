@@ -38,9 +38,11 @@ const defaultPublicURL = "http://127.0.0.1:3000"
 
 // sessionKey sets cfg.BrowserSessionKey, when CONNECTORS_BROWSER_SESSION_KEY
 // is not set and the store is the embedded one, to the key in the data
-// dir's key file, creating it: so that sessions, OAuth states and MCP
-// session IDs outlive a restart, and "console link" seals with the key
-// the gateway opens with. With Vault and no key, nothing changes (the
+// dir's key file, creating it: so that browser sessions and OAuth states
+// outlive a restart, and "console link" seals with the key the gateway
+// opens with. MCP session IDs stay unsealed (cfg.SessionKeyFromFile): a
+// single process has no replica to hand a session to, and an unsealed
+// session ends when idle. With Vault and no key, nothing changes (the
 // replicas must share a key, which a file of one of them is not).
 func sessionKey(cfg *Config) error {
 	if cfg.BrowserSessionKey != nil || cfg.VaultAddr != "" {
@@ -50,7 +52,7 @@ func sessionKey(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	cfg.BrowserSessionKey = key
+	cfg.BrowserSessionKey, cfg.SessionKeyFromFile = key, true
 	return nil
 }
 

@@ -51,6 +51,9 @@ const (
 	OpLink         = "link"
 	OpRevoke       = "revoke"
 	OpAccessDenied = "access_denied"
+	// A tenant's tool calls refused for a rate limit or quota, recorded
+	// once per window of the limit (reason: the limit's name).
+	OpRateLimited = "rate_limited"
 	// An API key created or revoked through the HTTP routes (the record
 	// names it in apiKeyId; the key itself is never recorded).
 	OpAPIKeyCreate = "apikey_create"

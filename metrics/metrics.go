@@ -78,6 +78,9 @@ var (
 	transports = []string{TransportStdio, TransportHTTP}
 	backends   = []string{BackendEmbedded, BackendVault}
 	storeOps   = []string{StoreGet, StorePut, StoreDelete, StoreList, StoreClaim, StoreRotate, StoreOffboard}
+	// The names of package limits' limits (which this package does not
+	// import), the values of LimitRefusal's limit label.
+	limitNames = []string{"calls_per_minute", "concurrent_calls", "daily_calls", "monthly_calls", "upstream_rate_limit"}
 )
 
 // Histogram buckets, in seconds.
@@ -107,6 +110,7 @@ type Metrics struct {
 	storeDuration    *prometheus.HistogramVec
 	storeErrors      *prometheus.CounterVec
 	refreshes        *prometheus.CounterVec
+	limitRefusals    *prometheus.CounterVec
 	httpRequests     *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
 
@@ -154,6 +158,10 @@ func New() *Metrics {
 			Name: "connectors_token_refreshes_total",
 			Help: "OAuth token refresh attempts, by integration and result (success, failure).",
 		}, []string{"integration", "result"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "connectors_limit_refusals_total",
+			Help: "Tool calls refused for a tenant's rate limit or quota (nothing sent upstream), by integration and limit.",
+		}, []string{"integration", "limit"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connectors_http_requests_total",
 			Help: "HTTP requests served, by route pattern and status class (2xx, 4xx, ...).",
@@ -183,7 +191,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.toolCalls, m.toolCallDuration, m.upstream,
-		m.storeDuration, m.storeErrors, m.refreshes,
+		m.storeDuration, m.storeErrors, m.refreshes, m.limitRefusals,
 		m.httpRequests, m.httpDuration,
 		m.refreshQueue, m.activeSessions, m.upstreamProcesses,
 		m.clusterMembers, m.clusterReceived, m.clusterDropped, m.clusterIgnored,
@@ -252,6 +260,15 @@ func (m *Metrics) Refresh(integration string, err error) {
 		result = "failure"
 	}
 	m.refreshes.WithLabelValues(m.integrations.value(integration), result).Inc()
+}
+
+// LimitRefusal records one tool call of integration refused for limit
+// (a name of package limits: calls_per_minute, ...).
+func (m *Metrics) LimitRefusal(integration, limit string) {
+	if m == nil {
+		return
+	}
+	m.limitRefusals.WithLabelValues(m.integrations.value(integration), oneOf(limit, limitNames)).Inc()
 }
 
 // RefreshQueue sets the function read at every scrape for the number of

@@ -69,8 +69,20 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	if !ok {
 		return nil, nil, false
 	}
-	// From here on the call is ours to answer.
+	// From here on the call is ours to answer, within the tenant's
+	// limits (limits.go).
 	integration := d.p.in.Name
+	ticket, limited := g.admit(ctx, integration)
+	if limited != nil {
+		g.count(ctx, integration, metrics.OutcomeToolError, begin)
+		return d.answer(encodeResult(limitResult(limited)), c.Session), nil, true
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			ticket.Release()
+		}
+	}()
 	res, err := run(ctx, d.p, d.conn, func(ctx context.Context, conn *tools.Conn) (json.RawMessage, error) {
 		return callConn(ctx, conn, d.call)
 	}, refusedDirect)
@@ -81,7 +93,9 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	if c.Session != "" && err == nil && inputRequired(res) {
 		// The upstream asks the agent something (sampling, elicitation),
 		// which a 2025-11-25 agent is asked in requests of its own on the
-		// call's stream: the usual path's, which asks the upstream again.
+		// call's stream: the usual path's, which asks the upstream again,
+		// with this call's admission.
+		handedOver = handOver(ctx, d.p.tenant, integration, ticket)
 		return nil, nil, false
 	}
 	if r, ok := tools.Refused(err); ok && c.Session == "" {
@@ -104,10 +118,16 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		outcome = metrics.OutcomeToolError
 	}
 	g.count(ctx, integration, outcome, begin)
-	if c.Session != "" {
-		return initializeEraDirect(res), nil, true
+	return d.answer(res, c.Session), nil, true
+}
+
+// answer completes a direct result as the usual path would answer it: for
+// a 2025-11-25 session (session set), or a 2026-07-28 request.
+func (d directPlan) answer(res json.RawMessage, session string) json.RawMessage {
+	if session != "" {
+		return initializeEraDirect(res)
 	}
-	return d.v.complete(res), nil, true
+	return d.v.complete(res)
 }
 
 // directPlan is a call the direct path takes: the plan of the call, the

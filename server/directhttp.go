@@ -82,8 +82,10 @@ func (h *Handler) direct(next http.Handler) http.Handler {
 		result, refusal, ok := h.opts.Direct.CallDirect(audit.WithRequestID(ctx, audit.RequestID(ctx)), call)
 		if !ok {
 			// With the memo: a call declined after reading the credential
-			// reads it once, not twice (nor audits it twice).
+			// reads it once, not twice (nor audits it twice), and one
+			// declined after its admission is not admitted again.
 			usual(r.WithContext(ctx))
+			releaseHandedOver(ctx)
 			return
 		}
 		if refusal != nil {

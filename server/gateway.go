@@ -49,6 +49,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/connectors-gateway/connectors/audit"
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
@@ -93,6 +95,11 @@ type Options struct {
 	// outcome) and each tenant's use.
 	Metrics *metrics.Metrics
 	Usage   *metrics.Usage
+	// Limits, if set, holds tenants' tool calls to their rate limits and
+	// quotas (limits.go); nil: no limits. Audit, if set, records the
+	// first refusal of each limit's window.
+	Limits *limits.Limiter
+	Audit  *audit.Logger
 	// Sealer seals the requestState of the calls the gateway bridges
 	// between the protocol eras (replay.go), with the key every replica
 	// shares; nil: a key of this process's own.
@@ -116,6 +123,8 @@ type Gateway struct {
 	settingsCache settingsCache
 	metrics       *metrics.Metrics
 	usage         *metrics.Usage
+	limits        *limits.Limiter
+	audit         *audit.Logger
 	name          string
 	version       string
 
@@ -137,6 +146,8 @@ func New(opts Options) *Gateway {
 		settingsStore: opts.Settings,
 		metrics:       opts.Metrics,
 		usage:         opts.Usage,
+		limits:        opts.Limits,
+		audit:         opts.Audit,
 		name:          opts.Name,
 		version:       opts.Version,
 		single:        map[string]*view{},
@@ -280,8 +291,9 @@ func (g *Gateway) conn(ctx context.Context, integration string) (*tools.Conn, er
 // forward returns the handler of one upstream tool: it calls the tool on
 // the calling tenant's connection and returns the upstream's result as is.
 // A token the upstream refuses is refreshed and the call made once more.
+// The call is admitted first within the tenant's limits (limits.go).
 func (g *Gateway) forward(srv func() *mcpserver.MCPServer, integration, upstreamTool string) mcpserver.ToolHandlerFunc {
-	return g.measured(integration, g.call(srv, integration, upstreamTool))
+	return g.measured(integration, g.limited(integration, g.call(srv, integration, upstreamTool)))
 }
 
 // measured counts a tool handler's calls: by integration and outcome in
@@ -295,7 +307,7 @@ func (g *Gateway) measured(integration string, h mcpserver.ToolHandlerFunc) mcps
 		res, err := h(ctx, req)
 		outcome := metrics.OutcomeOK
 		switch {
-		case err != nil && (vault.IsNotFound(err) || errors.Is(err, errNoIdentity)):
+		case err != nil && (vault.IsNotFound(err) || errors.Is(err, errNoIdentity) || isRefusal(err)):
 			outcome = metrics.OutcomeDenied
 		case err != nil:
 			outcome = metrics.OutcomeError

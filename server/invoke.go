@@ -98,6 +98,6 @@ func (g *Gateway) invoke(ctx context.Context, integration, tool string, args map
 	req.Params.Arguments = args
 	// A REST caller has no MCP session, so a link offer comes back as a
 	// tool error holding the link (linkResult), as for MCP clients without
-	// URL elicitation.
-	return g.forward(func() *mcpserver.MCPServer { return v.mcp }, integration, tool)(ctx, req)
+	// URL elicitation. A call refused for a limit is an error (HTTP 429).
+	return g.forward(func() *mcpserver.MCPServer { return v.mcp }, integration, tool)(withRefusalAsError(ctx), req)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -14,6 +15,9 @@ import (
 type requestMemo struct {
 	mu    sync.Mutex
 	creds map[memoRef]memoEntry // guarded by mu
+	// tickets are calls the direct lane admitted and handed to the usual
+	// lane (limits.go); guarded by mu.
+	tickets map[memoRef]limits.Ticket
 }
 
 type memoRef struct{ tenant, integration string }

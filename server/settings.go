@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -28,6 +29,7 @@ type settingsCache struct {
 
 type settingsEntry struct {
 	s       tenants.Settings
+	limits  *limits.Override // s.Limits, read once
 	fetched time.Time
 }
 
@@ -36,31 +38,41 @@ type settingsEntry struct {
 // integration back on); with none in memory it is an error, never the
 // zero Settings, which would allow everything: the caller fails closed.
 func (g *Gateway) settings(ctx context.Context, tenant string) (tenants.Settings, error) {
+	e, err := g.settingsEntry(ctx, tenant)
+	return e.s, err
+}
+
+// settingsEntry is settings with the tenant's limits.
+func (g *Gateway) settingsEntry(ctx context.Context, tenant string) (settingsEntry, error) {
 	if g.settingsStore == nil {
-		return tenants.Settings{}, nil
+		return settingsEntry{}, nil
 	}
 	c := &g.settingsCache
 	c.mu.Lock()
 	e, ok := c.entries[tenant]
 	c.mu.Unlock()
 	if ok && time.Since(e.fetched) < settingsTTL {
-		return e.s, nil
+		return e, nil
 	}
 	rec, _, err := g.settingsStore.GetTenantSettings(ctx, tenant)
 	var s tenants.Settings
+	var lim *limits.Override
 	if err == nil {
 		s, err = tenants.ParseSettings(rec)
+	}
+	if err == nil {
+		lim, err = limits.ParseOverride(s.Limits)
 	}
 	if err != nil {
 		if ok {
 			g.log.WarnContext(ctx, "tenant_settings_unreadable", "tenantId", tenant, "stale", true, "error", err)
-			return e.s, nil
+			return e, nil
 		}
 		g.log.ErrorContext(ctx, "tenant_settings_unreadable", "tenantId", tenant, "stale", false, "error", err)
 		if !storeFailure(err) && ctx.Err() == nil { // a record that does not parse, say
 			err = &vault.VaultError{Err: fmt.Errorf("tenant settings: %w", err)}
 		}
-		return tenants.Settings{}, &unavailableError{what: whatSettings, err: err}
+		return settingsEntry{}, &unavailableError{what: whatSettings, err: err}
 	}
 	c.mu.Lock()
 	if c.entries == nil {
@@ -69,9 +81,10 @@ func (g *Gateway) settings(ctx context.Context, tenant string) (tenants.Settings
 	if len(c.entries) > 100_000 {
 		clear(c.entries) // bounded: a cold read per tenant after
 	}
-	c.entries[tenant] = settingsEntry{s: s, fetched: time.Now()}
+	e = settingsEntry{s: s, limits: lim, fetched: time.Now()}
+	c.entries[tenant] = e
 	c.mu.Unlock()
-	return s, nil
+	return e, nil
 }
 
 // InvalidateSettings drops tenant's cached settings (after this gateway

@@ -133,6 +133,12 @@ func (g *Gateway) callTask(ctx context.Context, v *view, c DirectCall) (TaskAnsw
 	if !ok {
 		return TaskAnswer{}, false
 	}
+	ticket, refusal := g.admit(ctx, v.only) // limits.go
+	if refusal != nil {
+		g.count(ctx, v.only, metrics.OutcomeToolError, begin)
+		return TaskAnswer{Result: v.complete(encodeResult(limitResult(refusal)))}, true
+	}
+	defer ticket.Release()
 	call := tools.DirectCall{
 		Name: upstream, Arguments: c.Arguments, Capabilities: c.Capabilities, Meta: c.Meta,
 		InputResponses: c.InputResponses, RequestState: c.RequestState,

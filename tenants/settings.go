@@ -17,6 +17,11 @@ type Settings struct {
 	// Tools narrows an integration to these upstream tool names; an
 	// integration not named here keeps all its tools.
 	Tools map[string][]string `json:"tools,omitempty"`
+	// Limits is the tenant's own rate limits and quotas, in the stored
+	// form of package limits (an override of the defaults), kept here so
+	// that it changes as the rest of the settings do, on every replica.
+	// Empty: the defaults.
+	Limits json.RawMessage `json:"limits,omitempty"`
 }
 
 // ParseSettings reads a stored settings record; nil or empty is the zero
@@ -34,7 +39,7 @@ func ParseSettings(rec []byte) (Settings, error) {
 
 // Marshal returns the stored form of s.
 func (s Settings) Marshal() []byte {
-	b, _ := json.Marshal(s) // strings, slices and maps of strings: cannot fail
+	b, _ := json.Marshal(s) // strings, slices and maps of strings, JSON written by package limits: cannot fail
 	return b
 }
 

@@ -20,7 +20,8 @@ const (
 )
 
 // adminRoutes serve the admins' routes: the tenants' health, key
-// rotation (adminkey.go), off-boarding (adminoffboard.go), the metrics
+// rotation (adminkey.go), off-boarding (adminoffboard.go), the tenants'
+// limits (adminlimits.go), the metrics
 // and the usage figures (metrics.go), and beside them a tenant's own daily
 // usage (usagedaily.go).
 type adminRoutes struct{ *guards }
@@ -30,6 +31,10 @@ func (h adminRoutes) register(mux *http.ServeMux) {
 		mux.Handle("GET /admin/tenants/health", h.api(h.handleTenantsHealth))
 		mux.Handle("POST /admin/tenants/{tenantId}/rotate-key", h.api(h.handleRotateKey))
 		mux.Handle("POST /admin/tenants/{tenantId}/offboard", h.api(h.handleOffboard))
+		if c := h.opts.Credentials; c.Settings != nil && c.Limits != nil {
+			mux.Handle("GET /admin/tenants/{tenantId}/limits", h.api(h.handleGetLimits))
+			mux.Handle("PUT /admin/tenants/{tenantId}/limits", h.api(h.handlePutLimits))
+		}
 	}
 	if h.opts.Metrics != nil {
 		mux.Handle("GET /metrics", h.api(h.handleMetrics))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connectors-gateway/connectors/internal/httpwire"
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
@@ -56,6 +57,10 @@ type Credentials struct {
 	// RotateKey, if set, rotates a tenant's encryption key (POST
 	// /admin/tenants/{tenantId}/rotate-key).
 	RotateKey func(ctx context.Context, tenant string) error
+	// Limits, if set with Settings, serves GET and PUT
+	// /admin/tenants/{tenantId}/limits (adminlimits.go): the defaults
+	// come from it, a tenant's override is kept in its settings.
+	Limits *limits.Limiter
 	// Offboard, if set, off-boards a tenant (POST
 	// /admin/tenants/{tenantId}/offboard, adminoffboard.go): its API keys
 	// revoked, every credential and record deleted, its key destroyed,

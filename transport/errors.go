@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/connectors-gateway/connectors/internal/httpwire"
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -50,6 +52,7 @@ func errorFor(err error) apiError {
 		fe       *FieldError
 		name     *tenants.KeyNameError
 		up       *upstreamError
+		limited  *limits.Refusal
 	)
 	switch {
 	case errors.As(err, new(*http.MaxBytesError)):
@@ -79,6 +82,10 @@ func errorFor(err error) apiError {
 	case errors.As(err, new(*vault.VaultError)):
 		// As the authentication's 503: the store may come back.
 		return apiError{status: http.StatusServiceUnavailable, name: "VaultError", message: "Failed to connect to Vault", retryAfter: "5", logged: true}
+	case errors.As(err, &limited):
+		// Nothing was sent upstream: waiting helps, and the answer says how long.
+		return apiError{status: http.StatusTooManyRequests, name: "RateLimited", message: limited.Error(),
+			retryAfter: strconv.FormatInt(limited.RetryAfterSeconds(), 10)}
 	case errors.As(err, &up) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
 		return apiError{status: http.StatusGatewayTimeout, name: "UpstreamTimeout", message: "the tool did not answer in time"}
 	case up != nil:

@@ -81,26 +81,10 @@ func (h credentialRoutes) changeSettings(w http.ResponseWriter, r *http.Request,
 		httpwire.WriteError(w, r, http.StatusNotFound, "NotConfigured", "this gateway keeps no tenant settings")
 		return
 	}
-	var s tenants.Settings
-	for attempt := 0; ; attempt++ {
-		rec, version, err := c.Settings.GetTenantSettings(r.Context(), tenant)
-		if err == nil {
-			s, err = tenants.ParseSettings(rec)
-		}
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		s.Set(in.Name, enabled, tools)
-		_, err = c.Settings.PutTenantSettings(r.Context(), tenant, s.Marshal(), version)
-		if errors.Is(err, vault.ErrSettingsChanged) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		break
+	err := updateSettings(r.Context(), c.Settings, tenant, func(s *tenants.Settings) { s.Set(in.Name, enabled, tools) })
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	h.log.InfoContext(r.Context(), "tenant_integration_settings", "tenantId", tenant, "integration", in.Name,
 		"enabled", enabled, "tools", tools, "requestId", RequestID(r.Context()))
@@ -108,4 +92,26 @@ func (h credentialRoutes) changeSettings(w http.ResponseWriter, r *http.Request,
 		c.SettingsChanged(tenant)
 	}
 	h.writeIntegration(w, r, tenant, in.Name)
+}
+
+// updateSettings applies change to tenant's settings record, with
+// check-and-set: a write that lost to another is read and changed again
+// (three times at most).
+func updateSettings(ctx context.Context, st SettingsStore, tenant string, change func(*tenants.Settings)) error {
+	for attempt := 0; ; attempt++ {
+		rec, version, err := st.GetTenantSettings(ctx, tenant)
+		var s tenants.Settings
+		if err == nil {
+			s, err = tenants.ParseSettings(rec)
+		}
+		if err != nil {
+			return err
+		}
+		change(&s)
+		_, err = st.PutTenantSettings(ctx, tenant, s.Marshal(), version)
+		if errors.Is(err, vault.ErrSettingsChanged) && attempt < 3 {
+			continue
+		}
+		return err
+	}
 }

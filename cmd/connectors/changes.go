@@ -12,6 +12,7 @@ import (
 
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/cluster"
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
 	"github.com/connectors-gateway/connectors/tenants"
@@ -243,10 +244,12 @@ func (m *Main) refreshed(tenant, integration string, d time.Duration, err error)
 
 // credentialRoutes wires the credential routes to the store, the
 // gateway's settings cache, the credential changes (refresh schedule
-// and health, sessions, revocation at the provider) and, for
-// off-boarding, the API keys this replica verifies.
-func credentialRoutes(st vault.Backend, reg *tools.Registry, g *server.Gateway, changes *credentialChanges, keys *tenants.APIKeys) *transport.Credentials {
+// and health, sessions, revocation at the provider), for off-boarding
+// the API keys this replica verifies, and the limiter of the tenants'
+// limits.
+func credentialRoutes(st vault.Backend, reg *tools.Registry, g *server.Gateway, changes *credentialChanges, keys *tenants.APIKeys, lim *limits.Limiter) *transport.Credentials {
 	c := &transport.Credentials{
+		Limits:          lim,
 		Store:           st,
 		Registry:        routeRegistry{reg},
 		Settings:        st,

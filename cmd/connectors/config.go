@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
@@ -159,6 +160,11 @@ type Config struct {
 	// Cluster tells this replica's changes to the others and theirs to it,
 	// through memberlist (package cluster); see ClusterConfig.
 	Cluster ClusterConfig
+	// Limits are every tenant's default rate limits and quotas of tool
+	// calls, which an admin's override replaces field by field
+	// (CONNECTORS_LIMIT_CALLS_PER_MINUTE, _BURST, _CONCURRENT_CALLS,
+	// _DAILY_CALLS, _MONTHLY_CALLS; empty or 0: no limit): see limits.go.
+	Limits limits.Limits
 }
 
 // ClusterConfig is how replicas sharing one Vault find each other, so that
@@ -217,7 +223,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		OAuthRedirectURIs:  list(getenv("CONNECTORS_OAUTH_REDIRECT_URIS")),
 	}
 	for _, read := range []func(*Config, func(string) string) error{
-		readFeatures, readTimeouts, readBounds, readVault, readBrowser, readCluster,
+		readFeatures, readTimeouts, readBounds, readVault, readBrowser, readCluster, readLimits,
 	} {
 		if err := read(&c, getenv); err != nil {
 			return c, err

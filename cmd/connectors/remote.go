@@ -23,9 +23,12 @@ import (
 // work beside a serving gateway whatever its store.
 func (m *Main) remote(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageError{"remote: want tenants, integrations, put, delete, rotate, offboard or health"}
+		return usageError{"remote: want tenants, integrations, put, delete, rotate, offboard, limits or health"}
 	}
 	verb, args := args[0], args[1:]
+	if verb == "limits" {
+		return m.remoteLimits(ctx, args) // remotelimits.go
+	}
 	fs := m.flags("remote " + verb)
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of a table")
 	var tenant, integration *string

@@ -24,6 +24,7 @@ import (
 
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/console"
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
 	"github.com/connectors-gateway/connectors/server"
@@ -63,6 +64,9 @@ Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote delete --tenant T --integration I [--json]
   connectors remote rotate --tenant T [--json]
   connectors remote offboard --tenant T [--json]
+  connectors remote limits get --tenant T [--json]
+  connectors remote limits set --tenant T [--calls-per-minute N] [--burst N]
+      [--concurrent-calls N] [--daily-calls N] [--monthly-calls N] [--json] [< limits.json]
 
 credential.json has the shape of the HTTP API's body:
   {"accessToken": "...", "refreshToken": "...", "tokenType": "bearer",
@@ -72,6 +76,7 @@ Environment: CONNECTORS_DATA_DIR, CONNECTORS_MASTER_KEY, CONNECTORS_CONFIG,
 CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_ALLOWED_HOSTS, CONNECTORS_LOG_FORMAT,
 CONNECTORS_OIDC_*, CONNECTORS_RESOURCE, CONNECTORS_HTTP_{READ,WRITE,IDLE}_TIMEOUT,
 CONNECTORS_DRAIN_TIMEOUT, CONNECTORS_CLUSTER_{BIND,ADVERTISE,PEERS,KEY},
+CONNECTORS_LIMIT_{CALLS_PER_MINUTE,BURST,CONCURRENT_CALLS,DAILY_CALLS,MONTHLY_CALLS},
 ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR
 (see README).
 `
@@ -105,6 +110,7 @@ type Main struct {
 	usage   *metrics.Usage           // serve's per-tenant figures
 	shared  *sharedUsage             // flushes usage to the store (shared.go)
 	pool    *tools.Pool              // the gateway's upstreams, once started
+	limiter *limits.Limiter          // the tenants' rate limits (limits.go)
 	sealer  *tenants.BrowserSessions // see stateSealer
 
 	// operator marks an operator command (credential, apikey, key,
@@ -318,6 +324,7 @@ func (m *Main) gateway(log *slog.Logger, reg *tools.Registry, st vault.Backend, 
 		opts.Linker, opts.Refresher = changes.linker()
 	}
 	opts.Metrics, opts.Usage = m.metrics, m.usage
+	opts.Limits, opts.Audit = m.limiter, m.audit
 	if m.sealer != nil {
 		opts.Sealer = m.sealer
 	}
@@ -369,6 +376,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if _, err := m.stateSealer(cfg, log); err != nil {
 		return err
 	}
+	m.startLimits(ctx, cfg)
 	g := m.gateway(log, reg, st, relay, changes)
 	keys := tenants.NewAPIKeys(st)
 	replicas, err := m.joinCluster(cfg, st, reg, keys, relay, changes, log)
@@ -394,7 +402,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	h := transport.NewHTTP(transport.HTTPOptions{
 		Browser:              browser,
 		OAuth:                changes.flow,
-		Credentials:          credentialRoutes(st, reg, g, changes, keys),
+		Credentials:          credentialRoutes(st, reg, g, changes, keys, m.limiter),
 		Invoke:               g,
 		APIKeys:              apiKeyRoutes(keys, changes),
 		Console:              m.tenantConsole(cfg, changes.flow, log),
@@ -674,6 +682,7 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
+	m.startLimits(ctx, cfg)
 	g := m.gateway(log, reg, st, new(sessionRelay), nil)
 	id := tenants.Identity{Tenant: *tenant, Subject: "stdio"}
 	err = g.ServeStdio(ctx, id, m.Stdin, m.Stdout)

@@ -187,3 +187,167 @@ func TestLimitsOnEveryLane(t *testing.T) {
 	}
 	g.assertNoSecrets()
 }
+
+// TestLimitsOverrides: admins read and set a tenant's limits over HTTP
+// and with "connectors remote limits"; a hostile body is refused naming
+// the field, and stores nothing; other settings changes keep the
+// override.
+func TestLimitsOverrides(t *testing.T) {
+	g := newGatewayWithEnv(t, map[string]string{"CONNECTORS_LIMIT_DAILY_CALLS": "50", "CONNECTORS_LIMIT_BURST": "5"})
+	g.withAdmin()
+	addr := g.serve()
+	const path = "/admin/tenants/tenant-a/limits"
+	get := func() string {
+		t.Helper()
+		code, _, raw := g.api("admin", "GET", path, "")
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, code, raw)
+		}
+		return raw
+	}
+	if got, want := get(), `{"tenantId":"tenant-a","callsPerMinute":0,"burst":5,"concurrentCalls":0,"dailyCalls":50,"monthlyCalls":0,"integrations":{}}`; !sameJSON(got, want) {
+		t.Errorf("the defaults: %s, want %s", got, want)
+	}
+	code, _, raw := g.api("admin", "PUT", path, `{"callsPerMinute": 600, "burst": 60, "concurrentCalls": 8, "dailyCalls": 0, "integrations": {"notion": {"callsPerMinute": 120}}}`)
+	want := `{"tenantId":"tenant-a","callsPerMinute":600,"burst":60,"concurrentCalls":8,"dailyCalls":0,"monthlyCalls":0,
+		"integrations":{"notion":{"callsPerMinute":120,"burst":0,"concurrentCalls":0,"dailyCalls":0,"monthlyCalls":0}}}`
+	if code != http.StatusOK || !sameJSON(raw, want) {
+		t.Fatalf("PUT: %d %s, want %s", code, raw, want)
+	}
+	if got := get(); !sameJSON(got, want) {
+		t.Errorf("GET after PUT: %s", got)
+	}
+	for _, c := range []struct{ name, body, field string }{
+		{"negative", `{"callsPerMinute": -1}`, "callsPerMinute"},
+		{"huge", `{"monthlyCalls": 100000000001}`, "monthlyCalls"},
+		{"past int64", `{"dailyCalls": 1e30}`, "dailyCalls"},
+		{"a string", `{"burst": "60"}`, "burst"},
+		{"fractional", `{"concurrentCalls": 0.5}`, "concurrentCalls"},
+		{"an unknown field", `{"tenantId": "tenant-b"}`, "tenantId"},
+		{"an unknown integration", `{"integrations": {"nope": {"callsPerMinute": 1}}}`, "integrations.nope"},
+		{"an integration's unknown field", `{"integrations": {"notion": {"callsPerHour": 1}}}`, "integrations.notion.callsPerHour"},
+		{"an integration's negative limit", `{"integrations": {"notion": {"dailyCalls": -3}}}`, "integrations.notion.dailyCalls"},
+		{"integrations not an object", `{"integrations": ["notion"]}`, "integrations"},
+		{"an array", `[{"callsPerMinute": 1}]`, ""},
+		{"empty", ``, ""},
+		{"two objects", `{"burst": 1} {"burst": 2}`, ""},
+	} {
+		code, out, raw := g.api("admin", "PUT", path, c.body)
+		msg, _ := out["message"].(string)
+		if code != http.StatusBadRequest || out["error"] != "ValidationError" || !strings.HasPrefix(msg, c.field) {
+			t.Errorf("%s: %d %s, want 400 ValidationError naming %q", c.name, code, raw, c.field)
+		}
+	}
+	status, errName, _ := g.send("admin", "PUT", path, "application/json", `{"burst": 1, "x": "`+strings.Repeat("n", 5<<20)+`"}`, nil)
+	if status != http.StatusRequestEntityTooLarge || errName != "PayloadTooLarge" {
+		t.Errorf("an oversized body: %d %s", status, errName)
+	}
+	for _, who := range []string{"tenant-a", "tenant-b"} {
+		if code, out, _ := g.api(who, "PUT", path, `{"callsPerMinute": 0}`); code != http.StatusForbidden || out["error"] != "Forbidden" {
+			t.Errorf("PUT by %s: %d %v, want 403: admins only", who, code, out)
+		}
+		if code, _, _ := g.api(who, "GET", path, ""); code != http.StatusForbidden {
+			t.Errorf("GET by %s: %d, want 403", who, code)
+		}
+	}
+	if got := get(); !sameJSON(got, want) {
+		t.Errorf("refused bodies changed the limits: %s", got)
+	}
+	// Another settings change keeps the override.
+	if code, _, raw := g.api("admin", "PUT", "/tenants/tenant-a/integrations/everything", `{"tools": ["echo"]}`); code != http.StatusOK {
+		t.Fatalf("narrowing everything: %d %s", code, raw)
+	}
+	if got := get(); !sameJSON(got, want) {
+		t.Errorf("a settings change lost the override: %s", got)
+	}
+
+	// The CLI.
+	g.env["CONNECTORS_GATEWAY_URL"] = "http://" + addr
+	g.env["CONNECTORS_API_KEY"] = g.keys["admin"]
+	out := g.mustRun("", "remote", "limits", "set", "--tenant", "tenant-a", "--calls-per-minute", "7", "--monthly-calls", "900")
+	if !strings.Contains(out, "CALLS/MIN") || !strings.Contains(out, "tenant-a  ") || !strings.Contains(out, "7") || !strings.Contains(out, "900") {
+		t.Errorf("remote limits set = %q", out)
+	}
+	out = g.mustRun(`{"integrations": {"notion": {"concurrentCalls": 2}}}`, "remote", "limits", "set", "--tenant", "tenant-a")
+	if !strings.Contains(out, "tenant-a/notion") {
+		t.Errorf("remote limits set < body = %q", out)
+	}
+	out = g.mustRun("", "remote", "limits", "get", "--tenant", "tenant-a", "--json")
+	var got struct {
+		CallsPerMinute int64
+		DailyCalls     int64
+		Integrations   map[string]struct{ ConcurrentCalls int64 }
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.CallsPerMinute != 0 || got.DailyCalls != 50 || got.Integrations["notion"].ConcurrentCalls != 2 {
+		t.Errorf("remote limits get --json = %q: the last set replaced the override whole, want the defaults and notion's", out)
+	}
+	if _, err := g.run(`{"burst": -1}`, "remote", "limits", "set", "--tenant", "tenant-a"); err == nil || !strings.Contains(err.Error(), "400 ValidationError: burst") {
+		t.Errorf("remote limits set of a hostile body: %v", err)
+	}
+	if _, err := g.run("", "remote", "limits", "get", "--tenant", "../x"); err == nil {
+		t.Error("remote limits get --tenant ../x: no error")
+	}
+}
+
+// TestLimitsFromEnv: every tenant's defaults come from CONNECTORS_LIMIT_*;
+// a value that is not a whole number in range stops the start, naming the
+// variable.
+func TestLimitsFromEnv(t *testing.T) {
+	env := map[string]string{
+		"CONNECTORS_LIMIT_CALLS_PER_MINUTE": "600", "CONNECTORS_LIMIT_BURST": "60", "CONNECTORS_LIMIT_CONCURRENT_CALLS": "8",
+		"CONNECTORS_LIMIT_DAILY_CALLS": "50000", "CONNECTORS_LIMIT_MONTHLY_CALLS": "0",
+	}
+	cfg, err := configFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Limits; l.CallsPerMinute != 600 || l.Burst != 60 || l.ConcurrentCalls != 8 || l.DailyCalls != 50000 || l.MonthlyCalls != 0 {
+		t.Errorf("limits %+v", l)
+	}
+	for name, bad := range map[string]string{
+		"CONNECTORS_LIMIT_CALLS_PER_MINUTE": "-1",
+		"CONNECTORS_LIMIT_BURST":            "lots",
+		"CONNECTORS_LIMIT_CONCURRENT_CALLS": "1.5",
+		"CONNECTORS_LIMIT_DAILY_CALLS":      "99999999999999999999",
+		"CONNECTORS_LIMIT_MONTHLY_CALLS":    "100000000001",
+	} {
+		_, err := configFromEnv(func(k string) string {
+			if k == name {
+				return bad
+			}
+			return env[k]
+		})
+		if err == nil || !strings.HasPrefix(err.Error(), name+":") {
+			t.Errorf("%s=%s: %v, want an error naming the variable", name, bad, err)
+		}
+	}
+}
+
+// limitsExchanges exercises GET and PUT /admin/tenants/{tenantId}/limits
+// against the OpenAPI document (TestOpenAPIDocument), and a REST invoke
+// refused for a limit (429).
+func limitsExchanges(t *testing.T, d *apiDoc) {
+	t.Helper()
+	const path = "/admin/tenants/tenant-b/limits"
+	d.run([]exchange{
+		{name: "the defaults", method: "GET", path: path, as: "admin", status: 200},
+		{name: "an override", method: "PUT", path: path, as: "admin", body: `{"callsPerMinute": 600, "burst": 60, "concurrentCalls": 8, "dailyCalls": 50000, "monthlyCalls": 1000000, "integrations": {"notion": {"callsPerMinute": 120}}}`, status: 200},
+		{name: "in force", method: "GET", path: path, as: "admin", status: 200},
+		{name: "negative", method: "PUT", path: path, as: "admin", body: `{"callsPerMinute": -1}`, status: 400, errName: "ValidationError", refused: true},
+		{name: "past the maximum", method: "PUT", path: path, as: "admin", body: `{"concurrentCalls": 100001}`, status: 400, errName: "ValidationError", refused: true},
+		{name: "a string", method: "PUT", path: path, as: "admin", body: `{"burst": "60"}`, status: 400, errName: "ValidationError", refused: true},
+		{name: "an unknown field", method: "PUT", path: path, as: "admin", body: `{"callsPerHour": 1}`, status: 400, errName: "ValidationError", refused: true},
+		{name: "an unknown integration", method: "PUT", path: path, as: "admin", body: `{"integrations": {"nope": {}}}`, status: 400, errName: "ValidationError"},
+		{name: "no body", method: "PUT", path: path, as: "admin", status: 400, errName: "ValidationError", refused: true},
+		{name: "not sent as JSON", method: "PUT", path: path, as: "admin", header: []string{"Content-Type", "text/plain"}, body: `{}`, status: 415, errName: "UnsupportedMediaType", refused: true},
+		{name: "an oversized body", method: "PUT", path: path, as: "admin", body: `{"burst": 1, "x": "` + strings.Repeat("n", 5<<20) + `"}`, status: 413, errName: "PayloadTooLarge", refused: true},
+		{name: "not an admin", method: "PUT", path: path, as: "tenant-b", body: `{"callsPerMinute": 0}`, status: 403, errName: "Forbidden"},
+		{name: "not an admin", method: "GET", path: path, as: "tenant-b", status: 403, errName: "Forbidden"},
+		{name: "a hostile tenant ID", method: "GET", path: "/admin/tenants/TENANT-B/limits", as: "admin", status: 400, errName: "InvalidTenantId", refused: true},
+		{name: "no credentials", method: "GET", path: path, status: 401, errName: "Unauthorized", refused: true},
+		{name: "one call a day", method: "PUT", path: path, as: "admin", body: `{"dailyCalls": 1}`, status: 200},
+		{name: "the day's call", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-b", body: `{"toolId": "notion.API-get-self"}`, status: 200},
+		{name: "past the day's quota", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-b", body: `{"toolId": "notion.API-get-self"}`, status: 429, errName: "RateLimited"},
+		{name: "no limits again", method: "PUT", path: path, as: "admin", body: `{}`, status: 200},
+	})
+}

@@ -326,6 +326,7 @@ func TestOpenAPIDocument(t *testing.T) {
 
 	apiKeyExchanges(t, d)     // apikeys_test.go
 	usageDailyExchanges(t, d) // usagedaily_test.go
+	limitsExchanges(t, d)     // limits_test.go
 	// Last: it off-boards tenant-c (offboard_test.go).
 	offboardExchanges(t, d)
 	d.checkCovered()

@@ -11,6 +11,7 @@ import (
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
 )
 
 // Rate limits and quotas. Every lane admits a call before anything is
@@ -23,7 +24,8 @@ import (
 // window audited (rate_limited). A call the direct lane admitted and then
 // hands to the usual lane (an upstream asking a 2025-11-25 session for
 // input) takes its admission with it, through the request's memo: one
-// call, admitted once.
+// call, admitted once. An upstream's 429 with Retry-After makes the
+// tenant's later calls of it wait here (backoff), refused in the same way.
 
 // The _meta keys of a refused call's result.
 const (
@@ -109,6 +111,19 @@ func retryAfterMs(r *limits.Refusal) int64 {
 func isRefusal(err error) bool {
 	var r *limits.Refusal
 	return errors.As(err, &r)
+}
+
+// backoff makes the tenant's calls of integration wait, here, as long as
+// its upstream asked on conn (HTTP 429 with Retry-After): they are refused
+// as for a limit (upstream_rate_limit) until then. Other tenants, and the
+// tenant's other integrations, are not affected.
+func (g *Gateway) backoff(tenant, integration string, conn *tools.Conn) {
+	if g.limits == nil {
+		return
+	}
+	if until := conn.ThrottledUntil(); !until.IsZero() {
+		g.limits.Backoff(tenant, integration, until)
+	}
 }
 
 // handOver keeps t, a call the direct lane admitted, in the request's

@@ -86,6 +86,7 @@ func run[R any](ctx context.Context, p *plan, conn *tools.Conn, do func(context.
 	start := time.Now()
 	res, err := do(ctx, conn)
 	p.g.metrics.Upstream(p.in.Name, transportOf(conn), time.Since(start))
+	p.g.backoff(p.tenant, p.in.Name, conn) // limits.go
 	if ctx.Err() != nil || !p.creds.renewable(p.cred) || !refused(res, err) {
 		return res, err
 	}

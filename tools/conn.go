@@ -139,6 +139,9 @@ type Conn struct {
 	// stayed the same is the sign of a hung upstream (hung.go).
 	heard   atomic.Uint64
 	probeMu sync.Mutex // one liveness probe at a time
+	// throttled is the end (UnixNano) of the wait the upstream asked
+	// for with a 429 and Retry-After (throttle.go).
+	throttled atomic.Int64
 
 	mu       sync.Mutex
 	client   *client.Client     // guarded by mu

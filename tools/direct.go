@@ -296,6 +296,7 @@ func (c *Conn) postDirect(ctx context.Context, name string, body []byte, id stri
 		return nil, transport.NewError(err)
 	}
 	c.heard.Add(1)
+	noteThrottle(&c.throttled, resp)
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:

@@ -40,7 +40,7 @@ func (p *Pool) dialHTTP(ctx context.Context, tenant string, l *launch) (*Conn, e
 	if p.lane != nil {
 		c.direct = p.lane.target(l)
 	}
-	hc := heardClient(p.opts.HTTPClient, &c.heard)
+	hc := heardClient(p.opts.HTTPClient, &c.heard, &c.throttled)
 	c.dial = func(ctx context.Context) (*client.Client, error) {
 		opts := []transport.StreamableHTTPCOption{
 			transport.WithHTTPBasicClient(hc),

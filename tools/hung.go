@@ -74,14 +74,19 @@ func (c *Conn) checkHung(heardAt uint64) {
 }
 
 // heardTransport counts every response an HTTP upstream gives, whatever
-// its status, as a sign of life of the conn's upstream.
+// its status, as a sign of life of the conn's upstream; and notes the
+// wait a 429 asks for (throttle.go).
 type heardTransport struct {
-	base  http.RoundTripper
-	heard *atomic.Uint64
+	base      http.RoundTripper
+	heard     *atomic.Uint64
+	throttled *atomic.Int64
 }
 
 func (t heardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
+	if err == nil {
+		noteThrottle(t.throttled, resp)
+	}
 	// Not the listen stream's answer (listen.go): it was asked for long
 	// before, and an upstream whose calls hang may well have opened it.
 	if err == nil && req.Header.Get(mcp.HeaderMethod) != string(mcp.MethodSubscriptionsListen) {
@@ -97,13 +102,14 @@ func (t heardTransport) CloseIdleConnections() {
 	}
 }
 
-// heardClient is hc with every response counted in heard.
-func heardClient(hc *http.Client, heard *atomic.Uint64) *http.Client {
+// heardClient is hc with every response counted in heard, and a 429's
+// wait noted in throttled.
+func heardClient(hc *http.Client, heard *atomic.Uint64, throttled *atomic.Int64) *http.Client {
 	c := *hc
 	base := hc.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.Transport = heardTransport{base: base, heard: heard}
+	c.Transport = heardTransport{base: base, heard: heard, throttled: throttled}
 	return &c
 }

@@ -172,6 +172,7 @@ func (c *Conn) post(ctx context.Context, method, name string, body []byte, id st
 		return nil, nil, transport.NewError(err)
 	}
 	c.heard.Add(1)
+	noteThrottle(&c.throttled, resp)
 	defer resp.Body.Close()
 	media, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {

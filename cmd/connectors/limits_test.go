@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,4 +355,79 @@ func limitsExchanges(t *testing.T, d *apiDoc) {
 		{name: "past the day's quota", method: "POST", path: "/api/v1/tools/invoke", as: "tenant-b", body: `{"toolId": "notion.API-get-self"}`, status: 429, errName: "RateLimited"},
 		{name: "no limits again", method: "PUT", path: path, as: "admin", body: `{}`, status: 200},
 	})
+}
+
+// throttlingEcho starts testdata/upstream-echo over HTTP behind a proxy
+// that, while throttle is set, answers tenant-a's tool calls 429 with
+// Retry-After: 1 (as an API over quota does); calls counts the tool calls
+// of tenant-a that reached it.
+func throttlingEcho(t *testing.T) (mcpURL string, throttle *atomic.Bool, calls *atomic.Int64) {
+	t.Helper()
+	addr := startHTTPFixture(t, "upstream-echo")
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
+	throttle, calls = new(atomic.Bool), new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(r.Header.Get("Authorization"), "tenant-a") && bytes.Contains(body, []byte(`"tools/call"`)) {
+			calls.Add(1)
+			if throttle.Load() {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, `{"error": "too many requests"}`, http.StatusTooManyRequests)
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp", throttle, calls
+}
+
+// TestLimitsUpstreamBackoff: an upstream's 429 with Retry-After makes the
+// gateway refuse that tenant's later calls of that integration itself,
+// with the answers of a limit, until the time passes; other tenants and
+// the tenant's other integrations are not affected.
+func TestLimitsUpstreamBackoff(t *testing.T) {
+	upURL, throttle, calls := throttlingEcho(t)
+	g := newGatewayWithCredentials(t, nil, map[string]any{"name": "echo", "upstream": map[string]any{
+		"url": upURL, "headers": map[string]string{"Authorization": "Bearer {{access_token}}"}}})
+	g.withAdmin()
+	g.serve()
+	toolNames(t, g.client("tenant-a")) // discovers the catalogue (the direct lane's)
+
+	throttle.Store(true)
+	if status, _, body := g.invokeWithHeaders("tenant-a", "echo.echo"); status == http.StatusOK && body["success"] == true {
+		t.Fatalf("the upstream's 429 answered as a success: %v", body)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d tool calls reached the upstream, want 1", n)
+	}
+	status, hdr, body := g.invokeWithHeaders("tenant-a", "echo.echo")
+	if status != http.StatusTooManyRequests || body["error"] != "RateLimited" || hdr.Get("Retry-After") != "1" || !strings.Contains(fmt.Sprint(body["message"]), "upstream_rate_limit") {
+		t.Errorf("a call in the upstream's backoff: %d %v, Retry-After %q; want 429 RateLimited for upstream_rate_limit", status, body, hdr.Get("Retry-After"))
+	}
+	if _, raw := g.post("tenant-a", "/mcp", "echo_echo", callBody("1", "echo_echo", ""), nil); !strings.Contains(raw, `"isError":true`) || !strings.Contains(raw, `"connectors/limit":"upstream_rate_limit"`) {
+		t.Errorf("a direct call in the backoff: %s", raw)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d tool calls reached the upstream during its backoff, want 1 (the first)", n)
+	}
+	if status, _, body := g.invokeWithHeaders("tenant-b", "echo.echo"); status != http.StatusOK {
+		t.Errorf("tenant-b's call, not throttled: %d %v", status, body)
+	}
+	if status, _, body := g.invokeWithHeaders("tenant-a", "notion.API-get-self"); status != http.StatusOK {
+		t.Errorf("tenant-a's call of notion: %d %v", status, body)
+	}
+	if n := g.limitRefusals("echo", "upstream_rate_limit"); n != 2 {
+		t.Errorf("connectors_limit_refusals_total{echo,upstream_rate_limit} = %d, want 2", n)
+	}
+
+	throttle.Store(false)
+	time.Sleep(1100 * time.Millisecond) // the upstream's Retry-After: 1
+	if status, _, body := g.invokeWithHeaders("tenant-a", "echo.echo"); status != http.StatusOK || body["success"] != true {
+		t.Errorf("after the upstream's wait: %d %v", status, body)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d tool calls reached the upstream, want 2", n)
+	}
 }

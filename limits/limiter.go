@@ -31,6 +31,9 @@ type Limiter struct {
 	defaults Limits
 	now      func() time.Time
 	idle     time.Duration
+	// replicas is the number of live replicas sharing the tenants'
+	// per-minute budgets (SetReplicas, quota.go); 0 or 1: this one alone.
+	replicas atomic.Int64
 	// backoffUntil is the latest end of an upstream's backoff
 	// (UnixNano): until then a call looks for one even when it has no
 	// limits of its own.
@@ -57,9 +60,12 @@ type entry struct {
 	lim          Limits
 	bucket       *rate.Limiter // nil without a per-minute limit
 	inflight     int64
-	day, month   int32 // the windows of dayCalls and monthCalls
-	dayCalls     int64
+	day, month   int32 // the windows of the counts below
+	dayCalls     int64 // counted here and not yet settled (quota.go)
 	monthCalls   int64
+	dayBase      int64 // every replica's settled counts, as last read
+	monthBase    int64
+	settled      bool  // the bases were read at least once
 	used         int64 // the last admission (UnixNano)
 	blockedUntil int64 // an upstream's backoff (UnixNano)
 	noted        [limitKinds]int64
@@ -165,7 +171,7 @@ func (t *Ticket) Release() {
 // every limit of the tenant and of the integration; a call refused
 // counts towards none.
 func (l *Limiter) Admit(tenant, integration string, o *Override) (Ticket, *Refusal) {
-	tl, il := o.Apply(l.defaults), o.Integration(integration)
+	tl, il := l.share(o.Apply(l.defaults)), l.share(o.Integration(integration))
 	now := l.now()
 	backoff := now.UnixNano() < l.backoffUntil.Load()
 	if !tl.any() && !il.any() && !backoff {
@@ -282,10 +288,10 @@ func (e *entry) configure(lim Limits) {
 func (e *entry) roll(now time.Time) {
 	day, month := windows(now)
 	if e.day != day {
-		e.day, e.dayCalls = day, 0
+		e.day, e.dayCalls, e.dayBase = day, 0, 0
 	}
 	if e.month != month {
-		e.month, e.monthCalls = month, 0
+		e.month, e.monthCalls, e.monthBase = month, 0, 0
 	}
 }
 
@@ -308,11 +314,11 @@ func (e *entry) check(now time.Time, lim Limits) *Refusal {
 	switch {
 	case lim.ConcurrentCalls > 0 && e.inflight >= lim.ConcurrentCalls:
 		return e.refuse(kindConcurrent, lim.ConcurrentCalls, time.Second, minute)
-	case lim.DailyCalls > 0 && e.dayCalls >= lim.DailyCalls:
+	case lim.DailyCalls > 0 && e.dayBase+e.dayCalls >= lim.DailyCalls:
 		u := now.UTC()
 		next := time.Date(u.Year(), u.Month(), u.Day()+1, 0, 0, 0, 0, time.UTC)
 		return e.refuse(kindDaily, lim.DailyCalls, next.Sub(now), int64(e.day))
-	case lim.MonthlyCalls > 0 && e.monthCalls >= lim.MonthlyCalls:
+	case lim.MonthlyCalls > 0 && e.monthBase+e.monthCalls >= lim.MonthlyCalls:
 		u := now.UTC()
 		next := time.Date(u.Year(), u.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 		return e.refuse(kindMonthly, lim.MonthlyCalls, next.Sub(now), int64(e.month))
@@ -394,7 +400,7 @@ func (l *Limiter) Reap() int {
 		for k, e := range s.m {
 			e.mu.Lock()
 			if e.inflight == 0 && ns-e.used >= int64(l.idle) && ns >= e.blockedUntil &&
-				(e.dayCalls == 0 || e.day != day) && (e.monthCalls == 0 || e.month != month) {
+				(e.dayBase+e.dayCalls == 0 || e.day != day) && (e.monthBase+e.monthCalls == 0 || e.month != month) {
 				e.dead = true
 				delete(s.m, k)
 				n++

@@ -431,3 +431,33 @@ func TestLimitsUpstreamBackoff(t *testing.T) {
 		t.Errorf("%d tool calls reached the upstream, want 2", n)
 	}
 }
+
+// TestLimitsQuotaAcrossRestart: the calls counted towards a daily quota
+// are kept in the store in batches and read again after a restart, so a
+// restart does not give a tenant a fresh quota; the store holds them in
+// the record limits-quota, not a write per call.
+func TestLimitsQuotaAcrossRestart(t *testing.T) {
+	g := newGatewayWithEnv(t, map[string]string{"CONNECTORS_LIMIT_DAILY_CALLS": "3", "CONNECTORS_USAGE_FLUSH_INTERVAL": "50ms"})
+	_, stop := g.start()
+	for range 2 {
+		if status, _, body := g.invokeWithHeaders("tenant-a", "notion.API-get-self"); status != http.StatusOK {
+			t.Fatalf("a call within the quota: %d %v", status, body)
+		}
+	}
+	stop() // the counts are flushed when the gateway stops, at the latest
+
+	g.start()
+	// The first call after the restart is the third of the day: admitted,
+	// and the restarted gateway learns the stored count at its next flush.
+	if status, _, body := g.invokeWithHeaders("tenant-a", "notion.API-get-self"); status != http.StatusOK {
+		t.Fatalf("the third call of the day: %d %v", status, body)
+	}
+	time.Sleep(300 * time.Millisecond) // six flushes
+	status, hdr, body := g.invokeWithHeaders("tenant-a", "notion.API-get-self")
+	if status != http.StatusTooManyRequests || body["error"] != "RateLimited" || !strings.Contains(fmt.Sprint(body["message"]), "3 calls a day") || hdr.Get("Retry-After") == "" {
+		t.Errorf("the fourth call of a quota of 3, after a restart: %d %v, want 429: the stored count read again", status, body)
+	}
+	if status, _, _ := g.invokeWithHeaders("tenant-b", "notion.API-get-self"); status != http.StatusOK {
+		t.Errorf("tenant-b, with its own quota: %d", status)
+	}
+}

@@ -509,6 +509,7 @@ func (m *Main) background(ctx context.Context, cfg Config, g *server.Gateway, re
 	}
 	m.shared = startSharedUsage(m.usage, st, cfg.UsageFlushInterval, log)
 	m.onClose(func() error { m.shared.stop(); return nil })
+	m.shareLimits(ctx, cfg.UsageFlushInterval, st, &changes.peers, log) // limitsquota.go
 	return nil
 }
 

@@ -169,12 +169,17 @@ func (s *sharedUsage) flushTenant(parent context.Context, d metrics.TenantUsage)
 // (nil: nothing), and is called again when another replica wrote
 // meanwhile, flushAttempts times at most.
 func (s *sharedUsage) checkAndSet(ctx context.Context, tenant, name string, next func() ([]byte, int64, error)) error {
+	return checkAndSet(ctx, s.store, tenant, name, next)
+}
+
+// checkAndSet is sharedUsage.checkAndSet on store.
+func checkAndSet(ctx context.Context, store vault.TenantRecords, tenant, name string, next func() ([]byte, int64, error)) error {
 	for range flushAttempts {
 		rec, version, err := next()
 		if err != nil || rec == nil {
 			return err
 		}
-		_, err = s.store.PutTenantRecord(ctx, tenant, name, rec, version)
+		_, err = store.PutTenantRecord(ctx, tenant, name, rec, version)
 		if !errors.Is(err, vault.ErrRecordChanged) {
 			return err
 		}

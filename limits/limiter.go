@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"sync"
@@ -410,20 +409,6 @@ func (l *Limiter) Reap() int {
 		s.mu.Unlock()
 	}
 	return n
-}
-
-// Run reaps idle state every half IdleTTL until ctx ends.
-func (l *Limiter) Run(ctx context.Context) {
-	tick := time.NewTicker(l.idle / 2)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			l.Reap()
-		}
-	}
 }
 
 // Len is the number of states held (for tests and metrics).

@@ -12,7 +12,8 @@
 // allocates nothing. A tenant's own limits, an [Override], are kept with
 // its settings (by the caller: this package stores nothing) and given to
 // [Limiter.Admit] with each call; a field it sets replaces the default.
-// Idle state is dropped by [Limiter.Reap] (or [Limiter.Run]).
+// Idle state is dropped by [Limiter.Reap], which the caller runs now and
+// then.
 //
 // # Usage
 //

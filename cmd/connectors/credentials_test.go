@@ -18,6 +18,13 @@ import (
 // the admin key) and returns the status and the decoded JSON body.
 func (g *gateway) api(tenant, method, path, body string) (int, map[string]any, string) {
 	g.t.Helper()
+	code, _, out, raw := g.apiHeader(tenant, method, path, body)
+	return code, out, raw
+}
+
+// apiHeader is api with the answer's headers.
+func (g *gateway) apiHeader(tenant, method, path, body string) (int, http.Header, map[string]any, string) {
+	g.t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -37,7 +44,7 @@ func (g *gateway) api(tenant, method, path, body string) (int, map[string]any, s
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out, string(raw)
+	return resp.StatusCode, resp.Header, out, string(raw)
 }
 
 // withAdmin creates an admin API key, as g.keys["admin"] (tenant ops), and

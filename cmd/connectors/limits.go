@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/connectors-gateway/connectors/limits"
 )
@@ -35,9 +36,13 @@ func readLimits(c *Config, getenv func(string) string) error {
 	return nil
 }
 
+// reapEvery is how often the limiter drops the state of tenants idle for
+// its IdleTTL (10m).
+const reapEvery = 5 * time.Minute
+
 // startLimits makes the limiter of the gateway's tool calls, with the
 // configured defaults, and reaps its idle state until ctx ends.
 func (m *Main) startLimits(ctx context.Context, cfg Config) {
 	m.limiter = limits.New(limits.Options{Defaults: cfg.Limits})
-	go m.limiter.Run(ctx)
+	go everyTick(ctx, reapEvery, func() { m.limiter.Reap() })
 }

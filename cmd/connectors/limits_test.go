@@ -22,19 +22,8 @@ import (
 // the status, the answer's headers and its body.
 func (g *gateway) invokeWithHeaders(tenant, toolID string) (int, http.Header, map[string]any) {
 	g.t.Helper()
-	body := fmt.Sprintf(`{"toolId": %q, "parameters": {}}`, toolID)
-	req, _ := http.NewRequest("POST", "http://"+g.addr+"/api/v1/tools/invoke", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+g.keys[tenant])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, resp.Header, out
+	code, header, out, _ := g.apiHeader(tenant, "POST", "/api/v1/tools/invoke", fmt.Sprintf(`{"toolId": %q, "parameters": {}}`, toolID))
+	return code, header, out
 }
 
 // limitRefusals returns the value of connectors_limit_refusals_total for

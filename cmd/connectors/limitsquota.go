@@ -57,19 +57,12 @@ func (m *Main) shareLimits(ctx context.Context, every time.Duration, st vault.Te
 
 func (q *sharedQuotas) run(ctx context.Context, every time.Duration) {
 	defer close(q.done)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if n := q.peers.node.Load(); n != nil {
-				q.lim.SetReplicas(n.Members())
-			}
-			q.flush(ctx)
+	everyTick(ctx, every, func() {
+		if n := q.peers.node.Load(); n != nil {
+			q.lim.SetReplicas(n.Members())
 		}
-	}
+		q.flush(ctx)
+	})
 }
 
 // flush settles every pending count, tenant by tenant.

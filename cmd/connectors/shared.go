@@ -74,14 +74,19 @@ func startSharedUsage(u *metrics.Usage, st vault.TenantRecords, every time.Durat
 
 func (s *sharedUsage) run(ctx context.Context) {
 	defer close(s.done)
-	tick := time.NewTicker(s.every)
+	everyTick(ctx, s.every, func() { s.flush(ctx) })
+}
+
+// everyTick calls f every interval until ctx ends.
+func everyTick(ctx context.Context, every time.Duration, f func()) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			s.flush(ctx)
+			f()
 		}
 	}
 }

@@ -65,6 +65,7 @@ type entry struct {
 	dayBase      int64 // every replica's settled counts, as last read
 	monthBase    int64
 	settled      bool  // the bases were read at least once
+	touched      bool  // a call was decided since the bases were read
 	used         int64 // the last admission (UnixNano)
 	blockedUntil int64 // an upstream's backoff (UnixNano)
 	noted        [limitKinds]int64
@@ -216,6 +217,11 @@ func admit(now time.Time, te *entry, tl Limits, ie *entry, il Limits, integratio
 func admitLocked(now time.Time, te *entry, tl Limits, ie *entry, il Limits, integration string) (t Ticket, r *Refusal, again bool) {
 	if te != nil && te.dead || ie != nil && ie.dead {
 		return t, nil, true
+	}
+	for _, e := range [2]*entry{te, ie} {
+		if e != nil {
+			e.touched = true // its shared counts are worth reading again
+		}
 	}
 	if te != nil {
 		if r = te.check(now, tl); r != nil {

@@ -10,8 +10,7 @@ import (
 // takes what each state counted with Pending, adds it to the shared
 // counts, and hands the new totals back with Settle. A state's quotas are
 // then held to every replica's settled calls plus its own unsettled ones:
-// past a quota by at most what the replicas admitted since their last
-// settling. Per-minute budgets are not shared that way (a minute is gone
+// past a quota by at most what the replicas admit between two settlings. Per-minute budgets are not shared that way (a minute is gone
 // before a store would hear of it): with SetReplicas, each replica holds
 // a tenant to its share, the limit divided by the live replicas.
 
@@ -50,9 +49,11 @@ type Pending struct {
 	Counts      QuotaCounts
 }
 
-// Pending returns the counts of every state under a quota that counted
-// calls since it last settled, or has never settled (zero counts: its
-// shared counts are yet to be read), ordered by tenant.
+// Pending returns the counts of every state under a quota that decided a
+// call since it last settled, or has never settled (zero counts: its
+// shared counts are only to be read), ordered by tenant. A state no call
+// asked about is not read again: its next call is decided on the counts
+// it last read, and it reads them at the next settling.
 func (l *Limiter) Pending() []Pending {
 	var out []Pending
 	for i := range l.shards {
@@ -60,7 +61,7 @@ func (l *Limiter) Pending() []Pending {
 		s.mu.RLock()
 		for k, e := range s.m {
 			e.mu.Lock()
-			if (e.lim.DailyCalls > 0 || e.lim.MonthlyCalls > 0) && (!e.settled || e.dayCalls > 0 || e.monthCalls > 0) {
+			if (e.lim.DailyCalls > 0 || e.lim.MonthlyCalls > 0) && (!e.settled || e.touched) {
 				out = append(out, Pending{Tenant: k.tenant, Integration: k.integration,
 					Counts: QuotaCounts{Day: e.day, DayCalls: e.dayCalls, Month: e.month, MonthCalls: e.monthCalls}})
 			}
@@ -85,7 +86,7 @@ func (l *Limiter) Settle(p Pending, total QuotaCounts) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.settled = true
+	e.settled, e.touched = true, false
 	if e.day == p.Counts.Day {
 		e.dayCalls -= p.Counts.DayCalls
 	}

@@ -45,9 +45,12 @@ func TestQuotasShared(t *testing.T) {
 	if got := store[key{"tenant-a", ""}]; got.DayCalls != 6 {
 		t.Errorf("shared counts %+v, want 6 calls today", got)
 	}
-	refused(t, a, "tenant-a", "notion", nil, LimitDailyCalls)
 	if len(a.Pending()) != 0 {
 		t.Errorf("pending after settling: %+v", a.Pending())
+	}
+	refused(t, a, "tenant-a", "notion", nil, LimitDailyCalls)
+	if p := a.Pending(); len(p) != 1 || p[0].Counts.DayCalls != 0 {
+		t.Errorf("pending after a refusal: %+v, want the state, to read the shared counts again", p)
 	}
 
 	// A replica started afresh learns the counts at its first flush.

@@ -450,3 +450,81 @@ func TestLimitsQuotaAcrossRestart(t *testing.T) {
 		t.Errorf("tenant-b, with its own quota: %d", status)
 	}
 }
+
+// TestLimitsOnReplicas: two replicas on one Vault, gossiping. An override
+// put through a applies on b at once (within the gossip's bound, not
+// b's settings cache's); each replica holds a tenant to its share of the
+// per-minute budget; the replicas hold a tenant to one daily quota.
+func TestLimitsOnReplicas(t *testing.T) {
+	a, b, _ := clusteredPair(t, map[string]string{"CONNECTORS_USAGE_FLUSH_INTERVAL": "100ms"})
+	const path = "/admin/tenants/tenant-a/limits"
+	self := "notion.API-get-self"
+	if status, _, body := b.invokeWithHeaders("tenant-a", self); status != http.StatusOK { // b caches tenant-a's settings
+		t.Fatalf("before any override: %d %v", status, body)
+	}
+	put := func(body string) {
+		t.Helper()
+		if code, _, raw := a.api("admin", "PUT", path, body); code != http.StatusOK {
+			t.Fatalf("PUT %s through a: %d %s", body, code, raw)
+		}
+	}
+
+	// Applies on b at once: within the gossip's bound, where b's settings
+	// cache would serve the old settings for 5s.
+	put(`{"concurrentCalls": 0, "callsPerMinute": 1, "burst": 1}`)
+	start := time.Now()
+	for {
+		status, _, body := b.invokeWithHeaders("tenant-a", self)
+		if status == http.StatusTooManyRequests {
+			t.Logf("b refused tenant-a %v after the override through a", time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if status != http.StatusOK || time.Since(start) > propagationBound {
+			t.Fatalf("b still admits tenant-a's calls %v after an override of 1 a minute through a (last: %d %v)", time.Since(start), status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// 4 a minute between 2 replicas: 2 on each.
+	if code, _, raw := a.api("admin", "PUT", "/admin/tenants/tenant-b/limits", `{"callsPerMinute": 4}`); code != http.StatusOK {
+		t.Fatalf("PUT through a: %d %s", code, raw)
+	}
+	time.Sleep(500 * time.Millisecond) // told to b
+	for _, g := range []*gateway{a, b} {
+		for i := range 3 {
+			status, _, _ := g.invokeWithHeaders("tenant-b", self)
+			if want := map[bool]int{true: http.StatusOK, false: http.StatusTooManyRequests}[i < 2]; status != want {
+				t.Errorf("tenant-b's call %d on a replica: %d, want %d (its share of 4 a minute: 2)", i+1, status, want)
+			}
+		}
+	}
+
+	// 3 a day across both: counted on a, held on b after its flush; a
+	// replica that last read the counts before the others' calls may admit
+	// one more before its next flush (the bound README states).
+	put(`{"dailyCalls": 3}`)
+	time.Sleep(300 * time.Millisecond) // the change told, and a few flushes
+	for range 2 {
+		if status, _, body := a.invokeWithHeaders("tenant-a", self); status != http.StatusOK {
+			t.Fatalf("a call within the day's quota on a: %d %v", status, body)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if status, _, body := b.invokeWithHeaders("tenant-a", self); status != http.StatusOK {
+		t.Fatalf("the day's third call, on b: %d %v", status, body)
+	}
+	time.Sleep(300 * time.Millisecond) // b reads the counts it had not (its state is new to the quota)
+	if status, _, body := b.invokeWithHeaders("tenant-a", self); status != http.StatusTooManyRequests {
+		t.Errorf("the day's fourth call, on b: %d %v, want 429", status, body)
+	}
+	extra := 0
+	if status, _, _ := a.invokeWithHeaders("tenant-a", self); status == http.StatusOK {
+		extra++ // a had not read b's call yet
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, g := range []*gateway{a, b} {
+		if status, _, body := g.invokeWithHeaders("tenant-a", self); status != http.StatusTooManyRequests {
+			t.Errorf("past the day's quota of 3 (%d over): %d %v, want 429 on either replica", extra, status, body)
+		}
+	}
+}

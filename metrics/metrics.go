@@ -44,7 +44,7 @@ const (
 	OutcomeOK        = "ok"         // the upstream answered with a result
 	OutcomeToolError = "tool_error" // the upstream answered with isError
 	OutcomeError     = "error"      // no answer: upstream unreachable, protocol error, timeout
-	OutcomeDenied    = "denied"     // the tenant may not use the tool, or has no credential
+	OutcomeDenied    = "denied"     // the tenant may not use the tool, has no credential, or is past a limit
 )
 
 // Transports to an upstream, the values of Upstream's transport label.

@@ -74,7 +74,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	integration := d.p.in.Name
 	ticket, limited := g.admit(ctx, integration)
 	if limited != nil {
-		g.count(ctx, integration, metrics.OutcomeToolError, begin)
+		g.count(ctx, integration, metrics.OutcomeDenied, begin)
 		return d.answer(encodeResult(limitResult(limited)), c.Session), nil, true
 	}
 	handedOver := false

@@ -307,7 +307,7 @@ func (g *Gateway) measured(integration string, h mcpserver.ToolHandlerFunc) mcps
 		res, err := h(ctx, req)
 		outcome := metrics.OutcomeOK
 		switch {
-		case err != nil && (vault.IsNotFound(err) || errors.Is(err, errNoIdentity) || isRefusal(err)):
+		case err != nil && (vault.IsNotFound(err) || errors.Is(err, errNoIdentity) || isRefusal(err)), limitedResult(res):
 			outcome = metrics.OutcomeDenied
 		case err != nil:
 			outcome = metrics.OutcomeError

@@ -102,6 +102,16 @@ func limitResult(r *limits.Refusal) *mcp.CallToolResult {
 	return res
 }
 
+// limitedResult reports whether res is limitResult's: a call refused, not
+// an upstream's tool error.
+func limitedResult(res *mcp.CallToolResult) bool {
+	if res == nil || !res.IsError || res.Meta == nil {
+		return false
+	}
+	_, ok := res.Meta.AdditionalFields[MetaLimit]
+	return ok
+}
+
 // retryAfterMs is r's delay in milliseconds, rounded up.
 func retryAfterMs(r *limits.Refusal) int64 {
 	return int64((r.RetryAfter + time.Millisecond - 1) / time.Millisecond)

@@ -135,7 +135,7 @@ func (g *Gateway) callTask(ctx context.Context, v *view, c DirectCall) (TaskAnsw
 	}
 	ticket, refusal := g.admit(ctx, v.only) // limits.go
 	if refusal != nil {
-		g.count(ctx, v.only, metrics.OutcomeToolError, begin)
+		g.count(ctx, v.only, metrics.OutcomeDenied, begin)
 		return TaskAnswer{Result: v.complete(encodeResult(limitResult(refusal)))}, true
 	}
 	defer ticket.Release()

@@ -53,6 +53,7 @@ Usage:
   connectors key rotate --tenant T [--retire-old]
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
+  connectors integrations prepare [--config integrations.json] [NAME ...]
   connectors console link --tenant T | --admin [--ttl 10m]   (a one-time sign-in link)
 
 Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
@@ -166,6 +167,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "tenant":
 		return m.tenant(operator, cfg, rest)
 	case "integrations":
+		if len(rest) > 0 && rest[0] == "prepare" {
+			return m.prepare(ctx, cfg, rest[1:]) // prepare.go
+		}
 		return m.integrations(cfg, rest)
 	case "console":
 		return m.console(cfg, rest) // signin.go

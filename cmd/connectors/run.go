@@ -55,6 +55,8 @@ Usage:
   connectors integrations [--config integrations.json]
   connectors integrations prepare [--config integrations.json] [NAME ...]
   connectors console link --tenant T | --admin [--ttl 10m]   (a one-time sign-in link)
+  connectors audit verify [--public-key KEY] FILE...   (the trail's chain and signed checkpoints)
+  connectors audit key                                  (the public key that verifies them)
 
 Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote tenants [--json]
@@ -173,6 +175,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.integrations(cfg, rest)
 	case "console":
 		return m.console(cfg, rest) // signin.go
+	case "audit":
+		return m.auditCmd(cfg, rest) // auditcmd.go
 	case "remote":
 		return m.remote(ctx, rest)
 	case "help", "-h", "--help":

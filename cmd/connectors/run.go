@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -241,6 +242,10 @@ func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (v
 		return nil, err
 	}
 	m.onClose(st.Close)
+	if st.Created() && m.operator {
+		abs, _ := filepath.Abs(cfg.storePath())
+		fmt.Fprintf(m.Stderr, "created a new empty store at %s\n", abs)
+	}
 	return st, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -241,6 +242,7 @@ func (m *Main) printJSON(raw []byte, err error) error {
 // apiClient calls a running gateway's HTTP API.
 type apiClient struct {
 	base, key string
+	name      string // what errors call the gateway: base when empty
 	http      *http.Client
 }
 
@@ -270,13 +272,15 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("gateway at %s: %w", c.base, err)
+		return nil, fmt.Errorf("gateway at %s: %w", cmp.Or(c.name, c.base), err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

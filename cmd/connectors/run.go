@@ -232,6 +232,9 @@ func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (v
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
+	if m.operator && gatewayAnswers(cfg) { // adminsock.go: no need to wait for the lock
+		return nil, fmt.Errorf("opening embedded store %s: %w (a running gateway holds it)", cfg.storePath(), embedded.ErrLocked)
+	}
 	st, err := embedded.Open(cfg.storePath(), &embedded.Options{
 		MasterKey: cfg.MasterKey,
 		KeyFile:   cfg.keyFilePath(),
@@ -387,6 +390,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
+	auth = withSocketAuth(cfg, auth) // adminsock.go
 	var issuers []string
 	if cfg.OIDCIssuer != "" {
 		issuers = []string{cfg.OIDCIssuer}
@@ -421,6 +425,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Ready:                st.Ping,
 		Logger:               log,
 	})
+	defer m.serveAdminSocket(cfg, h, keys, log)() // adminsock.go
 	return m.serveHTTP(ctx, cfg, ln, h, log)
 }
 

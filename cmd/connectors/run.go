@@ -97,6 +97,10 @@ type Main struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 
+	// DotEnv, if set, is a .env file Run reads first (dotenv.go): "" for
+	// none; NewMain's is .env in the working directory.
+	DotEnv string
+
 	// Listening, if set, receives the HTTP address once serve listens.
 	Listening func(addr string)
 
@@ -115,7 +119,7 @@ type Main struct {
 
 // NewMain returns a Main on the process's own streams and environment.
 func NewMain() *Main {
-	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, DotEnv: ".env"}
 }
 
 // Close releases what Run opened, last opened first.
@@ -135,6 +139,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
 		return usageError{"no subcommand"}
+	}
+	if err := m.loadDotEnv(); err != nil {
+		return err
 	}
 	cfg, err := configFromEnv(m.Getenv)
 	if err != nil {

@@ -172,7 +172,8 @@ func (m *Main) remoteHealth(ctx context.Context, c *apiClient, verb string, asJS
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	var table bytes.Buffer // health: printed only when something is unhealthy
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	healthy, unhealthy := 0, 0
 	if verb == "tenants" {
 		fmt.Fprintln(tw, "TENANT\tINTEGRATIONS")
@@ -204,6 +205,16 @@ func (m *Main) remoteHealth(ctx context.Context, c *apiClient, verb string, asJS
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	switch {
+	case verb == "tenants" || unhealthy > 0:
+		m.Stdout.Write(table.Bytes())
+	case healthy == 0:
+		fmt.Fprintf(m.Stdout, "no credentials stored (%d tenants)\n", all.TotalTenants)
+		return nil
+	default:
+		fmt.Fprintf(m.Stdout, "all %d integrations healthy (%d tenants)\n", healthy, all.TotalTenants)
+		return nil
 	}
 	if verb == "health" {
 		fmt.Fprintf(m.Stdout, "%d tenants, %d credentials: %d healthy, %d unhealthy\n", all.TotalTenants, healthy+unhealthy, healthy, unhealthy)

@@ -206,20 +206,29 @@ func (m *Main) remoteHealth(ctx context.Context, c *apiClient, verb string, asJS
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if verb == "tenants" {
+		_, err := m.Stdout.Write(table.Bytes())
+		return err
+	}
+	return m.printHealth(table.Bytes(), all.TotalTenants, healthy, unhealthy)
+}
+
+// printHealth prints the summary of "remote health": one line when no
+// integration is unhealthy, else the table of the unhealthy ones and the
+// totals.
+func (m *Main) printHealth(table []byte, tenants, healthy, unhealthy int) error {
+	var err error
 	switch {
-	case verb == "tenants" || unhealthy > 0:
-		m.Stdout.Write(table.Bytes())
+	case unhealthy > 0:
+		if _, err = m.Stdout.Write(table); err == nil {
+			_, err = fmt.Fprintf(m.Stdout, "%d tenants, %d credentials: %d healthy, %d unhealthy\n", tenants, healthy+unhealthy, healthy, unhealthy)
+		}
 	case healthy == 0:
-		fmt.Fprintf(m.Stdout, "no credentials stored (%d tenants)\n", all.TotalTenants)
-		return nil
+		_, err = fmt.Fprintf(m.Stdout, "no credentials stored (%d tenants)\n", tenants)
 	default:
-		fmt.Fprintf(m.Stdout, "all %d integrations healthy (%d tenants)\n", healthy, all.TotalTenants)
-		return nil
+		_, err = fmt.Fprintf(m.Stdout, "all %d integrations healthy (%d tenants)\n", healthy, tenants)
 	}
-	if verb == "health" {
-		fmt.Fprintf(m.Stdout, "%d tenants, %d credentials: %d healthy, %d unhealthy\n", all.TotalTenants, healthy+unhealthy, healthy, unhealthy)
-	}
-	return nil
+	return err
 }
 
 func orDash(v any) string {

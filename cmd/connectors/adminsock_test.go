@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -49,24 +50,31 @@ func startSocketGateway(t *testing.T) *socketGateway {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.cmd.Process.Kill(); <-g.done; _ = g.cmd.Wait() })
-	listening := make(chan string, 1)
-	go func() {
-		defer close(g.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			g.logs.Write(append(sc.Bytes(), '\n'))
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "gateway_listening" {
-				listening <- rec.Addr
-			}
-		}
-	}()
+	listening := gatewayLog(stderr, g.logs, g.done)
 	select {
 	case g.addr = <-listening:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the gateway did not start\n%s", g.logs.String())
 	}
 	return g
+}
+
+// gatewayLog copies a serve process's log (its stderr) into logs, closing
+// done at its end, and sends the address it listens on once it does.
+func gatewayLog(stderr io.Reader, logs *lockedBuffer, done chan struct{}) <-chan string {
+	listening := make(chan string, 1)
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write(append(sc.Bytes(), '\n'))
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "gateway_listening" {
+				listening <- rec.Addr
+			}
+		}
+	}()
+	return listening
 }
 
 // run runs an operator command as its own process, stdin given; it

@@ -54,36 +54,41 @@ func codeEnv(t *testing.T) []string {
 		}
 	}
 	names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(notGateways, n) })
+	return sortedSet(names)
+}
+
+// sortedSet is names sorted, each once.
+func sortedSet(names []string) []string {
 	slices.Sort(names)
 	return slices.Compact(names)
 }
 
-// exampleEnv is every variable .env.example sets or shows commented out.
-func exampleEnv(t *testing.T) []string {
+// rootFile is the repository's file name.
+func rootFile(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Root(), ".env.example"))
+	b, err := os.ReadFile(filepath.Join(testenv.Root(), name))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// exampleEnv is every variable .env.example sets or shows commented out.
+func exampleEnv(t *testing.T) []string {
+	b := rootFile(t, ".env.example")
 	re := regexp.MustCompile(`(?m)^#? ?([A-Z][A-Z0-9_]*)=`)
 	var names []string
 	for _, m := range re.FindAllSubmatch(b, -1) {
 		names = append(names, string(m[1]))
 	}
-	slices.Sort(names)
-	return slices.Compact(names)
+	return sortedSet(names)
 }
 
 // readmeEnv is every variable the first column of the README's
 // Environment table names; {NAME}_X stands for each preset integration
 // with an OAuth provider.
 func readmeEnv(t *testing.T) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## Environment\n")
+	_, section, ok := strings.Cut(string(rootFile(t, "README.md")), "\n## Environment\n")
 	if !ok {
 		t.Fatal("README.md has no Environment section")
 	}
@@ -108,8 +113,7 @@ func readmeEnv(t *testing.T) []string {
 			names = append(names, n)
 		}
 	}
-	slices.Sort(names)
-	return slices.Compact(names)
+	return sortedSet(names)
 }
 
 // TestEnvDocumented: every variable the code reads is in .env.example and

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
+	"github.com/connectors-gateway/connectors/transport"
 )
 
 // socketGateway is a real "connectors serve" process on the embedded
@@ -245,14 +246,35 @@ func TestAdminSocketHostile(t *testing.T) {
 			t.Errorf("%s: %d %q %q, want %d %s", tc.name, resp.StatusCode, body.Error, body.Message, tc.status, tc.errName)
 		}
 	}
-	// The socket's admin routes are not reachable over TCP without a key.
-	resp, err := http.Get("http://" + g.addr + "/admin/api-keys")
-	if err != nil {
-		t.Fatal(err)
+	// Over TCP, nobody is the socket's admin: no key, 401; the socket's
+	// own route is not there.
+	for path, want := range map[string]int{"/tenants/tenant-a/integrations": 401, "/admin/api-keys": 404} {
+		resp, err := http.Get("http://" + g.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s over TCP without a key: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		t.Errorf("GET /admin/api-keys over TCP without a key: %d", resp.StatusCode)
+}
+
+// TestAdminSocketNotOnVault: with Vault, serve makes no socket and its
+// authentication is what it was (operator commands work on Vault itself).
+func TestAdminSocketNotOnVault(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir(), VaultAddr: "http://127.0.0.1:1"}
+	auth := transport.APIKeyAuth{}
+	if got := withSocketAuth(cfg, auth); got != transport.Authenticator(auth) {
+		t.Errorf("withSocketAuth on Vault = %#v, want the authenticator unchanged", got)
+	}
+	m := &Main{}
+	m.serveAdminSocket(cfg, http.NotFoundHandler(), nil, slog.New(slog.DiscardHandler))()
+	if _, err := os.Lstat(cfg.adminSocketPath()); !os.IsNotExist(err) {
+		t.Errorf("admin socket on Vault: %v, want none", err)
+	}
+	if _, ok := withSocketAuth(Config{}, auth).(transport.Chain); !ok {
+		t.Error("withSocketAuth on the embedded store: socketAuth not chained")
 	}
 }
 

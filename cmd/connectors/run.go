@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -76,7 +77,7 @@ CONNECTORS_ALLOWED_ORIGINS, CONNECTORS_ALLOWED_HOSTS, CONNECTORS_LOG_FORMAT,
 CONNECTORS_OIDC_*, CONNECTORS_RESOURCE, CONNECTORS_HTTP_{READ,WRITE,IDLE}_TIMEOUT,
 CONNECTORS_DRAIN_TIMEOUT, CONNECTORS_CLUSTER_{BIND,ADVERTISE,PEERS,KEY},
 ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR
-(see README).
+(see README and .env.example; .env in the working directory is read too).
 `
 
 // usageError is a mistake in the command line; it exits 2.
@@ -99,6 +100,10 @@ type Main struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 
+	// DotEnv, if set, is a .env file Run reads first (dotenv.go): "" for
+	// none; NewMain's is .env in the working directory.
+	DotEnv string
+
 	// Listening, if set, receives the HTTP address once serve listens.
 	Listening func(addr string)
 
@@ -117,7 +122,7 @@ type Main struct {
 
 // NewMain returns a Main on the process's own streams and environment.
 func NewMain() *Main {
-	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, DotEnv: ".env"}
 }
 
 // Close releases what Run opened, last opened first.
@@ -137,6 +142,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
 		return usageError{"no subcommand"}
+	}
+	if err := m.loadDotEnv(); err != nil {
+		return err
 	}
 	cfg, err := configFromEnv(m.Getenv)
 	if err != nil {
@@ -239,6 +247,9 @@ func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (v
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
+	if m.operator && gatewayAnswers(cfg) { // adminsock.go: no need to wait for the lock
+		return nil, fmt.Errorf("opening embedded store %s: %w (a running gateway holds it)", cfg.storePath(), embedded.ErrLocked)
+	}
 	st, err := embedded.Open(cfg.storePath(), &embedded.Options{
 		MasterKey: cfg.MasterKey,
 		KeyFile:   cfg.keyFilePath(),
@@ -249,6 +260,10 @@ func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (v
 		return nil, err
 	}
 	m.onClose(st.Close)
+	if st.Created() && m.operator {
+		abs, _ := filepath.Abs(cfg.storePath())
+		fmt.Fprintf(m.Stderr, "created a new empty store at %s\n", abs)
+	}
 	return st, nil
 }
 
@@ -390,6 +405,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
+	auth = withSocketAuth(cfg, auth) // adminsock.go
 	var issuers []string
 	if cfg.OIDCIssuer != "" {
 		issuers = []string{cfg.OIDCIssuer}
@@ -424,6 +440,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Ready:                st.Ping,
 		Logger:               log,
 	})
+	defer m.serveAdminSocket(cfg, h, keys, log)() // adminsock.go
 	return m.serveHTTP(ctx, cfg, ln, h, log)
 }
 

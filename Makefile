@@ -21,7 +21,10 @@ run: build
 # Transit at transit/, AppRole, and the gateway's policies, in memory on
 # loopback. Built into .cache once; rebuilt only when its sources change. The
 # first build compiles about 1,500 packages (5-10 minutes on 2 cores). Its
-# requirements are pinned (see NOTES.md): never run go mod tidy there.
+# requirements are pinned: vault v1.19.5 with vault/sdk v0.17.0 and vault/api
+# v1.16.0 (newer vault releases need an sdk that was never published), and
+# go mod tidy there raises sdk, which breaks the build: never run it there;
+# build with -mod=mod.
 VAULTDEV      := .cache/vaultdev/vaultdev
 VAULTDEV_ADDR ?= 127.0.0.1:8200
 

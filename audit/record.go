@@ -103,8 +103,7 @@ func (l *Logger) Record(ctx context.Context, r Record) {
 		b = append(b, `,"error":`...)
 		b = appendString(b, errorText(r.Err))
 	}
-	b = append(b, "}\n"...)
-	_, _ = l.out.Write(b) // one Write per record; errors surface in Close
+	l.out.put(b) // one Write per record; errors surface in Close
 	*bp = b
 	linePool.Put(bp)
 }

@@ -16,6 +16,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -478,6 +479,25 @@ func (v *view) forget(tenant, integration string) (listed bool) {
 	return listed
 }
 
+// prefixedFirst returns upstream's tools with those that carry
+// integration's prefix already first: their exposed name is their own, and
+// a tool without it whose exposed name is the same ("post" beside
+// "slack_post") is the one marked (tools.MarkedName).
+func prefixedFirst(integration string, upstream []mcp.Tool) []mcp.Tool {
+	out := slices.Clone(upstream)
+	slices.SortStableFunc(out, func(a, b mcp.Tool) int {
+		pa, pb := tools.Prefixed(integration, a.Name), tools.Prefixed(integration, b.Name)
+		switch {
+		case pa == pb:
+			return 0
+		case pa:
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
 // list lists integration's catalogue through the calling tenant's
 // connection.
 func (v *view) list(ctx context.Context, integration string) (*catalogue, error) {
@@ -492,12 +512,15 @@ func (v *view) list(ctx context.Context, integration string) (*catalogue, error)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range upstream {
+		for _, t := range prefixedFirst(integration, upstream) {
 			name := t.Name
 			if v.isRoute(name) {
 				continue
 			}
 			t.Name = v.expose(integration, name)
+			if _, dup := cat.byName[t.Name]; dup && v.only == "" {
+				t.Name = tools.MarkedName(integration, name)
+			}
 			if _, dup := cat.byName[t.Name]; dup {
 				continue
 			}

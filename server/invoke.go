@@ -10,6 +10,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/tenants"
+	"github.com/connectors-gateway/connectors/tools"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -87,6 +88,10 @@ func (g *Gateway) invoke(ctx context.Context, integration, tool string, args map
 	v := g.aggregate
 	name := v.expose(integration, tool)
 	t, ok := v.tenantTool(ctx, integration, name)
+	if ok && t.upstream != tool { // another tool has its plain name (prefixedFirst)
+		name = tools.MarkedName(integration, tool)
+		t, ok = v.tenantTool(ctx, integration, name)
+	}
 	if !ok || t.upstream != tool {
 		return nil, fmt.Errorf("%w: %s has no tool %q", ErrUnknownTool, integration, tool)
 	}

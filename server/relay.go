@@ -25,6 +25,19 @@ func newRelay(ctx context.Context, srv *mcpserver.MCPServer) relay {
 	return relay{ctx: ctx, srv: srv, sent: new(atomic.Bool)}
 }
 
+// Agent names the agent the relay asks (tools.AgentNamer): its session.
+// A 2026-07-28 request has none of its own (whatever mcp-go puts in its
+// context is not the agent's), and neither has a call bridged to one.
+func (r relay) Agent() string {
+	if r.replay != nil || mcpserver.IsModernRequest(r.ctx) {
+		return ""
+	}
+	if s := mcpserver.ClientSessionFromContext(r.ctx); s != nil {
+		return s.SessionID()
+	}
+	return ""
+}
+
 // Progress forwards one notifications/progress.
 func (r relay) Progress(p mcp.ProgressNotificationParams) {
 	params := map[string]any{"progressToken": p.ProgressToken, "progress": p.Progress}

@@ -23,7 +23,10 @@ func TestExposedName(t *testing.T) {
 		{"notion", "with space", "", true},
 		{"notion", long, "", true},
 		{"Bad_Integration", "x", "", true},
-		{"notion", "x_0123abcd", "", true}, // looks marked: marked for real
+		{"notion", "x_0123abcd", "", true},                           // looks marked: marked for real
+		{"slack", "slack_post_message", "slack_post_message", false}, // never slack_slack_…
+		{"slack", "slack_", "slack_slack_", false},                   // the prefix alone is not one
+		{"slack", "slackpost", "slack_slackpost", false},
 	}
 	for _, tt := range tests {
 		got := ExposedName(tt.integration, tt.tool)
@@ -41,6 +44,10 @@ func TestExposedName(t *testing.T) {
 		}
 	}
 	// Readable prefix kept.
+	// The marked form of a tool whose plain name another tool has.
+	if plain, marked := ExposedName("slack", "post"), MarkedName("slack", "post"); marked == plain || !strings.HasPrefix(marked, "slack_post_") || marked == MarkedName("slack", "slack_post") {
+		t.Errorf("MarkedName(slack, post) = %q beside ExposedName %q and MarkedName(slack, slack_post) %q", marked, plain, MarkedName("slack", "slack_post"))
+	}
 	if got := ExposedName("notion", "a.b"); !strings.HasPrefix(got, "notion_a_b_") {
 		t.Errorf("ExposedName(notion, a.b) = %q, want the prefix notion_a_b_", got)
 	}

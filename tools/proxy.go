@@ -149,15 +149,29 @@ func (c *Conn) Unsubscribe(ctx context.Context, uri string) error {
 // them to the agent of a call in flight on the connection. A request that
 // comes with a call's context (on the call's own response stream, or in
 // its input_required answer) goes to that call's agent. One that does not
-// (an initialize-era upstream asking on its GET stream, or over stdio)
-// cannot be told apart: every call on a connection is the same tenant's,
-// so the most recent call that can ask is chosen.
+// (an initialize-era upstream asking on its GET stream, as mcp-go's server
+// does with sampling, or over stdio) says nothing of which call it is for:
+// it goes to the agent of the calls in flight only when they are all one
+// agent's (the most recent call of it). When calls of several agents are
+// in flight (two users of one tenant, two sessions of one user) it is
+// refused, ErrAmbiguousAgent: putting one agent's question to another
+// would show it what the first one's call produced and send its answer
+// back as the first one's.
 type asker struct{ c *Conn }
+
+// AgentNamer is implemented by an Asker that can say which agent it asks:
+// its session (an agent's calls in one session are its own). "" is an
+// agent of this call alone, as a 2026-07-28 request is.
+type AgentNamer interface{ Agent() string }
+
+// ErrAmbiguousAgent is returned to an upstream that asks outside any
+// call's stream while calls of several agents are in flight.
+var ErrAmbiguousAgent = errors.New("the upstream's request came outside any call's stream while several agents' calls were in flight, so whose it is cannot be told; nobody was asked")
 
 // callKey is the context key of the call a request to the upstream is for.
 type callKey struct{}
 
-func (a asker) pick(ctx context.Context) (Asker, error) {
+func (a asker) pick(ctx context.Context, method mcp.MCPMethod) (Asker, error) {
 	if cl, _ := ctx.Value(callKey{}).(*call); cl != nil {
 		if to, ok := cl.relay.(Asker); ok {
 			return to, nil
@@ -167,8 +181,18 @@ func (a asker) pick(ctx context.Context) (Asker, error) {
 	a.c.mu.Lock()
 	defer a.c.mu.Unlock()
 	var best *call
+	var agent agentKey
 	for cl := range a.c.calls {
-		if _, ok := cl.relay.(Asker); ok && (best == nil || cl.seq > best.seq) {
+		if _, ok := cl.relay.(Asker); !ok {
+			continue
+		}
+		if k := agentOf(cl); best == nil {
+			agent = k
+		} else if k != agent {
+			a.c.logger.Warn("upstream_request_ambiguous", "method", string(method))
+			return nil, ErrAmbiguousAgent
+		}
+		if best == nil || cl.seq > best.seq {
 			best = cl
 		}
 	}
@@ -178,8 +202,24 @@ func (a asker) pick(ctx context.Context) (Asker, error) {
 	return best.relay.(Asker), nil
 }
 
+// agentKey tells the agents of calls apart: by their session, or, for a
+// call whose agent has none, by the call.
+type agentKey struct {
+	session string
+	call    *call
+}
+
+func agentOf(cl *call) agentKey {
+	if n, ok := cl.relay.(AgentNamer); ok {
+		if s := n.Agent(); s != "" {
+			return agentKey{session: s}
+		}
+	}
+	return agentKey{call: cl}
+}
+
 func (a asker) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	to, err := a.pick(ctx)
+	to, err := a.pick(ctx, mcp.MethodSamplingCreateMessage)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +227,7 @@ func (a asker) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) 
 }
 
 func (a asker) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
-	to, err := a.pick(ctx)
+	to, err := a.pick(ctx, mcp.MethodElicitationCreate)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +235,7 @@ func (a asker) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.Eli
 }
 
 func (a asker) ListRoots(ctx context.Context, req mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
-	to, err := a.pick(ctx)
+	to, err := a.pick(ctx, mcp.MethodListRoots)
 	if err != nil {
 		return nil, err
 	}

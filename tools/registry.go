@@ -98,6 +98,18 @@ func (r *Registry) Names() []string {
 	return out
 }
 
+// The versions of the stdio servers the presets run, pinned: a new release
+// changes nothing until it is chosen here (and tested), and npx finds the
+// package it prepared ahead ("connectors integrations prepare").
+const (
+	// NotionServerVersion is Notion's own @notionhq/notion-mcp-server.
+	NotionServerVersion = "2.5.2"
+	// SlackServerVersion is slack-mcp-server, a maintained Slack MCP
+	// server (the reference @modelcontextprotocol/server-slack is
+	// archived); it takes a bot token (xoxb-) in SLACK_MCP_XOXB_TOKEN.
+	SlackServerVersion = "1.3.0"
+)
+
 // Presets returns the built-in integrations: notion, github and slack.
 func Presets() []Integration {
 	return []Integration{
@@ -126,7 +138,7 @@ func Presets() []Integration {
 			Description: "Notion pages, databases and search.",
 			Upstream: Upstream{
 				Command: "npx",
-				Args:    []string{"-y", "@notionhq/notion-mcp-server"},
+				Args:    []string{"-y", "@notionhq/notion-mcp-server@" + NotionServerVersion},
 				Env:     map[string]string{"NOTION_TOKEN": "{{access_token}}"},
 			},
 			OAuth: &OAuth{
@@ -145,10 +157,13 @@ func Presets() []Integration {
 			Description: "Slack channels, messages and users.",
 			Upstream: Upstream{
 				Command: "npx",
-				Args:    []string{"-y", "@modelcontextprotocol/server-slack"},
+				Args:    []string{"-y", "slack-mcp-server@" + SlackServerVersion, "--transport", "stdio"},
 				Env: map[string]string{
-					"SLACK_BOT_TOKEN": "{{access_token}}",
-					"SLACK_TEAM_ID":   "{{extra.team_id}}",
+					"SLACK_MCP_XOXB_TOKEN": "{{access_token}}",
+					// Posting and reactions are off unless enabled; the
+					// bot's scopes below grant them.
+					"SLACK_MCP_ADD_MESSAGE_TOOL": "true",
+					"SLACK_MCP_REACTION_TOOL":    "true",
 				},
 			},
 			OAuth: &OAuth{

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,14 +26,23 @@ func TestPresetsAreValid(t *testing.T) {
 	if !ok {
 		t.Fatal("Get(slack) not found")
 	}
-	want := map[string]string{"SLACK_BOT_TOKEN": "{{access_token}}", "SLACK_TEAM_ID": "{{extra.team_id}}"}
+	want := map[string]string{"SLACK_MCP_XOXB_TOKEN": "{{access_token}}", "SLACK_MCP_ADD_MESSAGE_TOOL": "true", "SLACK_MCP_REACTION_TOOL": "true"}
 	if diff := cmp.Diff(want, slack.Upstream.Env); diff != "" {
 		t.Errorf("slack env (-want +got):\n%s", diff)
 	}
+	// Every package a preset runs through npx has an exact version.
+	exact := regexp.MustCompile(`^(@[a-z0-9-]+/)?[a-z0-9-]+@\d+\.\d+\.\d+$`)
+	for _, in := range r.All() {
+		if in.Upstream.Command == "npx" {
+			if spec, ok := NPXPackage(in.Upstream); !ok || !exact.MatchString(spec) {
+				t.Errorf("%s runs %q, not a package at an exact version", in.Name, in.Upstream.Args)
+			}
+		}
+	}
 	// The registry hands out copies.
-	slack.Upstream.Env["SLACK_BOT_TOKEN"] = "changed"
+	slack.Upstream.Env["SLACK_MCP_XOXB_TOKEN"] = "changed"
 	again, _ := r.Get("slack")
-	if again.Upstream.Env["SLACK_BOT_TOKEN"] != "{{access_token}}" {
+	if again.Upstream.Env["SLACK_MCP_XOXB_TOKEN"] != "{{access_token}}" {
 		t.Error("changing a returned integration changed the registry")
 	}
 	if _, ok := r.Get("jira"); ok {

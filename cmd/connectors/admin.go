@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -12,17 +13,18 @@ import (
 	"github.com/connectors-gateway/connectors/cluster"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // credentialInput is the body of "credential put": the same field names as
 // the seed's POST /tenants/{tenantId}/integrations/{integration}/credentials.
 type credentialInput struct {
 	AccessToken  string            `json:"accessToken"`
-	RefreshToken string            `json:"refreshToken"`
-	TokenType    string            `json:"tokenType"`
-	ExpiresIn    int64             `json:"expiresIn"` // seconds; 0 = never
-	Scopes       []string          `json:"scopes"`
-	Extra        map[string]string `json:"extra"`
+	RefreshToken string            `json:"refreshToken,omitempty"`
+	TokenType    string            `json:"tokenType,omitempty"`
+	ExpiresIn    int64             `json:"expiresIn,omitempty"` // seconds; 0 = never
+	Scopes       []string          `json:"scopes,omitempty"`
+	Extra        map[string]string `json:"extra,omitempty"`
 }
 
 // credential runs the "credential" operator commands. Secrets come in on
@@ -46,23 +48,31 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 	}
 	// Read and check the input before touching the store.
 	var cred vault.Credential
+	var body []byte // cred as the HTTP API takes it
 	if verb == "put" {
 		var err error
-		if cred, err = m.readCredential(); err != nil {
+		if cred, body, err = m.readCredential(); err != nil {
 			return err
 		}
 	}
+	switch verb {
+	case "put", "get", "delete", "list":
+	default:
+		return usageError{fmt.Sprintf("credential: unknown verb %q", verb)}
+	}
 	st, err := m.openStore(cfg, m.quietLogger())
+	if errors.Is(err, embedded.ErrLocked) {
+		return m.viaGateway(cfg, err).credential(ctx, verb, *tenant, *integration, body)
+	}
 	if err != nil {
 		return err
 	}
 	switch verb {
 	case "put":
-		v, err := st.Put(ctx, *tenant, *integration, cred, vault.AnyVersion)
-		if err != nil {
+		if _, err := st.Put(ctx, *tenant, *integration, cred, vault.AnyVersion); err != nil {
 			return err
 		}
-		fmt.Fprintf(m.Stdout, "stored %s/%s (version %d)\n", *tenant, *integration, v)
+		m.printStored(*tenant, *integration, cred.ExpiresAt)
 		m.announce(cfg, cluster.Change{Kind: cluster.KindCredential, Tenant: *tenant, Integration: *integration})
 	case "get":
 		cred, v, err := st.Get(ctx, *tenant, *integration)
@@ -92,28 +102,37 @@ func (m *Main) credential(ctx context.Context, cfg Config, args []string) error 
 		if err != nil {
 			return err
 		}
+		slices.Sort(names)
 		for _, n := range names {
 			fmt.Fprintln(m.Stdout, n)
 		}
-	default:
-		return usageError{fmt.Sprintf("credential: unknown verb %q", verb)}
 	}
 	return nil
 }
 
-// readCredential reads a credential as JSON from stdin.
-func (m *Main) readCredential() (vault.Credential, error) {
+// printStored prints what "credential put" stored.
+func (m *Main) printStored(tenant, integration string, expires time.Time) {
+	when := "never"
+	if !expires.IsZero() {
+		when = expires.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(m.Stdout, "stored %s/%s (expires %s)\n", tenant, integration, when)
+}
+
+// readCredential reads a credential as JSON from stdin; body is it as the
+// HTTP API takes it (for the gateway on the admin socket).
+func (m *Main) readCredential() (_ vault.Credential, body []byte, _ error) {
 	var in credentialInput
 	dec := json.NewDecoder(io.LimitReader(m.Stdin, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return vault.Credential{}, fmt.Errorf("reading credential JSON from stdin: %w", err)
+		return vault.Credential{}, nil, fmt.Errorf("reading credential JSON from stdin: %w", err)
 	}
 	if in.AccessToken == "" {
-		return vault.Credential{}, fmt.Errorf("reading credential JSON from stdin: accessToken is required")
+		return vault.Credential{}, nil, fmt.Errorf("reading credential JSON from stdin: accessToken is required")
 	}
 	if in.ExpiresIn < 0 {
-		return vault.Credential{}, fmt.Errorf("reading credential JSON from stdin: expiresIn must be 0 (never) or positive")
+		return vault.Credential{}, nil, fmt.Errorf("reading credential JSON from stdin: expiresIn must be 0 (never) or positive")
 	}
 	cred := vault.Credential{
 		AccessToken: in.AccessToken, RefreshToken: in.RefreshToken,
@@ -125,7 +144,8 @@ func (m *Main) readCredential() (vault.Credential, error) {
 	if in.ExpiresIn > 0 {
 		cred.ExpiresAt = time.Now().UTC().Add(time.Duration(in.ExpiresIn) * time.Second).Truncate(time.Second)
 	}
-	return cred, nil
+	body, err := json.Marshal(in)
+	return cred, body, err
 }
 
 // mask shows enough of a token to recognise it, never enough to use it.
@@ -143,6 +163,9 @@ func (m *Main) key(ctx context.Context, cfg Config, args []string) error {
 	retire := len(args) > 0 && slices.Contains(args, "--retire-old")
 	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--retire-old" })
 	tenant, st, err := m.tenantVerb(cfg, "key", "rotate", args)
+	if errors.Is(err, embedded.ErrLocked) {
+		return m.viaGateway(cfg, err).rotateKey(ctx, tenant, retire)
+	}
 	if err != nil {
 		return err
 	}
@@ -184,6 +207,9 @@ func (m *Main) tenantVerb(cfg Config, command, verb string, args []string) (stri
 // (offboardTenant, which POST /admin/tenants/{tenantId}/offboard runs too).
 func (m *Main) tenant(ctx context.Context, cfg Config, args []string) error {
 	tenant, st, err := m.tenantVerb(cfg, "tenant", "offboard", args)
+	if errors.Is(err, embedded.ErrLocked) {
+		return m.viaGateway(cfg, err).offboard(ctx, tenant)
+	}
 	if err != nil {
 		return err
 	}

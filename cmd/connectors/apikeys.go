@@ -15,6 +15,7 @@ import (
 	"github.com/connectors-gateway/connectors/cluster"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/transport"
+	"github.com/connectors-gateway/connectors/vault/embedded"
 )
 
 // apiKeyManager serves the API-key routes (transport.HTTPOptions.APIKeys)
@@ -80,12 +81,16 @@ func (m *Main) apikeyCreate(ctx context.Context, cfg Config, args []string) erro
 	if err := tenants.ValidateKeyName(*name); err != nil {
 		return usageError{"--" + err.Error()} // "--name: why", never the name
 	}
+	opts := tenants.CreateOptions{Admin: *admin, Name: *name}
 	st, err := m.openStore(cfg, m.quietLogger())
+	if errors.Is(err, embedded.ErrLocked) {
+		return m.viaGateway(cfg, err).apiKeyCreate(ctx, *tenant, opts)
+	}
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	key, info, err := tenants.NewAPIKeys(st).CreateWith(ctx, *tenant, tenants.CreateOptions{Admin: *admin, Name: *name})
+	key, info, err := tenants.NewAPIKeys(st).CreateWith(ctx, *tenant, opts)
 	m.audit.Record(ctx, audit.Record{TenantID: *tenant, Operation: audit.OpAPIKeyCreate, APIKeyID: info.ID,
 		Duration: time.Since(start), Success: err == nil, Err: err})
 	if err != nil {
@@ -108,6 +113,9 @@ func (m *Main) apikeyRevoke(ctx context.Context, cfg Config, args []string) erro
 		return usageError{"apikey revoke: not a key ID (16 hex digits, as \"apikey list\" shows; a key reads cgw_<ID>_…)"}
 	}
 	st, err := m.openStore(cfg, m.quietLogger())
+	if errors.Is(err, embedded.ErrLocked) {
+		return m.viaGateway(cfg, err).apiKeyRevoke(ctx, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -150,20 +158,35 @@ func (m *Main) apikeyList(ctx context.Context, cfg Config, args []string) error 
 		}
 	}
 	st, err := m.openStore(cfg, m.quietLogger())
-	if err != nil {
-		return err
+	var keys []tenants.APIKey
+	switch {
+	case errors.Is(err, embedded.ErrLocked):
+		keys, err = m.viaGateway(cfg, err).apiKeys(ctx, *tenant)
+	case err == nil:
+		keys, err = tenants.NewAPIKeys(st).List(ctx)
 	}
-	keys, err := tenants.NewAPIKeys(st).List(ctx)
 	if err != nil {
 		return err
 	}
 	keys = slices.DeleteFunc(keys, func(k tenants.APIKey) bool { return *tenant != "" && k.Tenant != *tenant })
+	keys = sortKeys(keys)
+	if *asJSON {
+		raw, err := json.Marshal(keysListing(*tenant, keys))
+		return m.printJSON(raw, err)
+	}
+	return m.printKeysTable(keys)
+}
+
+// sortKeys sorts keys by tenant, newest first, and returns them.
+func sortKeys(keys []tenants.APIKey) []tenants.APIKey {
 	slices.SortFunc(keys, func(a, b tenants.APIKey) int {
 		return cmp.Or(strings.Compare(a.Tenant, b.Tenant), b.CreatedAt.Compare(a.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
-	if *asJSON {
-		return m.printKeysJSON(*tenant, keys)
-	}
+	return keys
+}
+
+// printKeysTable prints keys as "apikey list" does: one line a key.
+func (m *Main) printKeysTable(keys []tenants.APIKey) error {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tADMIN\tCREATED")
 	for _, k := range keys {
@@ -183,25 +206,21 @@ func (m *Main) apikeyList(ctx context.Context, cfg Config, args []string) error 
 	return tw.Flush()
 }
 
-// printKeysJSON prints keys (sorted by tenant) as the API lists them:
-// tenant's listing, or, for every tenant (tenant ""), {"tenants": [...]},
-// one listing per tenant.
-func (m *Main) printKeysJSON(tenant string, keys []tenants.APIKey) error {
-	var out any
+// keysListing is keys (sorted by tenant) as the API lists them: tenant's
+// listing, or, for every tenant (tenant ""), {"tenants": [...]}, one
+// listing per tenant.
+func keysListing(tenant string, keys []tenants.APIKey) any {
 	if tenant != "" {
-		out = transport.APIKeyListing(tenant, keys)
-	} else {
-		listings := []any{}
-		for i := 0; i < len(keys); {
-			j := i
-			for j < len(keys) && keys[j].Tenant == keys[i].Tenant {
-				j++
-			}
-			listings = append(listings, transport.APIKeyListing(keys[i].Tenant, keys[i:j]))
-			i = j
-		}
-		out = map[string]any{"tenants": listings}
+		return transport.APIKeyListing(tenant, keys)
 	}
-	raw, err := json.Marshal(out)
-	return m.printJSON(raw, err)
+	listings := []any{}
+	for i := 0; i < len(keys); {
+		j := i
+		for j < len(keys) && keys[j].Tenant == keys[i].Tenant {
+			j++
+		}
+		listings = append(listings, transport.APIKeyListing(keys[i].Tenant, keys[i:j]))
+		i = j
+	}
+	return map[string]any{"tenants": listings}
 }

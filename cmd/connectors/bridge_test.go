@@ -22,9 +22,14 @@ import (
 type agent struct {
 	*client.Client
 	tenant string
-	mu     sync.Mutex
-	asked  []string // what it was asked: method and the question's text
-	notes  []string // the notifications it received
+	// says, when set, is who the agent's sampling answers say they are
+	// (its tenant otherwise); onElicit, when set, runs before it answers an
+	// elicitation.
+	says     string
+	onElicit func()
+	mu       sync.Mutex
+	asked    []string // what it was asked: method and the question's text
+	notes    []string // the notifications it received
 }
 
 func (a *agent) record(what string) {
@@ -41,14 +46,21 @@ func (a *agent) CreateMessage(_ context.Context, req mcp.CreateMessageRequest) (
 		}
 	}
 	a.record("sampling: " + text)
+	who := a.tenant
+	if a.says != "" {
+		who = a.says
+	}
 	return &mcp.CreateMessageResult{
-		SamplingMessage: mcp.SamplingMessage{Role: mcp.RoleAssistant, Content: mcp.NewTextContent(a.tenant + " says Paris")},
+		SamplingMessage: mcp.SamplingMessage{Role: mcp.RoleAssistant, Content: mcp.NewTextContent(who + " says Paris")},
 		Model:           "test-model", StopReason: "endTurn",
 	}, nil
 }
 
 func (a *agent) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	a.record("elicitation: " + req.Params.Message)
+	if a.onElicit != nil {
+		a.onElicit()
+	}
 	content := map[string]any{"name": a.tenant + "-name", "color": "green", "ok": true, "username": a.tenant, "email": a.tenant + "@example.com"}
 	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionAccept, Content: content}}, nil
 }

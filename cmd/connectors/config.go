@@ -108,6 +108,14 @@ type Config struct {
 	// (CONNECTORS_AUDIT_LOG: "stderr", the default, beside the log;
 	// "stdout"; or a file, appended to and fsync'd after every record).
 	AuditLog string
+	// AuditSigningKey is the file of the Ed25519 key that signs the
+	// trail's checkpoints (CONNECTORS_AUDIT_SIGNING_KEY; empty:
+	// audit-signing.key in the data dir, made on first use).
+	AuditSigningKey string
+	// AuditFsync is when a file trail's records are fsync'd
+	// (CONNECTORS_AUDIT_FSYNC: "always", the default, before the operation
+	// is answered; or a window such as "5ms", within which they are).
+	AuditFsync string
 	// PprofAddr, if set, serves Go's profiler (net/http/pprof) on this
 	// address, for profiling under load; keep it on loopback
 	// (CONNECTORS_PPROF_ADDR, e.g. 127.0.0.1:6060; empty: off).
@@ -216,6 +224,8 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		OIDCAdminScopes:    list(getenv("CONNECTORS_OIDC_ADMIN_SCOPES")),
 		LogFormat:          getenv("CONNECTORS_LOG_FORMAT"),
 		AuditLog:           getenv("CONNECTORS_AUDIT_LOG"),
+		AuditSigningKey:    getenv("CONNECTORS_AUDIT_SIGNING_KEY"),
+		AuditFsync:         getenv("CONNECTORS_AUDIT_FSYNC"),
 		PprofAddr:          getenv("CONNECTORS_PPROF_ADDR"),
 		TenantConfigPath:   getenv("TENANT_CONFIG_PATH"),
 		AllowedOrigins:     list(getenv("CONNECTORS_ALLOWED_ORIGINS")),

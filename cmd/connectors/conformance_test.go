@@ -72,6 +72,13 @@ func conformanceGateway(t *testing.T) *gateway {
 // fixture).
 func fixtureGateway(t *testing.T, upstream, protocol string) *gateway {
 	t.Helper()
+	return fixtureGatewayFor(t, upstream, protocol)
+}
+
+// fixtureGatewayFor is fixtureGateway with credentials and an API key for
+// each of more tenants too.
+func fixtureGatewayFor(t *testing.T, upstream, protocol string, more ...string) *gateway {
+	t.Helper()
 	entry := map[string]any{
 		"name": "conformance", "category": "testing",
 		"upstream": map[string]any{
@@ -83,18 +90,21 @@ func fixtureGateway(t *testing.T, upstream, protocol string) *gateway {
 		entry["protocol"] = protocol
 	}
 	g := newGatewayWithIntegrations(t, entry)
-	for _, tenant := range []string{"tenant-a", "tenant-b"} {
+	for _, tenant := range append([]string{"tenant-a", "tenant-b"}, more...) {
 		g.mustRun(`{"accessToken": "conformance-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "conformance")
+		if g.keys[tenant] == "" {
+			g.keys[tenant] = strings.TrimSpace(g.mustRun("", "apikey", "create", "--tenant", tenant))
+		}
 	}
 	g.serve()
 	return g
 }
 
 // proxiedConformance returns the URL of g's /mcp/conformance behind a
-// loopback proxy that adds tenant-a's API key, as an agent's MCP client
+// loopback proxy that adds tenant's API key, as an agent's MCP client
 // would (the suite cannot send credentials). What the proxy saw go wrong
 // is recorded by a tap, which a failed suite run reports.
-func proxiedConformance(t *testing.T, g *gateway) string {
+func proxiedConformance(t *testing.T, g *gateway, tenant string) string {
 	t.Helper()
 	tap := &proxyTap{next: http.DefaultTransport}
 	t.Cleanup(func() {
@@ -109,7 +119,7 @@ func proxiedConformance(t *testing.T, g *gateway) string {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host // the suite's Host header must reach the gateway
-			r.Out.Header.Set("Authorization", "Bearer "+g.keys["tenant-a"])
+			r.Out.Header.Set("Authorization", "Bearer "+g.keys[tenant])
 		},
 		FlushInterval: -1,
 	})
@@ -166,23 +176,44 @@ var (
 // parallel: each suite run is once per era, never per scenario.
 func TestConformance(t *testing.T) {
 	fixture := startConformanceFixture(t)
-	pinned := proxiedConformance(t, fixtureGateway(t, fixture, "2025-11-25"))
-	negotiated := proxiedConformance(t, fixtureGateway(t, fixture, ""))
-	for _, c := range []struct {
-		name, url string
-		run       suiteRun
+	runs := []struct {
+		name, upstream string // upstream: fixture, pinned or negotiated
+		run            suiteRun
 	}{
-		{"2026-07-28/fixture", fixture, suite2026},
-		{"2026-07-28/negotiated", negotiated, suite2026Gateway},
-		{"2026-07-28/pinned", pinned, suite2026Pinned},
-		{"2025-11-25/pinned", pinned, suite2025},
-		{"2025-11-25/negotiated", negotiated, suite2025},
-		{"2025-11-25-alpha/pinned", pinned, suite2025Alpha},
-		{"2025-11-25-alpha/negotiated", negotiated, suite2025Alpha},
-	} {
+		{"2026-07-28/fixture", "fixture", suite2026},
+		{"2026-07-28/negotiated", "negotiated", suite2026Gateway},
+		{"2026-07-28/pinned", "pinned", suite2026Pinned},
+		{"2025-11-25/pinned", "pinned", suite2025},
+		{"2025-11-25/negotiated", "negotiated", suite2025},
+		{"2025-11-25-alpha/pinned", "pinned", suite2025Alpha},
+		{"2025-11-25-alpha/negotiated", "negotiated", suite2025Alpha},
+	}
+	// Each run is an agent of a tenant of its own: the gateway's session
+	// of an upstream is the tenant's, and a 2025-11-25 upstream's question
+	// outside a call (mcp-go asks for sampling on its GET stream) is refused
+	// while several agents' calls are in flight on it (tools/proxy.go).
+	tenant := func(run string) string { return "suite-" + strings.ReplaceAll(run, "/", "-") }
+	tenants := map[string][]string{}
+	for _, c := range runs {
+		tenants[c.upstream] = append(tenants[c.upstream], tenant(c.name))
+	}
+	urls := map[string]string{} // by run
+	for upstream, protocol := range map[string]string{"pinned": "2025-11-25", "negotiated": ""} {
+		g := fixtureGatewayFor(t, fixture, protocol, tenants[upstream]...)
+		for _, c := range runs {
+			if c.upstream == upstream {
+				urls[c.name] = proxiedConformance(t, g, tenant(c.name))
+			}
+		}
+	}
+	for _, c := range runs {
+		url := urls[c.name]
+		if c.upstream == "fixture" {
+			url = fixture
+		}
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			runSuite(t, c.url, c.run)
+			runSuite(t, url, c.run)
 		})
 	}
 }
@@ -307,7 +338,7 @@ func lastLines(s string, n int) string {
 // scenario passed when an earlier one had left the check to the
 // fixture's own, and failed (200) when it ran first on a cold catalogue.
 func TestConformanceParamHeaders(t *testing.T) {
-	u := proxiedConformance(t, fixtureGateway(t, startConformanceFixture(t), ""))
+	u := proxiedConformance(t, fixtureGateway(t, startConformanceFixture(t), ""), "tenant-a")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	argv := testenv.NodeScript(t, testenv.ConformanceAlpha, "server", "--url", u,

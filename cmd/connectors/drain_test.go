@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -286,20 +284,9 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	listening := make(chan string, 1)
 	var logs lockedBuffer
 	drained := make(chan struct{}) // stderr read to its end: Wait may be called
-	go func() {
-		defer close(drained)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.Write(append(sc.Bytes(), '\n'))
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "gateway_listening" {
-				listening <- rec.Addr
-			}
-		}
-	}()
+	listening := gatewayLog(stderr, &logs, drained)
 	select {
 	case g.addr = <-listening:
 	case <-time.After(30 * time.Second):

@@ -32,29 +32,31 @@ func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	if m.audit != nil {
 		return m.audit, nil
 	}
+	opts, err := m.auditOptions(cfg) // auditcmd.go
+	if err != nil {
+		return nil, err
+	}
 	var trail *audit.Logger
 	switch cfg.AuditLog {
 	case "":
 		if !m.operator || cfg.VaultAddr != "" {
 			// With Vault there is no data dir of the gateway's to keep
 			// the operator's trail in: stderr, as serve's.
-			trail = audit.New(m.Stderr)
+			trail = audit.NewWith(m.Stderr, opts)
 			break
 		}
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("the operator audit trail: %w", err)
 		}
-		var err error
-		if trail, err = audit.Open(filepath.Join(cfg.DataDir, OperatorAuditFile)); err != nil {
+		if trail, err = audit.OpenWith(filepath.Join(cfg.DataDir, OperatorAuditFile), opts); err != nil {
 			return nil, err
 		}
 	case "stderr":
-		trail = audit.New(m.Stderr)
+		trail = audit.NewWith(m.Stderr, opts)
 	case "stdout":
-		trail = audit.New(m.Stdout)
+		trail = audit.NewWith(m.Stdout, opts)
 	default:
-		var err error
-		if trail, err = audit.Open(cfg.AuditLog); err != nil {
+		if trail, err = audit.OpenWith(cfg.AuditLog, opts); err != nil {
 			return nil, fmt.Errorf("CONNECTORS_AUDIT_LOG: %w", err)
 		}
 	}

@@ -111,6 +111,12 @@ func TestAuditTrailAndMetrics(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			t.Fatalf("audit line is not JSON: %q", sc.Text())
 		}
+		if _, ok := rec["seq"].(float64); !ok || len(fmt.Sprint(rec["prev"])) != 64 {
+			t.Errorf("audit record %v: not chained (seq, prev)", rec)
+		}
+		if rec["msg"] == audit.CheckpointMessage {
+			continue // audit verify checks them (TestAuditTrailVerify)
+		}
 		if rec["msg"] != "tenant_credential_access" {
 			t.Errorf("audit record %v: msg is not tenant_credential_access", rec)
 		}

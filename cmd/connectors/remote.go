@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -174,7 +175,8 @@ func (m *Main) remoteHealth(ctx context.Context, c *apiClient, verb string, asJS
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	var table bytes.Buffer // health: printed only when something is unhealthy
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	healthy, unhealthy := 0, 0
 	if verb == "tenants" {
 		fmt.Fprintln(tw, "TENANT\tINTEGRATIONS")
@@ -207,10 +209,29 @@ func (m *Main) remoteHealth(ctx context.Context, c *apiClient, verb string, asJS
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if verb == "health" {
-		fmt.Fprintf(m.Stdout, "%d tenants, %d credentials: %d healthy, %d unhealthy\n", all.TotalTenants, healthy+unhealthy, healthy, unhealthy)
+	if verb == "tenants" {
+		_, err := m.Stdout.Write(table.Bytes())
+		return err
 	}
-	return nil
+	return m.printHealth(table.Bytes(), all.TotalTenants, healthy, unhealthy)
+}
+
+// printHealth prints the summary of "remote health": one line when no
+// integration is unhealthy, else the table of the unhealthy ones and the
+// totals.
+func (m *Main) printHealth(table []byte, tenants, healthy, unhealthy int) error {
+	var err error
+	switch {
+	case unhealthy > 0:
+		if _, err = m.Stdout.Write(table); err == nil {
+			_, err = fmt.Fprintf(m.Stdout, "%d tenants, %d credentials: %d healthy, %d unhealthy\n", tenants, healthy+unhealthy, healthy, unhealthy)
+		}
+	case healthy == 0:
+		_, err = fmt.Fprintf(m.Stdout, "no credentials stored (%d tenants)\n", tenants)
+	default:
+		_, err = fmt.Fprintf(m.Stdout, "all %d integrations healthy (%d tenants)\n", healthy, tenants)
+	}
+	return err
 }
 
 func orDash(v any) string {
@@ -244,6 +265,7 @@ func (m *Main) printJSON(raw []byte, err error) error {
 // apiClient calls a running gateway's HTTP API.
 type apiClient struct {
 	base, key string
+	name      string // what errors call the gateway: base when empty
 	http      *http.Client
 }
 
@@ -273,13 +295,15 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("gateway at %s: %w", c.base, err)
+		return nil, fmt.Errorf("gateway at %s: %w", cmp.Or(c.name, c.base), err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestRemoteCLI: the operator commands that go through a running
@@ -39,9 +45,9 @@ func TestRemoteCLI(t *testing.T) {
 			t.Errorf("remote tenants lacks %q:\n%s", want, out)
 		}
 	}
-	out = g.mustRun("", "remote", "health")
-	if !strings.Contains(out, "3 tenants, 5 credentials: 5 healthy, 0 unhealthy") {
-		t.Errorf("remote health = %q", out)
+	// All well: one line saying so, no empty table.
+	if out = g.mustRun("", "remote", "health"); out != "all 5 integrations healthy (3 tenants)\n" {
+		t.Errorf("remote health = %q, want all 5 integrations healthy", out)
 	}
 	out = g.mustRun("", "remote", "health", "--json")
 	var health map[string]any
@@ -74,4 +80,33 @@ func TestRemoteCLI(t *testing.T) {
 		t.Errorf("remote without a key: %v", err)
 	}
 	g.assertNoSecretsIn()
+}
+
+// TestRemoteHealthOutput: "remote health" prints one line when every
+// integration is healthy, one when none is stored, and otherwise the table
+// of the unhealthy ones and the totals (the answers of GET
+// /admin/tenants/health as the gateway gives them).
+func TestRemoteHealthOutput(t *testing.T) {
+	for _, tc := range []struct{ name, answer, want string }{
+		{"all healthy", `{"totalTenants": 2, "details": [{"tenantId": "a", "integrations": {"notion": "healthy"}}, {"tenantId": "b", "integrations": {"github": "healthy", "slack": "healthy"}}]}`,
+			"all 3 integrations healthy (2 tenants)\n"},
+		{"nothing stored", `{"totalTenants": 0, "details": []}`, "no credentials stored (0 tenants)\n"},
+		{"one unhealthy", `{"totalTenants": 2, "details": [{"tenantId": "a", "integrations": {"notion": "healthy"}}, {"tenantId": "b", "integrations": {"github": "refresh_failed"}}]}`,
+			"TENANT  INTEGRATION  STATUS\nb       github       refresh_failed\n2 tenants, 2 credentials: 1 healthy, 1 unhealthy\n"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(tc.answer))
+		}))
+		var stdout bytes.Buffer
+		env := map[string]string{"CONNECTORS_GATEWAY_URL": srv.URL, "CONNECTORS_API_KEY": "cgw_x"}
+		m := &Main{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.Discard, Getenv: func(k string) string { return env[k] }}
+		if err := m.Run(t.Context(), []string{"remote", "health"}); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		srv.Close()
+		if diff := cmp.Diff(tc.want, stdout.String()); diff != "" {
+			t.Errorf("%s: remote health (-want +got):\n%s", tc.name, diff)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -54,7 +55,10 @@ Usage:
   connectors key rotate --tenant T [--retire-old]
   connectors tenant offboard --tenant T
   connectors integrations [--config integrations.json]
+  connectors integrations prepare [--config integrations.json] [NAME ...]
   connectors console link --tenant T | --admin [--ttl 10m]   (a one-time sign-in link)
+  connectors audit verify [--public-key KEY] FILE...   (the trail's chain and signed checkpoints)
+  connectors audit key                                  (the public key that verifies them)
 
 Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote tenants [--json]
@@ -78,7 +82,7 @@ CONNECTORS_OIDC_*, CONNECTORS_RESOURCE, CONNECTORS_HTTP_{READ,WRITE,IDLE}_TIMEOU
 CONNECTORS_DRAIN_TIMEOUT, CONNECTORS_CLUSTER_{BIND,ADVERTISE,PEERS,KEY},
 CONNECTORS_LIMIT_{CALLS_PER_MINUTE,BURST,CONCURRENT_CALLS,DAILY_CALLS,MONTHLY_CALLS},
 ENABLE_TENANT_CONFIG_FILE, TENANT_CONFIG_PATH, VAULT_ADDR
-(see README).
+(see README and .env.example; .env in the working directory is read too).
 `
 
 // usageError is a mistake in the command line; it exits 2.
@@ -101,6 +105,10 @@ type Main struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 
+	// DotEnv, if set, is a .env file Run reads first (dotenv.go): "" for
+	// none; NewMain's is .env in the working directory.
+	DotEnv string
+
 	// Listening, if set, receives the HTTP address once serve listens.
 	Listening func(addr string)
 
@@ -120,7 +128,7 @@ type Main struct {
 
 // NewMain returns a Main on the process's own streams and environment.
 func NewMain() *Main {
-	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, DotEnv: ".env"}
 }
 
 // Close releases what Run opened, last opened first.
@@ -140,6 +148,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
 		return usageError{"no subcommand"}
+	}
+	if err := m.loadDotEnv(); err != nil {
+		return err
 	}
 	cfg, err := configFromEnv(m.Getenv)
 	if err != nil {
@@ -172,9 +183,14 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "tenant":
 		return m.tenant(operator, cfg, rest)
 	case "integrations":
+		if len(rest) > 0 && rest[0] == "prepare" {
+			return m.prepare(ctx, cfg, rest[1:]) // prepare.go
+		}
 		return m.integrations(cfg, rest)
 	case "console":
 		return m.console(cfg, rest) // signin.go
+	case "audit":
+		return m.auditCmd(cfg, rest) // auditcmd.go
 	case "remote":
 		return m.remote(ctx, rest)
 	case "help", "-h", "--help":
@@ -237,6 +253,9 @@ func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (v
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
+	if m.operator && gatewayAnswers(cfg) { // adminsock.go: no need to wait for the lock
+		return nil, fmt.Errorf("opening embedded store %s: %w (a running gateway holds it)", cfg.storePath(), embedded.ErrLocked)
+	}
 	st, err := embedded.Open(cfg.storePath(), &embedded.Options{
 		MasterKey: cfg.MasterKey,
 		KeyFile:   cfg.keyFilePath(),
@@ -247,6 +266,10 @@ func (m *Main) openEmbedded(cfg Config, obs vault.Observer, log *slog.Logger) (v
 		return nil, err
 	}
 	m.onClose(st.Close)
+	if st.Created() && m.operator {
+		abs, _ := filepath.Abs(cfg.storePath())
+		fmt.Fprintf(m.Stderr, "created a new empty store at %s\n", abs)
+	}
 	return st, nil
 }
 
@@ -390,6 +413,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
+	auth = withSocketAuth(cfg, auth) // adminsock.go
 	var issuers []string
 	if cfg.OIDCIssuer != "" {
 		issuers = []string{cfg.OIDCIssuer}
@@ -424,6 +448,7 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 		Ready:                st.Ping,
 		Logger:               log,
 	})
+	defer m.serveAdminSocket(cfg, h, keys, log)() // adminsock.go
 	return m.serveHTTP(ctx, cfg, ln, h, log)
 }
 

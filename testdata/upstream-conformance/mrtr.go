@@ -37,6 +37,7 @@ func registerRoundTrips(s *server.MCPServer) {
 		{"test_input_required_result_request_state", "Asks for a confirmation with a requestState it checks on retry", h.requestState},
 		{"test_input_required_result_multiple_inputs", "Asks for an elicitation, a sampling and the roots at once", h.multipleInputs},
 		{"test_input_required_result_multi_round", "Asks two questions, one round after the other", h.multiRound},
+		{"test_elicitation_then_sampling", "Asks the user's name (elicitation), then the client's LLM about it (sampling)", h.elicitThenSample},
 		{"test_input_required_result_tampered_state", "Asks for a confirmation with a signed requestState; a tampered one is an error", h.tamperedState},
 		{"test_input_required_result_capabilities", "Asks only for what the client declared it can answer", h.capabilities},
 	} {
@@ -193,6 +194,26 @@ func (h *roundTrips) multiRound(_ context.Context, req mcp.CallToolRequest) (*mc
 	return server.NewInputRequestBuilder(h.seal("round-1")).
 		Elicit("step1", mcp.ElicitationParams{Message: "Step 1: What is your name?", RequestedSchema: nameSchema("name", "string")}).
 		ToolResult(), nil
+}
+
+// elicitThenSample asks the user's name, and in a second round the LLM
+// for a greeting of it: on an initialize-era session, a request on the
+// call's own stream (mcp-go sends elicitation there) and then one on the
+// session's GET stream (where it sends sampling).
+func (h *roundTrips) elicitThenSample(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	in := req.Params.InputResponses
+	state, _ := h.open(req.Params.RequestState)
+	if name, ok := strings.CutPrefix(state, "greet:"); ok {
+		if r := server.SamplingResponse(in, "greeting"); r != nil {
+			return textResult(name + ": " + samplingText(r.Content)), nil
+		}
+	}
+	if content, ok := accepted(in, "user_name"); ok {
+		name := fmt.Sprint(content["name"])
+		return server.NewInputRequestBuilder(h.seal("greet:"+name)).
+			Sample("greeting", sample("Greet "+name, 50)).ToolResult(), nil
+	}
+	return server.NewInputRequestBuilder("").Elicit("user_name", askName()).ToolResult(), nil
 }
 
 // declared returns the client capabilities of the request: its own

@@ -32,6 +32,7 @@ func main() {
 	reject := flag.String("reject", "", "over HTTP, answer 401 to bearer tokens starting with `prefix`")
 	record := flag.String("record", "", "over stdio, append what it reads to `file`")
 	ask := flag.Bool("ask", false, "add a tool, ask, that asks the agent to confirm (input_required) before it answers")
+	also := flag.String("also", "", "add a tool of this `name` that answers \"NAME: text\"")
 	flag.Parse()
 	s := server.NewMCPServer("upstream-echo", "1.0.0", server.WithToolCapabilities(false))
 	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Returns text."), mcp.WithString("text")),
@@ -49,6 +50,12 @@ func main() {
 			}
 			return mcp.NewToolResultText(who), nil
 		})
+	if *also != "" {
+		s.AddTool(mcp.NewTool(*also, mcp.WithDescription("Returns its name and text."), mcp.WithString("text")),
+			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return mcp.NewToolResultText(*also + ": " + req.GetString("text", "")), nil
+			})
+	}
 	if *ask {
 		s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the agent to confirm, then returns the answer."),
 			mcp.WithNumber("wait_ms", mcp.Description("how long to wait before asking"))),

@@ -4,9 +4,12 @@
 // method enabled (the seed's init-vault.sh steps).
 //
 // It is its own module so the product's go.mod never carries Vault's server
-// code. The full `vault` command does not build from Go modules here (see
-// NOTES.md); this links only the core, the HTTP handler, Transit, AppRole and
-// the KV plugin. It is for tests and development only: every secret is lost
+// code. The full `vault` command does not build from Go modules: v1.21 needs
+// a vault/sdk that was never published, and the built-in database plugins of
+// v1.19 and v1.20 fail checksum verification. This links only the core, the
+// HTTP handler, Transit, AppRole and the KV plugin, with vault v1.19.5 and
+// vault/sdk pinned at v0.17.0 (go mod tidy raises it and breaks the build:
+// see the Makefile). It is for tests and development only: every secret is lost
 // when it stops, and Vault's BSL license does not cover production use.
 //
 // # Usage

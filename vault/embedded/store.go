@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,10 @@ const formatVersion = "1"
 
 // lockTimeout bounds the wait for another process's lock on the file.
 const lockTimeout = 2 * time.Second
+
+// ErrLocked is returned by [Open] when another process (a serving gateway)
+// holds the store's file for longer than the two seconds Open waits.
+var ErrLocked = errors.New("locked by another process")
 
 // Options configures [Open]. A nil *Options is the zero value.
 type Options struct {
@@ -93,6 +98,8 @@ type Store struct {
 	// every change to it is a write here. A credential opened from the
 	// state as of committed is current (see Get).
 	committed atomic.Uint64
+	// created is set when Open made the store: the file held none.
+	created bool
 
 	mu          sync.RWMutex
 	dataKeys    map[dataKeyRef]cipher.AEAD // unwrapped data keys; guarded by mu
@@ -210,7 +217,7 @@ func Open(path string, opts *Options) (*Store, error) {
 
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("opening embedded store %s: locked by another process (a running gateway holds it: stop it first): %w", path, err)
+		return nil, fmt.Errorf("opening embedded store %s: %w (a running gateway holds it: stop it first)", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
@@ -223,6 +230,12 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
 		e.log.Warn("vault_embedded_file_mode", "path", path, "mode", fmt.Sprintf("%04o", info.Mode().Perm()))
+	}
+	if e.created {
+		// A relative CONNECTORS_DATA_DIR run from another directory makes
+		// a new store there: say where, so that it is noticed.
+		abs, _ := filepath.Abs(path)
+		e.log.Warn("created a new empty credential store", "event", "vault_embedded_created", "path", abs)
 	}
 	e.log.Warn("the embedded credential store is for development and single-node use; use HashiCorp Vault in production",
 		"event", "vault_embedded_open", "path", path)
@@ -268,6 +281,7 @@ func (e *Store) init(path string, o *Options) error {
 			return fmt.Errorf("opening embedded store %s: %w", path, ErrMasterKeyMismatch)
 		}
 	}
+	e.created = check == nil
 	err = e.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketDataKeys, bucketCredentials, bucketAPIKeys, bucketClaims, bucketSettings} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -483,6 +497,10 @@ func (e *Store) Tenants(ctx context.Context) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// Created reports whether Open created the store: its file held no store
+// before (a new, empty one).
+func (e *Store) Created() bool { return e.created }
 
 // Close implements [vault.Store]. It drops the cached data keys.
 func (e *Store) Close() error {

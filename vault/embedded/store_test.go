@@ -296,8 +296,8 @@ func TestOpenEmbeddedLocked(t *testing.T) {
 	key := newMasterKey(t)
 	openEmbedded(t, path, &embedded.Options{MasterKey: key})
 	_, err := embedded.Open(path, &embedded.Options{MasterKey: key})
-	if err == nil || !strings.Contains(err.Error(), "locked") {
-		t.Errorf("second OpenEmbedded of an open store: error = %v, want one saying it is locked", err)
+	if !errors.Is(err, embedded.ErrLocked) || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("second OpenEmbedded of an open store: error = %v, want ErrLocked, saying it is locked", err)
 	}
 }
 

@@ -61,7 +61,7 @@ func (l *Limiter) Pending() []Pending {
 		s.mu.RLock()
 		for k, e := range s.m {
 			e.mu.Lock()
-			if (e.lim.DailyCalls > 0 || e.lim.MonthlyCalls > 0) && (!e.settled || e.touched) {
+			if (e.lim.DailyCalls > 0 || e.lim.MonthlyCalls > 0) && (!e.settled || e.touched || e.dayCalls != 0 || e.monthCalls != 0) {
 				out = append(out, Pending{Tenant: k.tenant, Integration: k.integration,
 					Counts: QuotaCounts{Day: e.day, DayCalls: e.dayCalls, Month: e.month, MonthCalls: e.monthCalls}})
 			}

@@ -86,3 +86,20 @@ func TestReplicasShareTheMinute(t *testing.T) {
 		admitted(t, l, "tenant-a", "notion", nil)
 	}
 }
+
+// TestSettleKeepsLaterCalls: calls admitted while their state's counts
+// were being settled stay pending, and are settled next time.
+func TestSettleKeepsLaterCalls(t *testing.T) {
+	l := New(Options{Defaults: Limits{DailyCalls: 10}})
+	store := shared{}
+	admitted(t, l, "tenant-a", "notion", nil)
+	p := l.Pending()
+	admitted(t, l, "tenant-a", "notion", nil) // after the snapshot, before the settling
+	k := key{"tenant-a", ""}
+	store[k] = store[k].Add(p[0].Counts)
+	l.Settle(p[0], store[k])
+	store.flush(l)
+	if got := store[k].DayCalls; got != 2 {
+		t.Errorf("%d calls settled, want 2: the call admitted during a settling was lost", got)
+	}
+}

@@ -444,7 +444,7 @@ func TestLimitsQuotaAcrossRestart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // six flushes
 	status, hdr, body := g.invokeWithHeaders("tenant-a", "notion.API-get-self")
 	if status != http.StatusTooManyRequests || body["error"] != "RateLimited" || !strings.Contains(fmt.Sprint(body["message"]), "3 calls a day") || hdr.Get("Retry-After") == "" {
-		t.Errorf("the fourth call of a quota of 3, after a restart: %d %v, want 429: the stored count read again", status, body)
+		t.Errorf("the fourth call of a quota of 3, after a restart: %d %v, want 429: the stored count read again\n%s", status, body, g.stderr)
 	}
 	if status, _, _ := g.invokeWithHeaders("tenant-b", "notion.API-get-self"); status != http.StatusOK {
 		t.Errorf("tenant-b, with its own quota: %d", status)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -526,5 +528,39 @@ func TestLimitsOnReplicas(t *testing.T) {
 		if status, _, body := g.invokeWithHeaders("tenant-a", self); status != http.StatusTooManyRequests {
 			t.Errorf("past the day's quota of 3 (%d over): %d %v, want 429 on either replica", extra, status, body)
 		}
+	}
+}
+
+// TestLimitsDirectFallbackAdmittedOnce: a 2025-11-25 session's call the
+// direct lane takes, and hands to the usual lane when the upstream asks
+// the agent something, is admitted once: with one call in flight and one
+// a day allowed, it completes, and the next call is refused.
+func TestLimitsDirectFallbackAdmittedOnce(t *testing.T) {
+	upURL, up := recordedEcho(t, "--ask")
+	g := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_LIMIT_CONCURRENT_CALLS": "1", "CONNECTORS_LIMIT_DAILY_CALLS": "1"},
+		map[string]any{"name": "echo", "upstream": map[string]any{
+			"url": upURL, "headers": map[string]string{"Authorization": "Bearer {{access_token}}"}}})
+	g.serve()
+	c := g.dialPath("tenant-a", "/mcp", nil,
+		client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithLegacyProtocolOnly(),
+		client.WithElicitationHandler(elicitFunc(func(context.Context, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+			return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+				Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"ok": true}}}, nil
+		})))
+	toolNames(t, c)
+	before := len(up.calls())
+	res, err := c.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "echo_ask"}})
+	if err != nil || res.IsError {
+		t.Fatalf("the call handed from the direct lane to the usual one: %+v %v (admitted twice?)", res, err)
+	}
+	if text := toolText(t, res); text != "confirmed: accept map[ok:true]" {
+		t.Errorf("answer %q", text)
+	}
+	if n := len(up.directSince(before)); n != 1 {
+		t.Fatalf("%d direct upstream calls, want 1: the direct lane took the call first", n)
+	}
+	res, err = c.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "echo_echo"}})
+	if err != nil || !res.IsError || !strings.Contains(toolText(t, res), "daily_calls") {
+		t.Errorf("the day's second call of 1: %+v %v, want refused for daily_calls (the first counted once)", res, err)
 	}
 }

@@ -564,3 +564,41 @@ func TestLimitsDirectFallbackAdmittedOnce(t *testing.T) {
 		t.Errorf("the day's second call of 1: %+v %v, want refused for daily_calls (the first counted once)", res, err)
 	}
 }
+
+// TestLimitsConcurrentCalls: with one call in flight allowed, a second
+// call while a long one runs is refused (nothing sent upstream), and once
+// the long one ends, the next is admitted: its place was freed.
+func TestLimitsConcurrentCalls(t *testing.T) {
+	g := newGatewayWithEnv(t, map[string]string{"CONNECTORS_LIMIT_CONCURRENT_CALLS": "1"})
+	g.serve()
+	c := g.client("tenant-a")
+	call := func(name string, args map[string]any) *mcp.CallToolResult {
+		t.Helper()
+		res, err := c.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: name, Arguments: args}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return res
+	}
+	call("everything_echo", map[string]any{"message": "warm"}) // starts the upstream
+	long := make(chan *mcp.CallToolResult, 1)
+	go func() {
+		res, _ := c.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{
+			Name: "everything_trigger-long-running-operation", Arguments: map[string]any{"duration": 2, "steps": 1}}})
+		long <- res
+	}()
+	time.Sleep(300 * time.Millisecond) // the long call admitted and running (it runs 2s)
+	seen := len(g.notion.Requests())
+	if res := call("notion_API-get-self", nil); !res.IsError || !strings.Contains(toolText(t, res), "concurrent_calls") {
+		t.Errorf("a call while a long one ran: %s, want refused for concurrent_calls", toolText(t, res))
+	}
+	if got := len(g.notion.Requests()); got != seen {
+		t.Errorf("the refused call reached Notion")
+	}
+	if res := <-long; res == nil || res.IsError {
+		t.Fatalf("the long call: %+v", res)
+	}
+	if res := call("notion_API-get-self", nil); res.IsError {
+		t.Errorf("after the long call ended: %s (its place was not freed)", toolText(t, res))
+	}
+}

@@ -31,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -229,7 +231,8 @@ func DecodeOverride(raw []byte, known func(integration string) bool) (*Override,
 	if err := o.Apply(Limits{}).check(""); err != nil {
 		return nil, err
 	}
-	for name, entry := range body.Integrations {
+	for _, name := range slices.Sorted(maps.Keys(body.Integrations)) { // the same error for the same body
+		entry := body.Integrations[name]
 		if !known(name) {
 			if !plainName(name) {
 				return nil, &FieldError{Field: "integrations", Msg: "names an integration that is not registered"}

@@ -602,3 +602,27 @@ func TestLimitsConcurrentCalls(t *testing.T) {
 		t.Errorf("after the long call ended: %s (its place was not freed)", toolText(t, res))
 	}
 }
+
+// TestLimitsTasksLane: the tasks extension's tools/call is admitted within
+// the tenant's limits too: past them it is a tool error, and the upstream
+// creates no task.
+func TestLimitsTasksLane(t *testing.T) {
+	upstream, log := recordedConformance(t)
+	g := fixtureGateway(t, upstream, "")
+	g.withAdmin() // beside the serving gateway, through its admin socket
+	if code, _, raw := g.api("admin", "PUT", "/admin/tenants/tenant-a/limits", `{"callsPerMinute": 1}`); code != http.StatusOK {
+		t.Fatalf("PUT limits: %d %s", code, raw)
+	}
+	call := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{%s,"name":"slow_compute","arguments":{"seconds":1,"label":"x"}}}`, taskMeta)
+	if status, raw := g.post("tenant-a", "/mcp/conformance", "slow_compute", call, nil); status != http.StatusOK || !strings.Contains(raw, `"resultType":"task"`) {
+		t.Fatalf("the minute's call: %d %s", status, raw)
+	}
+	before := len(log.of("tools/call"))
+	status, raw := g.post("tenant-a", "/mcp/conformance", "slow_compute", call, nil)
+	if status != http.StatusOK || !strings.Contains(raw, `"isError":true`) || !strings.Contains(raw, `"connectors/limit":"calls_per_minute"`) || strings.Contains(raw, `"resultType":"task"`) {
+		t.Errorf("past the minute's call: %d %s, want a tool error naming the limit", status, raw)
+	}
+	if got := len(log.of("tools/call")); got != before {
+		t.Errorf("the refused call reached the upstream (%d tools/call, had %d)", got, before)
+	}
+}

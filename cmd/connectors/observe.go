@@ -12,8 +12,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/metrics"
+	"github.com/connectors-gateway/connectors/telemetry"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -79,6 +82,10 @@ type storeObserver struct {
 // Observe implements vault.Observer. The operation names of the audit
 // trail and of the metrics are vault's own.
 func (o storeObserver) Observe(ctx context.Context, op vault.Op, tenant, integration string, d time.Duration, err error) {
+	if telemetry.On() {
+		telemetry.Record(ctx, "store "+string(op), time.Now().Add(-d), err, attribute.String("connectors.store", o.backend),
+			attribute.String("connectors.tenant", tenant), attribute.String("connectors.integration", integration))
+	}
 	o.trail.Record(ctx, audit.Record{TenantID: tenant, Integration: integration, Operation: string(op), Duration: d, Success: err == nil, Err: err})
 	failure := err
 	if vault.IsNotFound(err) || errors.Is(err, vault.ErrClaimed) {

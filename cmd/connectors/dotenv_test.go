@@ -18,7 +18,7 @@ import (
 
 // notGateways are variables the command reads that are not its
 // configuration: the OS's and Go's.
-var notGateways = []string{"USER", "GOGC", "PATH"}
+var notGateways = []string{"USER", "GOGC", "PATH", "HOME", "XDG_STATE_HOME"}
 
 // vaultLibrary are variables Vault's client library reads (api.DefaultConfig)
 // that the README and .env.example name, though no code of ours reads them.

@@ -301,7 +301,7 @@ func (r *Refresher) join(parent context.Context, a attempt) (f *refreshing, lead
 	go func() {
 		// Bounded: waiting out a dead replica's claim, then our own lease.
 		ctx, cancel := context.WithTimeout(parent, 3*r.leaseTTL)
-		f.cred, f.err = r.refresh(ctx, parent, a)
+		f.cred, f.err = r.tracedRefresh(ctx, parent, a) // trace.go
 		cancel()
 		r.mu.Lock()
 		delete(r.flights, a.key)

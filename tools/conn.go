@@ -15,6 +15,9 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/connectors-gateway/connectors/telemetry"
 )
 
 var (
@@ -309,6 +312,10 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 		}
 		req.Params.Meta = meta
 	}
+	var span trace.Span
+	if telemetry.On() {
+		ctx, span = c.traceCall(ctx, &req)
+	}
 	var res *mcp.CallToolResult
 	err := c.do(withRoundTrip(ctx, rt), cl, func(ctx context.Context, cli *client.Client) error {
 		var err error
@@ -318,11 +325,30 @@ func (c *Conn) CallTool(ctx context.Context, req mcp.CallToolRequest, relay Rela
 		}
 		return err
 	})
+	telemetry.End(span, err)
 	if err != nil {
 		return nil, err
 	}
 	// The result was scrubbed as it arrived (tracked.SendRequest).
 	return res, nil
+}
+
+// traceCall starts req's upstream span (telemetry.StartUpstream), the
+// agent's traceparent in its _meta the parent when the context has none,
+// and puts the span's own traceparent in its place.
+func (c *Conn) traceCall(ctx context.Context, req *mcp.CallToolRequest) (context.Context, trace.Span) {
+	meta := req.Params.Meta
+	if meta == nil {
+		meta = &mcp.Meta{}
+	}
+	agent, _ := meta.AdditionalFields["traceparent"].(string)
+	ctx, span := telemetry.StartUpstream(ctx, agent, c.tenant, c.integration, string(mcp.MethodToolsCall), req.Params.Name)
+	if meta.AdditionalFields == nil {
+		meta.AdditionalFields = map[string]any{}
+	}
+	meta.AdditionalFields["traceparent"] = telemetry.Traceparent(ctx)
+	req.Params.Meta = meta
+	return ctx, span
 }
 
 var errTimedOut = errors.New("upstream timeout")

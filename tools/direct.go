@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -19,8 +20,10 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/connectors-gateway/connectors/internal/rawjson"
+	"github.com/connectors-gateway/connectors/telemetry"
 )
 
 // A direct call is a tools/call forwarded to an upstream as bytes: the
@@ -136,9 +139,14 @@ func (c *Conn) Direct() bool {
 // refuses the credential (HTTP 401) is an error wrapping
 // transport.ErrAuthorizationRequired; the call was not made. Bounds,
 // cancellation and errors are those of CallTool.
-func (c *Conn) CallDirect(ctx context.Context, call DirectCall) (json.RawMessage, error) {
+func (c *Conn) CallDirect(ctx context.Context, call DirectCall) (_ json.RawMessage, err error) {
 	if !c.Direct() {
 		return nil, ErrNoDirect
+	}
+	if telemetry.On() {
+		var span trace.Span
+		ctx, span = c.traceDirect(ctx, &call)
+		defer func() { telemetry.End(span, err) }()
 	}
 	params, err := c.directParams(call)
 	if err != nil {
@@ -177,6 +185,23 @@ func (c *Conn) CallDirect(ctx context.Context, call DirectCall) (json.RawMessage
 		return nil, err
 	}
 	return c.scrubDirect(result), nil
+}
+
+// traceDirect is traceCall for a direct call, whose _meta is the agent's
+// (call.Meta is copied before the traceparent is put in it).
+func (c *Conn) traceDirect(ctx context.Context, call *DirectCall) (context.Context, trace.Span) {
+	var agent string
+	if raw, ok := call.Meta["traceparent"]; ok {
+		_ = json.Unmarshal(raw, &agent)
+	}
+	ctx, span := telemetry.StartUpstream(ctx, agent, c.tenant, c.integration, string(mcp.MethodToolsCall), call.Name)
+	meta := maps.Clone(call.Meta)
+	if meta == nil {
+		meta = map[string]json.RawMessage{}
+	}
+	meta["traceparent"], _ = json.Marshal(telemetry.Traceparent(ctx))
+	call.Meta = meta
+	return ctx, span
 }
 
 // directParams encodes the params of call: its members as they are (each
@@ -289,6 +314,7 @@ func (c *Conn) postDirect(ctx context.Context, name string, body []byte, id stri
 	req.Header[mcp.HeaderProtocolVersion] = []string{c.version()}
 	req.Header[mcp.HeaderMethod] = []string{string(mcp.MethodToolsCall)}
 	req.Header[mcp.HeaderName] = []string{name}
+	telemetry.Inject(ctx, req.Header)
 	// Failures below the protocol are reported as mcp-go's client reports
 	// them (transport error: ...), so that both paths say the same.
 	resp, err := c.direct.send(req)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/connectors-gateway/connectors/telemetry"
 )
 
 // A hung upstream (deadlocked, stopped, or a listener that accepts and
@@ -83,6 +85,10 @@ type heardTransport struct {
 }
 
 func (t heardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if telemetry.On() { // the call's trace context goes on (a RoundTripper changes no request)
+		req = req.Clone(req.Context())
+		telemetry.Inject(req.Context(), req.Header)
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err == nil {
 		noteThrottle(t.throttled, resp)

@@ -26,6 +26,7 @@ import (
 	"github.com/connectors-gateway/connectors/internal/httpwire"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/oauth"
+	"github.com/connectors-gateway/connectors/telemetry"
 	"github.com/connectors-gateway/connectors/tenants"
 )
 
@@ -221,16 +222,20 @@ func (h *HTTP) withRequestID(next *http.ServeMux) http.Handler {
 		_, _ = rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(audit.WithRequestID(r.Context(), id))
+		ctx, span := telemetry.StartServer(r) // nil: tracing off
+		r = r.WithContext(audit.WithRequestID(ctx, id))
 		m := h.guards.opts.Metrics
-		if m == nil {
+		if m == nil && span == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
 		start := time.Now()
 		sw := &httpwire.StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r) // the mux sets r.Pattern
-		m.HTTP(r.Pattern, sw.Status, time.Since(start))
+		telemetry.EndServer(span, r.Pattern, sw.Status)
+		if m != nil {
+			m.HTTP(r.Pattern, sw.Status, time.Since(start))
+		}
 	})
 }
 

@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/internal/httpwire"
+	"github.com/connectors-gateway/connectors/telemetry"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/vault"
 )
@@ -173,7 +175,9 @@ func (h *guards) authenticate(next http.Handler) http.Handler {
 // authenticateWith is authenticate with auth as the judge.
 func (h *guards) authenticateWith(auth Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		id, err := auth.Authenticate(r)
+		telemetry.Record(r.Context(), "auth", start, err) // no attributes: who is the store's to say
 		if err != nil {
 			f := authFailureFor(err, h.opts.Resource, h.opts.Scopes)
 			level := slog.LevelInfo

@@ -62,14 +62,14 @@ func recordedEcho(t *testing.T, args ...string) (string, *upstreamLog) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		log.add(upstreamRequest{Authorization: r.Header.Get("Authorization"), Method: r.Header.Get("Mcp-Method"), Body: string(body)})
+		log.add(upstreamRequest{Authorization: r.Header.Get("Authorization"), Method: r.Header.Get("Mcp-Method"), Body: string(body), Traceparent: r.Header.Get("Traceparent")})
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/mcp", log
 }
 
-type upstreamRequest struct{ Authorization, Method, Body string }
+type upstreamRequest struct{ Authorization, Method, Body, Traceparent string }
 
 type upstreamLog struct {
 	mu   sync.Mutex

@@ -18,19 +18,23 @@ import (
 
 // notGateways are variables the command reads that are not its
 // configuration: the OS's and Go's.
-var notGateways = []string{"USER", "GOGC", "PATH"}
+var notGateways = []string{"USER", "GOGC", "PATH", "HOME", "XDG_STATE_HOME"}
 
 // vaultLibrary are variables Vault's client library reads (api.DefaultConfig)
 // that the README and .env.example name, though no code of ours reads them.
 var vaultLibrary = []string{"VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY"}
 
 // codeEnv is every variable the command's code names: each "CONNECTORS_…"
-// or "VAULT_…" string and each getenv("…") of its production files, and
-// the OAuth client variables of every preset integration with a provider.
+// or "VAULT_…" string and each getenv("…") of its production files and of
+// telemetry's (the OTEL_* variables it reads with the command's getenv),
+// and the OAuth client variables of every preset integration with a
+// provider.
 func codeEnv(t *testing.T) []string {
 	t.Helper()
 	files, _ := filepath.Glob("*.go")
-	lit := regexp.MustCompile(`"((?:CONNECTORS|VAULT)_[A-Z0-9_]+)"`)
+	more, _ := filepath.Glob("../../telemetry/*.go")
+	files = append(files, more...)
+	lit := regexp.MustCompile(`"((?:CONNECTORS|VAULT|OTEL)_[A-Z0-9_]+)"`)
 	get := regexp.MustCompile(`[gG]etenv\("([A-Z][A-Z0-9_]*)"\)`)
 	var names []string
 	for _, f := range files {

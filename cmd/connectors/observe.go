@@ -12,8 +12,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/connectors-gateway/connectors/audit"
 	"github.com/connectors-gateway/connectors/metrics"
+	"github.com/connectors-gateway/connectors/telemetry"
 	"github.com/connectors-gateway/connectors/vault"
 )
 
@@ -23,10 +26,10 @@ const OperatorAuditFile = "operator-audit.log"
 
 // openAudit opens the audit trail: CONNECTORS_AUDIT_LOG "" or "stderr"
 // (beside the log), "stdout", or a file (append-only, fsync'd per record).
-// An operator command (m.operator) on the embedded store whose trail is
-// not configured records to OperatorAuditFile in the data dir, not on the
-// terminal: its output is for the person at it, and a trail on the
-// terminal is no trail (with Vault: stderr). It records where
+// An operator command (m.operator) whose trail is not configured records
+// to OperatorAuditFile in the data dir (with Vault: in the operator's state
+// dir, stateDir), not on the terminal: its output is for the person at
+// it, and a trail on the terminal is no trail. It records where
 // CONNECTORS_AUDIT_LOG says, "stderr" and "stdout" included.
 func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	if m.audit != nil {
@@ -39,16 +42,20 @@ func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	var trail *audit.Logger
 	switch cfg.AuditLog {
 	case "":
-		if !m.operator || cfg.VaultAddr != "" {
-			// With Vault there is no data dir of the gateway's to keep
-			// the operator's trail in: stderr, as serve's.
+		dir := cfg.DataDir
+		if m.operator && cfg.VaultAddr != "" {
+			// With Vault there is no data dir of the gateway's: the
+			// operator's own state dir (stderr when it has none).
+			dir = m.stateDir()
+		}
+		if !m.operator || dir == "" {
 			trail = audit.NewWith(m.Stderr, opts)
 			break
 		}
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("the operator audit trail: %w", err)
 		}
-		if trail, err = audit.OpenWith(filepath.Join(cfg.DataDir, OperatorAuditFile), opts); err != nil {
+		if trail, err = audit.OpenWith(filepath.Join(dir, OperatorAuditFile), opts); err != nil {
 			return nil, err
 		}
 	case "stderr":
@@ -65,6 +72,19 @@ func (m *Main) openAudit(cfg Config) (*audit.Logger, error) {
 	return trail, nil
 }
 
+// stateDir is where an operator command on Vault keeps its audit trail:
+// $XDG_STATE_HOME/connectors, else ~/.local/state/connectors; "" when the
+// environment names neither.
+func (m *Main) stateDir() string {
+	if d := m.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "connectors")
+	}
+	if h := m.Getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "connectors")
+	}
+	return ""
+}
+
 // storeObserver records every credential operation of the store in the
 // audit trail, the metrics (latency and errors by operation) and the
 // per-tenant usage. It is the backend's vault.Observer, so every backend
@@ -79,6 +99,10 @@ type storeObserver struct {
 // Observe implements vault.Observer. The operation names of the audit
 // trail and of the metrics are vault's own.
 func (o storeObserver) Observe(ctx context.Context, op vault.Op, tenant, integration string, d time.Duration, err error) {
+	if telemetry.On() {
+		telemetry.Record(ctx, "store "+string(op), time.Now().Add(-d), err, attribute.String("connectors.store", o.backend),
+			attribute.String("connectors.tenant", tenant), attribute.String("connectors.integration", integration))
+	}
 	o.trail.Record(ctx, audit.Record{TenantID: tenant, Integration: integration, Operation: string(op), Duration: d, Success: err == nil, Err: err})
 	failure := err
 	if vault.IsNotFound(err) || errors.Is(err, vault.ErrClaimed) {

@@ -379,6 +379,9 @@ func (m *Main) serve(ctx context.Context, cfg Config, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := m.startTracing(log); err != nil { // tracing.go
+		return err
+	}
 	defer ln.Close()
 	if err := sessionKey(&cfg); err != nil { // signin.go
 		return err
@@ -704,6 +707,9 @@ func (m *Main) stdio(ctx context.Context, cfg Config, args []string) error {
 	}
 	// stdout carries the protocol: logs go to stderr only.
 	log := m.logger(cfg)
+	if err := m.startTracing(log); err != nil { // tracing.go
+		return err
+	}
 	reg, st, err := m.open(cfg, log)
 	if err != nil {
 		return err

@@ -25,6 +25,11 @@ func TestVaultBackend(t *testing.T) {
 	if out := g.mustRun("", "credential", "list", "--tenant", "tenant-a"); out != "everything\nnotion\n" {
 		t.Errorf("credential list from Vault = %q", out)
 	}
+	// The operator's trail is in its own state dir, not on the terminal.
+	trail, err := os.ReadFile(filepath.Join(g.env["HOME"], ".local", "state", "connectors", OperatorAuditFile))
+	if err != nil || !strings.Contains(string(trail), `"operation":"put"`) || strings.Contains(g.stderr.String(), "tenant_credential_access") {
+		t.Errorf("the operator's trail with Vault: %v %q; on the terminal: %q", err, trail, g.stderr)
+	}
 	rec, err := rootClient.KVv2("secret").Get(t.Context(), "tenant-a/notion")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sync"
@@ -22,6 +23,9 @@ type Options struct {
 	// long before. State that still counts towards a quota of the
 	// current day or month, or has calls in flight, is kept. Zero: 10m.
 	IdleTTL time.Duration
+	// Fair bounds the replica's calls in flight, shared among tenants in
+	// turn when it is full (fair.go); zero: no bound.
+	Fair FairOptions
 }
 
 // Limiter admits tool calls within their tenants' limits. Its methods
@@ -38,6 +42,7 @@ type Limiter struct {
 	// limits of its own.
 	backoffUntil atomic.Int64
 	shards       [shardCount]shard
+	fair         *Fair // nil: no bound on the replica's calls in flight
 }
 
 // shardCount is the number of shards of the state maps: a power of two.
@@ -85,7 +90,7 @@ var kindNames = [limitKinds]string{LimitCallsPerMinute, LimitConcurrentCalls, Li
 
 // New returns a Limiter.
 func New(opts Options) *Limiter {
-	l := &Limiter{defaults: opts.Defaults, now: opts.Now, idle: opts.IdleTTL}
+	l := &Limiter{defaults: opts.Defaults, now: opts.Now, idle: opts.IdleTTL, fair: NewFair(opts.Fair)}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -96,6 +101,13 @@ func New(opts Options) *Limiter {
 		l.shards[i].m = map[key]*entry{}
 	}
 	return l
+}
+
+// Hold takes the place among the replica's calls in flight of the call t
+// admitted, waiting the tenant's turn when they are at their bound
+// (Fair.Admit); t's Release frees it. A refusal leaves t as it was.
+func (l *Limiter) Hold(ctx context.Context, tenant string, t *Ticket) *Refusal {
+	return l.fair.Admit(ctx, tenant, t)
 }
 
 // Defaults returns every tenant's limits.
@@ -129,6 +141,8 @@ func (r *Refusal) Error() string {
 		what = fmt.Sprintf("%s quota of %d calls a day (UTC) is used up", whose, r.Max)
 	case LimitMonthlyCalls:
 		what = fmt.Sprintf("%s quota of %d calls a month (UTC) is used up", whose, r.Max)
+	case LimitSaturated:
+		return fmt.Sprintf("rate limited (%s): the gateway is at its capacity of %d calls at once and this tenant's turn did not come; retry in %d s", r.Limit, r.Max, r.RetryAfterSeconds())
 	default:
 		what = fmt.Sprintf("the %s service asked this tenant to slow down", orIntegration(r.Integration))
 	}
@@ -152,6 +166,7 @@ func (r *Refusal) RetryAfterSeconds() int64 {
 // way it ends, to free its place among the calls in flight.
 type Ticket struct {
 	tenant, integration *entry // those whose inflight the call counts in
+	fair                *Fair  // the gateway's place it holds (Fair.Admit)
 }
 
 // Release frees the call's place. It may be called more than once.
@@ -162,6 +177,9 @@ func (t *Ticket) Release() {
 			e.inflight--
 			e.mu.Unlock()
 		}
+	}
+	if t.fair != nil {
+		t.fair.Release()
 	}
 	*t = Ticket{}
 }

@@ -45,6 +45,9 @@ const (
 	// LimitUpstream is an upstream's own rate limit: it answered HTTP 429
 	// with Retry-After, and the tenant's calls of it wait that long here.
 	LimitUpstream = "upstream_rate_limit"
+	// LimitSaturated is the gateway's own capacity (Fair), not a tenant's:
+	// its calls in flight at once, shared among tenants in turn.
+	LimitSaturated = "gateway_saturated"
 )
 
 // Limits are the limits of a tenant, or of one integration of a tenant.

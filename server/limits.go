@@ -57,6 +57,11 @@ func (g *Gateway) admit(ctx context.Context, integration string) (limits.Ticket,
 	// defaults; the call is refused for them further on.
 	e, _ := g.settingsEntry(ctx, id.Tenant)
 	t, r := g.limits.Admit(id.Tenant, integration, e.limits)
+	if r == nil {
+		if r = g.limits.Hold(ctx, id.Tenant, &t); r != nil { // the replica's own bound, shared in turn
+			t.Release()
+		}
+	}
 	if r != nil {
 		g.noteRefusal(ctx, id.Tenant, integration, r)
 	}

@@ -173,6 +173,10 @@ type Config struct {
 	// (CONNECTORS_LIMIT_CALLS_PER_MINUTE, _BURST, _CONCURRENT_CALLS,
 	// _DAILY_CALLS, _MONTHLY_CALLS; empty or 0: no limit): see limits.go.
 	Limits limits.Limits
+	// Fair bounds this replica's tool calls in flight, shared among
+	// tenants in turn when they reach it (CONNECTORS_MAX_CONCURRENT_CALLS,
+	// CONNECTORS_CALL_QUEUE_WAIT).
+	Fair limits.FairOptions
 }
 
 // ClusterConfig is how replicas sharing one Vault find each other, so that

@@ -33,6 +33,27 @@ func readLimits(c *Config, getenv func(string) string) error {
 		}
 		*v.dst = n
 	}
+	return readFair(c, getenv)
+}
+
+// readFair reads the replica's bound on calls in flight
+// (CONNECTORS_MAX_CONCURRENT_CALLS, 0 or unset: none) and how long a call
+// waits its tenant's turn when it is reached (CONNECTORS_CALL_QUEUE_WAIT).
+func readFair(c *Config, getenv func(string) string) error {
+	if s := getenv("CONNECTORS_MAX_CONCURRENT_CALLS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 1_000_000 {
+			return fmt.Errorf("CONNECTORS_MAX_CONCURRENT_CALLS: %q is not a whole number from 0 (no bound) to 1000000", s)
+		}
+		c.Fair.Capacity = n
+	}
+	if s := getenv("CONNECTORS_CALL_QUEUE_WAIT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > time.Minute {
+			return fmt.Errorf("CONNECTORS_CALL_QUEUE_WAIT: %q: want a duration from 1ms to 1m, such as 5s", s)
+		}
+		c.Fair.MaxWait = d
+	}
 	return nil
 }
 
@@ -43,6 +64,6 @@ const reapEvery = 5 * time.Minute
 // startLimits makes the limiter of the gateway's tool calls, with the
 // configured defaults, and reaps its idle state until ctx ends.
 func (m *Main) startLimits(ctx context.Context, cfg Config) {
-	m.limiter = limits.New(limits.Options{Defaults: cfg.Limits})
+	m.limiter = limits.New(limits.Options{Defaults: cfg.Limits, Fair: cfg.Fair})
 	go everyTick(ctx, reapEvery, func() { m.limiter.Reap() })
 }

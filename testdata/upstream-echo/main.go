@@ -33,6 +33,7 @@ func main() {
 	record := flag.String("record", "", "over stdio, append what it reads to `file`")
 	ask := flag.Bool("ask", false, "add a tool, ask, that asks the agent to confirm (input_required) before it answers")
 	also := flag.String("also", "", "add a tool of this `name` that answers \"NAME: text\"")
+	slow := flag.Bool("slow", false, "add a tool, slow, that answers after ms milliseconds")
 	flag.Parse()
 	s := server.NewMCPServer("upstream-echo", "1.0.0", server.WithToolCapabilities(false))
 	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Returns text."), mcp.WithString("text")),
@@ -50,6 +51,17 @@ func main() {
 			}
 			return mcp.NewToolResultText(who), nil
 		})
+	if *slow {
+		s.AddTool(mcp.NewTool("slow", mcp.WithDescription("Answers after ms milliseconds."), mcp.WithNumber("ms")),
+			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				select {
+				case <-time.After(time.Duration(req.GetFloat("ms", 0)) * time.Millisecond):
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				return mcp.NewToolResultText("slept"), nil
+			})
+	}
 	if *also != "" {
 		s.AddTool(mcp.NewTool(*also, mcp.WithDescription("Returns its name and text."), mcp.WithString("text")),
 			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {

@@ -12,6 +12,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/connectors-gateway/connectors/metrics"
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 )
@@ -65,18 +66,23 @@ type DirectCall struct {
 // input). The result may be nil with ok true when ctx ended.
 func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.RawMessage, refusal *tools.RPCError, ok bool) {
 	begin := time.Now()
+	// The tenant's limits first (limits.go), before its settings and
+	// credential are read: a call refused costs no more than its parse,
+	// so a tenant far past its limit does not slow the others.
+	ticket, limited, early := g.admitDirect(ctx, c)
+	if limited != nil {
+		g.count(ctx, early.integration, metrics.OutcomeDenied, begin)
+		return directPlan{v: early.v}.answer(encodeResult(limitResult(limited)), c.Session), nil, true
+	}
 	d, ok := g.planDirect(ctx, c)
 	if !ok {
+		// The usual path serves it, with this admission.
+		if early.v == nil || !handOver(ctx, early.tenant, early.integration, ticket) {
+			ticket.Release()
+		}
 		return nil, nil, false
 	}
-	// From here on the call is ours to answer, within the tenant's
-	// limits (limits.go).
 	integration := d.p.in.Name
-	ticket, limited := g.admit(ctx, integration)
-	if limited != nil {
-		g.count(ctx, integration, metrics.OutcomeDenied, begin)
-		return d.answer(encodeResult(limitResult(limited)), c.Session), nil, true
-	}
 	handedOver := false
 	defer func() {
 		if !handedOver {
@@ -119,6 +125,33 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 	}
 	g.count(ctx, integration, outcome, begin)
 	return d.answer(res, c.Session), nil, true
+}
+
+// directAdmission is what admitDirect admitted for: the view and the
+// integration the call's name names, for the tenant (v nil: nothing).
+type directAdmission struct {
+	v                   *view
+	tenant, integration string
+}
+
+// admitDirect admits c within its tenant's limits before the direct path
+// plans it: by the integration its name names in its view. A call whose
+// name names none is admitted later, or refused, by the usual path.
+func (g *Gateway) admitDirect(ctx context.Context, c DirectCall) (limits.Ticket, *limits.Refusal, directAdmission) {
+	id, ok := tenants.FromContext(ctx)
+	v := g.aggregate
+	if c.View != "" {
+		v = g.single[c.View]
+	}
+	if !ok || v == nil || len(c.RequestState) > 0 || len(c.InputResponses) > 0 {
+		return limits.Ticket{}, nil, directAdmission{}
+	}
+	integration, found := v.integrationOf(c.Name)
+	if !found {
+		return limits.Ticket{}, nil, directAdmission{}
+	}
+	t, r := g.admit(ctx, integration)
+	return t, r, directAdmission{v: v, tenant: id.Tenant, integration: integration}
 }
 
 // answer completes a direct result as the usual path would answer it: for

@@ -11,8 +11,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/limits"
+	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/tenants"
 	"github.com/connectors-gateway/connectors/tools"
 )

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -10,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
 )
@@ -46,13 +43,15 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 		g.cli(b, `{"accessToken": "bench-token-`+tenant+`"}`, "credential", "put", "--tenant", tenant, "--integration", "echo-http")
 		return g.cli(b, "", "apikey", "create", "--tenant", tenant)
 	}
-	var quiet, noisy []sdk
+	// Raw clients (raw_test.go): an SDK client's own CPU per call, on the
+	// cores the gateway has, would be most of what the noisy tenant costs.
+	var quiet, noisy []caller
 	for i := range quietTenants {
-		quiet = append(quiet, dial(b, g.url+"/mcp", keyOf(fmt.Sprintf("quiet-%d", i))).(sdk))
+		quiet = append(quiet, dialRaw(b, g.url+"/mcp", keyOf(fmt.Sprintf("quiet-%d", i))))
 	}
 	noisyKey := keyOf("noisy")
 	for range noisyClients {
-		noisy = append(noisy, dial(b, g.url+"/mcp", noisyKey).(sdk))
+		noisy = append(noisy, dialRaw(b, g.url+"/mcp", noisyKey))
 	}
 
 	var alone, beside []time.Duration
@@ -80,6 +79,7 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 	r.line("## Noisy neighbour (%s measured per phase, %d round(s))\n", *flagDuration, *flagRounds)
 	r.line("%d quiet tenants, each one agent calling at %d calls/s; a noisy tenant's %d agents trying %d calls/s in all, %d× its limit of %d calls a minute (burst 10).\n",
 		quietTenants, quietRate, noisyClients, noisyCapacity, noisyTimes, limitPerMin)
+	r.line("Every agent a raw HTTP client (raw_test.go), so that the load generator's own CPU takes little of the two cores.\n")
 	r.line("| quiet tenants | calls | p50 ms | p99 ms | gateway CPU ms/s |")
 	r.line("|---|---|---|---|---|")
 	r.line("| alone | %d | %s | %s | %.0f |", callsAlone, ms(pctOf(alone, 0.5)), ms(pctOf(alone, 0.99)), float64(cpuAlone)/1e6/measured.Seconds())
@@ -96,7 +96,7 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 // not followed by a pause), for warm-up and then the measured duration,
 // with more (the noisy tenant) running beside it when set; it returns the
 // measured latencies and the gateway's CPU over them, in ns.
-func paced(b *testing.B, clients []sdk, rate int, more func(<-chan struct{}, *sync.WaitGroup), gw *process) ([]time.Duration, int64) {
+func paced(b *testing.B, clients []caller, rate int, more func(<-chan struct{}, *sync.WaitGroup), gw *process) ([]time.Duration, int64) {
 	b.Helper()
 	var (
 		mu       sync.Mutex
@@ -162,7 +162,7 @@ func cmpErr(first, err error) error {
 type noisyCount struct{ admitted, refused atomic.Int64 }
 
 // drive calls echo through c at rate calls/s until stop.
-func (n *noisyCount) drive(c sdk, rate int, stop <-chan struct{}) {
+func (n *noisyCount) drive(c caller, rate int, stop <-chan struct{}) {
 	every := time.Second / time.Duration(rate)
 	next := time.Now()
 	for {
@@ -172,11 +172,10 @@ func (n *noisyCount) drive(c sdk, rate int, stop <-chan struct{}) {
 		case <-time.After(time.Until(next)):
 		}
 		next = next.Add(every)
-		res, err := c.CallTool(context.Background(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "echo-http_echo", Arguments: map[string]any{"text": "noise"}}})
-		switch {
-		case err == nil && !res.IsError:
+		switch err := c.call("echo-http_echo"); {
+		case err == nil:
 			n.admitted.Add(1)
-		case err == nil && strings.Contains(fmt.Sprint(res.Content), "limit"):
+		case strings.Contains(err.Error(), "rate limited"):
 			n.refused.Add(1)
 		}
 	}

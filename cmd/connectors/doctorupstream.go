@@ -88,14 +88,15 @@ func lookPath(command, pathEnv string) (string, error) {
 	return "", errors.New("is not on PATH")
 }
 
-// npmCache is npm's cache directory, as npm finds it.
+// npmCache is npm's cache directory, as npm finds it: npm_config_cache,
+// else .npm in the home directory (the process's own, which the stdio
+// upstreams it starts inherit).
 func (m *Main) npmCache() string {
-	for _, k := range []string{"npm_config_cache", "NPM_CONFIG_CACHE"} {
-		if v := m.Getenv(k); v != "" {
-			return v
-		}
+	if v := m.Getenv("npm_config_cache"); v != "" {
+		return v
 	}
-	return filepath.Join(m.Getenv("HOME"), ".npm")
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".npm")
 }
 
 // npxCached reports whether npx has installed spec (name@version, or a
@@ -125,14 +126,18 @@ func npxCached(cache, spec string) bool {
 func doctorHTTP(ctx context.Context, r *doctorReport, check, raw string, timeout time.Duration) func() {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return func() { r.fail(check, "the upstream URL does not parse", "correct upstream.url in the integrations file") }
+		return func() {
+			r.fail(check, "the upstream URL does not parse", "correct upstream.url in the integrations file")
+		}
 	}
 	shown := safeURL(u)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
-		return func() { r.fail(check, "the upstream URL "+shown+" is not usable", "correct upstream.url in the integrations file") }
+		return func() {
+			r.fail(check, "the upstream URL "+shown+" is not usable", "correct upstream.url in the integrations file")
+		}
 	}
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	tr := http.DefaultTransport.(*http.Transport).Clone()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/connectors-gateway/connectors/tools"
 )
 
@@ -31,6 +33,7 @@ func (m *Main) doctor(ctx context.Context, args []string) error {
 	r := &doctorReport{w: m.Stdout}
 	cfg, reg := m.doctorConfig(r, *config)
 	if reg != nil {
+		doctorIssuer(ctx, r, cfg.OIDCIssuer, *timeout)
 		m.doctorStore(ctx, r, cfg, *timeout) // doctorstore.go
 		m.doctorUpstreams(ctx, r, reg, *timeout)
 		m.doctorOAuth(r, cfg, reg)
@@ -48,18 +51,24 @@ type doctorReport struct {
 }
 
 func (r *doctorReport) ok(check, format string, args ...any) {
-	fmt.Fprintf(r.w, "ok    %-22s %s\n", check, fmt.Sprintf(format, args...))
+	r.line("ok", check, fmt.Sprintf(format, args...))
 }
 
 // warn reports what serve starts with but works less well for, and its fix.
 func (r *doctorReport) warn(check, problem, fix string) {
-	fmt.Fprintf(r.w, "warn  %-22s %s — fix: %s\n", check, problem, fix)
+	r.line("warn", check, problem+" — fix: "+fix)
 }
 
 // fail reports what keeps serve from starting or working, and its fix.
 func (r *doctorReport) fail(check, problem, fix string) {
 	r.failed++
-	fmt.Fprintf(r.w, "FAIL  %-22s %s — fix: %s\n", check, problem, fix)
+	r.line("FAIL", check, problem+" — fix: "+fix)
+}
+
+// line prints one check on one line: an error quoting an answer's body
+// may hold line breaks.
+func (r *doctorReport) line(level, check, text string) {
+	fmt.Fprintf(r.w, "%-4s  %-22s %s\n", level, check, strings.Join(strings.Fields(text), " "))
 }
 
 // doctorConfig checks the configuration as serve reads it: the
@@ -108,6 +117,29 @@ func (m *Main) doctorSessionKey(r *doctorReport, cfg Config) {
 	path := filepath.Join(cfg.DataDir, sessionKeyFile)
 	if _, err := readSessionKey(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		r.fail("config.session_key", err.Error(), "chmod 600 "+path+", or remove it to have serve make a new one (signed-in browsers sign in again)")
+	}
+}
+
+// doctorIssuer checks that the OpenID provider, if one is configured,
+// serves its discovery document for the issuer named: serve refuses to
+// start without it. No answer is a warning, as for an HTTP upstream.
+func doctorIssuer(ctx context.Context, r *doctorReport, issuer string, timeout time.Duration) {
+	if issuer == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := oidc.NewProvider(ctx, issuer)
+	var netErr net.Error
+	switch {
+	case err == nil:
+		r.ok("config.oidc_issuer", "%s serves its discovery document", issuer)
+	case errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded):
+		r.warn("config.oidc_issuer", issuer+" did not answer ("+err.Error()+"): serve refuses to start until it does",
+			"check CONNECTORS_OIDC_ISSUER and that this machine reaches the provider")
+	default:
+		r.fail("config.oidc_issuer", issuer+": "+err.Error()+" (serve refuses to start)",
+			"set CONNECTORS_OIDC_ISSUER to the provider's issuer URL exactly as its discovery document names it")
 	}
 }
 

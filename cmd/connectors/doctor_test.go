@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/connectors-gateway/connectors/internal/testenv"
+	"github.com/connectors-gateway/connectors/internal/testidp"
 )
 
 // doctorSecret is a credential planted in the store and OAuth client
@@ -288,6 +289,25 @@ func TestDoctorOAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			wantDoctor(t, doctorGateway(t, tc.env), tc.status, tc.level, tc.check, tc.want)
 		})
+	}
+}
+
+// TestDoctorIssuer checks the OpenID provider serve would verify tokens
+// with: a real one on loopback, a server that is not one, and none there.
+func TestDoctorIssuer(t *testing.T) {
+	idp := testidp.Start(t)
+	notIDP := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(notIDP.Close)
+	for _, tc := range []struct {
+		issuer, level, want string
+		status              int
+	}{
+		{idp.Issuer, "ok", "serves its discovery document", 0},
+		{notIDP.URL, "FAIL", "serve refuses to start", 1},
+		{closedAddr(t), "warn", "did not answer", 0},
+	} {
+		g := doctorGateway(t, map[string]string{"CONNECTORS_OIDC_ISSUER": tc.issuer, "CONNECTORS_RESOURCE": "http://127.0.0.1:3000/mcp"})
+		wantDoctor(t, g, tc.status, tc.level, "config.oidc_issuer", tc.want)
 	}
 }
 

@@ -95,6 +95,13 @@ func (m *Main) doctorConfig(r *doctorReport, file string) (Config, *tools.Regist
 	if cfg.VaultAddr == "" {
 		m.doctorSessionKey(r, cfg)
 	}
+	if cfg.TenantConfigFile {
+		if tc, err := loadTenantConfig(cfg, reg); err != nil { // tenantconfig.go; its errors never quote a value
+			r.fail("config.tenant_file", err.Error()+" (serve refuses to start)", "correct "+cfg.TenantConfigPath+", or unset ENABLE_TENANT_CONFIG_FILE")
+		} else {
+			r.ok("config.tenant_file", "%s: %d tenants", cfg.TenantConfigPath, len(tc.Tenants))
+		}
+	}
 	if cfg.PublicURL != "" {
 		if err := secureURL(cfg.PublicURL); err != nil {
 			r.fail("config.public_url", "CONNECTORS_PUBLIC_URL "+err.Error(), "give the gateway's https:// address (plain http only on loopback)")

@@ -321,6 +321,12 @@ func TestDoctorConfig(t *testing.T) {
 	}
 	g = doctorGateway(t, map[string]string{"CONNECTORS_MASTER_KEY": doctorSecret})
 	wantDoctor(t, g, 1, "FAIL", "config", "CONNECTORS_MASTER_KEY")
+	tenantFile := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(tenantFile, []byte(`{"tenants": [{"id": "tenant-a", "integrations": [{"name": "nosuch", "credentials": {"accessToken": "`+doctorSecret+`"}}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g = doctorGateway(t, map[string]string{"ENABLE_TENANT_CONFIG_FILE": "true", "TENANT_CONFIG_PATH": tenantFile})
+	wantDoctor(t, g, 1, "FAIL", "config.tenant_file", `unknown integration "nosuch"`)
 	g = doctorGateway(t, nil, map[string]any{"name": "Bad Name", "upstream": map[string]any{"command": "x"}})
 	wantDoctor(t, g, 1, "FAIL", "config.integrations", "fix: correct the integrations file")
 }

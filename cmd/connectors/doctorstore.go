@@ -53,8 +53,10 @@ func doctorDataDir(r *doctorReport, cfg Config) bool {
 	case !fi.IsDir():
 		r.fail("store.data_dir", dir+" is not a directory", "set CONNECTORS_DATA_DIR to a directory")
 		return false
-	case fi.Mode().Perm() != 0o700:
+	case fi.Mode().Perm()&0o077 != 0:
 		r.fail("store.data_dir", fmt.Sprintf("%s has mode %04o, not 0700: other users may reach the store and its key", dir, fi.Mode().Perm()), "chmod 700 "+dir)
+	case fi.Mode().Perm() != 0o700:
+		r.fail("store.data_dir", fmt.Sprintf("%s has mode %04o, not 0700: the gateway cannot use it", dir, fi.Mode().Perm()), "chmod 700 "+dir)
 	default:
 		r.ok("store.data_dir", "%s exists, mode 0700", dir)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -24,31 +23,13 @@ const (
 	dashboardFile  = "deploy/grafana/connectors-dashboard.json"
 )
 
-// promtool runs Prometheus's promtool with args in the repository and
-// fails the test with its output when it fails. A missing promtool fails
-// the test too: `make promtool` (a part of make test-deps) installs it.
-func promtool(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatalf("promtool is missing: run `make promtool` (make test-deps does this; as root it runs apt-get install prometheus)")
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = testenv.Root()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // TestAlertRules checks the alerting rules with promtool and runs their
 // unit tests, which must fire every alert.
 func TestAlertRules(t *testing.T) {
-	if out := promtool(t, "check", "rules", alertsFile); !strings.Contains(out, "SUCCESS") {
+	if out := testenv.Promtool(t, "check", "rules", alertsFile); !strings.Contains(out, "SUCCESS") {
 		t.Fatalf("promtool check rules: %s", out)
 	}
-	if out := promtool(t, "test", "rules", alertTestsFile); !strings.Contains(out, "SUCCESS") {
+	if out := testenv.Promtool(t, "test", "rules", alertTestsFile); !strings.Contains(out, "SUCCESS") {
 		t.Fatalf("promtool test rules: %s", out)
 	}
 	alerts := yamlValues(t, alertsFile, "alert")

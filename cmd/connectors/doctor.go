@@ -35,6 +35,7 @@ func (m *Main) doctor(ctx context.Context, args []string) error {
 	if reg != nil {
 		doctorIssuer(ctx, r, cfg.OIDCIssuer, *timeout)
 		m.doctorStore(ctx, r, cfg, *timeout) // doctorstore.go
+		m.doctorAudit(r, cfg)                // doctoraudit.go
 		m.doctorUpstreams(ctx, r, reg, *timeout)
 		m.doctorOAuth(r, cfg, reg)
 	}

@@ -311,6 +311,30 @@ func TestDoctorIssuer(t *testing.T) {
 	}
 }
 
+// TestDoctorAudit checks the audit trail's destination and signing key.
+func TestDoctorAudit(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "audit-signing.key")
+	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env                map[string]string
+		status             int
+		level, check, want string
+	}{
+		{map[string]string{"CONNECTORS_AUDIT_LOG": filepath.Join(dir, "audit.log")}, 0, "ok", "audit.log", "does not exist yet: serve makes it"},
+		{map[string]string{"CONNECTORS_AUDIT_LOG": filepath.Join(dir, "nosuch", "audit.log")}, 1, "FAIL", "audit.log", "its directory does not exist"},
+		{map[string]string{"CONNECTORS_AUDIT_FSYNC": "sometimes"}, 1, "FAIL", "audit", `CONNECTORS_AUDIT_FSYNC: "sometimes"`},
+		{map[string]string{"CONNECTORS_AUDIT_SIGNING_KEY": key}, 1, "FAIL", "audit.signing_key", "mode 0644: whoever reads it can sign"},
+		{nil, 0, "ok", "audit.signing_key", "serve makes it (mode 0600) on first use"},
+	} {
+		wantDoctor(t, doctorGateway(t, tc.env), tc.status, tc.level, tc.check, tc.want)
+	}
+	os.Chmod(key, 0o600)
+	wantDoctor(t, doctorGateway(t, map[string]string{"CONNECTORS_AUDIT_SIGNING_KEY": key}), 0, "ok", "audit.signing_key", key+", mode 0600")
+}
+
 // TestDoctorConfig: a configuration serve refuses fails, with the
 // variable named, and nothing else is checked.
 func TestDoctorConfig(t *testing.T) {

@@ -18,8 +18,8 @@ import (
 )
 
 // doctor runs "connectors doctor": it checks what serve would start from
-// (the configuration, the store, each integration's upstream, each OAuth
-// client) and prints one line a check, "ok", "warn" or "FAIL", each
+// (the configuration, the OpenID provider, the store, the audit trail,
+// each integration's upstream, each OAuth client) and prints one line a check, "ok", "warn" or "FAIL", each
 // problem with its fix on the same line. It fails when any check FAILs.
 // It changes nothing, and never prints a secret: variables are named,
 // never shown, and URLs lose their query and userinfo.

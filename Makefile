@@ -55,7 +55,7 @@ helmcheck: $(HELMCHECK)
 # servers, pinned by testdata/npm/package-lock.json. Reinstalled only when
 # the lock file changes; npm ci installs exactly the lock file and never
 # rewrites it (npm install did, leaving git status dirty).
-test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV) chromium haproxy $(HELMCHECK)
+test-deps: $(NPM_DIR)/node_modules/.installed $(VAULTDEV) chromium haproxy promtool $(HELMCHECK)
 
 # Debian packages the tests run for real, installed when missing if we are
 # root; otherwise we say what to install. $(call debian,PACKAGE,CHECK):
@@ -82,6 +82,12 @@ chromium:
 .PHONY: haproxy
 haproxy:
 	$(call debian,haproxy,command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ])
+
+# Prometheus's promtool, which checks and unit-tests the alerting rules in
+# deploy/prometheus (deploy/observability_test.go).
+.PHONY: promtool
+promtool:
+	$(call debian,prometheus,command -v promtool >/dev/null 2>&1)
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error

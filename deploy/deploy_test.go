@@ -1,10 +1,13 @@
 // Package deploy holds the gateway's deployment artefacts: the Helm chart
 // (helm/connectors), the container image (Dockerfile), HAProxy's
 // configuration for docker-compose.yml's "replicas" profile (haproxy) and
-// that profile's shared keys (compose). Its tests lint and render the
+// that profile's shared keys (compose), a Grafana dashboard (grafana) and
+// Prometheus alerting rules (prometheus). Its tests lint and render the
 // chart with Helm's own packages and load the Compose file with the
 // Compose loader (testdata/helmcheck, `make helmcheck`), and check both
-// against what the gateway really reads.
+// against what the gateway really reads; promtool checks and unit-tests the
+// rules, and observability_test.go holds both to the metrics the gateway
+// exports.
 package deploy
 
 import (

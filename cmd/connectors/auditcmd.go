@@ -30,14 +30,9 @@ const maxFsyncWindow = time.Second
 // says.
 func (m *Main) auditOptions(cfg Config) (audit.Options, error) {
 	o := audit.Options{Chain: true}
-	switch v := cfg.AuditFsync; v {
-	case "", "always":
-	default:
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 || d > maxFsyncWindow {
-			return o, fmt.Errorf(`CONNECTORS_AUDIT_FSYNC: %q: want "always" or a window from 1ms to %v, such as "5ms"`, v, maxFsyncWindow)
-		}
-		o.FsyncWindow = d
+	var err error
+	if o.FsyncWindow, err = auditFsyncWindow(cfg.AuditFsync); err != nil {
+		return o, err
 	}
 	// With Vault the gateway makes no data dir of its own: the key is the
 	// one named, or one already there.
@@ -52,6 +47,19 @@ func (m *Main) auditOptions(cfg Config) (audit.Options, error) {
 	}
 	o.SigningKey = key
 	return o, nil
+}
+
+// auditFsyncWindow reads CONNECTORS_AUDIT_FSYNC: zero for "always" (or
+// unset), else the window.
+func auditFsyncWindow(v string) (time.Duration, error) {
+	if v == "" || v == "always" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > maxFsyncWindow {
+		return 0, fmt.Errorf(`CONNECTORS_AUDIT_FSYNC: %q: want "always" or a window from 1ms to %v, such as "5ms"`, v, maxFsyncWindow)
+	}
+	return d, nil
 }
 
 // auditSigningKey reads the checkpoint signing key: the file

@@ -59,6 +59,7 @@ Usage:
   connectors console link --tenant T | --admin [--ttl 10m]   (a one-time sign-in link)
   connectors audit verify [--public-key KEY] FILE...   (the trail's chain and signed checkpoints)
   connectors audit key                                  (the public key that verifies them)
+  connectors doctor [--config integrations.json] [--timeout 3s]   (what serve would start from, checked)
 
 Through a running gateway's API (CONNECTORS_GATEWAY_URL, CONNECTORS_API_KEY):
   connectors remote tenants [--json]
@@ -151,6 +152,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	if err := m.loadDotEnv(); err != nil {
 		return err
+	}
+	if args[0] == "doctor" { // doctor.go: it reports a configuration that does not parse
+		return m.doctor(ctx, args[1:])
 	}
 	cfg, err := configFromEnv(m.Getenv)
 	if err != nil {

@@ -15,22 +15,7 @@ import (
 // syncTenantConfig loads the tenant config file (the seed's "Option B") and
 // syncs it into the store; any mistake in it stops the start.
 func syncTenantConfig(ctx context.Context, cfg Config, st tenantConfigStore, reg *tools.Registry, log *slog.Logger) error {
-	kv := cfg.VaultKVEngine
-	if kv == "" {
-		kv = "secret"
-	}
-	tc, err := tenants.LoadConfig(cfg.TenantConfigPath, &tenants.ConfigOptions{
-		KVMount: kv,
-		CheckIntegration: func(name string) error {
-			if err := vault.ValidateIntegration(name); err != nil {
-				return err
-			}
-			if _, ok := reg.Get(name); !ok {
-				return fmt.Errorf("unknown integration %q (not in the registry)", name)
-			}
-			return nil
-		},
-	})
+	tc, err := loadTenantConfig(cfg, reg)
 	if err != nil {
 		return err
 	}
@@ -52,6 +37,23 @@ type tenantConfigStore interface {
 	Get(ctx context.Context, tenant, integration string) (vault.Credential, int64, error)
 	Put(ctx context.Context, tenant, integration string, cred vault.Credential, version int64) (int64, error)
 	vault.Settings
+}
+
+// loadTenantConfig loads the tenant config file, checking its
+// integrations against reg.
+func loadTenantConfig(cfg Config, reg *tools.Registry) (*tenants.Config, error) {
+	return tenants.LoadConfig(cfg.TenantConfigPath, &tenants.ConfigOptions{
+		KVMount: cfg.kvMount(), // doctorstore.go
+		CheckIntegration: func(name string) error {
+			if err := vault.ValidateIntegration(name); err != nil {
+				return err
+			}
+			if _, ok := reg.Get(name); !ok {
+				return fmt.Errorf("unknown integration %q (not in the registry)", name)
+			}
+			return nil
+		},
+	})
 }
 
 // startTenantSettings gives each tenant of the file that has no settings

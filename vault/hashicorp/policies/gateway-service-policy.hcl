@@ -54,3 +54,9 @@ path "transit/decrypt/*" {
 path "transit/rewrap/*" {
   capabilities = ["update"]
 }
+
+# What this token may do, for `connectors doctor` (Vault's default policy
+# grants it too; a token made without that policy needs it here).
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}

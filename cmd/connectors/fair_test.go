@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
 // TestFairShare: with CONNECTORS_MAX_CONCURRENT_CALLS=1 and one tenant's
@@ -19,10 +17,7 @@ import (
 // is free its calls pass again. (Which tenant gets a freed place, in turn,
 // is limits' TestFairTakesTurns.)
 func TestFairShare(t *testing.T) {
-	in := map[string]any{"name": "slowecho", "upstream": map[string]any{
-		"command": testenv.Build(t, "./testdata/upstream-echo"), "args": []string{"--slow"},
-		"env": map[string]string{"ECHO_TOKEN": "{{access_token}}"}}}
-	g := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_MAX_CONCURRENT_CALLS": "1", "CONNECTORS_CALL_QUEUE_WAIT": "300ms"}, in)
+	g := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_MAX_CONCURRENT_CALLS": "1", "CONNECTORS_CALL_QUEUE_WAIT": "300ms"}, stdioEcho(t, "slowecho", "--slow"))
 	g.serve()
 	a, b := g.client("tenant-a"), g.client("tenant-b")
 	toolNames(t, a)

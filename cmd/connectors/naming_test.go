@@ -11,16 +11,22 @@ import (
 	"github.com/connectors-gateway/connectors/internal/testenv"
 )
 
+// stdioEcho is integration name: testdata/upstream-echo over stdio, run
+// with args, its token in ECHO_TOKEN.
+func stdioEcho(t *testing.T, name string, args ...string) map[string]any {
+	t.Helper()
+	return map[string]any{"name": name, "upstream": map[string]any{
+		"command": testenv.Build(t, "./testdata/upstream-echo"), "args": args,
+		"env": map[string]string{"ECHO_TOKEN": "{{access_token}}"}}}
+}
+
 // TestPrefixedToolNames: an upstream tool whose name starts with its
 // integration's prefix already is exposed under its own name, never with
 // the prefix twice (Slack servers name their tools slack_…); a tool
 // without it whose exposed name would be the same is exposed marked. Each
 // name reaches its own tool, over MCP and over POST /api/v1/tools/invoke.
 func TestPrefixedToolNames(t *testing.T) {
-	echo := map[string]any{"name": "echos", "upstream": map[string]any{
-		"command": testenv.Build(t, "./testdata/upstream-echo"), "args": []string{"--also", "echos_echo"},
-		"env": map[string]string{"ECHO_TOKEN": "{{access_token}}"}}}
-	g := newGatewayWithCredentials(t, nil, echo)
+	g := newGatewayWithCredentials(t, nil, stdioEcho(t, "echos", "--also", "echos_echo"))
 	g.serve()
 	c := g.client("tenant-a")
 	names := toolNames(t, c)

@@ -177,6 +177,13 @@ func TestAPIKeys(t *testing.T) {
 	g.mustRun("", "apikey", "revoke", keyID(revoked))
 	later := strings.TrimSpace(g.mustRun("", "apikey", "create", "--tenant", "tenant-a"))
 	g.keys["later"] = later // among the secrets to look for
+	// A key whose ID has a letter, so that upper-casing it changes it (an
+	// ID of 16 random hex digits is all decimal digits once in ~1800).
+	cased := later
+	for !strings.ContainsAny(keyID(cased), "abcdef") {
+		cased = strings.TrimSpace(g.mustRun("", "apikey", "create", "--tenant", "tenant-a"))
+		g.keys["cased-"+keyID(cased)] = cased
+	}
 	_, stop := g.start()
 
 	a, b := g.keys["tenant-a"], g.keys["tenant-b"]
@@ -204,7 +211,7 @@ func TestAPIKeys(t *testing.T) {
 		{"b's id, a's secret", bearer(b[:len("cgw_")+16] + a[len("cgw_")+16:])},
 		{"trailing junk", bearer(a + "x")},
 		{"truncated", bearer(a[:len(a)-1])},
-		{"upper-case id", bearer("cgw_" + strings.ToUpper(keyID(a)) + a[len("cgw_")+16:])},
+		{"upper-case id", bearer("cgw_" + strings.ToUpper(keyID(cased)) + cased[len("cgw_")+16:])},
 		{"revoked", bearer(revoked)},
 		{"x-api-key unknown", http.Header{"X-Api-Key": {"cgw_0123456789abcdef" + a[len("cgw_")+16:]}}},
 		{"x-api-key revoked", http.Header{"X-Api-Key": {revoked}}},

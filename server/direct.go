@@ -110,6 +110,10 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		g.count(ctx, integration, metrics.OutcomeError, begin)
 		return nil, r, true
 	}
+	outcome := metrics.OutcomeOK
+	if r, ok := errors.AsType[*limits.Refusal](err); ok { // the upstream's own limit
+		res, err, outcome = encodeResult(limitResult(r)), nil, metrics.OutcomeDenied
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			g.count(ctx, integration, metrics.OutcomeError, begin)
@@ -119,8 +123,7 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		// error, which the model sees.
 		res = encodeResult(mcp.NewToolResultError(g.agentText(ctx, integration, err)))
 	}
-	outcome := metrics.OutcomeOK
-	if isError(res) {
+	if outcome == metrics.OutcomeOK && isError(res) {
 		outcome = metrics.OutcomeToolError
 	}
 	g.count(ctx, integration, outcome, begin)

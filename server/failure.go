@@ -23,7 +23,7 @@ func (g *Gateway) agentText(ctx context.Context, integration string, err error) 
 	case ok:
 		g.log.WarnContext(ctx, "token_refresh_failed_on_call", "tenantId", id.Tenant, "integration", integration, "reason", rf.Error(), "error", rf.cause)
 		return rf.Error()
-	case tools.Public(err), errors.Is(err, errNoIdentity), errors.As(err, new(*roundError)):
+	case tools.Public(err), errors.Is(err, errNoIdentity), errors.As(err, new(*roundError)), isRefusal(err):
 		return err.Error() // the tools package logged the details
 	}
 	g.log.WarnContext(ctx, "upstream_error_withheld", "tenantId", id.Tenant, "integration", integration, "error", err)

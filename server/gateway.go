@@ -351,6 +351,9 @@ func (g *Gateway) call(srv func() *mcpserver.MCPServer, integration, upstreamToo
 			// requestState: a protocol error, which the agent must see as
 			// one (SEP-2322).
 			return nil, err
+		case isRefusal(err): // the upstream's own limit (limits.go)
+			r, _ := errors.AsType[*limits.Refusal](err)
+			return refusedAnswer(ctx, r)
 		case err != nil:
 			// Upstream failures (crash, timeout) are tool execution errors:
 			// the model sees them and can decide what to do.

@@ -25,7 +25,8 @@ import (
 // hands to the usual lane (an upstream asking a 2025-11-25 session for
 // input) takes its admission with it, through the request's memo: one
 // call, admitted once. An upstream's 429 with Retry-After makes the
-// tenant's later calls of it wait here (backoff), refused in the same way.
+// tenant's later calls of it wait here (backoff), refused in the same way,
+// and the call that got it is answered as one of them (upstreamRefusal).
 
 // The _meta keys of a refused call's result.
 const (
@@ -89,14 +90,20 @@ func (g *Gateway) limited(integration string, h mcpserver.ToolHandlerFunc) mcpse
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		t, r := g.admit(ctx, integration)
 		if r != nil {
-			if ctx.Value(refusalAsErrorKey{}) != nil {
-				return nil, r
-			}
-			return limitResult(r), nil
+			return refusedAnswer(ctx, r)
 		}
 		defer t.Release()
 		return h(ctx, req)
 	}
+}
+
+// refusedAnswer is the usual lane's answer of a call refused for r: its
+// tool result, or r itself for REST invoke.
+func refusedAnswer(ctx context.Context, r *limits.Refusal) (*mcp.CallToolResult, error) {
+	if ctx.Value(refusalAsErrorKey{}) != nil {
+		return nil, r
+	}
+	return limitResult(r), nil
 }
 
 // limitResult is the answer of a refused call: a tool error the model
@@ -139,6 +146,20 @@ func (g *Gateway) backoff(tenant, integration string, conn *tools.Conn) {
 	if until := conn.ThrottledUntil(); !until.IsZero() {
 		g.limits.Backoff(tenant, integration, until)
 	}
+}
+
+// upstreamRefusal is err, a failed call of integration on conn, as the
+// refusal of the upstream's own limit (upstream_rate_limit) when the
+// upstream has asked the tenant to wait (HTTP 429 with Retry-After): the
+// agent is told when to retry, as for the calls the gateway refuses in
+// the wait. It is not counted among the gateway's refusals: the call
+// reached the upstream. Else err as it is.
+func upstreamRefusal(integration string, conn *tools.Conn, err error) error {
+	until := conn.ThrottledUntil()
+	if err == nil || until.IsZero() {
+		return err
+	}
+	return &limits.Refusal{Limit: limits.LimitUpstream, Integration: integration, RetryAfter: time.Until(until)}
 }
 
 // handOver keeps t, a call the direct lane admitted, in the request's

@@ -88,7 +88,7 @@ func run[R any](ctx context.Context, p *plan, conn *tools.Conn, do func(context.
 	p.g.metrics.Upstream(p.in.Name, transportOf(conn), time.Since(start))
 	p.g.backoff(p.tenant, p.in.Name, conn) // limits.go
 	if ctx.Err() != nil || !p.creds.renewable(p.cred) || !refused(res, err) {
-		return res, err
+		return res, upstreamRefusal(p.in.Name, conn, err)
 	}
 	fresh, rerr := p.creds.Renew(ctx, p.cred)
 	switch {

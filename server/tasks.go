@@ -12,6 +12,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/connectors-gateway/connectors/limits"
 	"github.com/connectors-gateway/connectors/metrics"
 	"github.com/connectors-gateway/connectors/tools"
 )
@@ -245,9 +246,12 @@ func (g *Gateway) taskAnswer(ctx context.Context, v *view, method string, res js
 	if rpc, ok := errors.AsType[*tools.RPCError](err); ok {
 		return TaskAnswer{Error: rpc.Object, Code: rpc.Code}
 	}
+	r, limited := errors.AsType[*limits.Refusal](err) // the upstream's own limit
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return TaskAnswer{}
+	case limited && method == string(mcp.MethodToolsCall):
+		res = encodeResult(limitResult(r))
 	case err != nil && method == string(mcp.MethodToolsCall):
 		res = encodeResult(mcp.NewToolResultError(g.agentText(ctx, v.only, err)))
 	case err != nil:

@@ -387,8 +387,11 @@ func TestLimitsUpstreamBackoff(t *testing.T) {
 	toolNames(t, g.client("tenant-a")) // discovers the catalogue (the direct lane's)
 
 	throttle.Store(true)
-	if status, _, body := g.invokeWithHeaders("tenant-a", "echo.echo"); status == http.StatusOK && body["success"] == true {
-		t.Fatalf("the upstream's 429 answered as a success: %v", body)
+	// The call that gets the upstream's 429 is told when to retry, as
+	// the calls the gateway then refuses are.
+	if status, hdr, body := g.invokeWithHeaders("tenant-a", "echo.echo"); status != http.StatusTooManyRequests || body["error"] != "RateLimited" ||
+		hdr.Get("Retry-After") != "1" || !strings.Contains(fmt.Sprint(body["message"]), "upstream_rate_limit") {
+		t.Fatalf("the call the upstream answered 429: %d %v, Retry-After %q; want 429 RateLimited for upstream_rate_limit", status, body, hdr.Get("Retry-After"))
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("%d tool calls reached the upstream, want 1", n)
@@ -413,13 +416,24 @@ func TestLimitsUpstreamBackoff(t *testing.T) {
 		t.Errorf("connectors_limit_refusals_total{echo,upstream_rate_limit} = %d, want 2", n)
 	}
 
+	// On the direct lane, the same: the call that gets the 429 is a tool
+	// error with the wait in _meta.
+	time.Sleep(1100 * time.Millisecond) // the upstream's Retry-After: 1
+	if _, raw := g.post("tenant-a", "/mcp", "echo_echo", callBody("1", "echo_echo", ""), nil); !strings.Contains(raw, `"isError":true`) ||
+		!strings.Contains(raw, `"connectors/limit":"upstream_rate_limit"`) || !strings.Contains(raw, `"connectors/retryAfterMs":`) {
+		t.Errorf("a direct call the upstream answered 429: %s", raw)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d tool calls reached the upstream, want 2 (one on each lane)", n)
+	}
+
 	throttle.Store(false)
 	time.Sleep(1100 * time.Millisecond) // the upstream's Retry-After: 1
 	if status, _, body := g.invokeWithHeaders("tenant-a", "echo.echo"); status != http.StatusOK || body["success"] != true {
 		t.Errorf("after the upstream's wait: %d %v", status, body)
 	}
-	if n := calls.Load(); n != 2 {
-		t.Errorf("%d tool calls reached the upstream, want 2", n)
+	if n := calls.Load(); n != 3 {
+		t.Errorf("%d tool calls reached the upstream, want 3", n)
 	}
 }
 

@@ -80,7 +80,7 @@ var (
 	storeOps   = []string{StoreGet, StorePut, StoreDelete, StoreList, StoreClaim, StoreRotate, StoreOffboard}
 	// The names of package limits' limits (which this package does not
 	// import), the values of LimitRefusal's limit label.
-	limitNames = []string{"calls_per_minute", "concurrent_calls", "daily_calls", "monthly_calls", "upstream_rate_limit"}
+	limitNames = []string{"calls_per_minute", "concurrent_calls", "daily_calls", "monthly_calls", "upstream_rate_limit", "gateway_saturated", "stdio_processes"}
 )
 
 // Histogram buckets, in seconds.

@@ -18,6 +18,7 @@ import (
 // is limits' TestFairTakesTurns.)
 func TestFairShare(t *testing.T) {
 	g := newGatewayWithCredentials(t, map[string]string{"CONNECTORS_MAX_CONCURRENT_CALLS": "1", "CONNECTORS_CALL_QUEUE_WAIT": "300ms"}, stdioEcho(t, "slowecho", "--slow"))
+	g.withAdmin()
 	g.serve()
 	a, b := g.client("tenant-a"), g.client("tenant-b")
 	toolNames(t, a)
@@ -42,6 +43,9 @@ func TestFairShare(t *testing.T) {
 	}
 	if err := <-held; err != nil {
 		t.Fatalf("a's call: %v", err)
+	}
+	if n := g.limitRefusals("slowecho", "gateway_saturated"); n != 2 {
+		t.Errorf("connectors_limit_refusals_total{slowecho,gateway_saturated} = %d, want 2", n)
 	}
 	res, err = b.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "slowecho_echo", Arguments: map[string]any{"text": "hi"}}})
 	if err != nil || res.IsError || toolText(t, res) != "hi" {

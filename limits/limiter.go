@@ -43,6 +43,7 @@ type Limiter struct {
 	backoffUntil atomic.Int64
 	shards       [shardCount]shard
 	fair         *Fair // nil: no bound on the replica's calls in flight
+	wait         time.Duration
 }
 
 // shardCount is the number of shards of the state maps: a power of two.
@@ -90,7 +91,10 @@ var kindNames = [limitKinds]string{LimitCallsPerMinute, LimitConcurrentCalls, Li
 
 // New returns a Limiter.
 func New(opts Options) *Limiter {
-	l := &Limiter{defaults: opts.Defaults, now: opts.Now, idle: opts.IdleTTL, fair: NewFair(opts.Fair)}
+	l := &Limiter{defaults: opts.Defaults, now: opts.Now, idle: opts.IdleTTL, fair: NewFair(opts.Fair), wait: opts.Fair.MaxWait}
+	if l.wait <= 0 {
+		l.wait = 5 * time.Second
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -109,6 +113,11 @@ func New(opts Options) *Limiter {
 func (l *Limiter) Hold(ctx context.Context, tenant string, t *Ticket) *Refusal {
 	return l.fair.Admit(ctx, tenant, t)
 }
+
+// Wait is the longest a call waits its turn (FairOptions.MaxWait): for a
+// place among the replica's calls in flight, or for one of its tenant's
+// stdio processes to fall idle.
+func (l *Limiter) Wait() time.Duration { return l.wait }
 
 // Defaults returns every tenant's limits.
 func (l *Limiter) Defaults() Limits { return l.defaults }
@@ -141,6 +150,8 @@ func (r *Refusal) Error() string {
 		what = fmt.Sprintf("%s quota of %d calls a day (UTC) is used up", whose, r.Max)
 	case LimitMonthlyCalls:
 		what = fmt.Sprintf("%s quota of %d calls a month (UTC) is used up", whose, r.Max)
+	case LimitStdioProcesses:
+		what = fmt.Sprintf("%s limit of %d stdio upstream processes running at once is reached, each with a call in flight", whose, r.Max)
 	case LimitSaturated:
 		return fmt.Sprintf("rate limited (%s): the gateway is at its capacity of %d calls at once and this tenant's turn did not come; retry in %d s", r.Limit, r.Max, r.RetryAfterSeconds())
 	default:

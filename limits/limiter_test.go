@@ -261,12 +261,12 @@ func TestReap(t *testing.T) {
 
 func TestDecodeOverride(t *testing.T) {
 	known := func(name string) bool { return name == "notion" || name == "github" }
-	good := `{"callsPerMinute": 600, "burst": 60, "concurrentCalls": 8, "dailyCalls": 50000, "monthlyCalls": 1000000, "integrations": {"notion": {"callsPerMinute": 120}}}`
+	good := `{"callsPerMinute": 600, "burst": 60, "concurrentCalls": 8, "dailyCalls": 50000, "monthlyCalls": 1000000, "stdioProcesses": 4, "integrations": {"notion": {"callsPerMinute": 120}}}`
 	o, err := DecodeOverride([]byte(good), known)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := EffectiveOf(Limits{}, o); got.Burst != 60 || got.MonthlyCalls != 1000000 || got.Integrations["notion"].CallsPerMinute != 120 {
+	if got := EffectiveOf(Limits{}, o); got.Burst != 60 || got.MonthlyCalls != 1000000 || got.StdioProcesses != 4 || got.Integrations["notion"].CallsPerMinute != 120 {
 		t.Errorf("decoded %+v", got)
 	}
 	back, err := ParseOverride(o.Marshal())
@@ -293,6 +293,9 @@ func TestDecodeOverride(t *testing.T) {
 		{"integration negative", `{"integrations": {"notion": {"burst": -5}}}`, "integrations.notion.burst"},
 		{"integration unknown field", `{"integrations": {"notion": {"tenant": "tenant-b"}}}`, "integrations.notion.tenant"},
 		{"integration wrong type", `{"integrations": {"notion": {"dailyCalls": "x"}}}`, "integrations.notion.dailyCalls"},
+		{"stdio processes negative", `{"stdioProcesses": -1}`, "stdioProcesses"},
+		{"stdio processes huge", `{"stdioProcesses": 10001}`, "stdioProcesses"},
+		{"stdio processes of an integration", `{"integrations": {"notion": {"stdioProcesses": 1}}}`, "integrations.notion.stdioProcesses"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o, err := DecodeOverride([]byte(c.body), known)

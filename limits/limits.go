@@ -48,6 +48,10 @@ const (
 	// LimitSaturated is the gateway's own capacity (Fair), not a tenant's:
 	// its calls in flight at once, shared among tenants in turn.
 	LimitSaturated = "gateway_saturated"
+	// LimitStdioProcesses is a tenant's stdio upstream processes running
+	// at once on a replica, every one busy (an idle one is closed to make
+	// room instead).
+	LimitStdioProcesses = "stdio_processes"
 )
 
 // Limits are the limits of a tenant, or of one integration of a tenant.
@@ -63,6 +67,10 @@ type Limits struct {
 	// per UTC calendar month.
 	DailyCalls   int64 `json:"dailyCalls"`
 	MonthlyCalls int64 `json:"monthlyCalls"`
+	// StdioProcesses bounds the stdio upstream processes a tenant has
+	// running at once on a replica (a tenant's only: an integration has
+	// one process at most).
+	StdioProcesses int64 `json:"stdioProcesses,omitempty"`
 }
 
 // Max is the most each field may be: past it a value is a mistake (or an
@@ -73,6 +81,7 @@ var Max = Limits{
 	ConcurrentCalls: 100_000,
 	DailyCalls:      1_000_000_000,
 	MonthlyCalls:    100_000_000_000,
+	StdioProcesses:  10_000,
 }
 
 // any reports whether l limits anything (a burst alone does not).
@@ -99,6 +108,7 @@ func (l Limits) check(prefix string) error {
 		{"concurrentCalls", l.ConcurrentCalls, Max.ConcurrentCalls},
 		{"dailyCalls", l.DailyCalls, Max.DailyCalls},
 		{"monthlyCalls", l.MonthlyCalls, Max.MonthlyCalls},
+		{"stdioProcesses", l.StdioProcesses, Max.StdioProcesses},
 	} {
 		if f.v < 0 || f.v > f.limit {
 			return &FieldError{Field: prefix + f.name, Msg: fmt.Sprintf("must be a whole number from 0 (no limit) to %d", f.limit)}
@@ -117,6 +127,7 @@ type Override struct {
 	ConcurrentCalls *int64            `json:"concurrentCalls,omitempty"`
 	DailyCalls      *int64            `json:"dailyCalls,omitempty"`
 	MonthlyCalls    *int64            `json:"monthlyCalls,omitempty"`
+	StdioProcesses  *int64            `json:"stdioProcesses,omitempty"`
 	Integrations    map[string]Limits `json:"integrations,omitempty"`
 }
 
@@ -143,6 +154,9 @@ func (o *Override) Apply(defaults Limits) Limits {
 	}
 	if o.MonthlyCalls != nil {
 		l.MonthlyCalls = *o.MonthlyCalls
+	}
+	if o.StdioProcesses != nil {
+		l.StdioProcesses = *o.StdioProcesses
 	}
 	return l
 }
@@ -208,7 +222,7 @@ func (e *FieldError) Error() string {
 // DecodeOverride reads an override sent by an admin, as
 //
 //	{"callsPerMinute": 600, "burst": 60, "concurrentCalls": 8,
-//	 "dailyCalls": 50000, "monthlyCalls": 1000000,
+//	 "dailyCalls": 50000, "monthlyCalls": 1000000, "stdioProcesses": 4,
 //	 "integrations": {"notion": {"callsPerMinute": 120}}}
 //
 // known reports whether an integration is registered. Anything else (a
@@ -251,6 +265,9 @@ func DecodeOverride(raw []byte, known func(integration string) bool) (*Override,
 		if err := l.check("integrations." + name + "."); err != nil {
 			return nil, err
 		}
+		if l.StdioProcesses != 0 {
+			return nil, &FieldError{Field: "integrations." + name + ".stdioProcesses", Msg: "is the tenant's alone (an integration runs one process at most): set stdioProcesses beside integrations"}
+		}
 		if o.Integrations == nil {
 			o.Integrations = map[string]Limits{}
 		}
@@ -291,7 +308,7 @@ func decodeError(err error, prefix string) error {
 		if !plainName(name) {
 			return &FieldError{Msg: "the body has a field that is not part of the request"}
 		}
-		return &FieldError{Field: prefix + name, Msg: "is not part of the request (fields: callsPerMinute, burst, concurrentCalls, dailyCalls, monthlyCalls, integrations)"}
+		return &FieldError{Field: prefix + name, Msg: "is not part of the request (fields: callsPerMinute, burst, concurrentCalls, dailyCalls, monthlyCalls, stdioProcesses, integrations)"}
 	}
 	if prefix != "" {
 		return &FieldError{Field: strings.TrimSuffix(prefix, "."), Msg: "must be an object of limits"}

@@ -75,6 +75,12 @@ func (g *Gateway) CallDirect(ctx context.Context, c DirectCall) (result json.Raw
 		return directPlan{v: early.v}.answer(encodeResult(limitResult(limited)), c.Session), nil, true
 	}
 	d, ok := g.planDirect(ctx, c)
+	if d.refused != nil {
+		ticket.Release()
+		g.noteStdioRefusal(ctx, d.p.in.Name, d.refused)
+		g.count(ctx, d.p.in.Name, metrics.OutcomeDenied, begin)
+		return d.answer(encodeResult(limitResult(d.refused)), c.Session), nil, true
+	}
 	if !ok {
 		// The usual path serves it, with this admission.
 		if early.v == nil || !handOver(ctx, early.tenant, early.integration, ticket) {
@@ -173,6 +179,10 @@ type directPlan struct {
 	conn *tools.Conn
 	call tools.DirectCall
 	v    *view
+	// refused is why the connection was not made, when it is a limit of
+	// the tenant's (its stdio processes all busy): answered here, not
+	// waited for once more on the usual path.
+	refused *limits.Refusal
 }
 
 // planDirect decides whether the direct path takes c, before anything is
@@ -231,6 +241,7 @@ func (g *Gateway) planDirect(ctx context.Context, c DirectCall) (d directPlan, o
 		return d, false
 	}
 	if d.conn, err = d.p.connectWith(ctx, cred); err != nil || !d.conn.Direct() {
+		d.refused, _ = errors.AsType[*limits.Refusal](err)
 		return d, false
 	}
 	d.call = tools.DirectCall{

@@ -44,6 +44,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -124,6 +125,7 @@ type Gateway struct {
 	metrics       *metrics.Metrics
 	usage         *metrics.Usage
 	limits        *limits.Limiter
+	stdioRefused  sync.Map // tenant → the minute (Unix/60) of its last stdio_processes refusal
 	audit         *audit.Logger
 	name          string
 	version       string
@@ -421,6 +423,10 @@ func (g *Gateway) unavailable(ctx context.Context, integration string, err error
 		// A JSON-RPC error naming VaultError or VaultEncryptionError, not
 		// a tool result the model might take for the upstream's answer.
 		return nil, credentialUnavailable(integration, err)
+	case isRefusal(err): // the tenant's stdio processes, all busy (limits.go)
+		r, _ := errors.AsType[*limits.Refusal](err)
+		g.noteStdioRefusal(ctx, integration, r)
+		return refusedAnswer(ctx, r)
 	}
 	return mcp.NewToolResultError(fmt.Sprintf("integration %s is unavailable: %s", integration, g.agentText(ctx, integration, err))), nil
 }

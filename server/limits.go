@@ -162,6 +162,39 @@ func upstreamRefusal(integration string, conn *tools.Conn, err error) error {
 	return &limits.Refusal{Limit: limits.LimitUpstream, Integration: integration, RetryAfter: time.Until(until)}
 }
 
+// withStdioLimit bounds, in ctx, the stdio upstream processes the tenant
+// may have running (tools.WithStdioLimit), for a connection to in: its
+// limit in force. An HTTP upstream's connection is no process of its.
+func (g *Gateway) withStdioLimit(ctx context.Context, tenant string, in tools.Integration) context.Context {
+	if g.limits == nil || in.Upstream.Command == "" {
+		return ctx
+	}
+	e, _ := g.settingsEntry(ctx, tenant)
+	return tools.WithStdioLimit(ctx, int(e.limits.Apply(g.limits.Defaults()).StdioProcesses), g.limits.Wait())
+}
+
+// stdioRefusal is err, a connection not made, as a refusal for the
+// tenant's stdio_processes limit when that is why; else err as it is.
+// The agent may retry once a call of another of its stdio integrations
+// has ended.
+func stdioRefusal(err error) error {
+	if le, ok := errors.AsType[*tools.StdioLimitError](err); ok {
+		return &limits.Refusal{Limit: limits.LimitStdioProcesses, Max: int64(le.Max), RetryAfter: time.Second}
+	}
+	return err
+}
+
+// noteStdioRefusal counts and records r, a call refused for its tenant's
+// stdio processes, as noteRefusal does; the first of each tenant's
+// minute is the one audited.
+func (g *Gateway) noteStdioRefusal(ctx context.Context, integration string, r *limits.Refusal) {
+	id, _ := tenants.FromContext(ctx)
+	now := time.Now().Unix() / 60
+	last, _ := g.stdioRefused.Swap(id.Tenant, now)
+	r.First = last != now
+	g.noteRefusal(ctx, id.Tenant, integration, r)
+}
+
 // handOver keeps t, a call the direct lane admitted, in the request's
 // memo for the usual lane to take (takeOver); false without a memo.
 func handOver(ctx context.Context, tenant, integration string, t limits.Ticket) bool {

@@ -73,7 +73,8 @@ func (p *plan) connect(ctx context.Context) (*tools.Conn, error) {
 // becomes the credential the plan's call is made with.
 func (p *plan) connectWith(ctx context.Context, cred vault.Credential) (*tools.Conn, error) {
 	p.cred = cred
-	return p.g.upstreams.Conn(ctx, p.tenant, p.in, templateVars(cred))
+	conn, err := p.g.upstreams.Conn(p.g.withStdioLimit(ctx, p.tenant, p.in), p.tenant, p.in, templateVars(cred))
+	return conn, stdioRefusal(err) // limits.go
 }
 
 // run makes the plan's call on conn with do. When refused says the

@@ -213,10 +213,11 @@ func (p *Pool) Conn(ctx context.Context, tenant string, in Integration, vars map
 		return nil, err
 	}
 	key := poolKey{tenant, in.Name}
+	lim, _ := ctx.Value(stdioLimitKey{}).(stdioLimit)
 	// A connection whose process dies right after its start is retried
 	// once; a second death is reported.
 	for attempt := 0; ; attempt++ {
-		e, err := p.entry(key, l, in, vars)
+		e, err := p.entryWithin(ctx, key, l, in, vars, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -254,8 +255,9 @@ func (p *Pool) live(key poolKey, in Integration, vars map[string]string) *Conn {
 	return e.conn
 }
 
-// entry returns the live or starting entry for key, or starts one.
-func (p *Pool) entry(key poolKey, l *launch, in Integration, vars map[string]string) (*entry, error) {
+// entry returns the live or starting entry for key, or starts one: a
+// stdio one only within the tenant's most running (roomLocked).
+func (p *Pool) entry(key poolKey, l *launch, in Integration, vars map[string]string, most int) (*entry, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -274,6 +276,11 @@ func (p *Pool) entry(key poolKey, l *launch, in Integration, vars map[string]str
 			p.opts.Logger.Info("upstream_replaced", "tenantId", key.tenant, "integration", key.integration, "reason", "credential or configuration changed")
 		}
 		p.removeLocked(e)
+	}
+	if in.Upstream.Command != "" && most > 0 {
+		if err := p.roomLocked(key.tenant, most); err != nil {
+			return nil, err
+		}
 	}
 	e := &entry{key: key, fingerprint: l.fingerprint, in: in, vars: maps.Clone(vars), ready: make(chan struct{})}
 	e.elem = p.lru.PushFront(e)

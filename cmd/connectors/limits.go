@@ -22,6 +22,7 @@ func readLimits(c *Config, getenv func(string) string) error {
 		{"CONNECTORS_LIMIT_CONCURRENT_CALLS", &c.Limits.ConcurrentCalls, limits.Max.ConcurrentCalls},
 		{"CONNECTORS_LIMIT_DAILY_CALLS", &c.Limits.DailyCalls, limits.Max.DailyCalls},
 		{"CONNECTORS_LIMIT_MONTHLY_CALLS", &c.Limits.MonthlyCalls, limits.Max.MonthlyCalls},
+		{"CONNECTORS_LIMIT_STDIO_PROCESSES", &c.Limits.StdioProcesses, limits.Max.StdioProcesses},
 	} {
 		s := getenv(v.name)
 		if s == "" {

@@ -23,6 +23,7 @@ var limitFlags = []struct{ flag, field string }{
 	{"concurrent-calls", "concurrentCalls"},
 	{"daily-calls", "dailyCalls"},
 	{"monthly-calls", "monthlyCalls"},
+	{"stdio-processes", "stdioProcesses"},
 }
 
 // remoteLimits runs "connectors remote limits get|set --tenant T": a
@@ -94,10 +95,10 @@ type limitsAnswer struct {
 // integration's, "-" for no limit.
 func (m *Main) printLimits(out limitsAnswer) error {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCOPE\tCALLS/MIN\tBURST\tCONCURRENT\tDAILY\tMONTHLY")
+	fmt.Fprintln(tw, "SCOPE\tCALLS/MIN\tBURST\tCONCURRENT\tDAILY\tMONTHLY\tSTDIO")
 	row := func(scope string, l limits.Limits) {
 		cells := []string{scope}
-		for _, v := range []int64{l.CallsPerMinute, l.Burst, l.ConcurrentCalls, l.DailyCalls, l.MonthlyCalls} {
+		for _, v := range []int64{l.CallsPerMinute, l.Burst, l.ConcurrentCalls, l.DailyCalls, l.MonthlyCalls, l.StdioProcesses} {
 			cell := "-"
 			if v > 0 {
 				cell = strconv.FormatInt(v, 10)

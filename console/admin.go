@@ -14,6 +14,7 @@ func (c *Console) adminRoutes() {
 	c.mux.HandleFunc("GET /console/admin", c.signedIn(c.adminTenants))
 	c.mux.HandleFunc("GET /console/admin/tenants/{tenantId}", c.signedIn(c.adminTenant))
 	c.mux.HandleFunc("POST /console/admin/tenants/{tenantId}/integrations/{integration}", c.signedIn(c.adminIntegration))
+	c.mux.HandleFunc("POST /console/admin/tenants/{tenantId}/limits", c.signedIn(c.adminLimits))
 	c.mux.HandleFunc("POST /console/admin/tenants/{tenantId}/rotate-key", c.signedIn(c.adminRotate))
 	c.mux.HandleFunc("GET /console/admin/tenants/{tenantId}/offboard", c.signedIn(c.adminOffboardPage))
 	c.mux.HandleFunc("POST /console/admin/tenants/{tenantId}/offboard", c.signedIn(c.adminOffboard))
@@ -83,6 +84,7 @@ func (c *Console) adminTenants(w http.ResponseWriter, r *http.Request, s *sessio
 type adminTenantData struct {
 	Tenant       string
 	Integrations []integration
+	Limits       limitsInForce // limits.go
 }
 
 // adminTenant is GET /console/admin/tenants/{tenantId}.
@@ -92,12 +94,16 @@ func (c *Console) adminTenant(w http.ResponseWriter, r *http.Request, s *session
 	}
 	tenant := r.PathValue("tenantId")
 	ins, err := c.integrations(r, tenant)
+	var lim limitsInForce
+	if err == nil {
+		lim, err = c.tenantLimits(r, tenant)
+	}
 	if err != nil {
 		c.fail(w, r, s, err)
 		return
 	}
 	c.render(w, r, http.StatusOK, "admintenant", page{Title: "Tenant " + tenant, Nav: "admin", Session: s, Flash: flash(r),
-		Data: adminTenantData{Tenant: tenant, Integrations: ins}})
+		Data: adminTenantData{Tenant: tenant, Integrations: ins, Limits: lim}})
 }
 
 // requireAdmin answers 403 for a session that is not an admin's: the

@@ -239,6 +239,7 @@ var flashes = map[string]string{
 	"disabled":     "The integration is turned off for this tenant.",
 	"narrowed":     "The integration's tools are narrowed to the list given.",
 	"rotated":      "The tenant's encryption key is rotated.",
+	"limits":       "The tenant's limits are saved; every replica applies them at once.",
 	"offboarded":   "The tenant is off-boarded: its credentials are deleted, its key destroyed and its API keys revoked.",
 }
 

@@ -277,6 +277,27 @@ func consoleAdmin(t *testing.T, g *gateway, idp *testidp.IDP, browser context.Co
 	if out["enabled"] != false {
 		t.Errorf("notion for tenant-c after Turn off: %s", raw)
 	}
+	// Limits: the admin sets tenant-c's own, which the API has at once; a
+	// field that is not a number is refused, naming it, and changes
+	// nothing.
+	ops.fill("#limit-callsPerMinute", "120")
+	ops.fill("#limit-stdioProcesses", "2")
+	ops.click(`form[action="/console/admin/tenants/tenant-c/limits"] button`)
+	if _, text := ops.page(); !strings.Contains(text, "limits are saved") || !strings.Contains(text, "120") {
+		t.Fatalf("after Save limits: %s", text)
+	}
+	_, lim, raw := g.api("admin", "GET", "/admin/tenants/tenant-c/limits", "")
+	if lim["callsPerMinute"] != float64(120) || lim["stdioProcesses"] != float64(2) {
+		t.Errorf("tenant-c's limits after the console saved them: %s", raw)
+	}
+	ops.fill("#limit-burst", "many")
+	ops.click(`form[action="/console/admin/tenants/tenant-c/limits"] button`)
+	if _, text := ops.page(); !strings.Contains(text, "burst: must be a whole number") {
+		t.Errorf("Save limits with a burst of \"many\": %s", text)
+	}
+	if _, _, again := g.api("admin", "GET", "/admin/tenants/tenant-c/limits", ""); again != raw {
+		t.Errorf("tenant-c's limits after a refused save: %s, were %s", again, raw)
+	}
 	// Off-boarding: the confirmation names the tenant and wants its ID.
 	ops.open(base + "/console/admin/tenants/tenant-c/offboard")
 	ops.checkPage("")
